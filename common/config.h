@@ -1,0 +1,96 @@
+/* Process configuration: one struct, filled from defaults, then config.yaml, then the
+ * command line (later sources win). Every field is documented with its unit and the
+ * trade-off; syn_config_defaults gives the reason for each default. config.yaml at the
+ * top of the repository is the commented sample; its layout follows the seed README's
+ * (tracker / server / database / vector_search sections).
+ *
+ * Ownership: strings inside the struct are heap copies owned by the struct and freed by
+ * syn_config_free. Loaded once at start on the main thread, read-only afterwards. */
+#ifndef SYN_COMMON_CONFIG_H
+#define SYN_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SYN_MAX_TRUSTED_PROXIES 32
+#define SYN_MAX_SEEDS 32
+#define SYN_MAX_PUBLIC_URLS 8
+
+typedef enum syn_role {
+  SYN_ROLE_STANDALONE = 0, /* router and node in one process over inproc:// */
+  SYN_ROLE_NODE,           /* swarm store and shard index, served over nng */
+  SYN_ROLE_ROUTER,         /* stateless HTTP/UDP front end */
+} syn_role;
+
+typedef struct syn_cidr {
+  uint8_t addr[16]; /* IPv4 stored as IPv4-mapped IPv6 */
+  uint8_t prefix;   /* 0..128, counted on the mapped form */
+} syn_cidr;
+
+typedef struct syn_config {
+  /* tracker: */
+  char *host;         /* address HTTP and UDP bind to ("0.0.0.0", "::") */
+  uint16_t http_port; /* HTTP announce/scrape/API; for --role node, the admin port */
+  uint16_t udp_port;  /* BEP 15; 0 disables UDP */
+  syn_role role;
+  char *node_id;       /* stable member id; defaults to the host name */
+  char *cluster_addr;  /* nng URL a node listens on and advertises */
+  char *seeds[SYN_MAX_SEEDS]; /* nng URLs of nodes a router or node contacts */
+  size_t seed_count;
+  char *data_dir;      /* swarm snapshots, SQLite, index snapshots */
+  bool debug;          /* debug logging */
+
+  /* server: */
+  uint32_t announce_interval;  /* s; longer = less load, slower peer discovery */
+  uint32_t min_interval;       /* s; clients must not announce more often */
+  uint32_t peer_timeout;       /* s without announce before a peer expires */
+  uint32_t default_numwant;    /* peers returned when the client does not say */
+  uint32_t max_numwant;        /* upper bound on numwant (max_peers_returned) */
+  bool full_scrape;            /* allow /scrape without info_hash */
+  uint32_t full_scrape_interval; /* s; at most one full scrape per client IP per interval */
+  uint32_t full_scrape_max;    /* entries in one full scrape reply */
+  syn_cidr trusted_proxies[SYN_MAX_TRUSTED_PROXIES]; /* X-Forwarded-For honoured from these */
+  size_t trusted_proxy_count;
+  char *udp_secret;            /* connection-ID key, shared by all routers; empty = random */
+  uint32_t request_timeout_ms; /* deadline of a request forwarded to a node */
+  char *public_urls[SYN_MAX_PUBLIC_URLS]; /* announce URLs put in magnet links */
+  size_t public_url_count;
+
+  /* limits (HTTP): */
+  uint32_t max_request_line; /* bytes; 414 beyond */
+  uint32_t max_header_bytes; /* bytes of all headers; 431 beyond */
+  uint32_t max_headers;      /* header count; 431 beyond */
+  uint32_t max_body;         /* bytes; 413 beyond */
+  uint32_t max_connections;  /* open HTTP connections; new ones are closed beyond */
+  uint32_t idle_timeout_ms;  /* keep-alive connection idle time before close */
+
+  /* node: */
+  uint32_t node_workers; /* threads serving router requests on a node */
+} syn_config;
+
+/* Fills every field with its default. Strings are allocated. */
+void syn_config_defaults(syn_config *cfg);
+
+/* Loads a YAML file over the current values. 0, or -1 with a one-line message naming
+ * the file, key and problem in err. */
+int syn_config_load_yaml(syn_config *cfg, const char *path, char *err, size_t err_len);
+
+/* Parses argv (flags as documented by syn_config_usage) over the current values; a
+ * --config FILE is loaded first, so flags override the file. Returns 0 to run, 1 when
+ * --help or --version was printed, -1 with a message in err on a bad flag or value. */
+int syn_config_parse_args(syn_config *cfg, int argc, char **argv, char *err, size_t err_len);
+
+/* Checks cross-field consistency (numwant bounds, intervals). 0 or -1 with message. */
+int syn_config_validate(const syn_config *cfg, char *err, size_t err_len);
+
+/* Parses "10.0.0.0/8", "::1/128", "192.168.1.7". 0 or -1. */
+int syn_cidr_parse(const char *text, syn_cidr *out);
+/* ip is 4 or 16 bytes; IPv4 is matched as IPv4-mapped IPv6. */
+bool syn_cidr_contains(const syn_cidr *cidr, const uint8_t *ip, size_t ip_len);
+
+const char *syn_config_usage(void);
+const char *syn_role_name(syn_role role);
+void syn_config_free(syn_config *cfg);
+
+#endif

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, tests and benchmarks need, and fetches
+# faiss's C API sources (Debian ships the headers but not the implementation).
+# Idempotent: packages already present and sources already fetched are skipped.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+third_party="$here/third_party"
+
+packages=(
+  build-essential cmake pkg-config git ca-certificates
+  libuv1-dev libnng-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev
+  libfaiss-dev libopenblas-dev node-llhttp libyaml-dev libjansson-dev
+  libsodium-dev libxxhash-dev libcmocka-dev
+  python3 python3-libtorrent python3-requests nodejs npm wrk opentracker
+  iproute2 procps
+)
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing_packages() {
+  local p
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"
+  done
+}
+
+install_packages() {
+  local missing
+  missing=$(missing_packages)
+  [ -z "$missing" ] && return 0
+  echo "setup: installing:" $missing
+  as_root apt-get update -q
+  # shellcheck disable=SC2086
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+}
+
+# The Debian mirror this machine already uses, read from its own apt configuration.
+debian_mirror() {
+  local uri=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1=="deb"{for(i=2;i<=NF;i++) if($i ~ /^[a-z]+:\/\//){print $i; exit}}' /etc/apt/sources.list)
+  fi
+  echo "$uri"
+}
+
+fetch_faiss_sources() {
+  [ -f "$third_party/faiss/c_api/CMakeLists.txt" ] && return 0
+  local work mirror suite
+  work=$(mktemp -d)
+  mirror=$(debian_mirror)
+  suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+  [ -n "$mirror" ] || { echo "setup: cannot find this machine's Debian mirror in its apt configuration" >&2; exit 1; }
+  mkdir -p "$work/lists/partial" "$third_party"
+  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" > "$work/src.list"
+  local o=(-o "Dir::Etc::SourceList=$work/src.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$work/lists")
+  as_root apt-get "${o[@]}" update -q
+  (cd "$work" && as_root apt-get "${o[@]}" source --download-only faiss)
+  local tarball
+  tarball=$(ls "$work"/faiss_*.orig.tar.gz | head -n 1)
+  rm -rf "$third_party/faiss.tmp" && mkdir -p "$third_party/faiss.tmp"
+  tar xzf "$tarball" -C "$third_party/faiss.tmp" --strip-components=1
+  rm -rf "$third_party/faiss" && mv "$third_party/faiss.tmp" "$third_party/faiss"
+  as_root rm -rf "$work"
+}
+
+# WebTorrent's tracker client, for interoperability tests. WebRTC is only needed for
+# ws:// trackers, so webrtc-polyfill is pointed at a local stub (see tests/interop/npm).
+install_npm_clients() {
+  local dir="$here/tests/interop/npm"
+  [ -d "$dir/node_modules/bittorrent-tracker" ] && return 0
+  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+}
+
+install_packages
+fetch_faiss_sources
+if [ "${1:-}" != "--no-npm" ]; then install_npm_clients; fi
