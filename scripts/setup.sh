@@ -12,7 +12,7 @@ packages=(
   libuv1-dev libnng-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev
   libfaiss-dev libopenblas-dev node-llhttp libyaml-dev libjansson-dev
   libsodium-dev libxxhash-dev libcmocka-dev
-  python3 python3-libtorrent python3-requests nodejs npm wrk opentracker
+  python3 python3-libtorrent python3-requests wrk opentracker
   iproute2 procps
 )
 
@@ -30,6 +30,10 @@ missing_packages() {
 install_packages() {
   local missing
   missing=$(missing_packages)
+  # Node.js may come from elsewhere with npm bundled; Debian's packages only when absent.
+  command -v node >/dev/null || missing="$missing nodejs"
+  command -v npm >/dev/null || missing="$missing npm"
+  missing=$(echo $missing)
   [ -z "$missing" ] && return 0
   echo "setup: installing:" $missing
   as_root apt-get update -q
