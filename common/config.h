@@ -2,7 +2,7 @@
  * command line (later sources win). Every field is documented with its unit and the
  * trade-off; syn_config_defaults gives the reason for each default. config.yaml at the
  * top of the repository is the commented sample; its layout follows the seed README's
- * (tracker / server / database / vector_search sections).
+ * (tracker / server / limits / node / database / vector_search sections).
  *
  * Ownership: strings inside the struct are heap copies owned by the struct and freed by
  * syn_config_free. Loaded once at start on the main thread, read-only afterwards. */
@@ -45,6 +45,8 @@ typedef struct syn_config {
   uint32_t announce_interval;  /* s; longer = less load, slower peer discovery */
   uint32_t min_interval;       /* s; clients must not announce more often */
   uint32_t peer_timeout;       /* s without announce before a peer expires */
+  bool peer_timeout_explicit;  /* set by config; if false, peer_timeout follows
+                                  announce_interval (2 * interval + 300) */
   uint32_t default_numwant;    /* peers returned when the client does not say */
   uint32_t max_numwant;        /* upper bound on numwant (max_peers_returned) */
   bool full_scrape;            /* allow /scrape without info_hash */
@@ -73,7 +75,8 @@ typedef struct syn_config {
 void syn_config_defaults(syn_config *cfg);
 
 /* Loads a YAML file over the current values. 0, or -1 with a one-line message naming
- * the file, key and problem in err. */
+ * the file, key and problem in err ("config.yaml: server.min_interval: "x" is not a
+ * number"). On error cfg may be partly updated but stays freeable; callers exit. */
 int syn_config_load_yaml(syn_config *cfg, const char *path, char *err, size_t err_len);
 
 /* Parses argv (flags as documented by syn_config_usage) over the current values; a

@@ -1,0 +1,860 @@
+/* Configuration: defaults, then config.yaml, then the command line.
+ *
+ * Design note. Every YAML key is one row of the `keys` table (section, name, kind, field
+ * offset), and the command-line flags that mirror a key reuse that row, so a value is
+ * parsed and checked by the same code whichever source it comes from. Parsing a single
+ * value only checks its syntax (is it a number, a port, a CIDR); the cross-field and
+ * range rules (numwant bounds, interval order) live in syn_config_validate, which runs
+ * once after every source has been applied.
+ *
+ * Errors are one line: "<file>: <section>.<key>: <problem>" for the YAML file and
+ * "--<flag>: <problem>" for the command line; the problem text is shared by both.
+ *
+ * Runs once at start on the main thread. getopt_long keeps global state, which is why
+ * parse_args resets optind before each pass and is not thread-safe. */
+#include "common/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define SYN_VERSION_TEXT "synapse-tracker 0.1.0"
+#define PROBLEM_LEN 256
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...) {
+  if (err == NULL || err_len == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, err_len, fmt, ap);
+  va_end(ap);
+}
+
+/* Replaces an owned string. On ENOMEM the old value is kept, so cfg stays freeable. */
+static int replace_str(char **slot, const char *value) {
+  char *copy = strdup(value);
+  if (copy == NULL) return -1;
+  free(*slot);
+  *slot = copy;
+  return 0;
+}
+
+/* ---- Defaults ---------------------------------------------------------------------- */
+
+/* Peers re-announce every interval; two missed announces plus slack for slow clients. */
+static uint32_t derived_peer_timeout(uint32_t announce_interval) {
+  uint64_t t = 2 * (uint64_t)announce_interval + 300;
+  return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
+static const char *default_node_id(char *buf, size_t len) {
+  /* The host name is stable across restarts of a pod in a StatefulSet, which keeps the
+   * member id, and so the node's partitions, unchanged (design decision 1). */
+  if (gethostname(buf, len) != 0) return "node-0";
+  buf[len - 1] = '\0'; /* POSIX leaves truncated names unterminated */
+  return buf[0] != '\0' ? buf : "node-0";
+}
+
+static void set_default_strings(syn_config *cfg) {
+  char hostname[256];
+  /* All interfaces: a tracker is a public service, and containers need it. */
+  cfg->host = strdup("0.0.0.0");
+  cfg->node_id = strdup(default_node_id(hostname, sizeof hostname));
+  /* Loopback: a standalone process needs no reachable cluster address. */
+  cfg->cluster_addr = strdup("tcp://127.0.0.1:7000");
+  /* Relative to the working directory, like the seed's ./tracker.db. */
+  cfg->data_dir = strdup("./data");
+  /* Empty = random key: correct for one router; a cluster must share a secret. */
+  cfg->udp_secret = strdup("");
+}
+
+static void set_default_server(syn_config *cfg) {
+  cfg->announce_interval = 1800;   /* 30 min, as the seed and most public trackers */
+  cfg->min_interval = 900;         /* half the interval: lets clients retry, caps abuse */
+  cfg->peer_timeout = derived_peer_timeout(cfg->announce_interval);
+  cfg->peer_timeout_explicit = false;
+  cfg->default_numwant = 50;       /* BEP 3's customary 50; what clients expect */
+  cfg->max_numwant = 200;          /* more peers rarely help a client, and cost bandwidth */
+  cfg->full_scrape = false;        /* a full scrape is expensive and leaks the torrent list */
+  cfg->full_scrape_interval = 600; /* one per client IP per 10 min when enabled */
+  cfg->full_scrape_max = 10000;    /* bounds one reply to about a megabyte */
+  cfg->trusted_proxy_count = 0;    /* trust no X-Forwarded-For until told: it is spoofable */
+  cfg->request_timeout_ms = 2000;  /* below clients' own timeouts (libtorrent waits 20 s+) */
+  cfg->public_url_count = 0;       /* magnet links then use the request's Host header */
+}
+
+static void set_default_limits(syn_config *cfg) {
+  cfg->max_request_line = 8192;    /* an announce with a long key fits; slowloris does not */
+  cfg->max_header_bytes = 16384;   /* twice the request line, as nginx's defaults */
+  cfg->max_headers = 64;           /* clients send about 10; 64 leaves room for proxies */
+  cfg->max_body = 1048576;         /* 1 MiB: a 4096-float embedding in JSON is ~80 KiB */
+  cfg->max_connections = 10000;    /* fits the default fd limit raised once; bounds memory */
+  cfg->idle_timeout_ms = 60000;    /* keep-alive helps agents; idle sockets cost memory */
+}
+
+void syn_config_defaults(syn_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->http_port = 6881;           /* the seed's port; BitTorrent's traditional range */
+  cfg->udp_port = 6969;            /* the de facto UDP tracker port (BEP 15 examples) */
+  cfg->role = SYN_ROLE_STANDALONE; /* one process on a laptop needs no cluster */
+  cfg->seed_count = 0;             /* standalone talks to itself over inproc:// */
+  cfg->debug = false;              /* info level: per-request logging would cost throughput */
+  set_default_strings(cfg);
+  set_default_server(cfg);
+  set_default_limits(cfg);
+  cfg->node_workers = 2;           /* one announce-heavy and one search-heavy in flight */
+}
+
+void syn_config_free(syn_config *cfg) {
+  free(cfg->host);
+  free(cfg->node_id);
+  free(cfg->cluster_addr);
+  free(cfg->data_dir);
+  free(cfg->udp_secret);
+  for (size_t i = 0; i < cfg->seed_count; i++) free(cfg->seeds[i]);
+  for (size_t i = 0; i < cfg->public_url_count; i++) free(cfg->public_urls[i]);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+const char *syn_role_name(syn_role role) {
+  switch (role) {
+  case SYN_ROLE_STANDALONE: return "standalone";
+  case SYN_ROLE_NODE: return "node";
+  case SYN_ROLE_ROUTER: return "router";
+  }
+  return "unknown";
+}
+
+/* ---- CIDR -------------------------------------------------------------------------- */
+
+static void map_ipv4(const uint8_t v4[4], uint8_t out[16]) {
+  memset(out, 0, 10);
+  out[10] = 0xff;
+  out[11] = 0xff;
+  memcpy(out + 12, v4, 4);
+}
+
+/* Clears the host bits, so "10.1.2.3/8" is stored as the network 10.0.0.0/8. */
+static void mask_host_bits(uint8_t addr[16], unsigned prefix) {
+  for (unsigned i = 0; i < 16; i++) {
+    unsigned bits = prefix > i * 8 ? prefix - i * 8 : 0;
+    if (bits < 8) addr[i] &= (uint8_t)(0xff00u >> bits);
+  }
+}
+
+/* Digits only (no sign, no spaces), at most 3 of them, value <= max. */
+static int parse_prefix(const char *text, unsigned max, unsigned *out) {
+  size_t n = strlen(text);
+  if (n == 0 || n > 3 || strspn(text, "0123456789") != n) return -1;
+  unsigned v = (unsigned)atoi(text);
+  if (v > max) return -1;
+  *out = v;
+  return 0;
+}
+
+int syn_cidr_parse(const char *text, syn_cidr *out) {
+  char addr_text[INET6_ADDRSTRLEN + 8];
+  size_t n = strcspn(text, "/");
+  if (n == 0 || n >= sizeof addr_text) return -1;
+  memcpy(addr_text, text, n);
+  addr_text[n] = '\0';
+
+  uint8_t raw[16];
+  unsigned prefix, offset;
+  if (inet_pton(AF_INET, addr_text, raw) == 1) {
+    map_ipv4(raw, out->addr);
+    offset = 96; /* the ::ffff:0:0/96 part of the mapped form */
+  } else if (inet_pton(AF_INET6, addr_text, out->addr) == 1) {
+    offset = 0;
+  } else {
+    return -1;
+  }
+  if (text[n] == '\0') {
+    prefix = 128 - offset; /* a bare address is a single host */
+  } else if (parse_prefix(text + n + 1, 128 - offset, &prefix) != 0) {
+    return -1;
+  }
+  out->prefix = (uint8_t)(prefix + offset);
+  mask_host_bits(out->addr, out->prefix);
+  return 0;
+}
+
+bool syn_cidr_contains(const syn_cidr *cidr, const uint8_t *ip, size_t ip_len) {
+  uint8_t addr[16];
+  if (ip_len == 4) {
+    map_ipv4(ip, addr);
+  } else if (ip_len == 16) {
+    memcpy(addr, ip, 16);
+  } else {
+    return false;
+  }
+  mask_host_bits(addr, cidr->prefix);
+  return memcmp(addr, cidr->addr, 16) == 0;
+}
+
+/* ---- Single values ----------------------------------------------------------------- */
+/* Each parser writes the problem (without the key or flag name) into prob. */
+
+static int parse_u32(const char *text, uint32_t *out, char *prob, size_t prob_len) {
+  size_t n = strlen(text);
+  /* strtoul would accept "-1", " 5" and "0x10"; config values are plain decimals. */
+  if (n == 0 || strspn(text, "0123456789") != n) {
+    set_err(prob, prob_len, "\"%s\" is not a number", text);
+    return -1;
+  }
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; i++) {
+    v = v * 10 + (uint64_t)(text[i] - '0');
+    if (v > UINT32_MAX) {
+      set_err(prob, prob_len, "\"%s\" is out of range (0-%u)", text, UINT32_MAX);
+      return -1;
+    }
+  }
+  *out = (uint32_t)v;
+  return 0;
+}
+
+static int parse_port(const char *text, bool allow_zero, uint16_t *out, char *prob,
+                      size_t prob_len) {
+  uint32_t v;
+  char ignored[8];
+  unsigned lo = allow_zero ? 0 : 1;
+  if (parse_u32(text, &v, ignored, sizeof ignored) != 0 || v < lo || v > 65535) {
+    set_err(prob, prob_len, "\"%s\" is not a port number (%u-65535)", text, lo);
+    return -1;
+  }
+  *out = (uint16_t)v;
+  return 0;
+}
+
+static int parse_bool(const char *text, bool *out, char *prob, size_t prob_len) {
+  /* YAML 1.1 spellings, which libyaml leaves to the application. */
+  static const char *const yes[] = {"true", "yes", "on", "1"};
+  static const char *const no[] = {"false", "no", "off", "0"};
+  for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+    if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
+      *out = strcasecmp(text, yes[i]) == 0;
+      return 0;
+    }
+  }
+  set_err(prob, prob_len, "\"%s\" is not a boolean (true or false)", text);
+  return -1;
+}
+
+static int parse_role(const char *text, syn_role *out, char *prob, size_t prob_len) {
+  for (int r = SYN_ROLE_STANDALONE; r <= SYN_ROLE_ROUTER; r++) {
+    if (strcmp(text, syn_role_name((syn_role)r)) != 0) continue;
+    *out = (syn_role)r;
+    return 0;
+  }
+  set_err(prob, prob_len, "\"%s\" is not one of standalone, node, router", text);
+  return -1;
+}
+
+/* ---- The key table ----------------------------------------------------------------- */
+
+typedef enum key_kind {
+  KIND_STR,
+  KIND_PORT,         /* 1..65535 */
+  KIND_PORT_OR_ZERO, /* 0 disables the listener */
+  KIND_U32,
+  KIND_BOOL,
+  KIND_ROLE,
+  KIND_STR_LIST,  /* char *[max] + size_t count */
+  KIND_CIDR_LIST, /* syn_cidr[max] + size_t count */
+  KIND_IGNORED,   /* accepted and not used yet */
+} key_kind;
+
+typedef struct key_spec {
+  const char *section;
+  const char *name;
+  key_kind kind;
+  size_t off;       /* the field in syn_config */
+  size_t count_off; /* list kinds: the count field */
+  size_t max;       /* list kinds: capacity of the array */
+} key_spec;
+
+#define FIELD(f) offsetof(syn_config, f)
+#define LIST(f, n, max) FIELD(f), FIELD(n), max
+
+static const key_spec keys[] = {
+    {"tracker", "host", KIND_STR, FIELD(host), 0, 0},
+    {"tracker", "http_port", KIND_PORT, FIELD(http_port), 0, 0},
+    {"tracker", "udp_port", KIND_PORT_OR_ZERO, FIELD(udp_port), 0, 0},
+    {"tracker", "role", KIND_ROLE, FIELD(role), 0, 0},
+    {"tracker", "node_id", KIND_STR, FIELD(node_id), 0, 0},
+    {"tracker", "cluster_addr", KIND_STR, FIELD(cluster_addr), 0, 0},
+    {"tracker", "seeds", KIND_STR_LIST, LIST(seeds, seed_count, SYN_MAX_SEEDS)},
+    {"tracker", "data_dir", KIND_STR, FIELD(data_dir), 0, 0},
+    {"tracker", "debug", KIND_BOOL, FIELD(debug), 0, 0},
+    {"server", "announce_interval", KIND_U32, FIELD(announce_interval), 0, 0},
+    {"server", "min_interval", KIND_U32, FIELD(min_interval), 0, 0},
+    {"server", "peer_timeout", KIND_U32, FIELD(peer_timeout), 0, 0},
+    {"server", "default_numwant", KIND_U32, FIELD(default_numwant), 0, 0},
+    {"server", "max_peers_returned", KIND_U32, FIELD(max_numwant), 0, 0},
+    {"server", "full_scrape", KIND_BOOL, FIELD(full_scrape), 0, 0},
+    {"server", "full_scrape_interval", KIND_U32, FIELD(full_scrape_interval), 0, 0},
+    {"server", "full_scrape_max", KIND_U32, FIELD(full_scrape_max), 0, 0},
+    {"server", "trusted_proxies", KIND_CIDR_LIST,
+     LIST(trusted_proxies, trusted_proxy_count, SYN_MAX_TRUSTED_PROXIES)},
+    {"server", "udp_secret", KIND_STR, FIELD(udp_secret), 0, 0},
+    {"server", "request_timeout_ms", KIND_U32, FIELD(request_timeout_ms), 0, 0},
+    {"server", "public_announce_urls", KIND_STR_LIST,
+     LIST(public_urls, public_url_count, SYN_MAX_PUBLIC_URLS)},
+    {"limits", "max_request_line", KIND_U32, FIELD(max_request_line), 0, 0},
+    {"limits", "max_header_bytes", KIND_U32, FIELD(max_header_bytes), 0, 0},
+    {"limits", "max_headers", KIND_U32, FIELD(max_headers), 0, 0},
+    {"limits", "max_body", KIND_U32, FIELD(max_body), 0, 0},
+    {"limits", "max_connections", KIND_U32, FIELD(max_connections), 0, 0},
+    {"limits", "idle_timeout_ms", KIND_U32, FIELD(idle_timeout_ms), 0, 0},
+    {"node", "workers", KIND_U32, FIELD(node_workers), 0, 0},
+    /* Kept simple: the SQLite file and snapshots all live in data_dir. */
+    {"database", "path", KIND_STR, FIELD(data_dir), 0, 0},
+    /* The seed's vector_search keys: accepted until the index reads them. */
+    {"vector_search", "index_type", KIND_IGNORED, 0, 0, 0},
+    {"vector_search", "dimension", KIND_IGNORED, 0, 0, 0},
+    {"vector_search", "similarity_metric", KIND_IGNORED, 0, 0, 0},
+};
+
+#define KEY_COUNT (sizeof keys / sizeof keys[0])
+
+static const key_spec *find_key(const char *section, const char *name) {
+  for (size_t i = 0; i < KEY_COUNT; i++) {
+    if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+      return &keys[i];
+  }
+  return NULL;
+}
+
+static bool known_section(const char *section) {
+  for (size_t i = 0; i < KEY_COUNT; i++) {
+    if (strcmp(keys[i].section, section) == 0) return true;
+  }
+  return false;
+}
+
+static void *field_ptr(syn_config *cfg, size_t off) { return (char *)cfg + off; }
+
+static void list_clear(syn_config *cfg, const key_spec *k) {
+  size_t *count = field_ptr(cfg, k->count_off);
+  if (k->kind == KIND_STR_LIST) {
+    char **items = field_ptr(cfg, k->off);
+    for (size_t i = 0; i < *count; i++) free(items[i]);
+  }
+  *count = 0;
+}
+
+static int list_append(syn_config *cfg, const key_spec *k, const char *text, char *prob,
+                       size_t prob_len) {
+  size_t *count = field_ptr(cfg, k->count_off);
+  if (*count >= k->max) {
+    set_err(prob, prob_len, "more than %zu entries", k->max);
+    return -1;
+  }
+  if (k->kind == KIND_CIDR_LIST) {
+    syn_cidr *items = field_ptr(cfg, k->off);
+    if (syn_cidr_parse(text, &items[*count]) != 0) {
+      set_err(prob, prob_len, "\"%s\" is not an address or CIDR (10.0.0.0/8, fd00::/8)", text);
+      return -1;
+    }
+  } else {
+    char **items = field_ptr(cfg, k->off);
+    if (text[0] == '\0') {
+      set_err(prob, prob_len, "empty entry");
+      return -1;
+    }
+    if ((items[*count] = strdup(text)) == NULL) {
+      set_err(prob, prob_len, "out of memory");
+      return -1;
+    }
+  }
+  (*count)++;
+  return 0;
+}
+
+/* Applies one scalar to a non-list key; the problem, if any, goes to prob. */
+static int apply_scalar(syn_config *cfg, const key_spec *k, const char *text, char *prob,
+                        size_t prob_len) {
+  void *f = field_ptr(cfg, k->off);
+  switch (k->kind) {
+  case KIND_STR:
+    if (replace_str(f, text) == 0) return 0;
+    set_err(prob, prob_len, "out of memory");
+    return -1;
+  case KIND_PORT: return parse_port(text, false, f, prob, prob_len);
+  case KIND_PORT_OR_ZERO: return parse_port(text, true, f, prob, prob_len);
+  case KIND_U32: return parse_u32(text, f, prob, prob_len);
+  case KIND_BOOL: return parse_bool(text, f, prob, prob_len);
+  case KIND_ROLE: return parse_role(text, f, prob, prob_len);
+  case KIND_IGNORED: return 0;
+  case KIND_STR_LIST:
+  case KIND_CIDR_LIST: break;
+  }
+  set_err(prob, prob_len, "expects a list");
+  return -1;
+}
+
+static bool is_list(const key_spec *k) {
+  return k->kind == KIND_STR_LIST || k->kind == KIND_CIDR_LIST;
+}
+
+/* ---- YAML -------------------------------------------------------------------------- */
+
+/* One load: the document, where errors go, and which keys were already set (a key given
+ * twice is almost always a paste mistake, and libyaml does not catch it). */
+typedef struct yaml_load {
+  syn_config *cfg;
+  yaml_document_t *doc;
+  const char *path;
+  char *err;
+  size_t err_len;
+  bool key_seen[KEY_COUNT];
+} yaml_load;
+
+/* A scalar's text, or NULL when the node is not a scalar. libyaml NUL-terminates it;
+ * an embedded NUL ("\0" escape) would silently cut the value, so it is refused. */
+static const char *scalar_text(const yaml_node_t *node) {
+  if (node == NULL || node->type != YAML_SCALAR_NODE) return NULL;
+  const char *text = (const char *)node->data.scalar.value;
+  return strlen(text) == node->data.scalar.length ? text : NULL;
+}
+
+/* A plain `key:` with nothing after it, or `~` / `null`. */
+static bool is_null(const yaml_node_t *node) {
+  if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+    return false;
+  const char *t = (const char *)node->data.scalar.value;
+  return t[0] == '\0' || strcmp(t, "~") == 0 || strcasecmp(t, "null") == 0;
+}
+
+static int key_error(yaml_load *ld, const key_spec *k, const char *prob) {
+  set_err(ld->err, ld->err_len, "%s: %s.%s: %s", ld->path, k->section, k->name, prob);
+  return -1;
+}
+
+/* A list key takes a sequence of scalars, one scalar (a list of one) or nothing. */
+static int load_list(yaml_load *ld, const key_spec *k, yaml_node_t *value) {
+  char prob[PROBLEM_LEN];
+  list_clear(ld->cfg, k); /* the file replaces the default list, it does not extend it */
+  if (is_null(value)) return 0;
+  if (value->type == YAML_SCALAR_NODE) {
+    const char *text = scalar_text(value);
+    if (text == NULL) return key_error(ld, k, "contains a NUL byte");
+    return list_append(ld->cfg, k, text, prob, sizeof prob) == 0 ? 0 : key_error(ld, k, prob);
+  }
+  if (value->type != YAML_SEQUENCE_NODE) return key_error(ld, k, "expected a list");
+  for (yaml_node_item_t *it = value->data.sequence.items.start;
+       it < value->data.sequence.items.top; it++) {
+    const char *text = scalar_text(yaml_document_get_node(ld->doc, *it));
+    if (text == NULL) return key_error(ld, k, "list entries must be single values");
+    if (list_append(ld->cfg, k, text, prob, sizeof prob) != 0) return key_error(ld, k, prob);
+  }
+  return 0;
+}
+
+static int load_value(yaml_load *ld, const key_spec *k, yaml_node_t *value) {
+  char prob[PROBLEM_LEN];
+  if (k->kind == KIND_IGNORED) return 0; /* whatever shape it has, it is not ours yet */
+  if (is_list(k)) return load_list(ld, k, value);
+  if (value->type != YAML_SCALAR_NODE) return key_error(ld, k, "expected a single value");
+  const char *text = scalar_text(value);
+  if (text == NULL) return key_error(ld, k, "contains a NUL byte");
+  if (apply_scalar(ld->cfg, k, is_null(value) ? "" : text, prob, sizeof prob) != 0)
+    return key_error(ld, k, prob);
+  if (k->off == FIELD(peer_timeout)) ld->cfg->peer_timeout_explicit = true;
+  return 0;
+}
+
+static int load_pair(yaml_load *ld, const char *section, yaml_node_pair_t *pair) {
+  const char *name = scalar_text(yaml_document_get_node(ld->doc, pair->key));
+  if (name == NULL) {
+    set_err(ld->err, ld->err_len, "%s: %s: keys must be plain names", ld->path, section);
+    return -1;
+  }
+  const key_spec *k = find_key(section, name);
+  if (k == NULL) {
+    set_err(ld->err, ld->err_len, "%s: %s.%s: unknown key", ld->path, section, name);
+    return -1;
+  }
+  if (ld->key_seen[k - keys]) return key_error(ld, k, "set twice");
+  ld->key_seen[k - keys] = true;
+  return load_value(ld, k, yaml_document_get_node(ld->doc, pair->value));
+}
+
+static int load_section(yaml_load *ld, const char *section, yaml_node_t *body) {
+  if (is_null(body)) return 0; /* "vector_search:" with every key commented out */
+  if (body->type != YAML_MAPPING_NODE) {
+    set_err(ld->err, ld->err_len, "%s: %s: expected a mapping of keys", ld->path, section);
+    return -1;
+  }
+  for (yaml_node_pair_t *p = body->data.mapping.pairs.start; p < body->data.mapping.pairs.top;
+       p++) {
+    if (load_pair(ld, section, p) != 0) return -1;
+  }
+  return 0;
+}
+
+static int load_root(yaml_load *ld) {
+  yaml_node_t *root = yaml_document_get_root_node(ld->doc);
+  if (root == NULL || is_null(root)) return 0; /* an empty file changes nothing */
+  if (root->type != YAML_MAPPING_NODE) {
+    set_err(ld->err, ld->err_len, "%s: expected sections (tracker:, server:, ...) at the top",
+            ld->path);
+    return -1;
+  }
+  for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+       p++) {
+    const char *section = scalar_text(yaml_document_get_node(ld->doc, p->key));
+    if (section == NULL || !known_section(section)) {
+      set_err(ld->err, ld->err_len, "%s: unknown section \"%s\"", ld->path,
+              section ? section : "?");
+      return -1;
+    }
+    if (load_section(ld, section, yaml_document_get_node(ld->doc, p->value)) != 0) return -1;
+  }
+  return 0;
+}
+
+static void syntax_error(const yaml_parser_t *parser, const char *path, char *err,
+                         size_t err_len) {
+  const char *problem = parser->problem ? parser->problem : "cannot parse";
+  if (parser->error == YAML_READER_ERROR) {
+    set_err(err, err_len, "%s: %s", path, problem);
+    return;
+  }
+  set_err(err, err_len, "%s: line %zu column %zu: %s%s%s", path,
+          parser->problem_mark.line + 1, parser->problem_mark.column + 1, problem,
+          parser->context ? " " : "", parser->context ? parser->context : "");
+}
+
+/* A second document ("---") would otherwise be ignored without a word, and a syntax
+ * error inside it with it. */
+static int expect_end(yaml_parser_t *parser, const char *path, char *err, size_t err_len) {
+  yaml_document_t doc;
+  if (!yaml_parser_load(parser, &doc)) {
+    syntax_error(parser, path, err, err_len);
+    return -1;
+  }
+  bool more = yaml_document_get_root_node(&doc) != NULL;
+  yaml_document_delete(&doc);
+  if (!more) return 0;
+  set_err(err, err_len, "%s: more than one YAML document (\"---\"); use one", path);
+  return -1;
+}
+
+static int load_file(syn_config *cfg, FILE *f, const char *path, char *err, size_t err_len) {
+  yaml_parser_t parser;
+  yaml_document_t doc;
+  if (!yaml_parser_initialize(&parser)) {
+    set_err(err, err_len, "%s: out of memory", path);
+    return -1;
+  }
+  yaml_parser_set_input_file(&parser, f);
+  int rc = -1;
+  if (!yaml_parser_load(&parser, &doc)) {
+    syntax_error(&parser, path, err, err_len);
+  } else {
+    yaml_load ld = {.cfg = cfg, .doc = &doc, .path = path, .err = err, .err_len = err_len};
+    rc = load_root(&ld);
+    yaml_document_delete(&doc);
+  }
+  if (rc == 0) rc = expect_end(&parser, path, err, err_len);
+  yaml_parser_delete(&parser);
+  return rc;
+}
+
+int syn_config_load_yaml(syn_config *cfg, const char *path, char *err, size_t err_len) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) {
+    set_err(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  int rc = load_file(cfg, f, path, err, err_len);
+  fclose(f);
+  /* A changed interval moves the derived timeout with it, unless the file set one. */
+  if (rc == 0 && !cfg->peer_timeout_explicit)
+    cfg->peer_timeout = derived_peer_timeout(cfg->announce_interval);
+  return rc;
+}
+
+/* ---- Command line ------------------------------------------------------------------ */
+
+enum {
+  OPT_HOST = 256,
+  OPT_UDP_PORT,
+  OPT_DATA_DIR,
+  OPT_ROLE,
+  OPT_NODE_ID,
+  OPT_CLUSTER_ADDR,
+  OPT_SEEDS,
+  OPT_PUBLIC_URL,
+};
+
+static const struct option long_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"host", required_argument, NULL, OPT_HOST},
+    {"port", required_argument, NULL, 'p'},
+    {"udp-port", required_argument, NULL, OPT_UDP_PORT},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"role", required_argument, NULL, OPT_ROLE},
+    {"node-id", required_argument, NULL, OPT_NODE_ID},
+    {"cluster-addr", required_argument, NULL, OPT_CLUSTER_ADDR},
+    {"seeds", required_argument, NULL, OPT_SEEDS},
+    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
+    {"debug", no_argument, NULL, 'd'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+/* '+': stop at the first non-option instead of reordering argv; ':': report a missing
+ * value as ':' so the message can name the flag. */
+static const char short_opts[] = "+:c:p:dhV";
+
+/* Flags that set one YAML key, parsed by the same code as the file. */
+static const struct {
+  int opt;
+  const char *section, *name;
+} flag_keys[] = {
+    {OPT_HOST, "tracker", "host"},
+    {'p', "tracker", "http_port"},
+    {OPT_UDP_PORT, "tracker", "udp_port"},
+    {OPT_DATA_DIR, "tracker", "data_dir"},
+    {OPT_ROLE, "tracker", "role"},
+    {OPT_NODE_ID, "tracker", "node_id"},
+    {OPT_CLUSTER_ADDR, "tracker", "cluster_addr"},
+    {OPT_SEEDS, "tracker", "seeds"},
+    {OPT_PUBLIC_URL, "server", "public_announce_urls"},
+};
+
+const char *syn_config_usage(void) {
+  return "Usage: tracker [options]\n"
+         "\n"
+         "Options (flags override the config file):\n"
+         "  -c, --config FILE         load FILE (YAML; see config.yaml) before the flags\n"
+         "      --host ADDR           address HTTP and UDP bind to (default 0.0.0.0)\n"
+         "  -p, --port N              HTTP port, 1-65535 (default 6881)\n"
+         "      --udp-port N          UDP port, 0 disables UDP (default 6969)\n"
+         "      --data-dir DIR        snapshots and SQLite files (default ./data)\n"
+         "      --role ROLE           standalone, node or router (default standalone)\n"
+         "      --node-id ID          cluster member id (default: the host name)\n"
+         "      --cluster-addr URL    nng URL this node listens on (default\n"
+         "                            tcp://127.0.0.1:7000)\n"
+         "      --seeds URL[,URL...]  nodes to contact on start (replaces the file's list)\n"
+         "      --public-url URL      announce URL for magnet links (repeatable)\n"
+         "  -d, --debug               debug logging\n"
+         "  -h, --help                print this help and exit\n"
+         "  -V, --version             print the version and exit\n";
+}
+
+static const char *flag_name(int opt) {
+  for (const struct option *o = long_opts; o->name != NULL; o++) {
+    if (o->val == opt) return o->name;
+  }
+  return "?";
+}
+
+static const key_spec *flag_key(int opt) {
+  for (size_t i = 0; i < sizeof flag_keys / sizeof flag_keys[0]; i++) {
+    if (flag_keys[i].opt == opt) return find_key(flag_keys[i].section, flag_keys[i].name);
+  }
+  return NULL;
+}
+
+static int getopt_error(int opt, int argc, char **argv, char *err, size_t err_len) {
+  if (opt == ':') {
+    set_err(err, err_len, "--%s: missing value", flag_name(optopt));
+  } else if (optopt != 0 && strcmp(flag_name(optopt), "?") != 0) {
+    /* A known option can only fail this way as "--debug=1": a value it does not take. */
+    set_err(err, err_len, "--%s: takes no value", flag_name(optopt));
+  } else if (optopt != 0) {
+    set_err(err, err_len, "unknown option \"-%c\" (see --help)", optopt);
+  } else {
+    /* An unknown or ambiguous long option: getopt has already stepped past it. */
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+    set_err(err, err_len, "unknown option \"%s\" (see --help)", arg);
+  }
+  return -1;
+}
+
+typedef struct first_pass {
+  const char *config_path; /* the last --config wins, like every other flag */
+  bool help, version;
+} first_pass;
+
+/* Finds --config, --help and --version, and rejects unknown flags, before anything is
+ * applied: the file must be loaded first so that the other flags override it. */
+static int scan_args(int argc, char **argv, first_pass *fp, char *err, size_t err_len) {
+  int opt;
+  optind = 0; /* glibc: 0 also resets its internal state, so parse_args can run again */
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
+    if (opt == '?' || opt == ':') return getopt_error(opt, argc, argv, err, err_len);
+    if (opt == 'c') fp->config_path = optarg;
+    if (opt == 'h') fp->help = true;
+    if (opt == 'V') fp->version = true;
+  }
+  if (optind < argc) {
+    set_err(err, err_len, "unexpected argument \"%s\" (see --help)", argv[optind]);
+    return -1;
+  }
+  return 0;
+}
+
+/* --seeds takes a comma-separated list and replaces the file's list. */
+static int apply_seeds(syn_config *cfg, const key_spec *k, const char *value, char *prob,
+                       size_t prob_len) {
+  char *copy = strdup(value);
+  if (copy == NULL) {
+    set_err(prob, prob_len, "out of memory");
+    return -1;
+  }
+  list_clear(cfg, k);
+  int rc = 0;
+  char *rest = copy;
+  for (char *item = strsep(&rest, ","); item != NULL && rc == 0; item = strsep(&rest, ","))
+    rc = list_append(cfg, k, item, prob, prob_len);
+  free(copy);
+  return rc;
+}
+
+typedef struct second_pass {
+  bool public_urls_replaced; /* the first --public-url drops the file's list */
+} second_pass;
+
+static int apply_flag(syn_config *cfg, int opt, second_pass *sp, char *err, size_t err_len) {
+  char prob[PROBLEM_LEN];
+  const key_spec *k = flag_key(opt);
+  int rc = 0;
+  if (opt == 'd') cfg->debug = true;
+  if (k == NULL) return 0; /* --config, --help, --version: handled by the first pass */
+  if (opt == OPT_SEEDS) {
+    rc = apply_seeds(cfg, k, optarg, prob, sizeof prob);
+  } else if (opt == OPT_PUBLIC_URL) {
+    if (!sp->public_urls_replaced) list_clear(cfg, k);
+    sp->public_urls_replaced = true;
+    rc = list_append(cfg, k, optarg, prob, sizeof prob);
+  } else {
+    rc = apply_scalar(cfg, k, optarg, prob, sizeof prob);
+  }
+  if (rc != 0) set_err(err, err_len, "--%s: %s", flag_name(opt), prob);
+  return rc;
+}
+
+int syn_config_parse_args(syn_config *cfg, int argc, char **argv, char *err, size_t err_len) {
+  first_pass fp = {0};
+  if (scan_args(argc, argv, &fp, err, err_len) != 0) return -1;
+  if (fp.help || fp.version) {
+    fputs(fp.help ? syn_config_usage() : SYN_VERSION_TEXT "\n", stdout);
+    return 1;
+  }
+  if (fp.config_path != NULL && syn_config_load_yaml(cfg, fp.config_path, err, err_len) != 0)
+    return -1;
+
+  second_pass sp = {0};
+  int opt;
+  optind = 0;
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
+    if (apply_flag(cfg, opt, &sp, err, err_len) != 0) return -1;
+  }
+  return 0;
+}
+
+/* ---- Validation -------------------------------------------------------------------- */
+
+typedef struct range_rule {
+  const char *name; /* as in config.yaml */
+  uint32_t value, lo, hi;
+} range_rule;
+
+/* Bounds beyond which a value is a typo or a foot-gun, not a choice. */
+static int check_ranges(const syn_config *c, char *err, size_t err_len) {
+  const range_rule rules[] = {
+      {"server.announce_interval", c->announce_interval, 1, 86400},
+      {"server.min_interval", c->min_interval, 1, 86400},
+      {"server.peer_timeout", c->peer_timeout, 1, 7 * 86400},
+      {"server.default_numwant", c->default_numwant, 1, 1000},
+      {"server.max_peers_returned", c->max_numwant, 1, 1000},
+      {"server.full_scrape_interval", c->full_scrape_interval, 1, 86400},
+      {"server.full_scrape_max", c->full_scrape_max, 1, 1000000},
+      {"server.request_timeout_ms", c->request_timeout_ms, 1, 60000},
+      {"limits.max_request_line", c->max_request_line, 64, 1048576},
+      {"limits.max_header_bytes", c->max_header_bytes, 256, 1048576},
+      {"limits.max_headers", c->max_headers, 1, 1024},
+      {"limits.max_body", c->max_body, 1, 64 * 1048576},
+      {"limits.max_connections", c->max_connections, 1, 1000000},
+      {"limits.idle_timeout_ms", c->idle_timeout_ms, 100, 3600000},
+      {"node.workers", c->node_workers, 1, 256},
+  };
+  for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+    const range_rule *r = &rules[i];
+    if (r->value >= r->lo && r->value <= r->hi) continue;
+    set_err(err, err_len, "%s: %u is out of range (%u-%u)", r->name, r->value, r->lo, r->hi);
+    return -1;
+  }
+  return 0;
+}
+
+static int check_strings(const syn_config *c, char *err, size_t err_len) {
+  const struct {
+    const char *name, *value;
+  } required[] = {
+      {"tracker.host", c->host},
+      {"tracker.node_id", c->node_id},
+      {"tracker.cluster_addr", c->cluster_addr},
+      {"tracker.data_dir", c->data_dir},
+  };
+  for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+    if (required[i].value != NULL && required[i].value[0] != '\0') continue;
+    set_err(err, err_len, "%s: must not be empty", required[i].name);
+    return -1;
+  }
+  /* A short shared key would let anyone forge connection IDs (BEP 15's spoofing guard). */
+  if (c->udp_secret != NULL && c->udp_secret[0] != '\0' && strlen(c->udp_secret) < 16) {
+    set_err(err, err_len, "server.udp_secret: shorter than 16 characters (empty = random)");
+    return -1;
+  }
+  return 0;
+}
+
+static int check_relations(const syn_config *c, char *err, size_t err_len) {
+  if (c->min_interval > c->announce_interval) {
+    set_err(err, err_len, "server.min_interval (%u) is greater than server.announce_interval (%u)",
+            c->min_interval, c->announce_interval);
+    return -1;
+  }
+  if (c->peer_timeout < c->announce_interval) {
+    set_err(err, err_len,
+            "server.peer_timeout (%u) is shorter than server.announce_interval (%u): peers "
+            "would expire between announces",
+            c->peer_timeout, c->announce_interval);
+    return -1;
+  }
+  if (c->default_numwant > c->max_numwant) {
+    set_err(err, err_len,
+            "server.default_numwant (%u) is greater than server.max_peers_returned (%u)",
+            c->default_numwant, c->max_numwant);
+    return -1;
+  }
+  if (c->role == SYN_ROLE_ROUTER && c->seed_count == 0) {
+    set_err(err, err_len, "tracker.seeds: a router needs at least one node to contact");
+    return -1;
+  }
+  return 0;
+}
+
+int syn_config_validate(const syn_config *cfg, char *err, size_t err_len) {
+  if (check_ranges(cfg, err, err_len) != 0) return -1;
+  if (check_strings(cfg, err, err_len) != 0) return -1;
+  return check_relations(cfg, err, err_len);
+}
