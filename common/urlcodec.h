@@ -16,8 +16,10 @@ typedef struct syn_span {
   size_t len;
 } syn_span;
 
-/* Decodes `in` into `out` (capacity `cap`). '+' becomes a space. Returns the decoded
- * length, or -EINVAL on a malformed escape, or -ENOSPC when `cap` is too small. */
+/* Decodes `in` into `out` (capacity `cap`). '+' becomes a space; '%' must be followed by two
+ * hex digits (either case). Returns the decoded length, or -EINVAL on a malformed escape, or
+ * -ENOSPC when `cap` is too small, whichever is met first scanning left to right. Never
+ * writes past `cap`; on error `out` holds a partial result. */
 long syn_percent_decode(const char *in, size_t len, uint8_t *out, size_t cap);
 
 /* Appends `data` percent-encoded: unreserved characters (ALPHA DIGIT - . _ ~) stay,
@@ -31,7 +33,8 @@ bool syn_query_next(const char **cursor, const char *end, syn_span *key, syn_spa
 
 /* Lower-case hex of `len` bytes into out (2*len+1 bytes, NUL-terminated). */
 void syn_hex_encode(const uint8_t *data, size_t len, char *out);
-/* Decodes exactly 2*len hex characters (either case). 0 or -EINVAL. */
+/* Decodes exactly 2*len hex characters (either case). 0 or -EINVAL (wrong length or a
+ * non-hex character; `out` may then be partly written). */
 int syn_hex_decode(const char *hex, size_t hex_len, uint8_t *out, size_t len);
 
 #endif
