@@ -10,7 +10,10 @@ int syn_buf_reserve(syn_buf *b, size_t extra) {
   size_t need = b->len + extra;
   if (need < b->len) return -ENOMEM;
   size_t cap = b->cap ? b->cap : 256;
-  while (cap < need) cap *= 2;
+  while (cap < need) {
+    if (cap > SIZE_MAX / 2) return -ENOMEM;
+    cap *= 2;
+  }
   uint8_t *data = realloc(b->data, cap);
   if (!data) return -ENOMEM;
   b->data = data;

@@ -1,0 +1,285 @@
+/* Upstream batching. Design notes:
+ *
+ * - The current batch is a byte buffer of encoded Requests plus the list of their ids.
+ *   It is capped at max_batch requests; once full and no slot is free, submit fails with
+ *   -EBUSY, which is the router's backpressure signal ("overloaded").
+ * - Each slot is one req0 context and one aio. Its state machine runs on nng threads:
+ *   send -> recv -> done. "Done" slots are put on a mutex-protected list and the loop is
+ *   woken; a slot holds at most one outcome, so the list is bounded by `window`.
+ * - The node answers in request order; if a reply is missing or out of order, every id
+ *   of the batch is then also failed: the router ignores ids it has already completed. */
+#include "cluster/upstream.h"
+
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/arena.h"
+#include "common/buf.h"
+#include "proto/wire.h"
+
+#define MAX_WINDOW 64
+
+enum slot_state { SLOT_FREE, SLOT_SENDING, SLOT_RECEIVING, SLOT_DONE };
+
+typedef struct upstream_slot {
+  syn_upstream *up;
+  nng_ctx ctx;
+  nng_aio *aio;
+  enum slot_state state;
+  int result;       /* nng error of the exchange, 0 when reply is set */
+  nng_msg *reply;   /* owned by the slot until the loop decodes it */
+  uint64_t *ids;    /* requests carried by the batch in flight */
+  size_t id_count;
+  size_t id_cap;
+  struct upstream_slot *next_done;
+} upstream_slot;
+
+struct syn_upstream {
+  uv_loop_t *loop;
+  uv_async_t wake;
+  uv_check_t turn_end;
+  int open_handles;
+  bool closing;
+  syn_upstream_options opts;
+  nng_socket sock;
+  upstream_slot slots[MAX_WINDOW];
+  size_t slot_count;
+  size_t busy_slots;
+  size_t in_flight; /* requests in busy slots */
+  /* batch being filled on the loop thread */
+  syn_buf batch;
+  uint64_t *batch_ids;
+  size_t batch_count;
+  /* slots finished on nng threads, waiting for the loop */
+  pthread_mutex_t done_lock;
+  upstream_slot *done_head;
+  syn_arena arena;
+};
+
+static void slot_finish(upstream_slot *s, int result, nng_msg *reply) {
+  syn_upstream *up = s->up;
+  s->result = result;
+  s->reply = reply;
+  pthread_mutex_lock(&up->done_lock);
+  s->state = SLOT_DONE;
+  s->next_done = up->done_head;
+  up->done_head = s;
+  pthread_mutex_unlock(&up->done_lock);
+  uv_async_send(&up->wake);
+}
+
+/* nng thread. */
+static void slot_aio_cb(void *arg) {
+  upstream_slot *s = arg;
+  int rv = nng_aio_result(s->aio);
+  if (s->state == SLOT_SENDING) {
+    if (rv) {
+      nng_msg_free(nng_aio_get_msg(s->aio));
+      slot_finish(s, rv, NULL);
+      return;
+    }
+    s->state = SLOT_RECEIVING;
+    nng_ctx_recv(s->ctx, s->aio);
+    return;
+  }
+  slot_finish(s, rv, rv ? NULL : nng_aio_get_msg(s->aio));
+}
+
+static void fail_ids(syn_upstream *up, const uint64_t *ids, size_t n, const char *why) {
+  Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+  rep.has_error = 1;
+  rep.error = SYNAPSE__ERROR_CODE__UNAVAILABLE;
+  rep.message = (char *)why;
+  for (size_t i = 0; i < n; i++) {
+    rep.id = ids[i];
+    up->opts.on_reply(up->opts.ctx, &rep);
+  }
+}
+
+static bool replies_match(const Synapse__BatchReply *br, const upstream_slot *s) {
+  if (br->n_replies != s->id_count) return false;
+  for (size_t i = 0; i < br->n_replies; i++)
+    if (br->replies[i]->id != s->ids[i]) return false;
+  return true;
+}
+
+static void deliver(syn_upstream *up, upstream_slot *s) {
+  if (s->result) {
+    fail_ids(up, s->ids, s->id_count,
+             s->result == NNG_ETIMEDOUT ? "node did not answer in time" : "node unavailable");
+    return;
+  }
+  syn_arena_reset(&up->arena);
+  ProtobufCAllocator alloc = syn_wire_allocator(&up->arena);
+  Synapse__BatchReply *br =
+      synapse__batch_reply__unpack(&alloc, nng_msg_len(s->reply), nng_msg_body(s->reply));
+  nng_msg_free(s->reply);
+  s->reply = NULL;
+  if (!br) {
+    fail_ids(up, s->ids, s->id_count, "node sent an undecodable reply");
+    return;
+  }
+  for (size_t i = 0; i < br->n_replies; i++) up->opts.on_reply(up->opts.ctx, br->replies[i]);
+  if (!replies_match(br, s)) fail_ids(up, s->ids, s->id_count, "node reply incomplete");
+}
+
+static void on_wake(uv_async_t *handle) {
+  syn_upstream *up = handle->data;
+  pthread_mutex_lock(&up->done_lock);
+  upstream_slot *done = up->done_head;
+  up->done_head = NULL;
+  pthread_mutex_unlock(&up->done_lock);
+  for (upstream_slot *s = done, *next; s; s = next) {
+    next = s->next_done;
+    up->in_flight -= s->id_count;
+    deliver(up, s);
+    s->id_count = 0;
+    s->state = SLOT_FREE;
+    up->busy_slots--;
+  }
+  if (!up->closing) syn_upstream_flush(up);
+}
+
+static void on_turn_end(uv_check_t *handle) { syn_upstream_flush(handle->data); }
+
+static upstream_slot *free_slot(syn_upstream *up) {
+  if (up->busy_slots == up->slot_count) return NULL;
+  for (size_t i = 0; i < up->slot_count; i++)
+    if (up->slots[i].state == SLOT_FREE) return &up->slots[i];
+  return NULL;
+}
+
+/* Hands the current batch's ids to the slot by swapping buffers: no copy. */
+static void move_ids(syn_upstream *up, upstream_slot *s) {
+  uint64_t *ids = s->ids;
+  s->ids = up->batch_ids;
+  s->id_count = up->batch_count;
+  up->batch_ids = ids;
+  up->batch_count = 0;
+}
+
+void syn_upstream_flush(syn_upstream *up) {
+  if (up->batch_count == 0 || up->closing) return;
+  upstream_slot *s = free_slot(up);
+  if (!s) return;
+  nng_msg *msg;
+  if (nng_msg_alloc(&msg, 0) || nng_msg_append(msg, up->batch.data, up->batch.len)) {
+    return; /* retried next turn; the requests stay queued */
+  }
+  syn_buf_reset(&up->batch);
+  move_ids(up, s);
+  up->in_flight += s->id_count;
+  up->busy_slots++;
+  s->state = SLOT_SENDING;
+  nng_aio_set_msg(s->aio, msg);
+  nng_aio_set_timeout(s->aio, (nng_duration)up->opts.timeout_ms);
+  nng_ctx_send(s->ctx, s->aio);
+}
+
+int syn_upstream_submit(syn_upstream *up, const Synapse__Request *req) {
+  if (up->closing) return -EBUSY;
+  if (up->batch_count >= up->opts.max_batch) {
+    syn_upstream_flush(up);
+    if (up->batch_count >= up->opts.max_batch) return -EBUSY;
+  }
+  size_t before = up->batch.len;
+  if (syn_wire_append_field1(&up->batch, &req->base)) {
+    up->batch.len = before;
+    return -ENOMEM;
+  }
+  up->batch_ids[up->batch_count++] = req->id;
+  return 0;
+}
+
+size_t syn_upstream_pending(const syn_upstream *up) { return up->batch_count + up->in_flight; }
+
+static int open_socket(syn_upstream *up, char *err, size_t err_len) {
+  int rv = nng_req0_open(&up->sock);
+  /* No resend inside the deadline: a resent batch would be applied twice. */
+  if (rv == 0)
+    rv = nng_socket_set_ms(up->sock, NNG_OPT_REQ_RESENDTIME,
+                           (nng_duration)up->opts.timeout_ms * 4 + 1000);
+  if (rv == 0) rv = nng_socket_set_size(up->sock, NNG_OPT_RECVMAXSZ, SYN_WIRE_MAX_REPLY);
+  if (rv == 0) rv = nng_socket_set_ms(up->sock, NNG_OPT_RECONNMINT, 50);
+  if (rv == 0) rv = nng_socket_set_ms(up->sock, NNG_OPT_RECONNMAXT, 1000);
+  if (rv == 0) rv = nng_dial(up->sock, up->opts.url, NULL, NNG_FLAG_NONBLOCK);
+  if (rv) snprintf(err, err_len, "cannot dial node at %s: %s", up->opts.url, nng_strerror(rv));
+  return rv ? -1 : 0;
+}
+
+static int open_slots(syn_upstream *up, char *err, size_t err_len) {
+  for (size_t i = 0; i < up->slot_count; i++) {
+    upstream_slot *s = &up->slots[i];
+    s->up = up;
+    s->ids = malloc(sizeof *s->ids * up->opts.max_batch);
+    int rv = s->ids ? nng_ctx_open(&s->ctx, up->sock) : NNG_ENOMEM;
+    if (rv == 0) rv = nng_aio_alloc(&s->aio, slot_aio_cb, s);
+    if (rv) {
+      snprintf(err, err_len, "cannot open node link: %s", nng_strerror(rv));
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void free_up(syn_upstream *up) {
+  for (size_t i = 0; i < up->slot_count; i++) {
+    nng_aio_free(up->slots[i].aio);
+    free(up->slots[i].ids);
+  }
+  pthread_mutex_destroy(&up->done_lock);
+  syn_buf_free(&up->batch);
+  free(up->batch_ids);
+  syn_arena_free(&up->arena);
+  free(up);
+}
+
+syn_upstream *syn_upstream_open(uv_loop_t *loop, const syn_upstream_options *opts, char *err,
+                                size_t err_len) {
+  syn_upstream *up = calloc(1, sizeof *up);
+  if (!up) return NULL;
+  up->loop = loop;
+  up->opts = *opts;
+  if (!up->opts.max_batch) up->opts.max_batch = 1024;
+  up->slot_count = opts->window ? opts->window : 8;
+  if (up->slot_count > MAX_WINDOW) up->slot_count = MAX_WINDOW;
+  pthread_mutex_init(&up->done_lock, NULL);
+  syn_arena_init(&up->arena, 256 * 1024);
+  up->batch_ids = malloc(sizeof *up->batch_ids * up->opts.max_batch);
+  if (!up->batch_ids || open_socket(up, err, err_len) || open_slots(up, err, err_len)) {
+    if (!up->batch_ids) snprintf(err, err_len, "out of memory");
+    nng_close(up->sock);
+    free_up(up);
+    return NULL;
+  }
+  uv_async_init(loop, &up->wake, on_wake);
+  uv_check_init(loop, &up->turn_end);
+  up->wake.data = up->turn_end.data = up;
+  uv_check_start(&up->turn_end, on_turn_end);
+  up->open_handles = 2;
+  return up;
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  syn_upstream *up = h->data;
+  if (--up->open_handles == 0) free_up(up);
+}
+
+void syn_upstream_close(syn_upstream *up) {
+  if (!up || up->closing) return;
+  up->closing = true;
+  /* Closing the socket completes every aio with NNG_ECLOSED; then no callback can run. */
+  nng_close(up->sock);
+  for (size_t i = 0; i < up->slot_count; i++) nng_aio_stop(up->slots[i].aio);
+  on_wake(&up->wake);
+  fail_ids(up, up->batch_ids, up->batch_count, "shutting down");
+  up->batch_count = 0;
+  uv_close((uv_handle_t *)&up->wake, on_handle_closed);
+  uv_close((uv_handle_t *)&up->turn_end, on_handle_closed);
+}

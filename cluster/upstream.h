@@ -1,0 +1,60 @@
+/* Upstream: the router's link to one node, carrying requests in batches.
+ *
+ * The router's loop thread submits requests one at a time; they are appended to the
+ * current batch (already encoded, see proto/wire.h). At the end of each loop turn the
+ * batch goes out as one nng message on a free req context; up to `window` batches are in
+ * flight at once, so transport cost is shared and the link stays busy. nng completes
+ * sends and receives on its own threads: those callbacks only queue the outcome and wake
+ * the loop with uv_async_send; the loop thread decodes the BatchReply and calls on_reply
+ * once per request.
+ *
+ * Every submitted request gets exactly one callback: its Reply, or a Reply carrying
+ * UNAVAILABLE when the node does not answer within the deadline (set on the nng aio, so
+ * it holds even when no node is connected). All functions are called on the loop thread;
+ * none blocks. */
+#ifndef SYN_CLUSTER_UPSTREAM_H
+#define SYN_CLUSTER_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proto/tracker.pb-c.h"
+
+typedef struct syn_upstream syn_upstream;
+
+/* Called on the loop thread for each request. `reply` and everything it points to are
+ * valid only during the call. */
+typedef void (*syn_upstream_reply_fn)(void *ctx, const Synapse__Reply *reply);
+
+typedef struct syn_upstream_options {
+  const char *url;          /* nng URL of the node: inproc://, ipc:// or tcp:// */
+  uint32_t timeout_ms;      /* deadline of a batch from send to reply */
+  uint32_t window;          /* batches in flight at once */
+  uint32_t max_batch;       /* requests per batch before it is sent early */
+  uint32_t max_queued;      /* requests waiting for a free slot before submit fails */
+  syn_upstream_reply_fn on_reply;
+  void *ctx;
+} syn_upstream_options;
+
+/* Dials the node (asynchronously: a node that is not up yet is retried by nng). NULL with
+ * a message in err. */
+syn_upstream *syn_upstream_open(uv_loop_t *loop, const syn_upstream_options *opts, char *err,
+                                size_t err_len);
+
+/* Queues a request (encoded now; `req` may be freed on return). 0, or -EBUSY when the
+ * queue is full (the caller answers "overloaded"), or -ENOMEM. */
+int syn_upstream_submit(syn_upstream *up, const Synapse__Request *req);
+
+/* Sends whatever is queued if a slot is free. Called by the upstream itself at the end of
+ * each loop turn; exposed for callers that want to push early. */
+void syn_upstream_flush(syn_upstream *up);
+
+/* Requests queued or in flight. */
+size_t syn_upstream_pending(const syn_upstream *up);
+
+/* Fails everything still pending with UNAVAILABLE, closes the socket, and frees the
+ * upstream once libuv has closed its handles. */
+void syn_upstream_close(syn_upstream *up);
+
+#endif

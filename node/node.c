@@ -1,0 +1,366 @@
+/* Node request serving. Design notes:
+ *
+ * - One nng rep0 socket, `workers` contexts, each driven by its own thread in a blocking
+ *   recv -> handle -> send loop. Threads rather than aio callbacks because handlers may
+ *   block (SQLite, faiss) and nng's callback threads must not.
+ * - Per worker, an arena holds the unpacked batch and a scratch buffer holds every peer
+ *   list of the reply; both are reset per batch, so steady state allocates nothing but the
+ *   nng messages themselves.
+ * - Replies are appended to the BatchReply one by one (proto/wire.h), in request order. */
+#include "node/node.h"
+
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "node/swarm.h"
+#include "proto/wire.h"
+
+#define EXPIRE_BUDGET 256      /* swarms visited per maintenance tick */
+#define EXPIRE_TICK_MS 100
+#define MAX_WORKERS 64
+
+typedef struct node_worker {
+  struct syn_node *node;
+  pthread_t thread;
+  nng_ctx ctx;
+  nng_aio *aio;
+  syn_arena arena;
+  syn_buf peers;   /* scratch for peer lists of one batch */
+  syn_buf reply;   /* the BatchReply being built */
+} node_worker;
+
+struct syn_node {
+  nng_socket sock;
+  syn_swarm_store *swarms;
+  uint32_t max_numwant;
+  uint32_t full_scrape_max;
+  size_t worker_count;
+  node_worker workers[MAX_WORKERS];
+  pthread_t maintenance;
+  atomic_bool stopping;
+  atomic_uint_fast64_t announces;
+  atomic_uint_fast64_t scrapes;
+};
+
+static uint32_t now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint32_t)ts.tv_sec;
+}
+
+/* Bytes of scratch one announce may need, so pointers into it stay valid. */
+static size_t announce_scratch(const Synapse__AnnounceRequest *a, uint32_t numwant) {
+  size_t per = 6 + 18 + (a->want_peer_ids ? 40 : 0);
+  return (size_t)numwant * per;
+}
+
+static void reply_error(Synapse__Reply *rep, Synapse__ErrorCode code, char *message) {
+  rep->has_error = 1;
+  rep->error = code;
+  rep->message = message;
+}
+
+static void handle_announce(syn_node *node, node_worker *w, const Synapse__AnnounceRequest *a,
+                            uint32_t now, Synapse__Reply *rep, Synapse__AnnounceReply *out) {
+  if (a->info_hash.len != 20 || a->peer_id.len != 20 || (a->ip.len != 4 && a->ip.len != 16) ||
+      a->port > 65535) {
+    reply_error(rep, SYNAPSE__ERROR_CODE__BAD_REQUEST, "malformed announce");
+    return;
+  }
+  uint32_t numwant = a->has_numwant ? a->numwant : 50;
+  if (numwant > node->max_numwant) numwant = node->max_numwant;
+  uint8_t *scratch = w->peers.data + w->peers.len;
+  w->peers.len += announce_scratch(a, numwant);
+
+  syn_announce req = {
+      .info_hash = a->info_hash.data,
+      .peer_id = a->peer_id.data,
+      .ip = a->ip.data,
+      .ip_len = a->ip.len,
+      .port = (uint16_t)a->port,
+      .event = a->event,
+      .left = a->left,
+      .numwant = numwant,
+      .families = a->families,
+      .want_peer_ids = a->want_peer_ids,
+  };
+  syn_announce_result res = {.peers4 = scratch, .peers6 = scratch + 6 * (size_t)numwant};
+  if (a->want_peer_ids) {
+    res.peer_ids4 = scratch + 24 * (size_t)numwant;
+    res.peer_ids6 = scratch + 44 * (size_t)numwant;
+  }
+  int rc = syn_swarm_announce(node->swarms, &req, now, &res);
+  if (rc) {
+    reply_error(rep, rc == -ENOMEM ? SYNAPSE__ERROR_CODE__INTERNAL : SYNAPSE__ERROR_CODE__BAD_REQUEST,
+                rc == -ENOMEM ? "out of memory" : "malformed announce");
+    return;
+  }
+  atomic_fetch_add_explicit(&node->announces, 1, memory_order_relaxed);
+  out->complete = res.complete;
+  out->incomplete = res.incomplete;
+  out->downloaded = res.downloaded;
+  out->has_peers4 = 1;
+  out->peers4.data = res.peers4;
+  out->peers4.len = res.peers4_count * 6;
+  out->has_peers6 = 1;
+  out->peers6.data = res.peers6;
+  out->peers6.len = res.peers6_count * 18;
+  if (a->want_peer_ids) {
+    out->has_peer_ids4 = out->has_peer_ids6 = 1;
+    out->peer_ids4.data = res.peer_ids4;
+    out->peer_ids4.len = res.peers4_count * 20;
+    out->peer_ids6.data = res.peer_ids6;
+    out->peer_ids6.len = res.peers6_count * 20;
+  }
+  rep->body_case = SYNAPSE__REPLY__BODY_ANNOUNCE;
+  rep->announce = out;
+}
+
+static void put_be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static void put_scrape_entry(uint8_t *p, const uint8_t hash[20], const syn_scrape_result *r) {
+  memcpy(p, hash, 20);
+  put_be32(p + 20, r->complete);
+  put_be32(p + 24, r->downloaded);
+  put_be32(p + 28, r->incomplete);
+}
+
+typedef struct full_scrape_ctx {
+  syn_buf *out;
+  bool failed;
+} full_scrape_ctx;
+
+static void full_scrape_visit(void *ctx, const uint8_t info_hash[20], const syn_scrape_result *r) {
+  full_scrape_ctx *fs = ctx;
+  if (fs->failed || syn_buf_reserve(fs->out, 32)) {
+    fs->failed = true;
+    return;
+  }
+  put_scrape_entry(fs->out->data + fs->out->len, info_hash, r);
+  fs->out->len += 32;
+}
+
+/* Scrape entries go to a heap buffer owned by `entries`, freed after packing. */
+static void handle_scrape(syn_node *node, const Synapse__ScrapeRequest *s, uint32_t now,
+                          Synapse__Reply *rep, Synapse__ScrapeReply *out, syn_buf *entries) {
+  atomic_fetch_add_explicit(&node->scrapes, 1, memory_order_relaxed);
+  if (s->n_info_hash == 0) {
+    uint32_t max = s->max_full && s->max_full < node->full_scrape_max ? s->max_full
+                                                                     : node->full_scrape_max;
+    full_scrape_ctx fs = {.out = entries};
+    syn_swarm_foreach(node->swarms, max, full_scrape_visit, &fs);
+    if (fs.failed) {
+      reply_error(rep, SYNAPSE__ERROR_CODE__INTERNAL, "out of memory");
+      return;
+    }
+  } else {
+    if (syn_buf_reserve(entries, 32 * s->n_info_hash)) {
+      reply_error(rep, SYNAPSE__ERROR_CODE__INTERNAL, "out of memory");
+      return;
+    }
+    for (size_t i = 0; i < s->n_info_hash; i++) {
+      if (s->info_hash[i].len != 20) {
+        reply_error(rep, SYNAPSE__ERROR_CODE__BAD_REQUEST, "info_hash must be 20 bytes");
+        return;
+      }
+      syn_scrape_result r;
+      syn_swarm_scrape(node->swarms, s->info_hash[i].data, now, &r);
+      put_scrape_entry(entries->data + entries->len, s->info_hash[i].data, &r);
+      entries->len += 32;
+    }
+  }
+  out->entries.data = entries->data;
+  out->entries.len = entries->len;
+  rep->body_case = SYNAPSE__REPLY__BODY_SCRAPE;
+  rep->scrape = out;
+}
+
+static void handle_stats(syn_node *node, Synapse__Reply *rep, Synapse__StatsReply *out) {
+  syn_swarm_totals t;
+  syn_swarm_totals_get(node->swarms, &t);
+  out->torrents = t.torrents;
+  out->peers = t.peers;
+  out->seeders = t.seeders;
+  out->peer_bytes = t.peer_bytes;
+  out->announces = atomic_load_explicit(&node->announces, memory_order_relaxed);
+  out->scrapes = atomic_load_explicit(&node->scrapes, memory_order_relaxed);
+  rep->body_case = SYNAPSE__REPLY__BODY_STATS;
+  rep->stats = out;
+}
+
+/* Reserves scratch for the whole batch up front so that pointers into it stay valid
+ * while replies are built. */
+static int reserve_batch_scratch(syn_node *node, node_worker *w, const Synapse__Batch *batch) {
+  size_t need = 0;
+  for (size_t i = 0; i < batch->n_requests; i++) {
+    const Synapse__Request *r = batch->requests[i];
+    if (r->body_case != SYNAPSE__REQUEST__BODY_ANNOUNCE) continue;
+    uint32_t nw = r->announce->has_numwant ? r->announce->numwant : 50;
+    if (nw > node->max_numwant) nw = node->max_numwant;
+    need += announce_scratch(r->announce, nw);
+  }
+  syn_buf_reset(&w->peers);
+  return syn_buf_reserve(&w->peers, need + 1);
+}
+
+static void handle_request(syn_node *node, node_worker *w, const Synapse__Request *req,
+                           uint32_t now) {
+  Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+  Synapse__AnnounceReply announce = SYNAPSE__ANNOUNCE_REPLY__INIT;
+  Synapse__ScrapeReply scrape = SYNAPSE__SCRAPE_REPLY__INIT;
+  Synapse__StatsReply stats = SYNAPSE__STATS_REPLY__INIT;
+  syn_buf entries = SYN_BUF_INIT;
+  rep.id = req->id;
+  switch (req->body_case) {
+  case SYNAPSE__REQUEST__BODY_ANNOUNCE:
+    handle_announce(node, w, req->announce, now, &rep, &announce);
+    break;
+  case SYNAPSE__REQUEST__BODY_SCRAPE:
+    handle_scrape(node, req->scrape, now, &rep, &scrape, &entries);
+    break;
+  case SYNAPSE__REQUEST__BODY_STATS:
+    handle_stats(node, &rep, &stats);
+    break;
+  default:
+    reply_error(&rep, SYNAPSE__ERROR_CODE__BAD_REQUEST, "unknown request");
+    break;
+  }
+  if (syn_wire_append_field1(&w->reply, &rep.base)) syn_error("node: out of memory packing reply");
+  syn_buf_free(&entries);
+}
+
+static int handle_batch(syn_node *node, node_worker *w, nng_msg *msg) {
+  syn_arena_reset(&w->arena);
+  ProtobufCAllocator alloc = syn_wire_allocator(&w->arena);
+  Synapse__Batch *batch =
+      synapse__batch__unpack(&alloc, nng_msg_len(msg), nng_msg_body(msg));
+  syn_buf_reset(&w->reply);
+  if (!batch) return -EPROTO; /* undecodable: dropped, the router's deadline answers */
+  if (reserve_batch_scratch(node, w, batch)) return -ENOMEM;
+  uint32_t now = now_seconds();
+  for (size_t i = 0; i < batch->n_requests; i++) handle_request(node, w, batch->requests[i], now);
+  return 0;
+}
+
+static void *worker_main(void *arg) {
+  node_worker *w = arg;
+  syn_node *node = w->node;
+  while (!atomic_load(&node->stopping)) {
+    nng_ctx_recv(w->ctx, w->aio);
+    nng_aio_wait(w->aio);
+    int rv = nng_aio_result(w->aio);
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) break;
+    if (rv) continue;
+    nng_msg *msg = nng_aio_get_msg(w->aio);
+    int rc = handle_batch(node, w, msg);
+    nng_msg_clear(msg);
+    if (rc || nng_msg_append(msg, w->reply.data, w->reply.len)) {
+      /* Nothing sensible to answer; the router's deadline reports the failure. */
+      nng_msg_free(msg);
+      continue;
+    }
+    nng_aio_set_msg(w->aio, msg);
+    nng_ctx_send(w->ctx, w->aio);
+    nng_aio_wait(w->aio);
+    if (nng_aio_result(w->aio)) nng_msg_free(msg);
+  }
+  return NULL;
+}
+
+static void *maintenance_main(void *arg) {
+  syn_node *node = arg;
+  while (!atomic_load(&node->stopping)) {
+    syn_swarm_expire_step(node->swarms, now_seconds(), EXPIRE_BUDGET);
+    nng_msleep(EXPIRE_TICK_MS);
+  }
+  return NULL;
+}
+
+static int open_socket(syn_node *node, const char *url, char *err, size_t err_len) {
+  int rv = nng_rep0_open(&node->sock);
+  if (rv == 0) rv = nng_socket_set_size(node->sock, NNG_OPT_RECVMAXSZ, SYN_WIRE_MAX_REQUEST);
+  if (rv == 0) rv = nng_listen(node->sock, url, NULL, 0);
+  if (rv) snprintf(err, err_len, "node: cannot listen on %s: %s", url, nng_strerror(rv));
+  return rv ? -1 : 0;
+}
+
+static int start_workers(syn_node *node, char *err, size_t err_len) {
+  for (size_t i = 0; i < node->worker_count; i++) {
+    node_worker *w = &node->workers[i];
+    w->node = node;
+    syn_arena_init(&w->arena, 256 * 1024);
+    int rv = nng_ctx_open(&w->ctx, node->sock);
+    if (rv == 0) rv = nng_aio_alloc(&w->aio, NULL, NULL);
+    if (rv == 0) rv = pthread_create(&w->thread, NULL, worker_main, w) ? NNG_ENOMEM : 0;
+    if (rv) {
+      snprintf(err, err_len, "node: cannot start worker: %s", nng_strerror(rv));
+      node->worker_count = i;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+syn_node *syn_node_start(const syn_config *cfg, const char *listen_url, char *err,
+                         size_t err_len) {
+  syn_node *node = calloc(1, sizeof *node);
+  if (!node) {
+    snprintf(err, err_len, "node: out of memory");
+    return NULL;
+  }
+  node->max_numwant = cfg->max_numwant;
+  node->full_scrape_max = cfg->full_scrape_max;
+  node->worker_count = cfg->node_workers ? cfg->node_workers : 1;
+  if (node->worker_count > MAX_WORKERS) node->worker_count = MAX_WORKERS;
+  node->swarms = syn_swarm_store_new(cfg->peer_timeout);
+  if (!node->swarms) {
+    snprintf(err, err_len, "node: out of memory");
+    free(node);
+    return NULL;
+  }
+  size_t wanted = node->worker_count;
+  node->worker_count = 0;
+  if (open_socket(node, listen_url, err, err_len)) {
+    syn_node_stop(node);
+    return NULL;
+  }
+  node->worker_count = wanted;
+  if (start_workers(node, err, err_len)) {
+    syn_node_stop(node);
+    return NULL;
+  }
+  pthread_create(&node->maintenance, NULL, maintenance_main, node);
+  return node;
+}
+
+void syn_node_stop(syn_node *node) {
+  if (!node) return;
+  atomic_store(&node->stopping, true);
+  nng_close(node->sock);
+  for (size_t i = 0; i < node->worker_count; i++) {
+    node_worker *w = &node->workers[i];
+    pthread_join(w->thread, NULL);
+    nng_aio_free(w->aio);
+    syn_arena_free(&w->arena);
+    syn_buf_free(&w->peers);
+    syn_buf_free(&w->reply);
+  }
+  if (node->maintenance) pthread_join(node->maintenance, NULL);
+  syn_swarm_store_free(node->swarms);
+  free(node);
+}

@@ -1,0 +1,29 @@
+/* Helpers for the messages in tracker.proto.
+ *
+ * A Batch (or BatchReply) is only `repeated <msg> = 1`, whose wire form is the
+ * concatenation of (tag 0x0a, varint length, message bytes). So a batch is built by
+ * appending each message as it arrives, without keeping the messages themselves, and the
+ * receiving side unpacks it with an arena allocator, so a batch of many requests costs no
+ * malloc per message. */
+#ifndef SYN_PROTO_WIRE_H
+#define SYN_PROTO_WIRE_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "common/arena.h"
+#include "common/buf.h"
+#include "proto/tracker.pb-c.h"
+
+/* Largest messages accepted from a peer (NNG_OPT_RECVMAXSZ): a node takes batches of
+ * requests (small), a router takes batch replies (up to max_batch replies of at most
+ * 200 peers each with ids). */
+#define SYN_WIRE_MAX_REQUEST (8u * 1024 * 1024)
+#define SYN_WIRE_MAX_REPLY (64u * 1024 * 1024)
+
+/* An allocator that carves from `arena`; frees are no-ops. */
+ProtobufCAllocator syn_wire_allocator(syn_arena *arena);
+
+/* Appends `msg` as field 1 (length-delimited) to `out`. 0 or -ENOMEM. */
+int syn_wire_append_field1(syn_buf *out, const ProtobufCMessage *msg);
+
+#endif

@@ -1,0 +1,607 @@
+/* HTTP server. Design notes:
+ *
+ * - A connection holds a FIFO of response slots, one per parsed request. Responses are
+ *   written only from the head of the FIFO, so pipelined requests are answered in order
+ *   whichever finishes first.
+ * - A connection is reference-counted: one reference for the socket, one per slot that
+ *   has not been written or dropped. When the client goes away, slots still waiting for a
+ *   node become orphans; answering an orphan just frees it, and the last reference frees
+ *   the connection. Nothing is freed inside a callback that may still touch it.
+ * - Request headers are not kept: only Host, X-Forwarded-For and Authorization are copied
+ *   into fixed buffers, other headers are counted and measured against the limits.
+ * - One read buffer is shared by all connections: libuv reads one connection at a time on
+ *   this thread and the parser copies what it keeps. */
+#include "router/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+
+#define READ_BUFFER_SIZE (64 * 1024)
+#define MAX_PIPELINED 64 /* queued responses before the connection stops being read */
+#define HOST_MAX 255
+#define XFF_MAX 511
+#define AUTH_MAX 1023
+#define SWEEP_INTERVAL_MS 1000
+
+enum header_kind { HEADER_OTHER, HEADER_HOST, HEADER_XFF, HEADER_AUTH };
+
+typedef struct http_conn http_conn;
+
+struct syn_http_slot {
+  http_conn *conn;
+  syn_http_slot *next;
+  bool ready;
+  bool orphan;
+  bool close_after;
+  uv_write_t write;
+  syn_buf out;
+};
+
+struct http_conn {
+  uv_tcp_t tcp;
+  syn_http_server *srv;
+  http_conn *prev, *next;
+  llhttp_t parser;
+  int refs;
+  bool closing;
+  bool paused;
+  uint64_t last_active;
+  uint8_t peer_ip[16];
+  size_t peer_ip_len;
+  /* request being parsed */
+  syn_buf url;
+  syn_buf body;
+  char field[32];
+  size_t field_len;
+  enum header_kind header;
+  char host[HOST_MAX + 1];
+  size_t host_len;
+  char xff[XFF_MAX + 1];
+  size_t xff_len;
+  char auth[AUTH_MAX + 1];
+  size_t auth_len;
+  uint32_t header_bytes;
+  uint32_t header_count;
+  int reject_status;
+  /* responses, oldest first */
+  syn_http_slot *head, *tail;
+  uint32_t queued;
+};
+
+struct syn_http_server {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  uv_timer_t sweep;
+  const syn_config *cfg;
+  syn_http_handler handler;
+  void *handler_ctx;
+  llhttp_settings_t settings;
+  http_conn *conns;
+  int open_handles;
+  bool closing;
+  syn_http_stats stats;
+  char read_buffer[READ_BUFFER_SIZE];
+  bool read_buffer_busy;
+};
+
+static void conn_close(http_conn *c);
+static void conn_release(http_conn *c);
+
+const char *syn_http_reason(int status) {
+  switch (status) {
+  case 200: return "OK";
+  case 201: return "Created";
+  case 204: return "No Content";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 411: return "Length Required";
+  case 413: return "Content Too Large";
+  case 414: return "URI Too Long";
+  case 415: return "Unsupported Media Type";
+  case 422: return "Unprocessable Content";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  default: return "Unknown";
+  }
+}
+
+/* ---- response queue ---- */
+
+static syn_http_slot *slot_new(http_conn *c) {
+  syn_http_slot *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->conn = c;
+  c->refs++;
+  if (c->tail) c->tail->next = s;
+  else c->head = s;
+  c->tail = s;
+  c->queued++;
+  return s;
+}
+
+static void slot_free(syn_http_slot *s) {
+  http_conn *c = s->conn;
+  syn_buf_free(&s->out);
+  free(s);
+  conn_release(c);
+}
+
+static void maybe_resume(http_conn *c);
+
+static void on_written(uv_write_t *w, int status) {
+  syn_http_slot *s = w->data;
+  http_conn *c = s->conn;
+  bool close_after = s->close_after || status < 0;
+  if (close_after) conn_close(c);
+  slot_free(s);
+}
+
+/* Writes every finished response at the head of the queue. */
+static void flush_ready(http_conn *c) {
+  while (c->head && c->head->ready) {
+    syn_http_slot *s = c->head;
+    c->head = s->next;
+    if (!c->head) c->tail = NULL;
+    c->queued--;
+    if (c->closing) {
+      slot_free(s);
+      continue;
+    }
+    uv_buf_t buf = uv_buf_init((char *)s->out.data, (unsigned)s->out.len);
+    s->write.data = s;
+    if (uv_write(&s->write, (uv_stream_t *)&c->tcp, &buf, 1, on_written)) {
+      conn_close(c);
+      slot_free(s);
+    }
+  }
+  maybe_resume(c);
+}
+
+static int format_response(syn_buf *out, int status, const char *content_type, const void *body,
+                           size_t body_len, const char *extra, bool close_after) {
+  int rc = syn_buf_printf(out,
+                          "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+                          status, syn_http_reason(status), content_type, body_len,
+                          close_after ? "Connection: close\r\n" : "", extra ? extra : "");
+  if (rc == 0) rc = syn_buf_append(out, body, body_len);
+  return rc;
+}
+
+void syn_http_respond(syn_http_slot *s, int status, const char *content_type, const void *body,
+                      size_t body_len, const char *extra_headers) {
+  if (s->orphan) {
+    slot_free(s);
+    return;
+  }
+  http_conn *c = s->conn;
+  if (format_response(&s->out, status, content_type, body, body_len, extra_headers,
+                      s->close_after)) {
+    syn_buf_reset(&s->out);
+    s->close_after = true;
+    static const char oom[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
+                              "Connection: close\r\n\r\n";
+    syn_buf_append(&s->out, oom, sizeof oom - 1);
+  }
+  s->ready = true;
+  flush_ready(c);
+}
+
+/* ---- connection lifetime ---- */
+
+static void conn_free(http_conn *c) {
+  syn_http_server *srv = c->srv;
+  if (c->prev) c->prev->next = c->next;
+  else srv->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  syn_buf_free(&c->url);
+  syn_buf_free(&c->body);
+  free(c);
+}
+
+static void conn_release(http_conn *c) {
+  if (--c->refs == 0) conn_free(c);
+}
+
+static void on_conn_closed(uv_handle_t *h) {
+  http_conn *c = h->data;
+  c->srv->stats.connections_open--;
+  /* Slots still waiting for a node stay alive as orphans; written-or-ready ones go. */
+  syn_http_slot *s = c->head;
+  c->head = c->tail = NULL;
+  c->queued = 0;
+  while (s) {
+    syn_http_slot *next = s->next;
+    if (s->ready) slot_free(s);
+    else s->orphan = true;
+    s = next;
+  }
+  conn_release(c);
+}
+
+static void conn_close(http_conn *c) {
+  if (c->closing) return;
+  c->closing = true;
+  uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+/* ---- reading and parsing ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  http_conn *c = h->data;
+  syn_http_server *srv = c->srv;
+  if (srv->read_buffer_busy) {
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
+  srv->read_buffer_busy = true;
+  buf->base = srv->read_buffer;
+  buf->len = sizeof srv->read_buffer;
+}
+
+static void reset_request(http_conn *c) {
+  syn_buf_reset(&c->url);
+  syn_buf_reset(&c->body);
+  c->field_len = 0;
+  c->header = HEADER_OTHER;
+  c->host_len = c->xff_len = c->auth_len = 0;
+  c->header_bytes = c->header_count = 0;
+}
+
+/* Queues an error response that closes the connection, and stops parsing. */
+static int reject(http_conn *c, int status) {
+  c->reject_status = status;
+  c->srv->stats.rejected++;
+  return HPE_USER;
+}
+
+static void send_rejection(http_conn *c) {
+  syn_http_slot *s = slot_new(c);
+  if (!s) {
+    conn_close(c);
+    return;
+  }
+  s->close_after = true;
+  char body[96];
+  int n = snprintf(body, sizeof body, "%d %s\n", c->reject_status, syn_http_reason(c->reject_status));
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  syn_http_respond(s, c->reject_status, "text/plain", body, (size_t)n, NULL);
+}
+
+static http_conn *conn_of(llhttp_t *p) { return p->data; }
+
+static int on_message_begin(llhttp_t *p) {
+  reset_request(conn_of(p));
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len) {
+  http_conn *c = conn_of(p);
+  if (c->url.len + len > c->srv->cfg->max_request_line) return reject(c, 414);
+  return syn_buf_append(&c->url, at, len) ? reject(c, 500) : 0;
+}
+
+static int count_header_bytes(http_conn *c, size_t len) {
+  c->header_bytes += (uint32_t)len;
+  return c->header_bytes > c->srv->cfg->max_header_bytes ? reject(c, 431) : 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+  http_conn *c = conn_of(p);
+  if (count_header_bytes(c, len)) return HPE_USER;
+  size_t room = sizeof c->field - 1 - c->field_len;
+  size_t n = len < room ? len : room;
+  memcpy(c->field + c->field_len, at, n);
+  c->field_len += n;
+  if (len > room) c->field_len = sizeof c->field; /* too long to be one we keep */
+  return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p) {
+  http_conn *c = conn_of(p);
+  if (++c->header_count > c->srv->cfg->max_headers) return reject(c, 431);
+  c->header = HEADER_OTHER;
+  if (c->field_len < sizeof c->field) {
+    c->field[c->field_len] = 0;
+    if (!strcasecmp(c->field, "host")) c->header = HEADER_HOST;
+    else if (!strcasecmp(c->field, "x-forwarded-for")) c->header = HEADER_XFF;
+    else if (!strcasecmp(c->field, "authorization")) c->header = HEADER_AUTH;
+  }
+  c->field_len = 0;
+  return 0;
+}
+
+static int keep_value(http_conn *c, char *dst, size_t *dst_len, size_t max, const char *at,
+                      size_t len) {
+  if (*dst_len + len > max) return reject(c, 431);
+  memcpy(dst + *dst_len, at, len);
+  *dst_len += len;
+  dst[*dst_len] = 0;
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  http_conn *c = conn_of(p);
+  if (count_header_bytes(c, len)) return HPE_USER;
+  switch (c->header) {
+  case HEADER_HOST: return keep_value(c, c->host, &c->host_len, HOST_MAX, at, len);
+  case HEADER_XFF: return keep_value(c, c->xff, &c->xff_len, XFF_MAX, at, len);
+  case HEADER_AUTH: return keep_value(c, c->auth, &c->auth_len, AUTH_MAX, at, len);
+  default: return 0;
+  }
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  http_conn *c = conn_of(p);
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->cfg->max_body)
+    return reject(c, 413);
+  return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+  http_conn *c = conn_of(p);
+  if (c->body.len + len > c->srv->cfg->max_body) return reject(c, 413);
+  return syn_buf_append(&c->body, at, len) ? reject(c, 500) : 0;
+}
+
+static int parse_ip(const char *text, size_t len, uint8_t out[16], size_t *out_len) {
+  char tmp[64];
+  while (len && (*text == ' ' || *text == '\t')) text++, len--;
+  while (len && (text[len - 1] == ' ' || text[len - 1] == '\t')) len--;
+  if (len == 0 || len >= sizeof tmp) return -1;
+  memcpy(tmp, text, len);
+  tmp[len] = 0;
+  if (inet_pton(AF_INET, tmp, out) == 1) {
+    *out_len = 4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, tmp, out) == 1) {
+    *out_len = 16;
+    return 0;
+  }
+  return -1;
+}
+
+/* The client is the socket peer, unless that peer is a trusted proxy: then the rightmost
+ * address of X-Forwarded-For (the one the proxy itself appended) is the client. */
+static void client_address(const http_conn *c, syn_http_request *req) {
+  memcpy(req->client_ip, c->peer_ip, c->peer_ip_len);
+  req->client_ip_len = c->peer_ip_len;
+  if (!c->xff_len) return;
+  const syn_config *cfg = c->srv->cfg;
+  bool trusted = false;
+  for (size_t i = 0; i < cfg->trusted_proxy_count && !trusted; i++)
+    trusted = syn_cidr_contains(&cfg->trusted_proxies[i], c->peer_ip, c->peer_ip_len);
+  if (!trusted) return;
+  const char *last = strrchr(c->xff, ',');
+  const char *start = last ? last + 1 : c->xff;
+  uint8_t ip[16];
+  size_t ip_len;
+  if (parse_ip(start, strlen(start), ip, &ip_len)) return;
+  memcpy(req->client_ip, ip, ip_len);
+  req->client_ip_len = ip_len;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  http_conn *c = conn_of(p);
+  syn_http_server *srv = c->srv;
+  srv->stats.requests++;
+  syn_http_request req = {.method = p->method};
+  const char *url = (const char *)c->url.data;
+  const char *q = c->url.len ? memchr(url, '?', c->url.len) : NULL;
+  req.path = url ? url : "";
+  req.path_len = q ? (size_t)(q - url) : c->url.len;
+  if (q) {
+    req.query = q + 1;
+    req.query_len = c->url.len - req.path_len - 1;
+  }
+  req.body = (const char *)c->body.data;
+  req.body_len = c->body.len;
+  req.host = c->host_len ? c->host : NULL;
+  req.host_len = c->host_len;
+  req.authorization = c->auth_len ? c->auth : NULL;
+  req.authorization_len = c->auth_len;
+  client_address(c, &req);
+  syn_http_slot *s = slot_new(c);
+  if (!s) return reject(c, 500);
+  s->close_after = !llhttp_should_keep_alive(p);
+  srv->handler(srv->handler_ctx, &req, s);
+  if (s == c->tail && s->close_after) return HPE_PAUSED; /* nothing may follow */
+  return 0;
+}
+
+static void maybe_resume(http_conn *c) {
+  if (c->paused && !c->closing && c->queued < MAX_PIPELINED / 2) {
+    c->paused = false;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, NULL);
+  }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void parse_input(http_conn *c, const char *data, size_t len) {
+  llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+  if (err == HPE_OK) {
+    if (c->queued >= MAX_PIPELINED && !c->paused) {
+      c->paused = true;
+      uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+    return;
+  }
+  if (err == HPE_PAUSED) { /* a request asked to close: ignore what follows */
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    return;
+  }
+  if (err != HPE_USER) {
+    c->reject_status = 400;
+    c->srv->stats.rejected++;
+  }
+  send_rejection(c);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  http_conn *c = stream->data;
+  syn_http_server *srv = c->srv;
+  if (buf->base == srv->read_buffer) srv->read_buffer_busy = false;
+  if (nread == UV_ENOBUFS) return;
+  if (nread < 0) {
+    conn_close(c);
+    return;
+  }
+  if (nread == 0 || c->closing) return;
+  c->last_active = uv_now(srv->loop);
+  parse_input(c, buf->base, (size_t)nread);
+}
+
+static void peer_address(http_conn *c) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  c->peer_ip_len = 0;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len)) return;
+  if (ss.ss_family == AF_INET) {
+    memcpy(c->peer_ip, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    c->peer_ip_len = 4;
+    return;
+  }
+  const uint8_t *a6 = (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!memcmp(a6, mapped, 12)) {
+    memcpy(c->peer_ip, a6 + 12, 4);
+    c->peer_ip_len = 4;
+  } else {
+    memcpy(c->peer_ip, a6, 16);
+    c->peer_ip_len = 16;
+  }
+}
+
+static void on_rejected_closed(uv_handle_t *h) { free(h); }
+
+static void on_connection(uv_stream_t *listener, int status) {
+  syn_http_server *srv = listener->data;
+  if (status < 0) return;
+  if (srv->stats.connections_open >= srv->cfg->max_connections) {
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (!t) return;
+    uv_tcp_init(srv->loop, t);
+    if (uv_accept(listener, (uv_stream_t *)t) == 0) srv->stats.rejected++;
+    uv_close((uv_handle_t *)t, on_rejected_closed);
+    return;
+  }
+  http_conn *c = calloc(1, sizeof *c);
+  if (!c) return;
+  c->srv = srv;
+  c->refs = 1;
+  uv_tcp_init(srv->loop, &c->tcp);
+  c->tcp.data = c;
+  c->next = srv->conns;
+  if (srv->conns) srv->conns->prev = c;
+  srv->conns = c;
+  srv->stats.connections_open++;
+  srv->stats.connections_total++;
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp)) {
+    conn_close(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  peer_address(c);
+  llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
+  c->parser.data = c;
+  c->last_active = uv_now(srv->loop);
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* Closes connections idle longer than the idle timeout (nothing queued, nothing read). */
+static void on_sweep(uv_timer_t *t) {
+  syn_http_server *srv = t->data;
+  uint64_t now = uv_now(srv->loop);
+  for (http_conn *c = srv->conns; c; c = c->next) {
+    if (!c->closing && c->queued == 0 && now - c->last_active > srv->cfg->idle_timeout_ms)
+      conn_close(c);
+  }
+}
+
+static int bind_listener(syn_http_server *srv, char *err, size_t err_len) {
+  const syn_config *cfg = srv->cfg;
+  struct sockaddr_storage addr;
+  int rc = uv_ip4_addr(cfg->host, cfg->http_port, (struct sockaddr_in *)&addr);
+  if (rc) rc = uv_ip6_addr(cfg->host, cfg->http_port, (struct sockaddr_in6 *)&addr);
+  if (rc) {
+    snprintf(err, err_len, "--host: \"%s\" is not an IPv4 or IPv6 address", cfg->host);
+    return -1;
+  }
+  uv_tcp_init(srv->loop, &srv->listener);
+  srv->listener.data = srv;
+  srv->open_handles++;
+  rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
+  if (rc) {
+    snprintf(err, err_len, "HTTP port %s:%u: %s", cfg->host, (unsigned)cfg->http_port,
+             uv_strerror(rc));
+    return -1;
+  }
+  return 0;
+}
+
+static void on_server_handle_closed(uv_handle_t *h) {
+  syn_http_server *srv = h->data;
+  if (--srv->open_handles == 0) free(srv);
+}
+
+syn_http_server *syn_http_listen(uv_loop_t *loop, const syn_config *cfg, syn_http_handler fn,
+                                 void *ctx, char *err, size_t err_len) {
+  syn_http_server *srv = calloc(1, sizeof *srv);
+  if (!srv) {
+    snprintf(err, err_len, "out of memory");
+    return NULL;
+  }
+  srv->loop = loop;
+  srv->cfg = cfg;
+  srv->handler = fn;
+  srv->handler_ctx = ctx;
+  llhttp_settings_init(&srv->settings);
+  srv->settings.on_message_begin = on_message_begin;
+  srv->settings.on_url = on_url;
+  srv->settings.on_header_field = on_header_field;
+  srv->settings.on_header_field_complete = on_header_field_complete;
+  srv->settings.on_header_value = on_header_value;
+  srv->settings.on_headers_complete = on_headers_complete;
+  srv->settings.on_body = on_body;
+  srv->settings.on_message_complete = on_message_complete;
+  if (bind_listener(srv, err, err_len)) {
+    uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
+    return NULL;
+  }
+  uv_timer_init(loop, &srv->sweep);
+  srv->sweep.data = srv;
+  srv->open_handles++;
+  uv_timer_start(&srv->sweep, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+  return srv;
+}
+
+void syn_http_stats_get(const syn_http_server *srv, syn_http_stats *out) { *out = srv->stats; }
+
+void syn_http_close(syn_http_server *srv) {
+  if (!srv || srv->closing) return;
+  srv->closing = true;
+  for (http_conn *c = srv->conns; c; c = c->next) conn_close(c);
+  uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
+  uv_close((uv_handle_t *)&srv->sweep, on_server_handle_closed);
+}

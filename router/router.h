@@ -1,0 +1,35 @@
+/* The router: the tracker's public face. Terminates HTTP (announce, scrape, API,
+ * operations endpoints) and UDP (BEP 15), validates every request, and forwards the work
+ * to the node over the cluster upstream; it holds no tracker state of its own, so any
+ * number of routers can serve the same nodes.
+ *
+ * In admin-only mode (a node's own HTTP port) it serves just /healthz, /readyz and
+ * /metrics, for probes and Prometheus.
+ *
+ * Runs entirely on one libuv loop thread; start and stop are called on that thread. */
+#ifndef SYN_ROUTER_ROUTER_H
+#define SYN_ROUTER_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "common/config.h"
+
+typedef struct syn_router syn_router;
+
+typedef struct syn_router_options {
+  const char *node_url; /* nng URL of the node serving every info_hash */
+  bool admin_only;      /* serve operations endpoints only, no UDP */
+} syn_router_options;
+
+/* Binds the HTTP and UDP ports. NULL with a one-line message in err. `cfg` must outlive
+ * the router. */
+syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
+                             const syn_router_options *opts, char *err, size_t err_len);
+
+/* Closes the ports and fails requests in flight; memory is released as libuv closes the
+ * handles, so run the loop until it is empty afterwards. */
+void syn_router_stop(syn_router *router);
+
+#endif
