@@ -1,0 +1,403 @@
+#include "router/api_json.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/urlcodec.h"
+
+#define MAX_MODEL_LEN 128
+#define MAX_CREATOR_LEN 4096
+#define MAX_QUERY_LEN 1024
+
+static int fail(char *err, size_t err_len, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t err_len, int status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, err_len, fmt, ap);
+  va_end(ap);
+  return status;
+}
+
+bool syn_json_depth_ok(const char *body, size_t len, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < len; i++) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\') i++;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '{' || c == '[') {
+      if (++depth > max_depth) return false;
+    } else if (c == '}' || c == ']') {
+      depth--;
+    }
+  }
+  return true;
+}
+
+static int load_object(const char *body, size_t len, json_t **doc, char *err, size_t err_len) {
+  if (len == 0) return fail(err, err_len, 400, "request body is empty: send a JSON object");
+  if (!syn_json_depth_ok(body, len, SYN_API_MAX_DEPTH))
+    return fail(err, err_len, 400, "JSON nested deeper than %d levels", SYN_API_MAX_DEPTH);
+  json_error_t jerr;
+  *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!*doc) return fail(err, err_len, 400, "invalid JSON: %s (at byte %d)", jerr.text, jerr.position);
+  if (!json_is_object(*doc)) {
+    json_decref(*doc);
+    *doc = NULL;
+    return fail(err, err_len, 400, "the body must be a JSON object");
+  }
+  return 0;
+}
+
+int syn_api_parse_hash(const char *text, size_t len, char hex_out[65], uint8_t swarm_key[20]) {
+  if (len != 40 && len != 64) return -1;
+  for (size_t i = 0; i < len; i++) {
+    if (!isxdigit((unsigned char)text[i])) return -1;
+    hex_out[i] = (char)tolower((unsigned char)text[i]);
+  }
+  hex_out[len] = 0;
+  return syn_hex_decode(hex_out, 40, swarm_key, 20) ? -1 : 0;
+}
+
+void syn_model_normalise(const char *model, char *out, size_t out_len) {
+  const char *slash = strrchr(model, '/');
+  const char *name = slash ? slash + 1 : model;
+  size_t n = 0;
+  for (; name[n] && n + 1 < out_len; n++) out[n] = (char)tolower((unsigned char)name[n]);
+  out[n] = 0;
+}
+
+/* An optional string: NULL when absent; status when present but wrong. */
+static int get_string(json_t *doc, const char *key, size_t max, bool required, const char **out,
+                      char *err, size_t err_len) {
+  json_t *v = json_object_get(doc, key);
+  *out = NULL;
+  if (!v || json_is_null(v)) {
+    return required ? fail(err, err_len, 400, "missing field \"%s\"", key) : 0;
+  }
+  if (!json_is_string(v)) return fail(err, err_len, 400, "\"%s\" must be a string", key);
+  size_t len = json_string_length(v);
+  if (len > max) return fail(err, err_len, 400, "\"%s\" is longer than %zu bytes", key, max);
+  if (memchr(json_string_value(v), 0, len))
+    return fail(err, err_len, 400, "\"%s\" contains a NUL character", key);
+  if (required && len == 0) return fail(err, err_len, 400, "\"%s\" must not be empty", key);
+  *out = json_string_value(v);
+  return 0;
+}
+
+/* First of two accepted names (e.g. model / embedding_model). */
+static json_t *get_alias(json_t *doc, const char *a, const char *b, const char **used) {
+  json_t *v = json_object_get(doc, a);
+  *used = a;
+  if (v && !json_is_null(v)) return v;
+  *used = b;
+  return json_object_get(doc, b);
+}
+
+static int get_uint(json_t *v, const char *key, uint64_t max, uint64_t *out, char *err,
+                    size_t err_len) {
+  if (!json_is_integer(v)) return fail(err, err_len, 400, "\"%s\" must be an integer", key);
+  json_int_t x = json_integer_value(v);
+  if (x < 0 || (uint64_t)x > max)
+    return fail(err, err_len, 400, "\"%s\" must be between 0 and %llu", key, (unsigned long long)max);
+  *out = (uint64_t)x;
+  return 0;
+}
+
+static int get_tags(json_t *v, const char **tags, size_t *count, char *err, size_t err_len) {
+  *count = 0;
+  if (!v || json_is_null(v)) return 0;
+  if (!json_is_array(v)) return fail(err, err_len, 400, "\"tags\" must be an array of strings");
+  if (json_array_size(v) > SYN_API_MAX_TAGS)
+    return fail(err, err_len, 400, "\"tags\" has more than %d entries", SYN_API_MAX_TAGS);
+  size_t i;
+  json_t *t;
+  json_array_foreach(v, i, t) {
+    if (!json_is_string(t)) return fail(err, err_len, 400, "\"tags\" must be an array of strings");
+    size_t len = json_string_length(t);
+    if (len == 0 || len > SYN_API_MAX_TAG_LEN)
+      return fail(err, err_len, 400, "each tag must be 1 to %d bytes", SYN_API_MAX_TAG_LEN);
+    if (memchr(json_string_value(t), 0, len) || memchr(json_string_value(t), ',', len))
+      return fail(err, err_len, 400, "tags must not contain NUL or ','");
+    tags[(*count)++] = json_string_value(t);
+  }
+  return 0;
+}
+
+static int get_embedding(json_t *v, uint32_t want_dim, float **out, uint32_t *dim, char *err,
+                         size_t err_len) {
+  if (!json_is_array(v)) return fail(err, err_len, 400, "\"embedding\" must be an array of numbers");
+  size_t n = json_array_size(v);
+  if (n == 0 || n > SYN_API_MAX_DIMENSION)
+    return fail(err, err_len, 400, "\"embedding\" must have 1 to %d values", SYN_API_MAX_DIMENSION);
+  if (want_dim && n != want_dim)
+    return fail(err, err_len, 400, "\"embedding\" has %zu values but the dimension is %u", n, want_dim);
+  float *vec = malloc(n * sizeof *vec);
+  if (!vec) return fail(err, err_len, 500, "out of memory");
+  size_t i;
+  json_t *x;
+  json_array_foreach(v, i, x) {
+    double d = json_is_number(x) ? json_number_value(x) : NAN;
+    float f = (float)d;
+    if (!json_is_number(x) || !isfinite(f)) {
+      free(vec);
+      return fail(err, err_len, 400, "\"embedding\"[%zu] is not a finite number", i);
+    }
+    vec[i] = f;
+  }
+  *out = vec;
+  *dim = (uint32_t)n;
+  return 0;
+}
+
+static int register_strings(syn_register_input *in, char *err, size_t err_len) {
+  json_t *doc = in->doc;
+  Synapse__Shard *s = &in->shard;
+  const char *hash;
+  int st = get_string(doc, "info_hash", 64, true, &hash, err, err_len);
+  if (st) return st;
+  uint8_t key[20];
+  if (syn_api_parse_hash(hash, strlen(hash), in->hash_hex, key))
+    return fail(err, err_len, 400, "\"info_hash\" must be 40 or 64 hexadecimal characters");
+  s->info_hash = in->hash_hex;
+  const char *used;
+  json_t *model = get_alias(doc, "model", "embedding_model", &used);
+  if (!model || json_is_null(model))
+    return fail(err, err_len, 400, "missing field \"model\" (or \"embedding_model\")");
+  if ((st = get_string(doc, used, MAX_MODEL_LEN, true, (const char **)&s->model, err, err_len)))
+    return st;
+  if ((st = get_string(doc, "display_name", SYN_API_MAX_NAME_LEN, true,
+                       (const char **)&s->display_name, err, err_len)) ||
+      (st = get_string(doc, "description", SYN_API_MAX_TEXT_LEN, false,
+                       (const char **)&s->description, err, err_len)) ||
+      (st = get_string(doc, "creator_agent_id", MAX_CREATOR_LEN, false,
+                       (const char **)&s->creator_agent_id, err, err_len)) ||
+      (st = get_string(doc, "creator_public_key", MAX_CREATOR_LEN, false,
+                       (const char **)&s->creator_public_key, err, err_len)) ||
+      (st = get_string(doc, "signature", MAX_CREATOR_LEN, false, (const char **)&s->signature,
+                       err, err_len)))
+    return st;
+  return 0;
+}
+
+static int register_numbers(syn_register_input *in, char *err, size_t err_len) {
+  json_t *doc = in->doc;
+  Synapse__Shard *s = &in->shard;
+  const char *used;
+  json_t *dim = get_alias(doc, "dimension", "dimension_size", &used);
+  if (!dim || json_is_null(dim))
+    return fail(err, err_len, 400, "missing field \"dimension\" (or \"dimension_size\")");
+  uint64_t x;
+  int st = get_uint(dim, used, SYN_API_MAX_DIMENSION, &x, err, err_len);
+  if (st) return st;
+  if (x == 0) return fail(err, err_len, 400, "\"%s\" must be between 1 and %d", used, SYN_API_MAX_DIMENSION);
+  s->has_dimension = 1;
+  s->dimension = (uint32_t)x;
+  json_t *v;
+  if ((v = json_object_get(doc, "file_size")) && !json_is_null(v)) {
+    if ((st = get_uint(v, "file_size", INT64_MAX, &s->file_size, err, err_len))) return st;
+    s->has_file_size = 1;
+  }
+  if ((v = json_object_get(doc, "entry_count")) && !json_is_null(v)) {
+    if ((st = get_uint(v, "entry_count", INT64_MAX, &s->entry_count, err, err_len))) return st;
+    s->has_entry_count = 1;
+  }
+  return 0;
+}
+
+static int register_structured(syn_register_input *in, char *err, size_t err_len) {
+  json_t *doc = in->doc;
+  Synapse__Shard *s = &in->shard;
+  size_t ntags;
+  int st = get_tags(json_object_get(doc, "tags"), (const char **)in->tags, &ntags, err, err_len);
+  if (st) return st;
+  s->tags = in->tags;
+  s->n_tags = ntags;
+  json_t *meta = json_object_get(doc, "metadata");
+  if (meta && !json_is_null(meta)) {
+    if (!json_is_object(meta)) return fail(err, err_len, 400, "\"metadata\" must be an object");
+    in->metadata_json = json_dumps(meta, JSON_COMPACT);
+    if (!in->metadata_json) return fail(err, err_len, 500, "out of memory");
+    if (strlen(in->metadata_json) > SYN_API_MAX_METADATA_LEN)
+      return fail(err, err_len, 413, "\"metadata\" is larger than %d bytes", SYN_API_MAX_METADATA_LEN);
+    s->metadata_json = in->metadata_json;
+  }
+  json_t *emb = json_object_get(doc, "embedding");
+  if (emb && !json_is_null(emb)) {
+    uint32_t dim;
+    if ((st = get_embedding(emb, s->dimension, &in->embedding, &dim, err, err_len))) return st;
+    s->has_embedding = 1;
+    s->embedding.data = (uint8_t *)in->embedding;
+    s->embedding.len = dim * sizeof(float);
+  }
+  return 0;
+}
+
+int syn_api_parse_register(const char *body, size_t len, syn_register_input *in, char *err,
+                           size_t err_len) {
+  memset(in, 0, sizeof *in);
+  synapse__shard__init(&in->shard);
+  int st = load_object(body, len, &in->doc, err, err_len);
+  if (st) return st;
+  if ((st = register_strings(in, err, err_len)) || (st = register_numbers(in, err, err_len)) ||
+      (st = register_structured(in, err, err_len)))
+    return st;
+  return 0;
+}
+
+void syn_register_input_free(syn_register_input *in) {
+  json_decref(in->doc);
+  free(in->metadata_json);
+  free(in->embedding);
+  memset(in, 0, sizeof *in);
+}
+
+static int search_filters(json_t *doc, syn_search_input *out, char *err, size_t err_len) {
+  json_t *f = json_object_get(doc, "filters");
+  if (!f || json_is_null(f)) return 0;
+  if (!json_is_object(f)) return fail(err, err_len, 400, "\"filters\" must be an object");
+  int st = get_string(f, "model", MAX_MODEL_LEN, false, &out->model, err, err_len);
+  if (st) return st;
+  if (out->model && !*out->model) out->model = NULL;
+  json_t *tags = json_object_get(f, "tags");
+  if (json_is_string(tags)) { /* one tag given as a plain string */
+    if (json_string_length(tags) == 0 || json_string_length(tags) > SYN_API_MAX_TAG_LEN)
+      return fail(err, err_len, 400, "each tag must be 1 to %d bytes", SYN_API_MAX_TAG_LEN);
+    out->tags[0] = json_string_value(tags);
+    out->tag_count = 1;
+    return 0;
+  }
+  return get_tags(tags, out->tags, &out->tag_count, err, err_len);
+}
+
+static int search_limits(json_t *doc, syn_search_input *out, char *err, size_t err_len) {
+  out->limit = SYN_API_DEFAULT_LIMIT;
+  json_t *v = json_object_get(doc, "limit");
+  if (v && !json_is_null(v)) {
+    uint64_t x;
+    int st = get_uint(v, "limit", SYN_API_MAX_LIMIT, &x, err, err_len);
+    if (st) return st;
+    if (x == 0) return fail(err, err_len, 400, "\"limit\" must be between 1 and %d", SYN_API_MAX_LIMIT);
+    out->limit = (uint32_t)x;
+  }
+  v = json_object_get(doc, "min_similarity");
+  if (v && !json_is_null(v)) {
+    if (!json_is_number(v)) return fail(err, err_len, 400, "\"min_similarity\" must be a number");
+    double m = json_number_value(v);
+    if (!(m >= 0.0 && m <= 1.0))
+      return fail(err, err_len, 400, "\"min_similarity\" must be between 0 and 1");
+    out->min_similarity = (float)m;
+  }
+  return 0;
+}
+
+int syn_api_parse_search(const char *body, size_t len, bool need_embedding, syn_search_input *out,
+                         char *err, size_t err_len) {
+  memset(out, 0, sizeof *out);
+  int st = load_object(body, len, &out->doc, err, err_len);
+  if (st) return st;
+  if ((st = search_limits(out->doc, out, err, err_len)) ||
+      (st = search_filters(out->doc, out, err, err_len)))
+    return st;
+  if (need_embedding) {
+    json_t *emb = json_object_get(out->doc, "embedding");
+    if (!emb || json_is_null(emb)) return fail(err, err_len, 400, "missing field \"embedding\"");
+    return get_embedding(emb, 0, &out->embedding, &out->dimension, err, err_len);
+  }
+  st = get_string(out->doc, "query", MAX_QUERY_LEN, true, &out->query, err, err_len);
+  if (st) return st;
+  for (const char *p = out->query; *p; p++)
+    if (!isspace((unsigned char)*p)) return 0;
+  return fail(err, err_len, 400, "\"query\" must contain a word");
+}
+
+void syn_search_input_free(syn_search_input *in) {
+  json_decref(in->doc);
+  free(in->embedding);
+  memset(in, 0, sizeof *in);
+}
+
+static int append_param(syn_buf *out, const char *key, const char *value) {
+  int rc = syn_buf_append_byte(out, '&');
+  rc |= syn_buf_append_str(out, key);
+  rc |= syn_buf_append_byte(out, '=');
+  rc |= syn_percent_encode(out, value, strlen(value));
+  return rc;
+}
+
+int syn_magnet_build(syn_buf *out, const Synapse__Shard *s, const char *const *trackers,
+                     size_t tracker_count) {
+  const char *hex = s->info_hash;
+  int rc = syn_buf_append_str(out, "magnet:?xt=urn:btih:");
+  rc |= syn_buf_append(out, hex, 40);
+  if (strlen(hex) == 64) {
+    rc |= syn_buf_append_str(out, "&xt=urn:btmh:1220");
+    rc |= syn_buf_append(out, hex, 64);
+  }
+  if (s->display_name) rc |= append_param(out, "dn", s->display_name);
+  for (size_t i = 0; i < tracker_count; i++) rc |= append_param(out, "tr", trackers[i]);
+  if (s->model) rc |= append_param(out, "x.model", s->model);
+  if (s->has_dimension) {
+    char dims[16];
+    snprintf(dims, sizeof dims, "%u", s->dimension);
+    rc |= append_param(out, "x.dims", dims);
+  }
+  if (s->n_tags) {
+    syn_buf tags = SYN_BUF_INIT;
+    for (size_t i = 0; i < s->n_tags; i++) {
+      if (i) rc |= syn_buf_append_byte(&tags, ',');
+      rc |= syn_buf_append_str(&tags, s->tags[i]);
+    }
+    rc |= syn_buf_append_byte(&tags, 0);
+    if (!rc) rc |= append_param(out, "x.tags", (const char *)tags.data);
+    syn_buf_free(&tags);
+  }
+  rc |= syn_buf_append_byte(out, 0);
+  if (!rc) out->len--; /* keep it NUL-terminated without counting the NUL */
+  return rc ? -1 : 0;
+}
+
+static void set_opt_string(json_t *o, const char *key, const char *v) {
+  json_object_set_new(o, key, v ? json_string(v) : json_null());
+}
+
+json_t *syn_api_shard_json(const Synapse__Shard *s, const Synapse__SwarmFigures *swarm) {
+  json_t *o = json_object();
+  if (!o) return NULL;
+  json_object_set_new(o, "info_hash", json_string(s->info_hash));
+  set_opt_string(o, "display_name", s->display_name);
+  set_opt_string(o, "model", s->model);
+  json_object_set_new(o, "dimension", json_integer(s->dimension));
+  json_t *tags = json_array();
+  for (size_t i = 0; i < s->n_tags; i++) json_array_append_new(tags, json_string(s->tags[i]));
+  json_object_set_new(o, "tags", tags);
+  set_opt_string(o, "description", s->description);
+  json_object_set_new(o, "file_size", s->has_file_size ? json_integer((json_int_t)s->file_size) : json_null());
+  json_object_set_new(o, "entry_count",
+                      s->has_entry_count ? json_integer((json_int_t)s->entry_count) : json_null());
+  json_t *meta = s->metadata_json ? json_loads(s->metadata_json, 0, NULL) : NULL;
+  json_object_set_new(o, "metadata", meta ? meta : json_object());
+  set_opt_string(o, "creator_agent_id", s->creator_agent_id);
+  set_opt_string(o, "creator_public_key", s->creator_public_key);
+  set_opt_string(o, "signature", s->signature);
+  if (s->has_created_at) json_object_set_new(o, "created_at", json_integer(s->created_at));
+  if (s->has_updated_at) json_object_set_new(o, "updated_at", json_integer(s->updated_at));
+  json_object_set_new(o, "seeders", json_integer(swarm ? swarm->seeders : 0));
+  json_object_set_new(o, "leechers", json_integer(swarm ? swarm->leechers : 0));
+  json_object_set_new(o, "downloaded", json_integer(swarm ? swarm->downloaded : 0));
+  return o;
+}
+
+json_t *syn_api_error(const char *message) {
+  return json_pack("{s:s,s:s}", "status", "error", "error", message);
+}
