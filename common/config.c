@@ -75,6 +75,14 @@ static void set_default_strings(syn_config *cfg) {
   cfg->data_dir = strdup("./data");
   /* Empty = random key: correct for one router; a cluster must share a secret. */
   cfg->udp_secret = strdup("");
+  /* No embedding service: text search is keyword search until one is configured. */
+  cfg->embedding_url = strdup("");
+  cfg->embedding_api = strdup("ollama"); /* the common local setup */
+  cfg->embedding_model = strdup("nomic-embed-text");
+  /* nomic's models are trained with task prefixes; queries use this one. */
+  cfg->embedding_query_prefix = strdup("search_query: ");
+  /* auto: exact while small, approximate once exact search would cost milliseconds. */
+  cfg->index_type = strdup("auto");
 }
 
 static void set_default_server(syn_config *cfg) {
@@ -112,6 +120,7 @@ void syn_config_defaults(syn_config *cfg) {
   set_default_server(cfg);
   set_default_limits(cfg);
   cfg->node_workers = 2;           /* one announce-heavy and one search-heavy in flight */
+  cfg->embedding_timeout_ms = 2000; /* a slow embedder must not hold a search for longer */
 }
 
 void syn_config_free(syn_config *cfg) {
@@ -122,6 +131,12 @@ void syn_config_free(syn_config *cfg) {
   free(cfg->udp_secret);
   for (size_t i = 0; i < cfg->seed_count; i++) free(cfg->seeds[i]);
   for (size_t i = 0; i < cfg->public_url_count; i++) free(cfg->public_urls[i]);
+  for (size_t i = 0; i < cfg->api_token_count; i++) free(cfg->api_tokens[i]);
+  free(cfg->embedding_url);
+  free(cfg->embedding_api);
+  free(cfg->embedding_model);
+  free(cfg->embedding_query_prefix);
+  free(cfg->index_type);
   memset(cfg, 0, sizeof *cfg);
 }
 
@@ -319,8 +334,20 @@ static const key_spec keys[] = {
     {"node", "workers", KIND_U32, FIELD(node_workers), 0, 0},
     /* Kept simple: the SQLite file and snapshots all live in data_dir. */
     {"database", "path", KIND_STR, FIELD(data_dir), 0, 0},
-    /* The seed's vector_search keys: accepted until the index reads them. */
-    {"vector_search", "index_type", KIND_IGNORED, 0, 0, 0},
+    {"api", "tokens", KIND_STR_LIST, LIST(api_tokens, api_token_count, SYN_MAX_API_TOKENS)},
+    {"embedding", "url", KIND_STR, FIELD(embedding_url), 0, 0},
+    {"embedding", "api", KIND_STR, FIELD(embedding_api), 0, 0},
+    {"embedding", "model", KIND_STR, FIELD(embedding_model), 0, 0},
+    {"embedding", "query_prefix", KIND_STR, FIELD(embedding_query_prefix), 0, 0},
+    {"embedding", "timeout_ms", KIND_U32, FIELD(embedding_timeout_ms), 0, 0},
+    {"vector_search", "index_type", KIND_STR, FIELD(index_type), 0, 0},
+    {"vector_search", "auto_threshold", KIND_U32, FIELD(auto_threshold), 0, 0},
+    {"vector_search", "hnsw_m", KIND_U32, FIELD(hnsw_m), 0, 0},
+    {"vector_search", "hnsw_ef_construction", KIND_U32, FIELD(hnsw_ef_construction), 0, 0},
+    {"vector_search", "hnsw_ef_search", KIND_U32, FIELD(hnsw_ef_search), 0, 0},
+    {"vector_search", "ivf_nlist", KIND_U32, FIELD(ivf_nlist), 0, 0},
+    {"vector_search", "ivf_nprobe", KIND_U32, FIELD(ivf_nprobe), 0, 0},
+    /* The seed's keys: every shard carries its own dimension, and similarity is cosine. */
     {"vector_search", "dimension", KIND_IGNORED, 0, 0, 0},
     {"vector_search", "similarity_metric", KIND_IGNORED, 0, 0, 0},
 };

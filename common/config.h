@@ -16,6 +16,7 @@
 #define SYN_MAX_TRUSTED_PROXIES 32
 #define SYN_MAX_SEEDS 32
 #define SYN_MAX_PUBLIC_URLS 8
+#define SYN_MAX_API_TOKENS 8
 
 typedef enum syn_role {
   SYN_ROLE_STANDALONE = 0, /* router and node in one process over inproc:// */
@@ -69,6 +70,28 @@ typedef struct syn_config {
 
   /* node: */
   uint32_t node_workers; /* threads serving router requests on a node */
+
+  /* api: */
+  char *api_tokens[SYN_MAX_API_TOKENS]; /* bearer tokens for register and delete; none =
+                                           open (fine on a laptop, not on the internet) */
+  size_t api_token_count;
+
+  /* embedding: the service /api/search uses to embed text queries; no URL = keyword
+   * search only. */
+  char *embedding_url;          /* e.g. http://127.0.0.1:11434/api/embed */
+  char *embedding_api;          /* "ollama" (/api/embed) or "openai" (/v1/embeddings) */
+  char *embedding_model;        /* model name sent to the service */
+  char *embedding_query_prefix; /* prepended to queries ("search_query: " for nomic) */
+  uint32_t embedding_timeout_ms; /* past it, the answer comes from keywords alone */
+
+  /* vector_search: numbers are 0 for "the index's own default" (index/index_config.h). */
+  char *index_type;             /* auto, flat, flat_sq8, ivf, ivf_sq8, hnsw, hnsw_sq8 */
+  uint32_t auto_threshold;      /* auto: vectors at which exact search gives way to IVF */
+  uint32_t hnsw_m;
+  uint32_t hnsw_ef_construction;
+  uint32_t hnsw_ef_search;
+  uint32_t ivf_nlist;
+  uint32_t ivf_nprobe;
 } syn_config;
 
 /* Fills every field with its default. Strings are allocated. */
