@@ -69,14 +69,6 @@ int syn_api_parse_hash(const char *text, size_t len, char hex_out[65], uint8_t s
   return syn_hex_decode(hex_out, 40, swarm_key, 20) ? -1 : 0;
 }
 
-void syn_model_normalise(const char *model, char *out, size_t out_len) {
-  const char *slash = strrchr(model, '/');
-  const char *name = slash ? slash + 1 : model;
-  size_t n = 0;
-  for (; name[n] && n + 1 < out_len; n++) out[n] = (char)tolower((unsigned char)name[n]);
-  out[n] = 0;
-}
-
 /* An optional string: NULL when absent; status when present but wrong. */
 static int get_string(json_t *doc, const char *key, size_t max, bool required, const char **out,
                       char *err, size_t err_len) {

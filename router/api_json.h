@@ -67,10 +67,6 @@ int syn_api_parse_hash(const char *text, size_t len, char hex_out[65], uint8_t s
 /* Rejects nesting deeper than max_depth without parsing (jansson has no depth limit). */
 bool syn_json_depth_ok(const char *body, size_t len, int max_depth);
 
-/* Lower-case, without an "organisation/" prefix: `nomic-ai/nomic-embed-text-v1.5` and
- * `nomic-embed-text-v1.5` are one model. Writes at most out_len-1 bytes. */
-void syn_model_normalise(const char *model, char *out, size_t out_len);
-
 /* magnet:?xt=urn:btih:<40 hex>[&xt=urn:btmh:1220<64 hex>]&dn=..&tr=..(each)&x.model=..
  * &x.dims=..&x.tags=a,b — every value percent-encoded. */
 int syn_magnet_build(syn_buf *out, const Synapse__Shard *shard, const char *const *trackers,

@@ -20,67 +20,9 @@
 #include "common/bencode.h"
 #include "common/buf.h"
 #include "common/log.h"
-#include "router/http.h"
+#include "router/api.h"
+#include "router/internal.h"
 #include "router/tracker_query.h"
-#include "router/udp.h"
-
-#define PENDING_INITIAL 4096
-#define PENDING_MAX (1u << 20)
-#define FULL_SCRAPE_CLIENTS 1024
-
-enum pending_kind {
-  PENDING_FREE = 0,
-  PENDING_HTTP_ANNOUNCE,
-  PENDING_HTTP_SCRAPE,
-  PENDING_HTTP_STATS,
-  PENDING_HTTP_METRICS,
-  PENDING_HTTP_READY,
-  PENDING_UDP_ANNOUNCE,
-  PENDING_UDP_SCRAPE,
-};
-
-typedef struct pending {
-  uint32_t generation;
-  uint8_t kind;
-  bool compact;
-  bool no_peer_id;
-  uint32_t next_free;
-  syn_http_slot *slot;
-  uint32_t udp_tid;
-  syn_udp_peer udp_peer;
-} pending;
-
-typedef struct full_scrape_client {
-  uint8_t ip[16];
-  uint32_t last;
-} full_scrape_client;
-
-typedef struct router_counters {
-  uint64_t http_announces;
-  uint64_t http_scrapes;
-  uint64_t udp_announces;
-  uint64_t udp_scrapes;
-  uint64_t failures;      /* failure reasons and UDP error packets sent */
-  uint64_t overloaded;    /* refused because the node link was saturated */
-  uint64_t node_errors;   /* node unavailable or timed out */
-} router_counters;
-
-struct syn_router {
-  uv_loop_t *loop;
-  const syn_config *cfg;
-  syn_router_options opts;
-  syn_http_server *http;
-  syn_udp *udp;
-  syn_upstream *upstream;
-  pending *pending;
-  uint32_t pending_cap;
-  uint32_t pending_free; /* head of the free list, or UINT32_MAX */
-  uint32_t pending_used;
-  router_counters counters;
-  full_scrape_client full_scrape[FULL_SCRAPE_CLIENTS];
-  syn_buf scratch;
-  uint64_t started_ms;
-};
 
 /* ---- pending table ---- */
 
@@ -97,7 +39,7 @@ static int pending_grow(syn_router *r) {
   return 0;
 }
 
-static pending *pending_take(syn_router *r, uint8_t kind, uint64_t *id) {
+pending *syn_router_pending_take(syn_router *r, uint8_t kind, uint64_t *id) {
   if (r->pending_free == UINT32_MAX && pending_grow(r)) return NULL;
   uint32_t idx = r->pending_free;
   pending *p = &r->pending[idx];
@@ -109,9 +51,10 @@ static pending *pending_take(syn_router *r, uint8_t kind, uint64_t *id) {
   return p;
 }
 
-static void pending_release(syn_router *r, pending *p) {
+void syn_router_pending_release(syn_router *r, pending *p) {
   p->kind = PENDING_FREE;
   p->slot = NULL;
+  p->call = NULL;
   p->next_free = r->pending_free;
   r->pending_free = (uint32_t)(p - r->pending);
   r->pending_used--;
@@ -158,11 +101,11 @@ static uint32_t clamp_numwant(const syn_config *cfg, int64_t asked) {
 }
 
 /* Submits a request; on failure answers through `fail` and releases the entry. */
-static int submit(syn_router *r, pending *p, const Synapse__Request *req) {
+int syn_router_submit(syn_router *r, pending *p, const Synapse__Request *req) {
   int rc = syn_upstream_submit(r->upstream, req);
   if (rc == 0) return 0;
   r->counters.overloaded++;
-  pending_release(r, p);
+  syn_router_pending_release(r, p);
   return rc;
 }
 
@@ -177,7 +120,7 @@ static void http_announce(syn_router *r, const syn_http_request *hr, syn_http_sl
   }
   r->counters.http_announces++;
   uint64_t id;
-  pending *p = pending_take(r, PENDING_HTTP_ANNOUNCE, &id);
+  pending *p = syn_router_pending_take(r, PENDING_HTTP_ANNOUNCE, &id);
   if (!p) {
     respond_failure(r, slot, "tracker overloaded, retry later");
     return;
@@ -204,7 +147,7 @@ static void http_announce(syn_router *r, const syn_http_request *hr, syn_http_sl
   req.id = id;
   req.body_case = SYNAPSE__REQUEST__BODY_ANNOUNCE;
   req.announce = &a;
-  if (submit(r, p, &req)) respond_failure(r, slot, "tracker overloaded, retry later");
+  if (syn_router_submit(r, p, &req)) respond_failure(r, slot, "tracker overloaded, retry later");
 }
 
 /* At most one full scrape per client address per interval; a small hashed table whose
@@ -240,7 +183,7 @@ static void http_scrape(syn_router *r, const syn_http_request *hr, syn_http_slot
   }
   r->counters.http_scrapes++;
   uint64_t id;
-  pending *p = pending_take(r, PENDING_HTTP_SCRAPE, &id);
+  pending *p = syn_router_pending_take(r, PENDING_HTTP_SCRAPE, &id);
   if (!p) {
     respond_failure(r, slot, "tracker overloaded, retry later");
     return;
@@ -257,7 +200,7 @@ static void http_scrape(syn_router *r, const syn_http_request *hr, syn_http_slot
   req.id = id;
   req.body_case = SYNAPSE__REQUEST__BODY_SCRAPE;
   req.scrape = &s;
-  if (submit(r, p, &req)) respond_failure(r, slot, "tracker overloaded, retry later");
+  if (syn_router_submit(r, p, &req)) respond_failure(r, slot, "tracker overloaded, retry later");
 }
 
 static void http_announce_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
@@ -309,7 +252,7 @@ static void http_scrape_reply(syn_router *r, pending *p, const Synapse__Reply *r
 
 static void request_stats(syn_router *r, uint8_t kind, syn_http_slot *slot) {
   uint64_t id;
-  pending *p = pending_take(r, kind, &id);
+  pending *p = syn_router_pending_take(r, kind, &id);
   if (!p) {
     respond_text(slot, 503, "overloaded\n");
     return;
@@ -320,7 +263,7 @@ static void request_stats(syn_router *r, uint8_t kind, syn_http_slot *slot) {
   req.id = id;
   req.body_case = SYNAPSE__REQUEST__BODY_STATS;
   req.stats = &s;
-  if (submit(r, p, &req)) respond_text(slot, 503, "overloaded\n");
+  if (syn_router_submit(r, p, &req)) respond_text(slot, 503, "overloaded\n");
 }
 
 static void metric(syn_buf *b, const char *name, const char *type, const char *help, uint64_t v) {
@@ -394,7 +337,7 @@ static void ready_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
 static void udp_announce(syn_router *r, const syn_udp_request *u, const syn_udp_peer *from) {
   r->counters.udp_announces++;
   uint64_t id;
-  pending *p = pending_take(r, PENDING_UDP_ANNOUNCE, &id);
+  pending *p = syn_router_pending_take(r, PENDING_UDP_ANNOUNCE, &id);
   if (!p) {
     syn_udp_send_error(r->udp, from, u->transaction_id, "tracker overloaded, retry later");
     return;
@@ -420,14 +363,14 @@ static void udp_announce(syn_router *r, const syn_udp_request *u, const syn_udp_
   req.id = id;
   req.body_case = SYNAPSE__REQUEST__BODY_ANNOUNCE;
   req.announce = &a;
-  if (submit(r, p, &req))
+  if (syn_router_submit(r, p, &req))
     syn_udp_send_error(r->udp, from, u->transaction_id, "tracker overloaded, retry later");
 }
 
 static void udp_scrape(syn_router *r, const syn_udp_request *u, const syn_udp_peer *from) {
   r->counters.udp_scrapes++;
   uint64_t id;
-  pending *p = pending_take(r, PENDING_UDP_SCRAPE, &id);
+  pending *p = syn_router_pending_take(r, PENDING_UDP_SCRAPE, &id);
   if (!p) {
     syn_udp_send_error(r->udp, from, u->transaction_id, "tracker overloaded, retry later");
     return;
@@ -444,7 +387,7 @@ static void udp_scrape(syn_router *r, const syn_udp_request *u, const syn_udp_pe
   req.id = id;
   req.body_case = SYNAPSE__REQUEST__BODY_SCRAPE;
   req.scrape = &s;
-  if (submit(r, p, &req))
+  if (syn_router_submit(r, p, &req))
     syn_udp_send_error(r->udp, from, u->transaction_id, "tracker overloaded, retry later");
 }
 
@@ -506,9 +449,10 @@ static void on_node_reply(void *ctx, const Synapse__Reply *rep) {
   case PENDING_HTTP_READY: ready_reply(r, p, rep); break;
   case PENDING_UDP_ANNOUNCE: udp_announce_reply(r, p, rep); break;
   case PENDING_UDP_SCRAPE: udp_scrape_reply(r, p, rep); break;
+  case PENDING_API: syn_api_on_reply(r, p, rep); break;
   default: break;
   }
-  pending_release(r, p);
+  syn_router_pending_release(r, p);
 }
 
 /* ---- HTTP routing ---- */
@@ -545,6 +489,8 @@ static void on_http_request(void *ctx, const syn_http_request *req, syn_http_slo
   } else if (path_is(req, "/api/stats")) {
     if (get) request_stats(r, PENDING_HTTP_STATS, slot);
     else method_not_allowed(slot, "GET");
+  } else if (syn_api_handle(r, req, slot)) {
+    /* answered by the JSON API */
   } else {
     const char *body = "{\"status\":\"error\",\"error\":\"not found\"}";
     syn_http_respond(slot, 404, "application/json", body, strlen(body), NULL);
