@@ -185,7 +185,8 @@ static uint64_t ih_hash(const syn_swarm_store *s, const uint8_t *h) {
 }
 
 ALWAYS_INLINE uint32_t addr_hash(const syn_swarm_store *s, const uint8_t *a, int f) {
-  uint64_t x = f == V4 ? be48(a) : ld64(a) ^ mum(ld64(a + 8), ((uint64_t)a[16] << 8 | a[17]) + s->key[2]);
+  uint64_t x =
+      f == V4 ? be48(a) : ld64(a) ^ mum(ld64(a + 8), ((uint64_t)a[16] << 8 | a[17]) + s->key[2]);
   return (uint32_t)mum(x ^ s->key[4], 0x9E3779B97F4A7C15ULL);
 }
 
@@ -461,8 +462,8 @@ typedef struct pick_args {
   const uint8_t *self; /* announcer's record, or NULL */
   bool only_leechers;
   uint32_t now, timeout;
-  uint8_t *out;     /* alen bytes per peer */
-  uint8_t *ids;     /* 20 bytes per peer, or NULL */
+  uint8_t *out; /* alen bytes per peer */
+  uint8_t *ids; /* 20 bytes per peer, or NULL */
 } pick_args;
 
 ALWAYS_INLINE size_t pset_pick(const pset *ps, int f, scan *sc, uint64_t *rng, size_t limit,
@@ -651,11 +652,12 @@ static void select_peers(swarm *sw, int fam, const uint8_t *self, bool seeder, u
   bool w6 = (req->families & SYN_FAMILY_V6) && out->peers6;
   size_t want = req->numwant;
   if (!want || (!w4 && !w6)) return;
-  pick_args a4 = {self, seeder, now, timeout, out->peers4,
-                  req->want_peer_ids ? out->peer_ids4 : NULL};
-  pick_args a6 = {self, seeder, now, timeout, out->peers6,
-                  req->want_peer_ids ? out->peer_ids6 : NULL};
-  uint32_t maxv = want > UINT32_MAX / SCAN_FACTOR ? UINT32_MAX : (uint32_t)want * SCAN_FACTOR + SCAN_SLACK;
+  pick_args a4 = {self,    seeder,      now,
+                  timeout, out->peers4, req->want_peer_ids ? out->peer_ids4 : NULL};
+  pick_args a6 = {self,    seeder,      now,
+                  timeout, out->peers6, req->want_peer_ids ? out->peer_ids6 : NULL};
+  uint32_t maxv =
+      want > UINT32_MAX / SCAN_FACTOR ? UINT32_MAX : (uint32_t)want * SCAN_FACTOR + SCAN_SLACK;
   scan s4 = {.max_visit = maxv}, s6 = {.max_visit = maxv};
   /* Candidates per family (approximate: expired records are not known until scanned). */
   uint64_t e[2];
@@ -727,8 +729,7 @@ int syn_swarm_announce(syn_swarm_store *s, const syn_announce *req, uint32_t now
     rc = pset_upsert(s, st, &sw->ps[fam], fam, a, req->peer_id, seeder, now, &prev, &self);
     if (rc == 0) {
       if (req->event == SYN_EVENT_COMPLETED && seeder && prev != PREV_SEEDER) sw->downloaded++;
-      if (now + (uint64_t)s->timeout + 1 < sw->next_expiry)
-        sw->next_expiry = now + s->timeout + 1;
+      if (now + (uint64_t)s->timeout + 1 < sw->next_expiry) sw->next_expiry = now + s->timeout + 1;
       select_peers(sw, fam, self, seeder, &st->rng, req, now, s->timeout, out);
     }
   }

@@ -2,14 +2,23 @@
  *
  * Owns all peer records. A peer is keyed by (ip, port), never by peer_id, so nobody can
  * overwrite another's entry (design.md decision 8). IPv4 and IPv6 peers are kept in
- * separate compact arrays per swarm, sorted by address for binary search; a record holds
- * the address, port, peer_id, last-announce time and a seeder flag, nothing else.
+ * separate compact arrays per swarm, sorted by address for binary search (past about a
+ * thousand peers a family's array is split into hash buckets, each sorted, so an insert
+ * never moves more than a few tens of KiB); a record holds the address, port, peer_id,
+ * last-announce time and a seeder flag, nothing else.
  *
- * Thread-safety: the store is striped by info_hash; each stripe has its own lock, so
- * node worker threads announce concurrently. No call blocks on I/O. Expiry is incremental:
- * a swarm drops its expired peers when it is touched, and syn_swarm_expire_step visits a
- * bounded number of swarms per call, so there is never a stop-the-world sweep. Time is
- * passed in (`now`, seconds) so that expiry is testable without sleeping. */
+ * Thread-safety: every function but syn_swarm_store_free may be called from any thread at
+ * any time. The store is striped by info_hash (256 stripes); each stripe has its own lock, so
+ * node worker threads announce concurrently. No call blocks on I/O, logs or calls out while
+ * holding a lock. Expiry is incremental: a swarm drops its expired peers when it is touched
+ * (at most once per clean interval = peer_timeout/16, clamped to 1..60 s), and
+ * syn_swarm_expire_step visits a bounded number of swarms per call, so there is never a
+ * stop-the-world sweep. A peer is expired once now - last_seen > peer_timeout; an expired peer
+ * is never handed out, but may still count in the figures for up to one clean interval. Time
+ * is passed in (`now`, seconds) so that expiry is testable without sleeping.
+ *
+ * Memory: 32 bytes per IPv4 record and 44 per IPv6 record, arrays growing by 1.25x; see
+ * bench/swarm_memory.c for measured figures. Design notes at the top of swarm.c. */
 #ifndef SYN_NODE_SWARM_H
 #define SYN_NODE_SWARM_H
 
@@ -31,20 +40,28 @@ enum syn_swarm_event {
 
 typedef struct syn_announce {
   const uint8_t *info_hash; /* 20 bytes */
-  const uint8_t *peer_id;   /* 20 bytes */
-  const uint8_t *ip;        /* 4 or 16 bytes, network order */
+  const uint8_t *peer_id;   /* 20 bytes; NULL stores zeros */
+  const uint8_t *ip;        /* 4 or 16 bytes, network order; ::ffff:a.b.c.d counts as IPv4 */
   size_t ip_len;
   uint16_t port;
-  int event;        /* syn_swarm_event */
-  uint64_t left;    /* 0 = seeder */
-  uint32_t numwant; /* already clamped by the caller */
+  int event;         /* syn_swarm_event */
+  uint64_t left;     /* 0 = seeder */
+  uint32_t numwant;  /* already clamped by the caller */
   uint32_t families; /* SYN_FAMILY_* of the peers wanted */
   bool want_peer_ids;
 } syn_announce;
 
 /* Caller-provided output. peers4 must hold 6*numwant bytes, peers6 18*numwant, and the
- * id buffers 20*numwant when want_peer_ids; counts are filled. At most numwant peers in
- * all are returned, never the announcing peer itself, and a seeder gets only leechers. */
+ * id buffers 20*numwant when want_peer_ids; counts are filled. A family is served only if
+ * its SYN_FAMILY_* bit is set and its buffer is non-NULL (likewise ids need want_peer_ids
+ * and a non-NULL buffer). Entries are the compact forms: ip[4] port[2] (BEP 23) and
+ * ip[16] port[2] (BEP 7), network order; peer_ids4[20*i] belongs to peers4[6*i].
+ * At most numwant peers in all are returned, never the announcing peer itself (same ip and
+ * port), never an expired one, and a seeder gets only leechers. When both families are
+ * wanted, numwant is split in proportion to the candidates in each family, and what one
+ * family cannot fill goes to the other. A seeder's scan is bounded (16 * numwant + 64
+ * records per family), so in a huge swarm with very few leechers it may get fewer leechers
+ * than exist; those leechers are handed the seeders anyway. */
 typedef struct syn_announce_result {
   uint32_t complete;   /* seeders after this announce */
   uint32_t incomplete; /* leechers after this announce */
@@ -74,25 +91,44 @@ typedef struct syn_swarm_totals {
 syn_swarm_store *syn_swarm_store_new(uint32_t peer_timeout);
 void syn_swarm_store_free(syn_swarm_store *store);
 
-/* Applies one announce and fills `out`. Returns 0, -EINVAL for a bad address length, or
- * -ENOMEM. A stopped event removes the peer and returns no peers. */
+/* Applies one announce and fills `out`. Returns 0, -EINVAL for a bad address length (or a
+ * NULL req, info_hash or ip), or -ENOMEM (state unchanged). Called by node workers; takes
+ * one stripe lock; allocates only for a new swarm or when a new peer needs an array to grow
+ * (geometrically), so re-announces of known peers never allocate.
+ *
+ * The peer is keyed by (ip, port): a new peer_id replaces the old one; left == 0 makes it a
+ * seeder, left > 0 a leecher, whatever the event. A stopped event removes the peer and
+ * returns no peers; on an unknown swarm it creates nothing. A completed event counts in
+ * `downloaded` only when left == 0 and the peer was not already a seeder (new, or a leecher
+ * until now), so repeats count once per leecher -> seeder transition. A swarm left without
+ * peers is freed at once if its downloaded count is 0; otherwise it is kept (with its count)
+ * until one peer_timeout after its last announce. Figures are those after this announce. */
 int syn_swarm_announce(syn_swarm_store *store, const syn_announce *req, uint32_t now,
                        syn_announce_result *out);
 
-/* Figures for one info_hash; zeros for an unknown one. */
+/* Figures for one info_hash; zeros for an unknown one. Drops the swarm's expired peers
+ * first if due (see above), so it takes the stripe lock like an announce. */
 void syn_swarm_scrape(syn_swarm_store *store, const uint8_t info_hash[20], uint32_t now,
                       syn_scrape_result *out);
 
-/* Calls fn for up to `max` swarms (full scrape); returns how many were visited. */
+/* Calls fn for up to `max` swarms (full scrape); returns how many were visited. Swarms are
+ * copied out one stripe at a time and fn runs with no lock held (it may call the store);
+ * each swarm is seen at most once, but a swarm created or freed meanwhile may or may not be.
+ * Allocates a scratch buffer of about one stripe's swarms (32 bytes each). */
 size_t syn_swarm_foreach(syn_swarm_store *store, size_t max,
                          void (*fn)(void *ctx, const uint8_t info_hash[20],
                                     const syn_scrape_result *r),
                          void *ctx);
 
-/* Expires peers of up to `budget` swarms, resuming where the last call stopped; drops
- * swarms left empty. Returns the number of peers removed. */
+/* Expires peers of up to `budget` swarms, resuming where the last call stopped and going
+ * at most once round the store per call; drops swarms left empty (see the downloaded rule
+ * above), gives back array space when less than half of it is used, and shrinks hash tables
+ * that are under 1/8 full. Returns the number of peers removed. Meant for one periodic
+ * timer; concurrent callers are serialised. Takes one stripe lock at a time. */
 size_t syn_swarm_expire_step(syn_swarm_store *store, uint32_t now, size_t budget);
 
+/* Sums per-stripe counters kept up to date by every change: 256 x 4 relaxed loads, no
+ * lock, so it is cheap enough for /metrics; the sum is not a snapshot across stripes. */
 void syn_swarm_totals_get(syn_swarm_store *store, syn_swarm_totals *out);
 
 #endif
