@@ -513,7 +513,7 @@ syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
   syn_upstream_options uo = {
       .url = opts->node_url,
       .timeout_ms = cfg->request_timeout_ms,
-      .window = 8,
+      .window = 4,
       .max_batch = 1024,
       .on_reply = on_node_reply,
       .ctx = r,
