@@ -777,6 +777,26 @@ static int apply_flag(syn_config *cfg, int opt, second_pass *sp, char *err, size
   return rc;
 }
 
+/* Secrets from the environment (a Kubernetes Secret), so they never appear in a
+ * command line that `ps` shows: SYNAPSE_UDP_SECRET replaces server.udp_secret and
+ * SYNAPSE_API_TOKEN is added to api.tokens. */
+static int apply_secret_env(syn_config *cfg) {
+  const char *secret = getenv("SYNAPSE_UDP_SECRET");
+  if (secret && *secret) {
+    char *copy = strdup(secret);
+    if (!copy) return -1;
+    free(cfg->udp_secret);
+    cfg->udp_secret = copy;
+  }
+  const char *token = getenv("SYNAPSE_API_TOKEN");
+  if (token && *token && cfg->api_token_count < SYN_MAX_API_TOKENS) {
+    char *copy = strdup(token);
+    if (!copy) return -1;
+    cfg->api_tokens[cfg->api_token_count++] = copy;
+  }
+  return 0;
+}
+
 int syn_config_parse_args(syn_config *cfg, int argc, char **argv, char *err, size_t err_len) {
   first_pass fp = {0};
   if (scan_args(argc, argv, &fp, err, err_len) != 0) return -1;
@@ -794,7 +814,7 @@ int syn_config_parse_args(syn_config *cfg, int argc, char **argv, char *err, siz
   while ((opt = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
     if (apply_flag(cfg, opt, &sp, err, err_len) != 0) return -1;
   }
-  return 0;
+  return apply_secret_env(cfg);
 }
 
 /* ---- Validation -------------------------------------------------------------------- */
