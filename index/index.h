@@ -1,0 +1,156 @@
+/* The index component: a node's shard registry and search engine.
+ *
+ * What it owns, under the data directory given to syn_index_open:
+ * - shards.db (+ -wal, -shm): SQLite, the source of truth for every shard record and its
+ *   embedding (see shard_store.h for the schema and durability);
+ * - vectors/: snapshots of the faiss indexes, derived state that may be deleted at any
+ *   time (see vector_index.h);
+ * - one faiss index per (model key, dimension) collection in memory, never mixing models
+ *   (design decision 6), similarity = cosine;
+ * - one background thread that (re)builds indexes (auto flat -> IVF switch, retraining as
+ *   a collection grows, HNSW compaction) and writes snapshots every
+ *   cfg.snapshot_interval_s, after every rebuild and at close.
+ *
+ * Callers: the node's worker threads, several at once, for every function below except
+ * open and close (the node's main thread, once each). Every call blocks on SQLite and/or
+ * faiss work (microseconds to milliseconds; a registration waits for its COMMIT's fsync),
+ * so none may run on an event-loop thread. Writes (register, delete) are serialised by
+ * one mutex; searches run in parallel with each other, with writes and with rebuilds, and
+ * never wait for a rebuild.
+ *
+ * Errors: 0 or a negative errno, with syn_index_strerror for text: -EINVAL bad input (the
+ * router should answer 4xx), -ENOENT unknown info_hash, -ENOMEM, -EIO storage failure.
+ *
+ * Ownership: inputs are borrowed for the duration of the call. Outputs (syn_shard,
+ * syn_hit arrays) are allocated here and released by the caller with syn_shard_free and
+ * syn_hits_free. */
+#ifndef SYN_INDEX_INDEX_H
+#define SYN_INDEX_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/index_config.h"
+#include "index/rank.h"
+#include "index/shard_store.h"
+
+typedef struct syn_index syn_index;
+
+#define SYN_SEARCH_MAX_LIMIT 1000 /* largest `limit` a search accepts */
+#define SYN_INDEX_STATS_MAX 32    /* collections reported by syn_index_stats_get */
+
+/* Opens (creating if needed) the registry under data_dir, loads or rebuilds every
+ * collection's vector index, and starts the background thread. cfg is copied. Blocks for
+ * the loading: snapshots load at disk speed; a collection without a usable snapshot is
+ * first served by an exact index built from SQLite (about a second per 100k x 768
+ * vectors) and its approximate index follows in the background. NULL on failure, with a
+ * one-line message in err. Main thread, once. */
+syn_index *syn_index_open(const syn_index_config *cfg, const char *data_dir, char *err,
+                          size_t errlen);
+
+/* Stops the background thread (abandoning a rebuild in progress), writes the snapshots of
+ * changed indexes, and frees everything. No other call may be running or follow. */
+void syn_index_close(syn_index *idx);
+
+/* Registers a shard, or replaces the existing record of its info_hash (created_at is
+ * kept). Returns after the record is committed to SQLite and its vector is in the index:
+ * the shard is searchable as soon as this returns, and survives kill -9. now_ms is the
+ * registration time (ms since the epoch), chosen by the primary so replicas agree.
+ * 0, -EINVAL with a message naming the field in err, -ENOMEM, or -EIO. */
+int syn_index_register(syn_index *idx, const syn_shard_input *in, int64_t now_ms, char *err,
+                       size_t errlen);
+
+/* Reads a shard (40 or 64 hex, any case); the embedding only when asked for. *out is
+ * filled on success (free with syn_shard_free). 0, -ENOENT, -EINVAL, -EIO. */
+int syn_index_get(syn_index *idx, const char *info_hash, bool with_embedding, syn_shard *out);
+
+/* Deletes a shard: committed, and gone from every result, on return. 0, -ENOENT,
+ * -EINVAL, -EIO. */
+int syn_index_delete(syn_index *idx, const char *info_hash);
+
+typedef struct syn_search_filter {
+  const char *model;       /* NULL: every collection of the query's dimension; otherwise
+                              normalised (syn_model_key) and matched exactly */
+  const char *const *tags; /* a shard matches when it carries any of them (ASCII
+                              case-insensitive); tag_count 0 = no tag filter */
+  size_t tag_count;
+  double min_similarity;   /* hits below it (on the 0..1 similarity) are dropped */
+} syn_search_filter;
+
+typedef struct syn_hit {
+  double similarity; /* 0..1: syn_sim_from_cosine or syn_sim_from_bm25 */
+  double raw;        /* cosine (vector search) or bm25() value (text search) */
+  syn_shard shard;   /* full record without its embedding */
+} syn_hit;
+
+/* How a search was answered, for metrics, the reply's mode, and tests. */
+typedef struct syn_search_info {
+  uint32_t collections; /* collections searched */
+  bool model_known;     /* the filter's model (or, without one, the dimension) has a
+                           collection on this node */
+  bool exact;           /* some collection was answered by an exact scan from SQLite */
+  uint32_t rounds;      /* index searches made (more than collections = went deeper) */
+  size_t candidates;    /* index hits checked against SQLite */
+} syn_search_info;
+
+/* Nearest shards to an embedding by cosine, best first: at most limit (1..
+ * SYN_SEARCH_MAX_LIMIT) hits, and exactly min(limit, matching shards) unless
+ * min_similarity cuts them. The query is normalised here (zero or non-finite -> -EINVAL).
+ * Filters: see syn_search_filter; a filtered search goes deeper (k doubling) or scans
+ * the matching rows exactly, so it still returns `limit` hits when that many match.
+ * Recall against exact search is that of the collection's index type (flat: exact).
+ * filter and info may be NULL. *hits is malloc'd (free with syn_hits_free). */
+int syn_index_search_embedding(syn_index *idx, const float *query, uint32_t dim,
+                               const syn_search_filter *filter, uint32_t limit,
+                               syn_hit **hits, size_t *n, syn_search_info *info);
+
+/* Keyword search: FTS5 BM25 over display name (weight 4), description (1) and tags (2);
+ * the query's words are quoted and joined with OR (syn_fts_query), so no input is FTS
+ * syntax. A query without any word gives 0 hits. Filters: model (by key, any dimension),
+ * tags, min_similarity on the mapped score. Hybrid search (vector + keyword) is the
+ * caller's: run both and fuse with syn_rrf_fuse (rank.h). */
+int syn_index_search_text(syn_index *idx, const char *query, const syn_search_filter *filter,
+                          uint32_t limit, syn_hit **hits, size_t *n, syn_search_info *info);
+
+void syn_hits_free(syn_hit *hits, size_t n);
+
+/* Writes the snapshot of every collection changed since its last one, now. Blocks for
+ * the writing (writers of a collection wait while faiss serialises it, searches do not).
+ * Returns how many were written or a negative errno. Any thread; e.g. at SIGTERM before
+ * hand-off. */
+int syn_index_snapshot(syn_index *idx);
+
+/* Waits until no rebuild is queued or running, up to timeout_ms. 0, or -ETIMEDOUT. For
+ * tests, benchmarks and orderly shutdowns; searches never need it. */
+int syn_index_wait_idle(syn_index *idx, int timeout_ms);
+
+typedef struct syn_index_collection_stats {
+  char model_key[SYN_SHARD_MAX_MODEL + 1];
+  uint32_t dimension;
+  syn_index_type type; /* serving now (FLAT while a trained type is being built) */
+  size_t vectors;      /* live */
+  size_t tombstones;   /* HNSW */
+  uint32_t nlist, nprobe;
+  bool building;
+  uint64_t rebuilds;
+  double last_build_seconds;
+  uint64_t snapshots_written;
+} syn_index_collection_stats;
+
+typedef struct syn_index_stats {
+  int64_t shards; /* rows in SQLite */
+  size_t collection_count;
+  syn_index_collection_stats collections[SYN_INDEX_STATS_MAX]; /* the first ones */
+  uint64_t registrations, deletions;
+  uint64_t vector_searches, text_searches, exact_searches, deep_searches;
+  uint64_t snapshot_loads, snapshot_rejects, reconciliations, rebuilds_failed;
+  uint64_t corrupt_rows; /* rows skipped because their stored embedding is malformed */
+} syn_index_stats;
+
+/* Counters and per-collection figures for /api/stats, /metrics and /cluster/status. */
+int syn_index_stats_get(syn_index *idx, syn_index_stats *out);
+
+const char *syn_index_strerror(int rc);
+
+#endif

@@ -1,0 +1,1100 @@
+/* Shard metadata store on SQLite; the contract is in shard_store.h.
+ *
+ * Design notes:
+ * - Connections: one writer (behind write_mu) and a fixed pool of readers handed out by
+ *   a mutex and condition variable. Each connection caches its prepared statements in an
+ *   array indexed by enum stmt_id, prepared on first use; every use ends with a reset so
+ *   no statement keeps a read transaction (and with it the WAL) pinned.
+ * - Upsert is delete + insert in one IMMEDIATE transaction rather than UPDATE: the new
+ *   row gets a fresh AUTOINCREMENT id, so an id always names one embedding version and the
+ *   HNSW tombstone of the old version can never be confused with the new one.
+ * - Triggers keep shards_fts and shard_tags in sync with shards, so no code path can
+ *   forget them. Tags are stored as a JSON array built here (quotes, backslashes and
+ *   control characters escaped) and read back through json_each.
+ * - Rows come from disk, so they are checked like any input: an embedding blob whose
+ *   length is not 4 x dimension or a non-positive norm makes the row count as corrupt and
+ *   be skipped rather than trusted. */
+#define _GNU_SOURCE
+#include "index/shard_store.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/rank.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "embeddings are stored as little-endian float32; add byte swapping for this target"
+#endif
+
+/* ---- schema ---------------------------------------------------------------------- */
+
+static const char k_schema_v1[] =
+    "CREATE TABLE shards ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " info_hash TEXT NOT NULL UNIQUE,"
+    " model_key TEXT NOT NULL,"
+    " dimension INTEGER NOT NULL CHECK (dimension > 0),"
+    " norm REAL NOT NULL CHECK (norm > 0),"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " display_name TEXT NOT NULL,"
+    " model TEXT NOT NULL,"
+    " tags TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tags)),"
+    " file_size INTEGER,"
+    " entry_count INTEGER,"
+    " creator_agent_id TEXT,"
+    " creator_public_key TEXT,"
+    " signature TEXT,"
+    " description TEXT,"
+    " metadata TEXT CHECK (metadata IS NULL OR"
+    "   CASE WHEN json_valid(metadata) THEN json_type(metadata) = 'object' ELSE 0 END),"
+    " embedding BLOB NOT NULL CHECK (length(embedding) = 4 * dimension));"
+    "CREATE INDEX shards_by_collection ON shards(model_key, dimension, id);"
+    "CREATE TABLE shard_tags ("
+    " tag TEXT NOT NULL COLLATE NOCASE,"
+    " shard_id INTEGER NOT NULL,"
+    " PRIMARY KEY (tag, shard_id)) WITHOUT ROWID;"
+    "CREATE INDEX shard_tags_by_shard ON shard_tags(shard_id);"
+    "CREATE VIRTUAL TABLE shards_fts USING fts5(display_name, description, tags,"
+    " content='shards', content_rowid='id', tokenize='unicode61 remove_diacritics 2');"
+    "CREATE TRIGGER shards_ai AFTER INSERT ON shards BEGIN"
+    " INSERT INTO shards_fts(rowid, display_name, description, tags)"
+    "  VALUES (new.id, new.display_name, new.description, new.tags);"
+    " INSERT OR IGNORE INTO shard_tags(tag, shard_id) SELECT value, new.id FROM json_each(new.tags);"
+    "END;"
+    "CREATE TRIGGER shards_ad AFTER DELETE ON shards BEGIN"
+    " INSERT INTO shards_fts(shards_fts, rowid, display_name, description, tags)"
+    "  VALUES ('delete', old.id, old.display_name, old.description, old.tags);"
+    " DELETE FROM shard_tags WHERE shard_id = old.id;"
+    "END;"
+    "CREATE TRIGGER shards_au AFTER UPDATE ON shards BEGIN"
+    " INSERT INTO shards_fts(shards_fts, rowid, display_name, description, tags)"
+    "  VALUES ('delete', old.id, old.display_name, old.description, old.tags);"
+    " INSERT INTO shards_fts(rowid, display_name, description, tags)"
+    "  VALUES (new.id, new.display_name, new.description, new.tags);"
+    " DELETE FROM shard_tags WHERE shard_id = old.id;"
+    " INSERT OR IGNORE INTO shard_tags(tag, shard_id) SELECT value, new.id FROM json_each(new.tags);"
+    "END;";
+
+/* k_migrations[i] takes a database from user_version i to i + 1. */
+static const char *const k_migrations[] = {k_schema_v1};
+#define SCHEMA_VERSION ((int)(sizeof k_migrations / sizeof k_migrations[0]))
+
+/* ---- statements ------------------------------------------------------------------ */
+
+#define RECORD_COLS                                                                         \
+  "id, info_hash, model_key, dimension, created_at, updated_at, display_name, model, tags," \
+  " file_size, entry_count, creator_agent_id, creator_public_key, signature, description,"  \
+  " metadata, norm"
+#define TAG_FILTER "SELECT value FROM json_each(?%d)"
+
+enum stmt_id {
+  ST_BEGIN,
+  ST_COMMIT,
+  ST_ROLLBACK,
+  ST_FIND,
+  ST_DELETE_ID,
+  ST_INSERT,
+  ST_DELETE_HASH,
+  ST_GET_HASH,
+  ST_GET_HASH_EMB,
+  ST_GET_ID,
+  ST_GET_ID_EMB,
+  ST_JSON_EACH,
+  ST_COUNT,
+  ST_COLLECTIONS,
+  ST_SCAN_VECTORS,
+  ST_SCAN_IDS,
+  ST_GET_VECTOR,
+  ST_PROBE,
+  ST_PROBE_EMB,
+  ST_COUNT_TAGGED,
+  ST_EXACT_ALL,
+  ST_EXACT_TAGGED,
+  ST_TEXT,
+  ST__N
+};
+
+static const char *const k_sql[ST__N] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_FIND] = "SELECT id, created_at, model_key, dimension FROM shards WHERE info_hash = ?1",
+    [ST_DELETE_ID] = "DELETE FROM shards WHERE id = ?1",
+    [ST_INSERT] = "INSERT INTO shards (info_hash, model_key, dimension, norm, created_at,"
+                  " updated_at, display_name, model, tags, file_size, entry_count,"
+                  " creator_agent_id, creator_public_key, signature, description, metadata,"
+                  " embedding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+                  " ?14, ?15, ?16, ?17)",
+    [ST_DELETE_HASH] = "DELETE FROM shards WHERE info_hash = ?1 RETURNING id, model_key, dimension",
+    [ST_GET_HASH] = "SELECT " RECORD_COLS " FROM shards WHERE info_hash = ?1",
+    [ST_GET_HASH_EMB] = "SELECT " RECORD_COLS ", embedding FROM shards WHERE info_hash = ?1",
+    [ST_GET_ID] = "SELECT " RECORD_COLS " FROM shards WHERE id = ?1",
+    [ST_GET_ID_EMB] = "SELECT " RECORD_COLS ", embedding FROM shards WHERE id = ?1",
+    [ST_JSON_EACH] = "SELECT value FROM json_each(?1) WHERE type = 'text'",
+    [ST_COUNT] = "SELECT count(*) FROM shards",
+    [ST_COLLECTIONS] = "SELECT model_key, dimension, count(*), sum(id) FROM shards"
+                       " GROUP BY model_key, dimension",
+    [ST_SCAN_VECTORS] = "SELECT id, norm, embedding FROM shards"
+                        " WHERE model_key = ?1 AND dimension = ?2 ORDER BY id",
+    [ST_SCAN_IDS] = "SELECT id FROM shards WHERE model_key = ?1 AND dimension = ?2 ORDER BY id",
+    [ST_GET_VECTOR] = "SELECT dimension, norm, embedding FROM shards WHERE id = ?1",
+    [ST_PROBE] = "SELECT ?2 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id = s.id"
+                 " AND t.tag IN (SELECT value FROM json_each(?2))) FROM shards s WHERE s.id = ?1",
+    [ST_PROBE_EMB] = "SELECT ?2 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id ="
+                     " s.id AND t.tag IN (SELECT value FROM json_each(?2))), s.dimension,"
+                     " s.norm, s.embedding FROM shards s WHERE s.id = ?1",
+    [ST_COUNT_TAGGED] = "SELECT count(*) FROM (SELECT DISTINCT shard_id FROM shard_tags"
+                        " WHERE tag IN (SELECT value FROM json_each(?1)) LIMIT ?2)",
+    [ST_EXACT_ALL] = "SELECT id, norm, embedding FROM shards WHERE model_key = ?1"
+                     " AND dimension = ?2",
+    /* The unary + keeps the planner off shards_by_collection: the tag list is the
+     * selective side, so rows are fetched by rowid from it. */
+    [ST_EXACT_TAGGED] = "SELECT s.id, s.norm, s.embedding FROM shards s WHERE s.id IN"
+                        " (SELECT shard_id FROM shard_tags WHERE tag IN"
+                        " (SELECT value FROM json_each(?3)))"
+                        " AND +s.model_key = ?1 AND +s.dimension = ?2",
+    [ST_TEXT] = "SELECT s.id, bm25(shards_fts, 4.0, 1.0, 2.0) AS r"
+                " FROM shards_fts JOIN shards s ON s.id = shards_fts.rowid"
+                " WHERE shards_fts MATCH ?1 AND (?2 IS NULL OR s.model_key = ?2)"
+                " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id = s.id"
+                " AND t.tag IN (SELECT value FROM json_each(?3))))"
+                " ORDER BY r LIMIT ?4",
+};
+
+typedef struct conn {
+  sqlite3 *db;
+  sqlite3_stmt *st[ST__N];
+} conn;
+
+struct syn_store {
+  conn writer;
+  pthread_mutex_t write_mu;
+  conn *readers;
+  size_t nreaders;
+  size_t *free_stack;
+  size_t nfree;
+  pthread_mutex_t pool_mu;
+  pthread_cond_t pool_cv;
+  atomic_uint_fast64_t corrupt;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, const char *detail) {
+  if (err && errlen) snprintf(err, errlen, fmt, detail ? detail : "");
+}
+
+static sqlite3_stmt *stmt_get(conn *c, enum stmt_id id) {
+  if (!c->st[id] &&
+      sqlite3_prepare_v3(c->db, k_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL) !=
+          SQLITE_OK) {
+    c->st[id] = NULL;
+    return NULL;
+  }
+  return c->st[id];
+}
+
+static void stmt_done(sqlite3_stmt *s) {
+  if (!s) return;
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+}
+
+/* Runs a statement without results (BEGIN, COMMIT, ...). */
+static int stmt_run(conn *c, enum stmt_id id) {
+  sqlite3_stmt *s = stmt_get(c, id);
+  if (!s) return -EIO;
+  int rc = sqlite3_step(s);
+  stmt_done(s);
+  return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static conn *reader_acquire(syn_store *st) {
+  pthread_mutex_lock(&st->pool_mu);
+  while (st->nfree == 0) pthread_cond_wait(&st->pool_cv, &st->pool_mu);
+  conn *c = &st->readers[st->free_stack[--st->nfree]];
+  pthread_mutex_unlock(&st->pool_mu);
+  return c;
+}
+
+static void reader_release(syn_store *st, conn *c) {
+  pthread_mutex_lock(&st->pool_mu);
+  st->free_stack[st->nfree++] = (size_t)(c - st->readers);
+  pthread_cond_signal(&st->pool_cv);
+  pthread_mutex_unlock(&st->pool_mu);
+}
+
+/* ---- open, migrate, close -------------------------------------------------------- */
+
+static void conn_close(conn *c) {
+  for (int i = 0; i < ST__N; i++) sqlite3_finalize(c->st[i]);
+  memset(c->st, 0, sizeof c->st);
+  if (c->db) sqlite3_close_v2(c->db);
+  c->db = NULL;
+}
+
+static int conn_open(conn *c, const char *path, bool writer, bool sync_full, char *err,
+                     size_t errlen) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+  if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+    set_err(err, errlen, "sqlite open: %s", c->db ? sqlite3_errmsg(c->db) : "out of memory");
+    return -EIO;
+  }
+  sqlite3_busy_timeout(c->db, 5000);
+  char sql[160];
+  snprintf(sql, sizeof sql, "PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;%s",
+           sync_full ? "FULL" : "NORMAL", writer ? "" : " PRAGMA query_only=1;");
+  char *msg = NULL;
+  if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    set_err(err, errlen, "sqlite pragma: %s", msg);
+    sqlite3_free(msg);
+    return -EIO;
+  }
+  return 0;
+}
+
+static int wal_cb(void *ctx, int ncol, char **vals, char **names) {
+  (void)ncol, (void)names;
+  *(bool *)ctx = vals[0] && strcmp(vals[0], "wal") == 0;
+  return 0;
+}
+
+static int user_version(sqlite3 *db, int *v) {
+  sqlite3_stmt *s = NULL;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK) return -EIO;
+  int rc = sqlite3_step(s);
+  *v = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+  sqlite3_finalize(s);
+  return *v < 0 ? -EIO : 0;
+}
+
+/* Applies the migrations this file is missing, one transaction each. */
+static int migrate(sqlite3 *db, char *err, size_t errlen) {
+  int v;
+  if (user_version(db, &v) != 0) {
+    set_err(err, errlen, "sqlite: cannot read user_version: %s", sqlite3_errmsg(db));
+    return -EIO;
+  }
+  if (v > SCHEMA_VERSION) {
+    if (err && errlen)
+      snprintf(err, errlen, "shard database schema version %d is newer than this build's %d", v,
+               SCHEMA_VERSION);
+    return -EINVAL;
+  }
+  for (; v < SCHEMA_VERSION; v++) {
+    char tail[64];
+    snprintf(tail, sizeof tail, "PRAGMA user_version=%d; COMMIT;", v + 1);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, k_migrations[v], NULL, NULL, &msg);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, tail, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+      set_err(err, errlen, "shard schema migration failed: %s", msg);
+      sqlite3_free(msg);
+      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+      return -EIO;
+    }
+  }
+  return 0;
+}
+
+static int open_writer(syn_store *st, const char *path, bool sync_full, char *err,
+                       size_t errlen) {
+  int rc = conn_open(&st->writer, path, true, sync_full, err, errlen);
+  if (rc) return rc;
+  bool wal = false;
+  char *msg = NULL;
+  if (sqlite3_exec(st->writer.db, "PRAGMA journal_mode=WAL", wal_cb, &wal, &msg) != SQLITE_OK ||
+      !wal) {
+    set_err(err, errlen, "sqlite: cannot enable WAL: %s", msg ? msg : "refused");
+    sqlite3_free(msg);
+    return -EIO;
+  }
+  return migrate(st->writer.db, err, errlen);
+}
+
+syn_store *syn_store_open(const char *path, const syn_store_options *opt, char *err,
+                          size_t errlen) {
+  if (!sqlite3_threadsafe()) {
+    set_err(err, errlen, "%s", "sqlite3 was built without thread support");
+    return NULL;
+  }
+  syn_store *st = calloc(1, sizeof *st);
+  size_t nr = opt && opt->read_connections ? opt->read_connections : 4;
+  bool sync_full = opt ? opt->sync_full : true;
+  if (!st || !(st->readers = calloc(nr, sizeof *st->readers)) ||
+      !(st->free_stack = calloc(nr, sizeof *st->free_stack))) {
+    set_err(err, errlen, "%s", "out of memory");
+    if (st) free(st->readers);
+    free(st);
+    return NULL;
+  }
+  pthread_mutex_init(&st->write_mu, NULL);
+  pthread_mutex_init(&st->pool_mu, NULL);
+  pthread_cond_init(&st->pool_cv, NULL);
+  atomic_init(&st->corrupt, 0);
+  st->nreaders = nr;
+  if (open_writer(st, path, sync_full, err, errlen) != 0) goto fail;
+  for (size_t i = 0; i < nr; i++) {
+    if (conn_open(&st->readers[i], path, false, sync_full, err, errlen) != 0) goto fail;
+    st->free_stack[st->nfree++] = i;
+  }
+  return st;
+fail:
+  syn_store_close(st);
+  return NULL;
+}
+
+void syn_store_close(syn_store *st) {
+  if (!st) return;
+  for (size_t i = 0; i < st->nreaders; i++) conn_close(&st->readers[i]);
+  conn_close(&st->writer);
+  pthread_mutex_destroy(&st->write_mu);
+  pthread_mutex_destroy(&st->pool_mu);
+  pthread_cond_destroy(&st->pool_cv);
+  free(st->readers);
+  free(st->free_stack);
+  free(st);
+}
+
+/* ---- input checks ---------------------------------------------------------------- */
+
+static bool has_control(const char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f) return true;
+  return false;
+}
+
+static bool ascii_ieq(const char *a, const char *b) {
+  for (; *a && *b; a++, b++) {
+    char x = *a, y = *b;
+    if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = (char)(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return *a == *b;
+}
+
+static void json_put_string(char **w, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  char *p = *w;
+  *p++ = '"';
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      *p++ = '\\';
+      *p++ = (char)c;
+    } else if (c < 0x20) {
+      memcpy(p, "\\u00", 4);
+      p[4] = hex[c >> 4];
+      p[5] = hex[c & 15];
+      p += 6;
+    } else {
+      *p++ = (char)c;
+    }
+  }
+  *p++ = '"';
+  *w = p;
+}
+
+/* Tags as a JSON array, duplicates (ASCII case-insensitive) dropped, first spelling kept.
+ * Escaping grows a string at most 6x. */
+char *syn_store_tags_json(const char *const *tags, size_t n, bool *bad) {
+  *bad = false;
+  if (n > SYN_SHARD_MAX_TAGS) {
+    *bad = true;
+    return NULL;
+  }
+  size_t cap = 3;
+  for (size_t i = 0; i < n; i++) {
+    size_t len = tags[i] ? strlen(tags[i]) : 0;
+    if (!tags[i] || len == 0 || len > SYN_SHARD_MAX_TAG || has_control(tags[i])) {
+      *bad = true;
+      return NULL;
+    }
+    cap += 6 * len + 3;
+  }
+  char *out = malloc(cap), *w = out;
+  if (!out) return NULL;
+  *w++ = '[';
+  for (size_t i = 0; i < n; i++) {
+    bool dup = false;
+    for (size_t j = 0; j < i && !dup; j++) dup = ascii_ieq(tags[i], tags[j]);
+    if (dup) continue;
+    if (w[-1] != '[') *w++ = ',';
+    json_put_string(&w, tags[i]);
+  }
+  *w++ = ']';
+  *w = '\0';
+  return out;
+}
+
+static int check_text(const char *s, size_t max, bool required, const char *field, char *err,
+                      size_t errlen) {
+  if (!s) {
+    if (!required) return 0;
+    set_err(err, errlen, "%s is required", field);
+    return -EINVAL;
+  }
+  if (strlen(s) > max) {
+    if (err && errlen) snprintf(err, errlen, "%s is longer than %zu bytes", field, max);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+/* L2 norm of a finite, nonzero vector; 0 when the vector is unusable. */
+static double vec_norm(const float *v, uint32_t n) {
+  double s = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (!isfinite(v[i])) return 0;
+    s += (double)v[i] * v[i];
+  }
+  double r = sqrt(s);
+  return isfinite(r) && r > 1e-30 ? r : 0;
+}
+
+static int check_input(const syn_shard_input *in, char *ih, char *model_key, double *norm,
+                       char *err, size_t errlen) {
+  int rc;
+  if (!in->info_hash || syn_info_hash_normalize(in->info_hash, ih) != 0) {
+    set_err(err, errlen, "%s", "info_hash must be 40 or 64 hexadecimal digits");
+    return -EINVAL;
+  }
+  if ((rc = check_text(in->display_name, SYN_SHARD_MAX_NAME, true, "display_name", err, errlen)) ||
+      (rc = check_text(in->model, SYN_SHARD_MAX_MODEL, true, "model", err, errlen)) ||
+      (rc = check_text(in->description, SYN_SHARD_MAX_TEXT, false, "description", err, errlen)) ||
+      (rc = check_text(in->metadata_json, SYN_SHARD_MAX_TEXT, false, "metadata", err, errlen)) ||
+      (rc = check_text(in->creator_agent_id, SYN_SHARD_MAX_FIELD, false, "creator_agent_id", err,
+                       errlen)) ||
+      (rc = check_text(in->creator_public_key, SYN_SHARD_MAX_FIELD, false, "creator_public_key",
+                       err, errlen)) ||
+      (rc = check_text(in->signature, SYN_SHARD_MAX_FIELD, false, "signature", err, errlen)))
+    return rc;
+  if (syn_model_key(in->model, model_key, SYN_SHARD_MAX_MODEL + 1) != 0) {
+    set_err(err, errlen, "%s", "model name is empty");
+    return -EINVAL;
+  }
+  if (in->dimension == 0 || in->dimension > SYN_SHARD_MAX_DIM || !in->embedding) {
+    if (err && errlen)
+      snprintf(err, errlen, "dimension must be 1..%d with an embedding of that length",
+               SYN_SHARD_MAX_DIM);
+    return -EINVAL;
+  }
+  if ((*norm = vec_norm(in->embedding, in->dimension)) == 0) {
+    set_err(err, errlen, "%s", "embedding must be finite and not all zero");
+    return -EINVAL;
+  }
+  if (in->tag_count && !in->tags) {
+    set_err(err, errlen, "%s", "tags missing");
+    return -EINVAL;
+  }
+  return 0;
+}
+
+/* ---- writes ---------------------------------------------------------------------- */
+
+static void bind_text_or_null(sqlite3_stmt *s, int i, const char *v) {
+  if (v)
+    sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(s, i);
+}
+
+static void bind_int_or_null(sqlite3_stmt *s, int i, int64_t v) {
+  if (v >= 0)
+    sqlite3_bind_int64(s, i, v);
+  else
+    sqlite3_bind_null(s, i);
+}
+
+/* Looks the info_hash up inside the write transaction; fills the old_* fields. */
+static int put_find_old(conn *c, const char *ih, syn_store_change *chg, int64_t *created) {
+  sqlite3_stmt *s = stmt_get(c, ST_FIND);
+  if (!s) return -EIO;
+  sqlite3_bind_text(s, 1, ih, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    chg->old_id = sqlite3_column_int64(s, 0);
+    *created = sqlite3_column_int64(s, 1);
+    const char *mk = (const char *)sqlite3_column_text(s, 2);
+    snprintf(chg->old_model_key, sizeof chg->old_model_key, "%s", mk ? mk : "");
+    chg->old_dimension = (uint32_t)sqlite3_column_int64(s, 3);
+  }
+  stmt_done(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return -EIO;
+  if (!chg->old_id) return 0;
+  s = stmt_get(c, ST_DELETE_ID);
+  if (!s) return -EIO;
+  sqlite3_bind_int64(s, 1, chg->old_id);
+  rc = sqlite3_step(s);
+  stmt_done(s);
+  return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+static int put_insert(conn *c, const syn_shard_input *in, const char *ih, const char *tags,
+                      const syn_store_change *chg, int64_t now_ms, char *err, size_t errlen) {
+  sqlite3_stmt *s = stmt_get(c, ST_INSERT);
+  if (!s) return -EIO;
+  sqlite3_bind_text(s, 1, ih, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, chg->model_key, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 3, in->dimension);
+  sqlite3_bind_double(s, 4, chg->norm);
+  sqlite3_bind_int64(s, 5, chg->created_at_ms);
+  sqlite3_bind_int64(s, 6, now_ms);
+  sqlite3_bind_text(s, 7, in->display_name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 8, in->model, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 9, tags, -1, SQLITE_STATIC);
+  bind_int_or_null(s, 10, in->file_size);
+  bind_int_or_null(s, 11, in->entry_count);
+  bind_text_or_null(s, 12, in->creator_agent_id);
+  bind_text_or_null(s, 13, in->creator_public_key);
+  bind_text_or_null(s, 14, in->signature);
+  bind_text_or_null(s, 15, in->description);
+  bind_text_or_null(s, 16, in->metadata_json);
+  sqlite3_bind_blob(s, 17, in->embedding, (int)(4 * in->dimension), SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  int ext = sqlite3_extended_errcode(c->db);
+  stmt_done(s);
+  if (rc == SQLITE_DONE) return 0;
+  if (ext == SQLITE_CONSTRAINT_CHECK) {
+    set_err(err, errlen, "%s", "metadata must be a JSON object");
+    return -EINVAL;
+  }
+  set_err(err, errlen, "sqlite insert: %s", sqlite3_errmsg(c->db));
+  return -EIO;
+}
+
+int syn_store_put(syn_store *st, const syn_shard_input *in, int64_t now_ms,
+                  syn_store_change *chg, char *err, size_t errlen) {
+  char ih[65];
+  double norm;
+  memset(chg, 0, sizeof *chg);
+  int rc = check_input(in, ih, chg->model_key, &norm, err, errlen);
+  if (rc) return rc;
+  bool bad = false;
+  char *tags = syn_store_tags_json(in->tags, in->tag_count, &bad);
+  if (!tags) {
+    if (bad)
+      snprintf(err, errlen, "at most %d tags of 1..%d bytes without control characters",
+               SYN_SHARD_MAX_TAGS, SYN_SHARD_MAX_TAG);
+    else
+      set_err(err, errlen, "%s", "out of memory");
+    return bad ? -EINVAL : -ENOMEM;
+  }
+  chg->norm = (float)norm;
+  pthread_mutex_lock(&st->write_mu);
+  conn *c = &st->writer;
+  int64_t created = 0;
+  rc = stmt_run(c, ST_BEGIN);
+  if (rc == 0) rc = put_find_old(c, ih, chg, &created);
+  if (rc == 0) {
+    chg->created_at_ms = in->created_at_ms > 0 ? in->created_at_ms
+                         : created > 0         ? created
+                                               : now_ms;
+    rc = put_insert(c, in, ih, tags, chg, now_ms, err, errlen);
+  }
+  if (rc == 0) {
+    chg->id = sqlite3_last_insert_rowid(c->db);
+    rc = stmt_run(c, ST_COMMIT);
+  }
+  if (rc != 0) {
+    if (rc == -EIO && err && errlen && !err[0])
+      set_err(err, errlen, "sqlite: %s", sqlite3_errmsg(c->db));
+    if (!sqlite3_get_autocommit(c->db)) stmt_run(c, ST_ROLLBACK);
+  }
+  pthread_mutex_unlock(&st->write_mu);
+  free(tags);
+  return rc;
+}
+
+int syn_store_delete(syn_store *st, const char *info_hash, syn_store_change *chg) {
+  char ih[65];
+  memset(chg, 0, sizeof *chg);
+  if (syn_info_hash_normalize(info_hash, ih) != 0) return -EINVAL;
+  pthread_mutex_lock(&st->write_mu);
+  conn *c = &st->writer;
+  sqlite3_stmt *s = stmt_get(c, ST_DELETE_HASH);
+  int rc = -EIO;
+  if (s) {
+    sqlite3_bind_text(s, 1, ih, -1, SQLITE_STATIC);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+      chg->old_id = sqlite3_column_int64(s, 0);
+      const char *mk = (const char *)sqlite3_column_text(s, 1);
+      snprintf(chg->old_model_key, sizeof chg->old_model_key, "%s", mk ? mk : "");
+      chg->old_dimension = (uint32_t)sqlite3_column_int64(s, 2);
+    }
+    rc = step == SQLITE_DONE ? (chg->old_id ? 0 : -ENOENT) : -EIO;
+    stmt_done(s);
+  }
+  pthread_mutex_unlock(&st->write_mu);
+  return rc;
+}
+
+/* ---- reads ----------------------------------------------------------------------- */
+
+static char *col_dup(sqlite3_stmt *s, int i) {
+  if (sqlite3_column_type(s, i) == SQLITE_NULL) return NULL;
+  const char *t = (const char *)sqlite3_column_text(s, i);
+  return strdup(t ? t : "");
+}
+
+static int64_t col_int_or_absent(sqlite3_stmt *s, int i) {
+  return sqlite3_column_type(s, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, i);
+}
+
+static int parse_tags(conn *c, const char *json, syn_shard *out) {
+  sqlite3_stmt *s = stmt_get(c, ST_JSON_EACH);
+  if (!s) return -EIO;
+  sqlite3_bind_text(s, 1, json ? json : "[]", -1, SQLITE_STATIC);
+  int rc, ret = 0;
+  size_t cap = 0;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW && out->tag_count < SYN_SHARD_MAX_TAGS) {
+    if (out->tag_count == cap) {
+      size_t ncap = cap ? cap * 2 : 4;
+      char **nt = realloc(out->tags, ncap * sizeof *nt);
+      if (!nt) {
+        ret = -ENOMEM;
+        break;
+      }
+      out->tags = nt, cap = ncap;
+    }
+    if (!(out->tags[out->tag_count] = col_dup(s, 0))) {
+      ret = -ENOMEM;
+      break;
+    }
+    out->tag_count++;
+  }
+  if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE) ret = -EIO;
+  stmt_done(s);
+  return ret;
+}
+
+/* Fills out from a row of RECORD_COLS [, embedding]. */
+static int read_record(conn *c, sqlite3_stmt *s, bool with_embedding, syn_shard *out) {
+  memset(out, 0, sizeof *out);
+  out->id = sqlite3_column_int64(s, 0);
+  const char *ih = (const char *)sqlite3_column_text(s, 1);
+  snprintf(out->info_hash, sizeof out->info_hash, "%s", ih ? ih : "");
+  out->model_key = col_dup(s, 2);
+  out->dimension = (uint32_t)sqlite3_column_int64(s, 3);
+  out->created_at_ms = sqlite3_column_int64(s, 4);
+  out->updated_at_ms = sqlite3_column_int64(s, 5);
+  out->display_name = col_dup(s, 6);
+  out->model = col_dup(s, 7);
+  out->file_size = col_int_or_absent(s, 9);
+  out->entry_count = col_int_or_absent(s, 10);
+  out->creator_agent_id = col_dup(s, 11);
+  out->creator_public_key = col_dup(s, 12);
+  out->signature = col_dup(s, 13);
+  out->description = col_dup(s, 14);
+  out->metadata_json = col_dup(s, 15);
+  if (!out->model_key || !out->display_name || !out->model) return -ENOMEM;
+  if (with_embedding) {
+    size_t bytes = (size_t)sqlite3_column_bytes(s, 17);
+    const void *blob = sqlite3_column_blob(s, 17);
+    if (bytes != 4 * (size_t)out->dimension || !blob) return -EIO;
+    if (!(out->embedding = malloc(bytes))) return -ENOMEM;
+    memcpy(out->embedding, blob, bytes);
+  }
+  char *tags = col_dup(s, 8);
+  int rc = parse_tags(c, tags, out);
+  free(tags);
+  return rc;
+}
+
+void syn_shard_free(syn_shard *s) {
+  if (!s) return;
+  free(s->display_name);
+  free(s->model);
+  free(s->model_key);
+  for (size_t i = 0; i < s->tag_count; i++) free(s->tags[i]);
+  free(s->tags);
+  free(s->description);
+  free(s->metadata_json);
+  free(s->creator_agent_id);
+  free(s->creator_public_key);
+  free(s->signature);
+  free(s->embedding);
+  memset(s, 0, sizeof *s);
+}
+
+static int get_record(syn_store *st, enum stmt_id id, const char *hash, int64_t rowid,
+                      bool with_embedding, syn_shard *out) {
+  memset(out, 0, sizeof *out);
+  conn *c = reader_acquire(st);
+  sqlite3_stmt *s = stmt_get(c, id);
+  int rc = -EIO;
+  if (s) {
+    if (hash)
+      sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+    else
+      sqlite3_bind_int64(s, 1, rowid);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW)
+      rc = read_record(c, s, with_embedding, out);
+    else
+      rc = step == SQLITE_DONE ? -ENOENT : -EIO;
+    stmt_done(s);
+  }
+  reader_release(st, c);
+  if (rc) syn_shard_free(out);
+  return rc;
+}
+
+int syn_store_get(syn_store *st, const char *info_hash, bool with_embedding, syn_shard *out) {
+  char ih[65];
+  if (syn_info_hash_normalize(info_hash, ih) != 0) {
+    memset(out, 0, sizeof *out);
+    return -EINVAL;
+  }
+  return get_record(st, with_embedding ? ST_GET_HASH_EMB : ST_GET_HASH, ih, 0, with_embedding,
+                    out);
+}
+
+int syn_store_get_by_id(syn_store *st, int64_t id, bool with_embedding, syn_shard *out) {
+  return get_record(st, with_embedding ? ST_GET_ID_EMB : ST_GET_ID, NULL, id, with_embedding,
+                    out);
+}
+
+int64_t syn_store_count(syn_store *st) {
+  conn *c = reader_acquire(st);
+  sqlite3_stmt *s = stmt_get(c, ST_COUNT);
+  int64_t n = -EIO;
+  if (s && sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+  stmt_done(s);
+  reader_release(st, c);
+  return n;
+}
+
+int syn_store_collections(syn_store *st, syn_store_collection **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  conn *c = reader_acquire(st);
+  sqlite3_stmt *s = stmt_get(c, ST_COLLECTIONS);
+  int rc = s ? 0 : -EIO, step = SQLITE_DONE;
+  size_t cap = 0;
+  while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+    if (*n == cap) {
+      size_t ncap = cap ? cap * 2 : 4;
+      syn_store_collection *nc = realloc(*out, ncap * sizeof *nc);
+      if (!nc) {
+        rc = -ENOMEM;
+        break;
+      }
+      *out = nc, cap = ncap;
+    }
+    syn_store_collection *col = &(*out)[*n];
+    const char *mk = (const char *)sqlite3_column_text(s, 0);
+    snprintf(col->model_key, sizeof col->model_key, "%s", mk ? mk : "");
+    col->dimension = (uint32_t)sqlite3_column_int64(s, 1);
+    col->count = sqlite3_column_int64(s, 2);
+    col->id_sum = sqlite3_column_int64(s, 3);
+    if (col->dimension > 0 && col->dimension <= SYN_SHARD_MAX_DIM) (*n)++;
+  }
+  if (rc == 0 && step != SQLITE_DONE) rc = -EIO;
+  stmt_done(s);
+  reader_release(st, c);
+  if (rc) {
+    free(*out);
+    *out = NULL;
+    *n = 0;
+  }
+  return rc;
+}
+
+/* Copies a stored embedding (possibly unaligned) into unit and normalises it. false for
+ * a malformed row. */
+static bool row_unit(const void *blob, size_t bytes, double norm, uint32_t dim, float *unit) {
+  if (!blob || bytes != 4 * (size_t)dim || !(norm > 0) || !isfinite(norm)) return false;
+  memcpy(unit, blob, bytes);
+  float inv = (float)(1.0 / norm);
+  for (uint32_t i = 0; i < dim; i++) unit[i] *= inv;
+  return true;
+}
+
+uint64_t syn_store_corrupt_rows(syn_store *st) { return atomic_load(&st->corrupt); }
+
+int syn_store_scan_vectors(syn_store *st, const char *model_key, uint32_t dim,
+                           syn_store_vector_fn fn, void *ctx) {
+  float *unit = malloc(4 * (size_t)dim);
+  if (!unit) return -ENOMEM;
+  conn *c = reader_acquire(st);
+  sqlite3_stmt *s = stmt_get(c, ST_SCAN_VECTORS);
+  int rc = s ? 0 : -EIO, step = SQLITE_DONE;
+  if (s) {
+    sqlite3_bind_text(s, 1, model_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, dim);
+  }
+  while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+    const void *blob = sqlite3_column_blob(s, 2);
+    size_t bytes = (size_t)sqlite3_column_bytes(s, 2);
+    if (!row_unit(blob, bytes, sqlite3_column_double(s, 1), dim, unit)) {
+      atomic_fetch_add(&st->corrupt, 1);
+      continue;
+    }
+    rc = fn(ctx, sqlite3_column_int64(s, 0), unit);
+  }
+  if (rc == 0 && step != SQLITE_DONE) rc = -EIO;
+  stmt_done(s);
+  reader_release(st, c);
+  free(unit);
+  return rc;
+}
+
+int syn_store_scan_ids(syn_store *st, const char *model_key, uint32_t dim, syn_store_id_fn fn,
+                       void *ctx) {
+  conn *c = reader_acquire(st);
+  sqlite3_stmt *s = stmt_get(c, ST_SCAN_IDS);
+  int rc = s ? 0 : -EIO, step = SQLITE_DONE;
+  if (s) {
+    sqlite3_bind_text(s, 1, model_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, dim);
+  }
+  while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW)
+    rc = fn(ctx, sqlite3_column_int64(s, 0));
+  if (rc == 0 && step != SQLITE_DONE) rc = -EIO;
+  stmt_done(s);
+  reader_release(st, c);
+  return rc;
+}
+
+int syn_store_get_vector(syn_store *st, int64_t id, uint32_t dim, float *unit) {
+  conn *c = reader_acquire(st);
+  sqlite3_stmt *s = stmt_get(c, ST_GET_VECTOR);
+  int rc = -EIO;
+  if (s) {
+    sqlite3_bind_int64(s, 1, id);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+      bool ok = (uint32_t)sqlite3_column_int64(s, 0) == dim &&
+                row_unit(sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2),
+                         sqlite3_column_double(s, 1), dim, unit);
+      if (!ok) atomic_fetch_add(&st->corrupt, 1);
+      rc = ok ? 0 : -EIO;
+    } else {
+      rc = step == SQLITE_DONE ? -ENOENT : -EIO;
+    }
+    stmt_done(s);
+  }
+  reader_release(st, c);
+  return rc;
+}
+
+/* ---- search support -------------------------------------------------------------- */
+
+static float dot(const float *a, const float *b, uint32_t n) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  uint32_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+    s3 += a[i + 3] * b[i + 3];
+  }
+  for (; i < n; i++) s0 += a[i] * b[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+int syn_store_probe_rows(syn_store *st, const char *tags_json, const float *qunit,
+                         uint32_t dim, syn_store_probe *items, size_t n) {
+  float *unit = qunit ? malloc(4 * (size_t)dim) : NULL;
+  if (qunit && !unit) return -ENOMEM;
+  conn *c = reader_acquire(st);
+  sqlite3_stmt *s = stmt_get(c, qunit ? ST_PROBE_EMB : ST_PROBE);
+  int rc = s ? 0 : -EIO;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    syn_store_probe *p = &items[i];
+    p->exists = p->matches = false;
+    p->cosine = -1;
+    sqlite3_bind_int64(s, 1, p->id);
+    bind_text_or_null(s, 2, tags_json);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+      p->exists = true;
+      p->matches = sqlite3_column_int(s, 0) != 0;
+      if (qunit) {
+        bool ok = (uint32_t)sqlite3_column_int64(s, 1) == dim &&
+                  row_unit(sqlite3_column_blob(s, 3), (size_t)sqlite3_column_bytes(s, 3),
+                           sqlite3_column_double(s, 2), dim, unit);
+        if (ok)
+          p->cosine = dot(qunit, unit, dim);
+        else
+          p->exists = false, atomic_fetch_add(&st->corrupt, 1);
+      }
+    } else if (step != SQLITE_DONE) {
+      rc = -EIO;
+    }
+    sqlite3_reset(s);
+  }
+  stmt_done(s);
+  reader_release(st, c);
+  free(unit);
+  return rc;
+}
+
+int syn_store_count_tagged(syn_store *st, const char *tags_json, int64_t cap, int64_t *count) {
+  conn *c = reader_acquire(st);
+  sqlite3_stmt *s = stmt_get(c, ST_COUNT_TAGGED);
+  int rc = -EIO;
+  if (s) {
+    sqlite3_bind_text(s, 1, tags_json, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, cap);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      *count = sqlite3_column_int64(s, 0);
+      rc = 0;
+    }
+    stmt_done(s);
+  }
+  reader_release(st, c);
+  return rc;
+}
+
+/* Bounded min-heap of the best `cap` scored ids: the root is the worst kept. */
+typedef struct topk {
+  syn_scored *v;
+  size_t n, cap;
+} topk;
+
+static bool scored_worse(const syn_scored *a, const syn_scored *b) {
+  return a->score < b->score || (a->score == b->score && a->id > b->id);
+}
+
+static void topk_sift_down(topk *h, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < h->n && scored_worse(&h->v[l], &h->v[m])) m = l;
+    if (r < h->n && scored_worse(&h->v[r], &h->v[m])) m = r;
+    if (m == i) return;
+    syn_scored t = h->v[i];
+    h->v[i] = h->v[m];
+    h->v[m] = t;
+    i = m;
+  }
+}
+
+static void topk_push(topk *h, int64_t id, double score) {
+  syn_scored x = {id, score};
+  if (h->n < h->cap) {
+    size_t i = h->n++;
+    h->v[i] = x;
+    while (i > 0 && scored_worse(&h->v[i], &h->v[(i - 1) / 2])) {
+      size_t p = (i - 1) / 2;
+      syn_scored t = h->v[i];
+      h->v[i] = h->v[p];
+      h->v[p] = t;
+      i = p;
+    }
+  } else if (h->cap && scored_worse(&h->v[0], &x)) {
+    h->v[0] = x;
+    topk_sift_down(h, 0);
+  }
+}
+
+static int scored_cmp_desc(const void *pa, const void *pb) {
+  const syn_scored *a = pa, *b = pb;
+  if (scored_worse(a, b)) return 1;
+  if (scored_worse(b, a)) return -1;
+  return 0;
+}
+
+int syn_store_exact_search(syn_store *st, const char *model_key, uint32_t dim,
+                           const char *tags_json, const float *qunit, double min_cosine,
+                           size_t limit, syn_scored *out, size_t *n) {
+  *n = 0;
+  float *unit = malloc(4 * (size_t)dim);
+  if (!unit) return -ENOMEM;
+  topk h = {out, 0, limit};
+  conn *c = reader_acquire(st);
+  sqlite3_stmt *s = stmt_get(c, tags_json ? ST_EXACT_TAGGED : ST_EXACT_ALL);
+  int rc = s ? 0 : -EIO, step = SQLITE_DONE;
+  if (s) {
+    sqlite3_bind_text(s, 1, model_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, dim);
+    if (tags_json) sqlite3_bind_text(s, 3, tags_json, -1, SQLITE_STATIC);
+  }
+  while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
+    if (!row_unit(sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2),
+                  sqlite3_column_double(s, 1), dim, unit)) {
+      atomic_fetch_add(&st->corrupt, 1);
+      continue;
+    }
+    double cos = dot(qunit, unit, dim);
+    if (cos >= min_cosine) topk_push(&h, sqlite3_column_int64(s, 0), cos);
+  }
+  if (rc == 0 && step != SQLITE_DONE) rc = -EIO;
+  stmt_done(s);
+  reader_release(st, c);
+  free(unit);
+  qsort(out, h.n, sizeof *out, scored_cmp_desc);
+  *n = rc == 0 ? h.n : 0;
+  return rc;
+}
+
+/* ---- full text ------------------------------------------------------------------- */
+
+static bool term_byte(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
+}
+
+int syn_fts_query(const char *text, char *out, size_t cap) {
+  enum { MAX_TERMS = 32, MAX_TERM = 64 };
+  if (!out || cap == 0) return -ENOSPC;
+  out[0] = '\0';
+  if (!text) return 0;
+  const unsigned char *p = (const unsigned char *)text;
+  size_t len = 0;
+  int terms = 0;
+  while (*p && terms < MAX_TERMS) {
+    while (*p && !term_byte(*p)) p++;
+    const unsigned char *b = p;
+    while (*p && term_byte(*p)) p++;
+    size_t n = (size_t)(p - b);
+    if (n == 0) break;
+    if (n > MAX_TERM) { /* cut on a UTF-8 character boundary */
+      n = MAX_TERM;
+      while (n > 0 && (b[n] & 0xC0) == 0x80) n--;
+      if (n == 0) continue;
+    }
+    size_t need = (terms ? 4 : 0) + n + 2;
+    if (len + need + 1 > cap) return -ENOSPC;
+    if (terms) memcpy(out + len, " OR ", 4), len += 4;
+    out[len++] = '"';
+    memcpy(out + len, b, n), len += n;
+    out[len++] = '"';
+    out[len] = '\0';
+    terms++;
+  }
+  return terms;
+}
+
+int syn_store_text_search(syn_store *st, const char *fts_query, const char *model_key,
+                          const char *tags_json, size_t limit, syn_scored *out, size_t *n) {
+  *n = 0;
+  conn *c = reader_acquire(st);
+  sqlite3_stmt *s = stmt_get(c, ST_TEXT);
+  int rc = s ? 0 : -EIO, step = SQLITE_DONE;
+  if (s) {
+    sqlite3_bind_text(s, 1, fts_query, -1, SQLITE_STATIC);
+    bind_text_or_null(s, 2, model_key);
+    bind_text_or_null(s, 3, tags_json);
+    sqlite3_bind_int64(s, 4, (int64_t)limit);
+  }
+  while (rc == 0 && *n < limit && (step = sqlite3_step(s)) == SQLITE_ROW) {
+    out[*n].id = sqlite3_column_int64(s, 0);
+    out[*n].score = sqlite3_column_double(s, 1);
+    (*n)++;
+  }
+  if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
+    rc = sqlite3_errcode(c->db) == SQLITE_ERROR ? -EINVAL : -EIO;
+  stmt_done(s);
+  reader_release(st, c);
+  if (rc) *n = 0;
+  return rc;
+}
