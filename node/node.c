@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "node/shards.h"
 #include "node/swarm.h"
 #include "proto/wire.h"
 
@@ -42,11 +43,13 @@ typedef struct node_worker {
 struct syn_node {
   nng_socket sock;
   syn_swarm_store *swarms;
+  syn_shards shards;
   uint32_t max_numwant;
   uint32_t full_scrape_max;
   size_t worker_count;
   node_worker workers[MAX_WORKERS];
   pthread_t maintenance;
+  bool maintenance_started;
   atomic_bool stopping;
   atomic_uint_fast64_t announces;
   atomic_uint_fast64_t scrapes;
@@ -199,6 +202,13 @@ static void handle_stats(syn_node *node, Synapse__Reply *rep, Synapse__StatsRepl
   out->peer_bytes = t.peer_bytes;
   out->announces = atomic_load_explicit(&node->announces, memory_order_relaxed);
   out->scrapes = atomic_load_explicit(&node->scrapes, memory_order_relaxed);
+  syn_index_stats is;
+  if (node->shards.index && syn_index_stats_get(node->shards.index, &is) == 0) {
+    out->has_shards = out->has_vectors = out->has_searches = 1;
+    out->shards = (uint64_t)is.shards;
+    for (size_t i = 0; i < is.collection_count; i++) out->vectors += is.collections[i].vectors;
+    out->searches = is.vector_searches + is.text_searches;
+  }
   rep->body_case = SYNAPSE__REPLY__BODY_STATS;
   rep->stats = out;
 }
@@ -220,6 +230,10 @@ static int reserve_batch_scratch(syn_node *node, node_worker *w, const Synapse__
 
 static void handle_request(syn_node *node, node_worker *w, const Synapse__Request *req,
                            uint32_t now) {
+  if (syn_shards_handles(req)) {
+    syn_shards_handle(&node->shards, req, now, &w->reply);
+    return;
+  }
   Synapse__Reply rep = SYNAPSE__REPLY__INIT;
   Synapse__AnnounceReply announce = SYNAPSE__ANNOUNCE_REPLY__INIT;
   Synapse__ScrapeReply scrape = SYNAPSE__SCRAPE_REPLY__INIT;
@@ -316,6 +330,13 @@ static int start_workers(syn_node *node, char *err, size_t err_len) {
   return 0;
 }
 
+static int open_index(syn_node *node, const syn_config *cfg, char *err, size_t err_len) {
+  syn_index_config icfg;
+  if (syn_shards_index_config(cfg, &icfg, err, err_len)) return -1;
+  node->shards.index = syn_index_open(&icfg, cfg->data_dir, err, err_len);
+  return node->shards.index ? 0 : -1;
+}
+
 syn_node *syn_node_start(const syn_config *cfg, const char *listen_url, char *err,
                          size_t err_len) {
   syn_node *node = calloc(1, sizeof *node);
@@ -333,6 +354,12 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url, char *er
     free(node);
     return NULL;
   }
+  node->shards.swarms = node->swarms;
+  node->shards.cfg = cfg;
+  if (open_index(node, cfg, err, err_len)) {
+    syn_node_stop(node);
+    return NULL;
+  }
   size_t wanted = node->worker_count;
   node->worker_count = 0;
   if (open_socket(node, listen_url, err, err_len)) {
@@ -344,7 +371,7 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url, char *er
     syn_node_stop(node);
     return NULL;
   }
-  pthread_create(&node->maintenance, NULL, maintenance_main, node);
+  node->maintenance_started = pthread_create(&node->maintenance, NULL, maintenance_main, node) == 0;
   return node;
 }
 
@@ -360,7 +387,8 @@ void syn_node_stop(syn_node *node) {
     syn_buf_free(&w->peers);
     syn_buf_free(&w->reply);
   }
-  if (node->maintenance) pthread_join(node->maintenance, NULL);
+  if (node->maintenance_started) pthread_join(node->maintenance, NULL);
+  syn_index_close(node->shards.index);
   syn_swarm_store_free(node->swarms);
   free(node);
 }

@@ -745,6 +745,29 @@ out:
   return rc;
 }
 
+int syn_swarm_peers(syn_swarm_store *s, const uint8_t info_hash[20], uint32_t now,
+                    uint32_t max, syn_announce_result *out) {
+  out->complete = out->incomplete = out->downloaded = 0;
+  out->peers4_count = out->peers6_count = 0;
+  uint64_t h = ih_hash(s, info_hash);
+  stripe *st = &s->st[h >> (64 - STRIPE_BITS)];
+  pthread_mutex_lock(&st->mu);
+  uint32_t si = tab_find(st, h, info_hash);
+  if (si != UINT32_MAX) {
+    swarm *sw = st->tab[si].sw;
+    swarm_clean_if_due(s, st, sw, now);
+    syn_announce req = {.numwant = max, .families = SYN_FAMILY_V4 | SYN_FAMILY_V6};
+    select_peers(sw, V4, NULL, false, &st->rng, &req, now, s->timeout, out);
+    syn_scrape_result fig;
+    swarm_figures(sw, &fig);
+    out->complete = fig.complete;
+    out->incomplete = fig.incomplete;
+    out->downloaded = fig.downloaded;
+  }
+  pthread_mutex_unlock(&st->mu);
+  return si == UINT32_MAX ? -ENOENT : 0;
+}
+
 void syn_swarm_scrape(syn_swarm_store *s, const uint8_t info_hash[20], uint32_t now,
                       syn_scrape_result *out) {
   memset(out, 0, sizeof *out);

@@ -106,6 +106,12 @@ void syn_swarm_store_free(syn_swarm_store *store);
 int syn_swarm_announce(syn_swarm_store *store, const syn_announce *req, uint32_t now,
                        syn_announce_result *out);
 
+/* Up to `max` peers of a swarm without announcing (for /api/peers): peer buffers as for
+ * syn_swarm_announce (ids not filled); counts and figures set. 0, or -ENOENT for an
+ * unknown swarm (figures zero). */
+int syn_swarm_peers(syn_swarm_store *store, const uint8_t info_hash[20], uint32_t now,
+                    uint32_t max, syn_announce_result *out);
+
 /* Figures for one info_hash; zeros for an unknown one. Drops the swarm's expired peers
  * first if due (see above), so it takes the stripe lock like an announce. */
 void syn_swarm_scrape(syn_swarm_store *store, const uint8_t info_hash[20], uint32_t now,

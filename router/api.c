@@ -391,6 +391,7 @@ static json_t *fused_results(api_call *c) {
 static void record_latency(syn_router *r, uint64_t ms) {
   static const uint64_t bounds[8] = {1, 5, 10, 25, 50, 100, 1000, 5000};
   r->counters.search_latency_us_sum += ms * 1000;
+  r->counters.search_latency_count++;
   for (int i = 0; i < 8; i++)
     if (ms <= bounds[i]) r->counters.search_latency_buckets[i]++;
 }

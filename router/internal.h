@@ -58,6 +58,7 @@ typedef struct router_counters {
   uint64_t registrations;
   uint64_t searches;
   uint64_t search_latency_us_sum;
+  uint64_t search_latency_count;
   uint64_t search_latency_buckets[8]; /* cumulative le 1ms..5s, for a Prometheus histogram */
 } router_counters;
 

@@ -271,6 +271,23 @@ static void metric(syn_buf *b, const char *name, const char *type, const char *h
                  (unsigned long long)v);
 }
 
+/* Search latency as a Prometheus histogram (seconds). */
+static void search_histogram(syn_buf *b, const router_counters *c) {
+  static const char *const le[8] = {"0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "1", "5"};
+  syn_buf_printf(b, "# HELP synapse_search_latency_seconds Search latency at the router.\n"
+                    "# TYPE synapse_search_latency_seconds histogram\n");
+  for (int i = 0; i < 8; i++) {
+    syn_buf_printf(b, "synapse_search_latency_seconds_bucket{le=\"%s\"} %llu\n", le[i],
+                   (unsigned long long)c->search_latency_buckets[i]);
+  }
+  uint64_t count = c->search_latency_count;
+  syn_buf_printf(b, "synapse_search_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+                 (unsigned long long)count);
+  syn_buf_printf(b, "synapse_search_latency_seconds_sum %.6f\n",
+                 (double)c->search_latency_us_sum / 1e6);
+  syn_buf_printf(b, "synapse_search_latency_seconds_count %llu\n", (unsigned long long)count);
+}
+
 static void metrics_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
   const Synapse__StatsReply *s = rep->body_case == SYNAPSE__REPLY__BODY_STATS ? rep->stats : NULL;
   syn_buf *b = &r->scratch;
@@ -306,7 +323,13 @@ static void metrics_reply(syn_router *r, pending *p, const Synapse__Reply *rep) 
     metric(b, "synapse_tracker_active_seeders", "gauge", "Seeders in the swarm store.", s->seeders);
     metric(b, "synapse_tracker_active_torrents", "gauge", "Torrents with peers.", s->torrents);
     metric(b, "synapse_tracker_peer_bytes", "gauge", "Bytes held by peer records.", s->peer_bytes);
+    metric(b, "synapse_shards_total", "gauge", "Shards registered.", s->shards);
+    metric(b, "synapse_vector_index_size", "gauge", "Vectors in the node's indexes.", s->vectors);
   }
+  metric(b, "synapse_registrations_total", "counter", "Shard registrations received.",
+         c->registrations);
+  metric(b, "synapse_search_queries_total", "counter", "Searches received.", c->searches);
+  search_histogram(b, c);
   syn_http_respond(p->slot, 200, "text/plain; version=0.0.4", b->data, b->len, NULL);
 }
 
@@ -321,7 +344,7 @@ static void stats_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
   const router_counters *c = &r->counters;
   respond_json(p->slot, 200,
                json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "status", "success", "total_shards",
-                         (json_int_t)0, "total_peers", (json_int_t)s->peers, "total_seeders",
+                         (json_int_t)s->shards, "total_peers", (json_int_t)s->peers, "total_seeders",
                          (json_int_t)s->seeders, "active_torrents", (json_int_t)s->torrents,
                          "total_announced", (json_int_t)(c->http_announces + c->udp_announces),
                          "total_scraped", (json_int_t)(c->http_scrapes + c->udp_scrapes)));

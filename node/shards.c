@@ -1,0 +1,348 @@
+#include "node/shards.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/urlcodec.h"
+#include "node/embedder.h"
+#include "proto/wire.h"
+
+#define PEERS_MAX 200 /* /api/peers lists at most this many */
+
+int syn_shards_index_config(const syn_config *cfg, syn_index_config *out, char *err,
+                            size_t err_len) {
+  syn_index_config_defaults(out);
+  if (cfg->index_type && *cfg->index_type && syn_index_type_parse(cfg->index_type, &out->type)) {
+    snprintf(err, err_len,
+             "vector_search.index_type: \"%s\" is not one of auto, flat, flat_sq8, ivf, ivf_sq8, "
+             "hnsw, hnsw_sq8",
+             cfg->index_type);
+    return -1;
+  }
+  if (cfg->auto_threshold) out->auto_threshold = cfg->auto_threshold;
+  if (cfg->hnsw_m) out->hnsw_m = cfg->hnsw_m;
+  if (cfg->hnsw_ef_construction) out->hnsw_ef_construction = cfg->hnsw_ef_construction;
+  if (cfg->hnsw_ef_search) out->hnsw_ef_search = cfg->hnsw_ef_search;
+  if (cfg->ivf_nlist) out->ivf_nlist = cfg->ivf_nlist;
+  if (cfg->ivf_nprobe) out->ivf_nprobe = cfg->ivf_nprobe;
+  return syn_index_config_validate(out, err, err_len) ? -1 : 0;
+}
+
+int syn_shards_handles(const Synapse__Request *req) {
+  switch (req->body_case) {
+  case SYNAPSE__REQUEST__BODY_REGISTER:
+  case SYNAPSE__REQUEST__BODY_GET:
+  case SYNAPSE__REQUEST__BODY_DELETE:
+  case SYNAPSE__REQUEST__BODY_PEERS:
+  case SYNAPSE__REQUEST__BODY_SEARCH:
+  case SYNAPSE__REQUEST__BODY_EMBED: return 1;
+  default: return 0;
+  }
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void append(syn_buf *reply, Synapse__Reply *rep) {
+  if (syn_wire_append_field1(reply, &rep->base)) syn_error("node: out of memory packing reply");
+}
+
+static void append_error(syn_buf *reply, uint64_t id, Synapse__ErrorCode code, const char *msg) {
+  Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+  rep.id = id;
+  rep.has_error = 1;
+  rep.error = code;
+  rep.message = (char *)msg;
+  append(reply, &rep);
+}
+
+static Synapse__ErrorCode code_of(int rc) {
+  switch (rc) {
+  case -EINVAL: return SYNAPSE__ERROR_CODE__BAD_REQUEST;
+  case -ENOENT: return SYNAPSE__ERROR_CODE__NOT_FOUND;
+  default: return SYNAPSE__ERROR_CODE__INTERNAL;
+  }
+}
+
+/* The 20 bytes that name a shard's swarm: v1 hash, or a v2 hash truncated (BEP 52). */
+static void swarm_figures(syn_shards *sh, const char *hex, uint32_t now, Synapse__SwarmFigures *out) {
+  uint8_t key[20];
+  syn_scrape_result r = {0};
+  if (syn_hex_decode(hex, 40, key, 20) == 0) syn_swarm_scrape(sh->swarms, key, now, &r);
+  out->seeders = r.complete;
+  out->leechers = r.incomplete;
+  out->downloaded = r.downloaded;
+}
+
+/* Proto view of a stored shard; strings borrowed from `s`. */
+static void shard_to_proto(syn_shard *s, Synapse__Shard *p) {
+  p->info_hash = s->info_hash;
+  p->display_name = s->display_name;
+  p->model = s->model;
+  p->has_dimension = 1;
+  p->dimension = s->dimension;
+  p->tags = s->tags;
+  p->n_tags = s->tag_count;
+  p->description = s->description;
+  p->has_file_size = s->file_size >= 0;
+  p->file_size = s->file_size >= 0 ? (uint64_t)s->file_size : 0;
+  p->has_entry_count = s->entry_count >= 0;
+  p->entry_count = s->entry_count >= 0 ? (uint64_t)s->entry_count : 0;
+  p->metadata_json = s->metadata_json;
+  p->creator_agent_id = s->creator_agent_id;
+  p->creator_public_key = s->creator_public_key;
+  p->signature = s->signature;
+  p->has_created_at = p->has_updated_at = 1;
+  p->created_at = s->created_at_ms / 1000;
+  p->updated_at = s->updated_at_ms / 1000;
+}
+
+static void handle_register(syn_shards *sh, uint64_t id, const Synapse__RegisterRequest *r,
+                            syn_buf *reply) {
+  const Synapse__Shard *p = r->shard;
+  float *embedding = NULL;
+  if (p->has_embedding) {
+    if (p->embedding.len != (size_t)p->dimension * sizeof(float)) {
+      append_error(reply, id, SYNAPSE__ERROR_CODE__BAD_REQUEST, "embedding length is not the dimension");
+      return;
+    }
+    embedding = malloc(p->embedding.len); /* aligned copy: protobuf bytes may be unaligned */
+    if (!embedding) {
+      append_error(reply, id, SYNAPSE__ERROR_CODE__INTERNAL, "out of memory");
+      return;
+    }
+    memcpy(embedding, p->embedding.data, p->embedding.len);
+  }
+  syn_shard_input in = {
+      .info_hash = p->info_hash,
+      .display_name = p->display_name,
+      .model = p->model,
+      .dimension = p->dimension,
+      .embedding = embedding,
+      .tags = (const char *const *)p->tags,
+      .tag_count = p->n_tags,
+      .description = p->description,
+      .file_size = p->has_file_size ? (int64_t)p->file_size : -1,
+      .entry_count = p->has_entry_count ? (int64_t)p->entry_count : -1,
+      .metadata_json = p->metadata_json,
+      .creator_agent_id = p->creator_agent_id,
+      .creator_public_key = p->creator_public_key,
+      .signature = p->signature,
+      .created_at_ms = p->has_created_at ? p->created_at * 1000 : 0,
+  };
+  syn_shard existing;
+  bool existed = syn_index_get(sh->index, p->info_hash, false, &existing) == 0;
+  if (existed) syn_shard_free(&existing);
+  char err[256] = "";
+  int rc = syn_index_register(sh->index, &in, wall_ms(), err, sizeof err);
+  free(embedding);
+  if (rc) {
+    append_error(reply, id, code_of(rc), *err ? err : syn_index_strerror(rc));
+    return;
+  }
+  Synapse__RegisterReply body = SYNAPSE__REGISTER_REPLY__INIT;
+  body.created = !existed;
+  Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+  rep.id = id;
+  rep.body_case = SYNAPSE__REPLY__BODY_REGISTER;
+  rep.register_ = &body;
+  append(reply, &rep);
+}
+
+static void handle_get(syn_shards *sh, uint64_t id, const Synapse__ShardKey *k, uint32_t now,
+                       syn_buf *reply) {
+  syn_shard s;
+  int rc = syn_index_get(sh->index, k->info_hash, false, &s);
+  if (rc) {
+    append_error(reply, id, code_of(rc), rc == -ENOENT ? "shard not found" : syn_index_strerror(rc));
+    return;
+  }
+  Synapse__Shard shard = SYNAPSE__SHARD__INIT;
+  Synapse__SwarmFigures swarm = SYNAPSE__SWARM_FIGURES__INIT;
+  shard_to_proto(&s, &shard);
+  swarm_figures(sh, s.info_hash, now, &swarm);
+  Synapse__GetReply body = SYNAPSE__GET_REPLY__INIT;
+  body.shard = &shard;
+  body.swarm = &swarm;
+  Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+  rep.id = id;
+  rep.body_case = SYNAPSE__REPLY__BODY_GET;
+  rep.get = &body;
+  append(reply, &rep);
+  syn_shard_free(&s);
+}
+
+static void handle_delete(syn_shards *sh, uint64_t id, const Synapse__ShardKey *k, syn_buf *reply) {
+  int rc = syn_index_delete(sh->index, k->info_hash);
+  if (rc && rc != -ENOENT) {
+    append_error(reply, id, code_of(rc), syn_index_strerror(rc));
+    return;
+  }
+  Synapse__DeleteReply body = SYNAPSE__DELETE_REPLY__INIT;
+  body.deleted = rc == 0;
+  Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+  rep.id = id;
+  rep.body_case = SYNAPSE__REPLY__BODY_DELETE;
+  rep.delete_ = &body;
+  append(reply, &rep);
+}
+
+static void handle_peers(syn_shards *sh, uint64_t id, const Synapse__ShardKey *k, uint32_t now,
+                         syn_buf *reply) {
+  uint8_t key[20];
+  if (strlen(k->info_hash) < 40 || syn_hex_decode(k->info_hash, 40, key, 20)) {
+    append_error(reply, id, SYNAPSE__ERROR_CODE__BAD_REQUEST, "info_hash must be hex");
+    return;
+  }
+  static _Thread_local uint8_t peers4[PEERS_MAX * 6], peers6[PEERS_MAX * 18];
+  syn_announce_result res = {.peers4 = peers4, .peers6 = peers6};
+  syn_swarm_peers(sh->swarms, key, now, PEERS_MAX, &res);
+  Synapse__SwarmFigures swarm = SYNAPSE__SWARM_FIGURES__INIT;
+  swarm.seeders = res.complete;
+  swarm.leechers = res.incomplete;
+  swarm.downloaded = res.downloaded;
+  Synapse__PeersReply body = SYNAPSE__PEERS_REPLY__INIT;
+  body.swarm = &swarm;
+  body.has_peers4 = body.has_peers6 = 1;
+  body.peers4 = (ProtobufCBinaryData){res.peers4_count * 6, peers4};
+  body.peers6 = (ProtobufCBinaryData){res.peers6_count * 18, peers6};
+  Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+  rep.id = id;
+  rep.body_case = SYNAPSE__REPLY__BODY_PEERS;
+  rep.peers = &body;
+  append(reply, &rep);
+}
+
+/* Proto hits over index hits; everything borrowed from `hits`, freed by the caller. */
+typedef struct hit_view {
+  Synapse__SearchHit *msgs;
+  Synapse__SearchHit **ptrs;
+  Synapse__Shard *shards;
+  Synapse__SwarmFigures *swarms;
+} hit_view;
+
+static int hit_view_build(syn_shards *sh, syn_hit *hits, size_t n, uint32_t now, hit_view *v) {
+  v->msgs = calloc(n + 1, sizeof *v->msgs);
+  v->ptrs = calloc(n + 1, sizeof *v->ptrs);
+  v->shards = calloc(n + 1, sizeof *v->shards);
+  v->swarms = calloc(n + 1, sizeof *v->swarms);
+  if (!v->msgs || !v->ptrs || !v->shards || !v->swarms) return -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    synapse__search_hit__init(&v->msgs[i]);
+    synapse__shard__init(&v->shards[i]);
+    synapse__swarm_figures__init(&v->swarms[i]);
+    shard_to_proto(&hits[i].shard, &v->shards[i]);
+    swarm_figures(sh, hits[i].shard.info_hash, now, &v->swarms[i]);
+    v->msgs[i].shard = &v->shards[i];
+    v->msgs[i].swarm = &v->swarms[i];
+    v->msgs[i].similarity = (float)hits[i].similarity;
+    v->ptrs[i] = &v->msgs[i];
+  }
+  return 0;
+}
+
+static void hit_view_free(hit_view *v) {
+  free(v->msgs);
+  free(v->ptrs);
+  free(v->shards);
+  free(v->swarms);
+}
+
+static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequest *s,
+                          uint32_t now, syn_buf *reply) {
+  syn_search_filter filter = {
+      .model = s->model && *s->model ? s->model : NULL,
+      .tags = (const char *const *)s->tags,
+      .tag_count = s->n_tags,
+      .min_similarity = s->has_min_similarity ? s->min_similarity : 0,
+  };
+  syn_hit *vhits = NULL, *khits = NULL;
+  size_t nv = 0, nk = 0;
+  syn_search_info vinfo = {0}, kinfo = {0};
+  int rc = 0;
+  float *query = NULL;
+  if (s->has_embedding && s->embedding.len >= sizeof(float)) {
+    uint32_t dim = (uint32_t)(s->embedding.len / sizeof(float));
+    query = malloc(s->embedding.len);
+    if (!query) rc = -ENOMEM;
+    else {
+      memcpy(query, s->embedding.data, s->embedding.len);
+      rc = syn_index_search_embedding(sh->index, query, dim, &filter, s->limit, &vhits, &nv, &vinfo);
+    }
+  }
+  if (rc == 0 && s->query && *s->query)
+    rc = syn_index_search_text(sh->index, s->query, &filter, s->limit, &khits, &nk, &kinfo);
+  free(query);
+  hit_view vv = {0}, kv = {0};
+  if (rc == 0 && (hit_view_build(sh, vhits, nv, now, &vv) || hit_view_build(sh, khits, nk, now, &kv)))
+    rc = -ENOMEM;
+  if (rc) {
+    append_error(reply, id, code_of(rc), syn_index_strerror(rc));
+  } else {
+    Synapse__SearchReply body = SYNAPSE__SEARCH_REPLY__INIT;
+    body.vector_hits = vv.ptrs;
+    body.n_vector_hits = nv;
+    body.keyword_hits = kv.ptrs;
+    body.n_keyword_hits = nk;
+    body.has_model_known = 1;
+    body.model_known = vinfo.model_known || kinfo.model_known;
+    Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+    rep.id = id;
+    rep.body_case = SYNAPSE__REPLY__BODY_SEARCH;
+    rep.search = &body;
+    append(reply, &rep);
+  }
+  hit_view_free(&vv);
+  hit_view_free(&kv);
+  syn_hits_free(vhits, nv);
+  syn_hits_free(khits, nk);
+}
+
+static void handle_embed(syn_shards *sh, uint64_t id, const Synapse__EmbedRequest *e,
+                         syn_buf *reply) {
+  const syn_config *cfg = sh->cfg;
+  if (!cfg->embedding_url || !*cfg->embedding_url) {
+    append_error(reply, id, SYNAPSE__ERROR_CODE__UNSUPPORTED, "no embedding service configured");
+    return;
+  }
+  syn_embedder_config ec = {.url = cfg->embedding_url,
+                            .api = cfg->embedding_api,
+                            .model = cfg->embedding_model,
+                            .prefix = cfg->embedding_query_prefix,
+                            .timeout_ms = cfg->embedding_timeout_ms};
+  float *vec = NULL;
+  uint32_t dim = 0;
+  char err[256];
+  if (syn_embed_text(&ec, e->text, &vec, &dim, err, sizeof err)) {
+    append_error(reply, id, SYNAPSE__ERROR_CODE__UNAVAILABLE, err);
+    return;
+  }
+  Synapse__EmbedReply body = SYNAPSE__EMBED_REPLY__INIT;
+  body.embedding = (ProtobufCBinaryData){dim * sizeof(float), (uint8_t *)vec};
+  body.model = cfg->embedding_model;
+  Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+  rep.id = id;
+  rep.body_case = SYNAPSE__REPLY__BODY_EMBED;
+  rep.embed = &body;
+  append(reply, &rep);
+  free(vec);
+}
+
+void syn_shards_handle(syn_shards *sh, const Synapse__Request *req, uint32_t now, syn_buf *reply) {
+  switch (req->body_case) {
+  case SYNAPSE__REQUEST__BODY_REGISTER: handle_register(sh, req->id, req->register_, reply); break;
+  case SYNAPSE__REQUEST__BODY_GET: handle_get(sh, req->id, req->get, now, reply); break;
+  case SYNAPSE__REQUEST__BODY_DELETE: handle_delete(sh, req->id, req->delete_, reply); break;
+  case SYNAPSE__REQUEST__BODY_PEERS: handle_peers(sh, req->id, req->peers, now, reply); break;
+  case SYNAPSE__REQUEST__BODY_SEARCH: handle_search(sh, req->id, req->search, now, reply); break;
+  case SYNAPSE__REQUEST__BODY_EMBED: handle_embed(sh, req->id, req->embed, reply); break;
+  default: append_error(reply, req->id, SYNAPSE__ERROR_CODE__BAD_REQUEST, "unknown request"); break;
+  }
+}

@@ -1,0 +1,35 @@
+/* A node's shard requests: register, get, delete, peers, search, embed. Bridges the
+ * protobuf messages from routers to the index component (SQLite + faiss) and annotates
+ * every shard with the live figures of its swarm from the node's own swarm store.
+ *
+ * Called on node worker threads; every call blocks on SQLite/faiss (or, for embed, on the
+ * embedding service) and appends exactly one Reply to `reply`. */
+#ifndef SYN_NODE_SHARDS_H
+#define SYN_NODE_SHARDS_H
+
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/config.h"
+#include "index/index.h"
+#include "node/swarm.h"
+#include "proto/tracker.pb-c.h"
+
+typedef struct syn_shards {
+  syn_index *index;
+  syn_swarm_store *swarms;
+  const syn_config *cfg;
+} syn_shards;
+
+/* Maps the config's vector_search keys onto the index's config (0 = index default).
+ * -1 with a message for an unknown index type. */
+int syn_shards_index_config(const syn_config *cfg, syn_index_config *out, char *err,
+                            size_t err_len);
+
+/* True when `req` is a shard request this module answers. */
+int syn_shards_handles(const Synapse__Request *req);
+
+/* Handles one request and appends its Reply to `reply`. */
+void syn_shards_handle(syn_shards *sh, const Synapse__Request *req, uint32_t now, syn_buf *reply);
+
+#endif
