@@ -1,0 +1,157 @@
+/* Pure helpers: similarity mappings, rank fusion, name normalisation, config parsing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "index/index_config.h"
+#include "index/rank.h"
+
+static void test_sim_from_cosine(void **state) {
+  (void)state;
+  static const struct {
+    double in, want;
+  } cases[] = {{-1.0, 0.0}, {-0.2, 0.0}, {0.0, 0.0}, {0.42, 0.42}, {1.0, 1.0}, {1.0001, 1.0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    assert_float_equal(syn_sim_from_cosine(cases[i].in), cases[i].want, 1e-12);
+  assert_float_equal(syn_sim_from_cosine(NAN), 0.0, 0);
+}
+
+static void test_sim_from_bm25(void **state) {
+  (void)state;
+  assert_float_equal(syn_sim_from_bm25(0.0), 0.0, 0);
+  assert_float_equal(syn_sim_from_bm25(0.5), 0.0, 0); /* positive bm25 cannot happen: 0 */
+  assert_float_equal(syn_sim_from_bm25(-1.0), 0.5, 1e-12);
+  assert_float_equal(syn_sim_from_bm25(-3.0), 0.75, 1e-12);
+  double prev = 0;
+  for (double b = -0.1; b > -100; b *= 1.7) { /* monotonic, inside (0, 1) */
+    double s = syn_sim_from_bm25(b);
+    assert_true(s > prev && s < 1.0);
+    prev = s;
+  }
+}
+
+static void test_rrf_order(void **state) {
+  (void)state;
+  const char *vec[] = {"a", "b", "c"};
+  const char *kw[] = {"c", "d", "a"};
+  syn_rrf_item out[6];
+  size_t n = syn_rrf_fuse(vec, 3, kw, 3, 60, out, 6);
+  assert_int_equal(n, 4);
+  /* a and c both have 1/61 + 1/63 and a best rank of 1: the key breaks the tie. */
+  const char *want[] = {"a", "c", "b", "d"};
+  for (size_t i = 0; i < 4; i++) assert_string_equal(out[i].key, want[i]);
+  assert_float_equal(out[0].score, 1.0 / 61 + 1.0 / 63, 1e-12);
+  assert_int_equal(out[0].rank_vector, 1);
+  assert_int_equal(out[0].rank_keyword, 3);
+  assert_int_equal(out[3].rank_vector, 0);
+  assert_int_equal(out[3].rank_keyword, 2);
+}
+
+static void test_rrf_both_lists_beat_one(void **state) {
+  (void)state;
+  /* x is second in both lists; y is first in one list only: x wins. */
+  const char *vec[] = {"y", "x"};
+  const char *kw[] = {"z", "x"};
+  syn_rrf_item out[4];
+  size_t n = syn_rrf_fuse(vec, 2, kw, 2, 0 /* default 60 */, out, 4);
+  assert_int_equal(n, 3);
+  assert_string_equal(out[0].key, "x");
+  assert_float_equal(out[0].score, 2.0 / 62, 1e-12);
+}
+
+static void test_rrf_duplicates_and_cap(void **state) {
+  (void)state;
+  const char *vec[] = {"a", "a", "b"}; /* a repeated: counts at rank 1 only */
+  syn_rrf_item out[8];
+  size_t n = syn_rrf_fuse(vec, 3, NULL, 0, 60, out, 8);
+  assert_int_equal(n, 2);
+  assert_float_equal(out[0].score, 1.0 / 61, 1e-12);
+  assert_int_equal(out[1].rank_vector, 3);
+  n = syn_rrf_fuse(vec, 3, vec, 3, 60, out, 1);
+  assert_int_equal(n, 1);
+  assert_string_equal(out[0].key, "a");
+  assert_int_equal(syn_rrf_fuse(NULL, 0, NULL, 0, 60, out, 8), 0);
+}
+
+static void test_model_key(void **state) {
+  (void)state;
+  static const struct {
+    const char *in, *want;
+  } cases[] = {
+      {"nomic-ai/nomic-embed-text-v1.5", "nomic-embed-text-v1.5"},
+      {"nomic-embed-text-v1.5", "nomic-embed-text-v1.5"},
+      {"  Nomic-AI/Nomic-Embed-Text-v1.5 ", "nomic-embed-text-v1.5"},
+      {"sentence-transformers/all-MiniLM-L6-v2", "all-minilm-l6-v2"},
+      {"hf.co/org/model", "model"},
+      {"nomic-embed-text:latest", "nomic-embed-text"},
+      {"nomic-embed-text:v1.5", "nomic-embed-text:v1.5"},
+      {"text-embedding-3-small", "text-embedding-3-small"},
+  };
+  char out[64];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    assert_int_equal(syn_model_key(cases[i].in, out, sizeof out), 0);
+    assert_string_equal(out, cases[i].want);
+  }
+  static const char *const bad[] = {"", "   ", "org/", "a/b/"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(syn_model_key(bad[i], out, sizeof out), -EINVAL);
+  assert_int_equal(syn_model_key("abcdef", out, 4), -ENAMETOOLONG);
+}
+
+static void test_info_hash(void **state) {
+  (void)state;
+  char out[65];
+  assert_int_equal(syn_info_hash_normalize("0123456789ABCDEFabcdef0123456789abcdef01", out), 0);
+  assert_string_equal(out, "0123456789abcdefabcdef0123456789abcdef01");
+  char v2[65];
+  memset(v2, 'F', 64);
+  v2[64] = '\0';
+  assert_int_equal(syn_info_hash_normalize(v2, out), 0);
+  assert_int_equal(strlen(out), 64);
+  static const char *const bad[] = {"", "abc", "0123456789abcdef0123456789abcdef0123456g",
+                                    "0123456789abcdef0123456789abcdef012345678",
+                                    "0123456789abcdef0123456789abcdef0123456789"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(syn_info_hash_normalize(bad[i], out), -EINVAL);
+  assert_int_equal(syn_info_hash_normalize(NULL, out), -EINVAL);
+}
+
+static void test_config(void **state) {
+  (void)state;
+  syn_index_config cfg;
+  syn_index_config_defaults(&cfg);
+  char err[128];
+  assert_int_equal(syn_index_config_validate(&cfg, err, sizeof err), 0);
+  assert_int_equal(cfg.type, SYN_INDEX_AUTO);
+  for (int t = 0; t < SYN_INDEX_TYPE_COUNT; t++) {
+    syn_index_type back;
+    assert_int_equal(syn_index_type_parse(syn_index_type_name((syn_index_type)t), &back), 0);
+    assert_int_equal(back, t);
+  }
+  syn_index_type t;
+  assert_int_equal(syn_index_type_parse("HNSW_SQ8", &t), 0);
+  assert_int_equal(t, SYN_INDEX_HNSW_SQ8);
+  assert_int_equal(syn_index_type_parse("annoy", &t), -EINVAL);
+  cfg.growth = 1.0;
+  assert_int_equal(syn_index_config_validate(&cfg, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "growth"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sim_from_cosine),
+      cmocka_unit_test(test_sim_from_bm25),
+      cmocka_unit_test(test_rrf_order),
+      cmocka_unit_test(test_rrf_both_lists_beat_one),
+      cmocka_unit_test(test_rrf_duplicates_and_cap),
+      cmocka_unit_test(test_model_key),
+      cmocka_unit_test(test_info_hash),
+      cmocka_unit_test(test_config),
+  };
+  return cmocka_run_group_tests_name("rank", tests, NULL, NULL);
+}
