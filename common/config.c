@@ -121,6 +121,14 @@ void syn_config_defaults(syn_config *cfg) {
   set_default_limits(cfg);
   cfg->node_workers = 2;           /* one announce-heavy and one search-heavy in flight */
   cfg->embedding_timeout_ms = 2000; /* a slow embedder must not hold a search for longer */
+  cfg->partitions = 1024;  /* many fixed partitions: balance by hashing, not by luck */
+  cfg->replication = 3;    /* survives one node loss with a quorum left (W = 2) */
+  cfg->write_quorum = 2;   /* an acked registration exists on two nodes */
+  cfg->probe_interval_ms = 1000; /* memberlist's LAN default */
+  cfg->probe_timeout_ms = 500;   /* memberlist's LAN default */
+  cfg->suspicion_mult = 4;       /* memberlist's LAN default */
+  cfg->reap_timeout_s = 600;     /* a restarting pod keeps its partitions for 10 minutes */
+  cfg->replication_interval_ms = 100; /* a lost update costs at most this much + an interval */
 }
 
 void syn_config_free(syn_config *cfg) {
@@ -334,6 +342,14 @@ static const key_spec keys[] = {
     {"node", "workers", KIND_U32, FIELD(node_workers), 0, 0},
     /* Kept simple: the SQLite file and snapshots all live in data_dir. */
     {"database", "path", KIND_STR, FIELD(data_dir), 0, 0},
+    {"cluster", "partitions", KIND_U32, FIELD(partitions), 0, 0},
+    {"cluster", "replication", KIND_U32, FIELD(replication), 0, 0},
+    {"cluster", "write_quorum", KIND_U32, FIELD(write_quorum), 0, 0},
+    {"cluster", "probe_interval_ms", KIND_U32, FIELD(probe_interval_ms), 0, 0},
+    {"cluster", "probe_timeout_ms", KIND_U32, FIELD(probe_timeout_ms), 0, 0},
+    {"cluster", "suspicion_mult", KIND_U32, FIELD(suspicion_mult), 0, 0},
+    {"cluster", "reap_timeout_s", KIND_U32, FIELD(reap_timeout_s), 0, 0},
+    {"cluster", "replication_interval_ms", KIND_U32, FIELD(replication_interval_ms), 0, 0},
     {"api", "tokens", KIND_STR_LIST, LIST(api_tokens, api_token_count, SYN_MAX_API_TOKENS)},
     {"embedding", "url", KIND_STR, FIELD(embedding_url), 0, 0},
     {"embedding", "api", KIND_STR, FIELD(embedding_api), 0, 0},
@@ -835,6 +851,14 @@ static int check_ranges(const syn_config *c, char *err, size_t err_len) {
       {"server.full_scrape_interval", c->full_scrape_interval, 1, 86400},
       {"server.full_scrape_max", c->full_scrape_max, 1, 1000000},
       {"server.request_timeout_ms", c->request_timeout_ms, 1, 60000},
+      {"cluster.partitions", c->partitions, 1, 65536},
+      {"cluster.replication", c->replication, 1, 16},
+      {"cluster.write_quorum", c->write_quorum, 1, c->replication},
+      {"cluster.probe_interval_ms", c->probe_interval_ms, 10, 60000},
+      {"cluster.probe_timeout_ms", c->probe_timeout_ms, 5, c->probe_interval_ms},
+      {"cluster.suspicion_mult", c->suspicion_mult, 1, 100},
+      {"cluster.reap_timeout_s", c->reap_timeout_s, 1, 7 * 86400},
+      {"cluster.replication_interval_ms", c->replication_interval_ms, 1, 60000},
       {"limits.max_request_line", c->max_request_line, 64, 1048576},
       {"limits.max_header_bytes", c->max_header_bytes, 256, 1048576},
       {"limits.max_headers", c->max_headers, 1, 1024},

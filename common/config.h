@@ -71,6 +71,16 @@ typedef struct syn_config {
   /* node: */
   uint32_t node_workers; /* threads serving router requests on a node */
 
+  /* cluster: (0 = the component's default, see cluster/) */
+  uint32_t partitions;        /* fixed partitions of the info_hash space */
+  uint32_t replication;       /* R: replicas per partition, capped by the node count */
+  uint32_t write_quorum;      /* W: replicas that persist a registration before it is acked */
+  uint32_t probe_interval_ms; /* SWIM: one member probed per interval */
+  uint32_t probe_timeout_ms;  /* SWIM: direct ping deadline before indirect probes */
+  uint32_t suspicion_mult;    /* SWIM: suspect -> dead after mult*max(1,log10 N)*interval */
+  uint32_t reap_timeout_s;    /* a dead node leaves the ring after this long */
+  uint32_t replication_interval_ms; /* swarm changes are pushed to replicas this often */
+
   /* api: */
   char *api_tokens[SYN_MAX_API_TOKENS]; /* bearer tokens for register and delete; none =
                                            open (fine on a laptop, not on the internet) */
