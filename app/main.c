@@ -50,20 +50,19 @@ static int start_roles(app *a, char *err, size_t err_len) {
   const syn_config *cfg = &a->cfg;
   syn_router_options ro = {0};
   switch (cfg->role) {
-  case SYN_ROLE_STANDALONE:
+  case SYN_PROCESS_STANDALONE:
     a->node = syn_node_start(cfg, STANDALONE_NODE_URL, err, err_len);
     ro.node_url = STANDALONE_NODE_URL;
     break;
-  case SYN_ROLE_NODE:
+  case SYN_PROCESS_NODE:
     a->node = syn_node_start(cfg, cfg->cluster_addr, err, err_len);
     ro.node_url = cfg->cluster_addr;
     ro.admin_only = true;
     break;
-  case SYN_ROLE_ROUTER:
-    ro.node_url = cfg->seeds[0];
-    break;
+  case SYN_PROCESS_ROUTER:
+    break; /* joins the cluster through cfg->seeds */
   }
-  if (cfg->role != SYN_ROLE_ROUTER && !a->node) return -1;
+  if (cfg->role != SYN_PROCESS_ROUTER && !a->node) return -1;
   a->router = syn_router_start(a->loop, cfg, &ro, err, err_len);
   return a->router ? 0 : -1;
 }
@@ -100,7 +99,7 @@ int main(int argc, char **argv) {
   uv_signal_start(&a.sigint, on_signal, SIGINT);
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
   printf("ready role=%s http=%u udp=%u\n", syn_role_name(a.cfg.role), (unsigned)a.cfg.http_port,
-         a.cfg.role == SYN_ROLE_NODE ? 0u : (unsigned)a.cfg.udp_port);
+         a.cfg.role == SYN_PROCESS_NODE ? 0u : (unsigned)a.cfg.udp_port);
   fflush(stdout);
   syn_info("serving: role=%s http=%s:%u udp=%u data=%s", syn_role_name(a.cfg.role), a.cfg.host,
            (unsigned)a.cfg.http_port, (unsigned)a.cfg.udp_port, a.cfg.data_dir);

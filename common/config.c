@@ -113,7 +113,7 @@ void syn_config_defaults(syn_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->http_port = 6881;           /* the seed's port; BitTorrent's traditional range */
   cfg->udp_port = 6969;            /* the de facto UDP tracker port (BEP 15 examples) */
-  cfg->role = SYN_ROLE_STANDALONE; /* one process on a laptop needs no cluster */
+  cfg->role = SYN_PROCESS_STANDALONE; /* one process on a laptop needs no cluster */
   cfg->seed_count = 0;             /* standalone talks to itself over inproc:// */
   cfg->debug = false;              /* info level: per-request logging would cost throughput */
   set_default_strings(cfg);
@@ -150,9 +150,9 @@ void syn_config_free(syn_config *cfg) {
 
 const char *syn_role_name(syn_role role) {
   switch (role) {
-  case SYN_ROLE_STANDALONE: return "standalone";
-  case SYN_ROLE_NODE: return "node";
-  case SYN_ROLE_ROUTER: return "router";
+  case SYN_PROCESS_STANDALONE: return "standalone";
+  case SYN_PROCESS_NODE: return "node";
+  case SYN_PROCESS_ROUTER: return "router";
   }
   return "unknown";
 }
@@ -274,7 +274,7 @@ static int parse_bool(const char *text, bool *out, char *prob, size_t prob_len) 
 }
 
 static int parse_role(const char *text, syn_role *out, char *prob, size_t prob_len) {
-  for (int r = SYN_ROLE_STANDALONE; r <= SYN_ROLE_ROUTER; r++) {
+  for (int r = SYN_PROCESS_STANDALONE; r <= SYN_PROCESS_ROUTER; r++) {
     if (strcmp(text, syn_role_name((syn_role)r)) != 0) continue;
     *out = (syn_role)r;
     return 0;
@@ -917,7 +917,7 @@ static int check_relations(const syn_config *c, char *err, size_t err_len) {
             c->default_numwant, c->max_numwant);
     return -1;
   }
-  if (c->role == SYN_ROLE_ROUTER && c->seed_count == 0) {
+  if (c->role == SYN_PROCESS_ROUTER && c->seed_count == 0) {
     set_err(err, err_len, "tracker.seeds: a router needs at least one node to contact");
     return -1;
   }

@@ -19,9 +19,9 @@
 #define SYN_MAX_API_TOKENS 8
 
 typedef enum syn_role {
-  SYN_ROLE_STANDALONE = 0, /* router and node in one process over inproc:// */
-  SYN_ROLE_NODE,           /* swarm store and shard index, served over nng */
-  SYN_ROLE_ROUTER,         /* stateless HTTP/UDP front end */
+  SYN_PROCESS_STANDALONE = 0, /* router and node in one process over inproc:// */
+  SYN_PROCESS_NODE,           /* swarm store and shard index, served over nng */
+  SYN_PROCESS_ROUTER,         /* stateless HTTP/UDP front end */
 } syn_role;
 
 typedef struct syn_cidr {

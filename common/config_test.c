@@ -37,7 +37,7 @@ static void check_defaults(const syn_config *c) {
   assert_string_equal(c->host, "0.0.0.0");
   assert_int_equal(c->http_port, 6881);
   assert_int_equal(c->udp_port, 6969);
-  assert_int_equal(c->role, SYN_ROLE_STANDALONE);
+  assert_int_equal(c->role, SYN_PROCESS_STANDALONE);
   assert_non_null(c->node_id);
   assert_true(c->node_id[0] != '\0');
   assert_string_equal(c->cluster_addr, "tcp://127.0.0.1:7000");
@@ -103,7 +103,7 @@ static void check_tracker(const syn_config *c) {
   assert_string_equal(c->host, "::");
   assert_int_equal(c->http_port, 8080);
   assert_int_equal(c->udp_port, 0);
-  assert_int_equal(c->role, SYN_ROLE_ROUTER);
+  assert_int_equal(c->role, SYN_PROCESS_ROUTER);
   assert_string_equal(c->node_id, "r1");
   assert_int_equal(c->seed_count, 2);
   assert_string_equal(c->seeds[0], "tcp://a:7000");
@@ -277,7 +277,7 @@ static void check_flags(const syn_config *c) {
   assert_int_equal(c->udp_port, 0);
   assert_string_equal(c->data_dir, "/tmp/d");
   assert_true(c->debug);
-  assert_int_equal(c->role, SYN_ROLE_NODE);
+  assert_int_equal(c->role, SYN_PROCESS_NODE);
   assert_string_equal(c->node_id, "n7");
   assert_string_equal(c->cluster_addr, "tcp://10.0.0.7:7000");
 }
@@ -402,14 +402,14 @@ static void min_over_interval(syn_config *c) { c->min_interval = 2000; }
 static void zero_interval(syn_config *c) { c->announce_interval = 0; }
 static void timeout_too_short(syn_config *c) { c->peer_timeout = 1000; }
 static void zero_workers(syn_config *c) { c->node_workers = 0; }
-static void router_without_seeds(syn_config *c) { c->role = SYN_ROLE_ROUTER; }
+static void router_without_seeds(syn_config *c) { c->role = SYN_PROCESS_ROUTER; }
 static void short_secret(syn_config *c) {
   free(c->udp_secret);
   c->udp_secret = strdup("short");
 }
 static void empty_host(syn_config *c) { c->host[0] = '\0'; }
 static void max_numwant_equal(syn_config *c) { c->max_numwant = c->default_numwant; }
-static void node_role(syn_config *c) { c->role = SYN_ROLE_NODE; }
+static void node_role(syn_config *c) { c->role = SYN_PROCESS_NODE; }
 
 static const validate_case validate_cases[] = {
     {"numwant equal to max", max_numwant_equal, NULL},
@@ -515,9 +515,9 @@ static void test_cidr_bad_length(void **state) {
 }
 
 static void test_role_names(void **state) {
-  assert_string_equal(syn_role_name(SYN_ROLE_STANDALONE), "standalone");
-  assert_string_equal(syn_role_name(SYN_ROLE_NODE), "node");
-  assert_string_equal(syn_role_name(SYN_ROLE_ROUTER), "router");
+  assert_string_equal(syn_role_name(SYN_PROCESS_STANDALONE), "standalone");
+  assert_string_equal(syn_role_name(SYN_PROCESS_NODE), "node");
+  assert_string_equal(syn_role_name(SYN_PROCESS_ROUTER), "router");
   assert_non_null(strstr(syn_config_usage(), "--public-url"));
 }
 

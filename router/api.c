@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cluster/cluster.h"
 #include "index/rank.h"
 #include "router/api_json.h"
 
@@ -126,21 +127,48 @@ static api_call *call_new(call_kind kind, syn_http_slot *slot, uv_loop_t *loop) 
   return c;
 }
 
-/* Sends one request for `c`; false (and the error answered) when it could not go out. */
-static bool send_call(syn_router *r, api_call *c, Synapse__Request *req) {
+/* Sends one request for `c` to a node slot; false when it could not go out. */
+static bool send_call(syn_router *r, api_call *c, int node, Synapse__Request *req) {
   uint64_t id;
   pending *p = syn_router_pending_take(r, PENDING_API, &id);
   if (!p) return false;
   p->call = c;
   req->id = id;
-  if (syn_router_submit(r, p, req)) return false;
+  if (syn_router_submit(r, p, node, req)) return false;
   c->outstanding++;
   return true;
 }
 
+/* Sends to the node serving the shard's info_hash; answers 503 when it cannot. */
 static void send_or_fail(syn_router *r, api_call *c, Synapse__Request *req) {
-  if (send_call(r, c, req)) return;
-  respond_error(c->slot, 503, "tracker overloaded, retry later");
+  uint8_t key[20];
+  char hex[65];
+  syn_api_parse_hash(c->hash_hex, strlen(c->hash_hex), hex, key);
+  int node = syn_cluster_route(r->cluster, key);
+  if (send_call(r, c, node, req)) return;
+  respond_error(c->slot, 503, node < 0 ? "no node available for this shard, retry later"
+                                       : "tracker overloaded, retry later");
+  call_free(c);
+}
+
+/* Sends to every usable node (search); answers 503 when none took it. */
+static void fan_out_or_fail(syn_router *r, api_call *c, Synapse__Request *req) {
+  int slots[SYN_CLUSTER_MAX_NODES];
+  size_t n = syn_cluster_fanout(r->cluster, slots, SYN_CLUSTER_MAX_NODES);
+  c->outstanding = 1; /* held while requests go out */
+  for (size_t i = 0; i < n; i++)
+    if (!send_call(r, c, slots[i], req)) c->partial = true;
+  if (--c->outstanding > 0) return;
+  respond_error(c->slot, 503, "no node available, retry later");
+  call_free(c);
+}
+
+/* Sends to one usable node (embedding a query needs any one). */
+static void send_any_or_fail(syn_router *r, api_call *c, Synapse__Request *req) {
+  int slots[SYN_CLUSTER_MAX_NODES];
+  size_t n = syn_cluster_fanout(r->cluster, slots, SYN_CLUSTER_MAX_NODES);
+  if (n && send_call(r, c, slots[0], req)) return;
+  respond_error(c->slot, 503, "no node available, retry later");
   call_free(c);
 }
 
@@ -276,7 +304,7 @@ static void send_search(syn_router *r, api_call *c, const float *embedding, uint
   msg.body_case = SYNAPSE__REQUEST__BODY_SEARCH;
   msg.search = &s;
   c->kind = CALL_SEARCH;
-  send_or_fail(r, c, &msg);
+  fan_out_or_fail(r, c, &msg);
 }
 
 static void api_search(syn_router *r, const syn_http_request *req, syn_http_slot *slot,
@@ -310,7 +338,7 @@ static void api_search(syn_router *r, const syn_http_request *req, syn_http_slot
   msg.body_case = SYNAPSE__REQUEST__BODY_EMBED;
   msg.embed = &e;
   c->kind = CALL_EMBED;
-  send_or_fail(r, c, &msg);
+  send_any_or_fail(r, c, &msg);
 }
 
 static int hit_list_push(hit_list *l, json_t *json, double similarity, const char *hash) {
@@ -352,9 +380,18 @@ static int by_similarity(const void *a, const void *b) {
   return strcmp(x->hash, y->hash);
 }
 
+/* Sorts best first, drops the second copy of a shard (two nodes may both have answered
+ * for it while they disagreed on who is primary), and keeps `limit`. */
 static void sort_and_cut(hit_list *l, uint32_t limit) {
   qsort(l->items, l->count, sizeof *l->items, by_similarity);
-  while (l->count > limit) json_decref(l->items[--l->count].json);
+  size_t kept = 0;
+  for (size_t i = 0; i < l->count; i++) {
+    bool dup = false;
+    for (size_t j = 0; j < kept && !dup; j++) dup = !strcmp(l->items[j].hash, l->items[i].hash);
+    if (dup || kept >= limit) json_decref(l->items[i].json);
+    else l->items[kept++] = l->items[i];
+  }
+  l->count = kept;
 }
 
 static const hit *find_hit(const hit_list *l, const char *hash) {

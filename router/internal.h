@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster/cluster.h"
 #include "cluster/upstream.h"
 #include "common/buf.h"
 #include "common/config.h"
@@ -22,12 +23,11 @@ enum pending_kind {
   PENDING_FREE = 0,
   PENDING_HTTP_ANNOUNCE,
   PENDING_HTTP_SCRAPE,
-  PENDING_HTTP_STATS,
-  PENDING_HTTP_METRICS,
-  PENDING_HTTP_READY,
   PENDING_UDP_ANNOUNCE,
   PENDING_UDP_SCRAPE,
-  PENDING_API, /* a JSON API call; its state is in `call` */
+  PENDING_API,    /* a JSON API call; its state is in `call` */
+  PENDING_GATHER, /* one node's part of an operations request; state in `gather` */
+  PENDING_SCRAPE_PART, /* one node's part of a split scrape; state in `scrape` */
 };
 
 typedef struct pending {
@@ -40,6 +40,9 @@ typedef struct pending {
   uint32_t udp_tid;
   syn_udp_peer udp_peer;
   struct api_call *call;
+  struct gather *gather;
+  struct scrape_call *scrape;
+  uint32_t node_index; /* position of this part in its gather */
 } pending;
 
 typedef struct full_scrape_client {
@@ -68,7 +71,7 @@ struct syn_router {
   syn_router_options opts;
   syn_http_server *http;
   syn_udp *udp;
-  syn_upstream *upstream;
+  syn_cluster *cluster;
   pending *pending;
   uint32_t pending_cap;
   uint32_t pending_free; /* head of the free list, or UINT32_MAX */
@@ -83,7 +86,8 @@ struct syn_router {
 /* A pending entry for a request about to be sent; NULL when the table is full. */
 pending *syn_router_pending_take(syn_router *r, uint8_t kind, uint64_t *id);
 void syn_router_pending_release(syn_router *r, pending *p);
-/* Sends a request whose entry is `p`; on failure releases the entry and returns < 0. */
-int syn_router_submit(syn_router *r, pending *p, const Synapse__Request *req);
+/* Sends a request whose entry is `p` to a node slot (syn_cluster_route/fanout); on
+ * failure releases the entry and returns < 0. */
+int syn_router_submit(syn_router *r, pending *p, int slot, const Synapse__Request *req);
 
 #endif

@@ -16,12 +16,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "cluster/upstream.h"
+#include "cluster/cluster.h"
 #include "common/bencode.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "router/api.h"
 #include "router/internal.h"
+#include "router/ops.h"
+#include "router/scrape.h"
 #include "router/tracker_query.h"
 
 /* ---- pending table ---- */
@@ -82,17 +84,6 @@ static void respond_failure(syn_router *r, syn_http_slot *slot, const char *reas
   syn_http_respond(slot, 200, "text/plain", b->data, b->len, NULL);
 }
 
-static void respond_json(syn_http_slot *slot, int status, json_t *doc) {
-  char *text = json_dumps(doc, JSON_COMPACT);
-  json_decref(doc);
-  if (!text) {
-    respond_text(slot, 500, "out of memory\n");
-    return;
-  }
-  syn_http_respond(slot, status, "application/json", text, strlen(text), NULL);
-  free(text);
-}
-
 static uint32_t wall_seconds(void) { return (uint32_t)time(NULL); }
 
 static uint32_t clamp_numwant(const syn_config *cfg, int64_t asked) {
@@ -100,9 +91,8 @@ static uint32_t clamp_numwant(const syn_config *cfg, int64_t asked) {
   return asked > cfg->max_numwant ? cfg->max_numwant : (uint32_t)asked;
 }
 
-/* Submits a request; on failure answers through `fail` and releases the entry. */
-int syn_router_submit(syn_router *r, pending *p, const Synapse__Request *req) {
-  int rc = syn_upstream_submit(r->upstream, req);
+int syn_router_submit(syn_router *r, pending *p, int slot, const Synapse__Request *req) {
+  int rc = slot < 0 ? -ENODEV : syn_cluster_submit(r->cluster, slot, req);
   if (rc == 0) return 0;
   r->counters.overloaded++;
   syn_router_pending_release(r, p);
@@ -147,7 +137,10 @@ static void http_announce(syn_router *r, const syn_http_request *hr, syn_http_sl
   req.id = id;
   req.body_case = SYNAPSE__REQUEST__BODY_ANNOUNCE;
   req.announce = &a;
-  if (syn_router_submit(r, p, &req)) respond_failure(r, slot, "tracker overloaded, retry later");
+  int node = syn_cluster_route(r->cluster, q.info_hash);
+  if (syn_router_submit(r, p, node, &req))
+    respond_failure(r, slot, node < 0 ? "no node available for this torrent, retry later"
+                                      : "tracker overloaded, retry later");
 }
 
 /* At most one full scrape per client address per interval; a small hashed table whose
@@ -182,25 +175,13 @@ static void http_scrape(syn_router *r, const syn_http_request *hr, syn_http_slot
     return;
   }
   r->counters.http_scrapes++;
-  uint64_t id;
-  pending *p = syn_router_pending_take(r, PENDING_HTTP_SCRAPE, &id);
-  if (!p) {
-    respond_failure(r, slot, "tracker overloaded, retry later");
+  scrape_call *sc = scrape_call_new(q.hashes, q.count);
+  if (!sc) {
+    respond_failure(r, slot, "out of memory");
     return;
   }
-  p->slot = slot;
-  ProtobufCBinaryData hashes[SYN_SCRAPE_MAX_HASHES];
-  for (size_t i = 0; i < q.count; i++) hashes[i] = (ProtobufCBinaryData){20, q.hashes[i]};
-  Synapse__ScrapeRequest s = SYNAPSE__SCRAPE_REQUEST__INIT;
-  s.n_info_hash = q.count;
-  s.info_hash = hashes;
-  s.has_max_full = 1;
-  s.max_full = r->cfg->full_scrape_max;
-  Synapse__Request req = SYNAPSE__REQUEST__INIT;
-  req.id = id;
-  req.body_case = SYNAPSE__REQUEST__BODY_SCRAPE;
-  req.scrape = &s;
-  if (syn_router_submit(r, p, &req)) respond_failure(r, slot, "tracker overloaded, retry later");
+  sc->slot = slot;
+  scrape_start(r, sc);
 }
 
 static void http_announce_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
@@ -231,128 +212,6 @@ static void http_announce_reply(syn_router *r, pending *p, const Synapse__Reply 
     return;
   }
   syn_http_respond(p->slot, 200, "text/plain", b->data, b->len, NULL);
-}
-
-static void http_scrape_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
-  if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_SCRAPE) {
-    respond_failure(r, p->slot, rep->message ? rep->message : "scrape failed");
-    return;
-  }
-  syn_buf *b = &r->scratch;
-  syn_buf_reset(b);
-  const ProtobufCBinaryData *e = &rep->scrape->entries;
-  if (syn_scrape_reply(b, e->data, e->len / 32)) {
-    respond_failure(r, p->slot, "out of memory");
-    return;
-  }
-  syn_http_respond(p->slot, 200, "text/plain", b->data, b->len, NULL);
-}
-
-/* ---- stats, metrics, readiness ---- */
-
-static void request_stats(syn_router *r, uint8_t kind, syn_http_slot *slot) {
-  uint64_t id;
-  pending *p = syn_router_pending_take(r, kind, &id);
-  if (!p) {
-    respond_text(slot, 503, "overloaded\n");
-    return;
-  }
-  p->slot = slot;
-  Synapse__StatsRequest s = SYNAPSE__STATS_REQUEST__INIT;
-  Synapse__Request req = SYNAPSE__REQUEST__INIT;
-  req.id = id;
-  req.body_case = SYNAPSE__REQUEST__BODY_STATS;
-  req.stats = &s;
-  if (syn_router_submit(r, p, &req)) respond_text(slot, 503, "overloaded\n");
-}
-
-static void metric(syn_buf *b, const char *name, const char *type, const char *help, uint64_t v) {
-  syn_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-                 (unsigned long long)v);
-}
-
-/* Search latency as a Prometheus histogram (seconds). */
-static void search_histogram(syn_buf *b, const router_counters *c) {
-  static const char *const le[8] = {"0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "1", "5"};
-  syn_buf_printf(b, "# HELP synapse_search_latency_seconds Search latency at the router.\n"
-                    "# TYPE synapse_search_latency_seconds histogram\n");
-  for (int i = 0; i < 8; i++) {
-    syn_buf_printf(b, "synapse_search_latency_seconds_bucket{le=\"%s\"} %llu\n", le[i],
-                   (unsigned long long)c->search_latency_buckets[i]);
-  }
-  uint64_t count = c->search_latency_count;
-  syn_buf_printf(b, "synapse_search_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
-                 (unsigned long long)count);
-  syn_buf_printf(b, "synapse_search_latency_seconds_sum %.6f\n",
-                 (double)c->search_latency_us_sum / 1e6);
-  syn_buf_printf(b, "synapse_search_latency_seconds_count %llu\n", (unsigned long long)count);
-}
-
-static void metrics_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
-  const Synapse__StatsReply *s = rep->body_case == SYNAPSE__REPLY__BODY_STATS ? rep->stats : NULL;
-  syn_buf *b = &r->scratch;
-  syn_buf_reset(b);
-  const router_counters *c = &r->counters;
-  syn_http_stats hs;
-  syn_http_stats_get(r->http, &hs);
-  syn_udp_stats us = {0};
-  if (r->udp) syn_udp_stats_get(r->udp, &us);
-  metric(b, "synapse_tracker_announces_total", "counter", "Announces received (HTTP and UDP).",
-         c->http_announces + c->udp_announces);
-  metric(b, "synapse_tracker_http_announces_total", "counter", "HTTP announces.", c->http_announces);
-  metric(b, "synapse_tracker_udp_announces_total", "counter", "UDP announces.", c->udp_announces);
-  metric(b, "synapse_tracker_scrapes_total", "counter", "Scrapes received (HTTP and UDP).",
-         c->http_scrapes + c->udp_scrapes);
-  metric(b, "synapse_tracker_failures_total", "counter", "Failure replies sent.", c->failures);
-  metric(b, "synapse_tracker_overloaded_total", "counter", "Requests refused: node link full.",
-         c->overloaded);
-  metric(b, "synapse_tracker_node_errors_total", "counter", "Requests the node did not answer.",
-         c->node_errors);
-  metric(b, "synapse_tracker_udp_connects_total", "counter", "UDP connect requests.", us.connects);
-  metric(b, "synapse_tracker_udp_dropped_total", "counter", "UDP packets dropped.", us.dropped);
-  metric(b, "synapse_tracker_udp_bad_connection_id_total", "counter",
-         "UDP requests with an invalid connection id.", us.bad_connection_id);
-  metric(b, "synapse_tracker_http_connections", "gauge", "Open HTTP connections.",
-         hs.connections_open);
-  metric(b, "synapse_tracker_http_requests_total", "counter", "HTTP requests parsed.", hs.requests);
-  metric(b, "synapse_tracker_http_rejected_total", "counter",
-         "HTTP requests rejected by limits or parse errors.", hs.rejected);
-  metric(b, "synapse_tracker_node_up", "gauge", "1 when the node answered this scrape.", s ? 1 : 0);
-  if (s) {
-    metric(b, "synapse_tracker_active_peers", "gauge", "Peers in the swarm store.", s->peers);
-    metric(b, "synapse_tracker_active_seeders", "gauge", "Seeders in the swarm store.", s->seeders);
-    metric(b, "synapse_tracker_active_torrents", "gauge", "Torrents with peers.", s->torrents);
-    metric(b, "synapse_tracker_peer_bytes", "gauge", "Bytes held by peer records.", s->peer_bytes);
-    metric(b, "synapse_shards_total", "gauge", "Shards registered.", s->shards);
-    metric(b, "synapse_vector_index_size", "gauge", "Vectors in the node's indexes.", s->vectors);
-  }
-  metric(b, "synapse_registrations_total", "counter", "Shard registrations received.",
-         c->registrations);
-  metric(b, "synapse_search_queries_total", "counter", "Searches received.", c->searches);
-  search_histogram(b, c);
-  syn_http_respond(p->slot, 200, "text/plain; version=0.0.4", b->data, b->len, NULL);
-}
-
-static void stats_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
-  if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_STATS) {
-    respond_json(p->slot, 503,
-                 json_pack("{s:s,s:s}", "status", "error", "error",
-                           rep->message ? rep->message : "node unavailable"));
-    return;
-  }
-  const Synapse__StatsReply *s = rep->stats;
-  const router_counters *c = &r->counters;
-  respond_json(p->slot, 200,
-               json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "status", "success", "total_shards",
-                         (json_int_t)s->shards, "total_peers", (json_int_t)s->peers, "total_seeders",
-                         (json_int_t)s->seeders, "active_torrents", (json_int_t)s->torrents,
-                         "total_announced", (json_int_t)(c->http_announces + c->udp_announces),
-                         "total_scraped", (json_int_t)(c->http_scrapes + c->udp_scrapes)));
-}
-
-static void ready_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
-  bool ok = !rep->error && rep->body_case == SYNAPSE__REPLY__BODY_STATS;
-  respond_text(p->slot, ok ? 200 : 503, ok ? "ready\n" : "node unavailable\n");
 }
 
 /* ---- UDP ---- */
@@ -386,32 +245,24 @@ static void udp_announce(syn_router *r, const syn_udp_request *u, const syn_udp_
   req.id = id;
   req.body_case = SYNAPSE__REQUEST__BODY_ANNOUNCE;
   req.announce = &a;
-  if (syn_router_submit(r, p, &req))
-    syn_udp_send_error(r->udp, from, u->transaction_id, "tracker overloaded, retry later");
+  int node = syn_cluster_route(r->cluster, u->info_hash);
+  if (syn_router_submit(r, p, node, &req))
+    syn_udp_send_error(r->udp, from, u->transaction_id,
+                       node < 0 ? "no node available for this torrent, retry later"
+                                : "tracker overloaded, retry later");
 }
 
 static void udp_scrape(syn_router *r, const syn_udp_request *u, const syn_udp_peer *from) {
   r->counters.udp_scrapes++;
-  uint64_t id;
-  pending *p = syn_router_pending_take(r, PENDING_UDP_SCRAPE, &id);
-  if (!p) {
-    syn_udp_send_error(r->udp, from, u->transaction_id, "tracker overloaded, retry later");
+  scrape_call *sc = scrape_call_new((const uint8_t(*)[20])u->scrape_hashes, u->scrape_count);
+  if (!sc) {
+    syn_udp_send_error(r->udp, from, u->transaction_id, "out of memory");
     return;
   }
-  p->udp_tid = u->transaction_id;
-  p->udp_peer = *from;
-  ProtobufCBinaryData hashes[SYN_UDP_MAX_SCRAPE];
-  for (size_t i = 0; i < u->scrape_count; i++)
-    hashes[i] = (ProtobufCBinaryData){20, (uint8_t *)u->scrape_hashes + 20 * i};
-  Synapse__ScrapeRequest s = SYNAPSE__SCRAPE_REQUEST__INIT;
-  s.n_info_hash = u->scrape_count;
-  s.info_hash = hashes;
-  Synapse__Request req = SYNAPSE__REQUEST__INIT;
-  req.id = id;
-  req.body_case = SYNAPSE__REQUEST__BODY_SCRAPE;
-  req.scrape = &s;
-  if (syn_router_submit(r, p, &req))
-    syn_udp_send_error(r->udp, from, u->transaction_id, "tracker overloaded, retry later");
+  sc->udp = true;
+  sc->udp_tid = u->transaction_id;
+  sc->udp_peer = *from;
+  scrape_start(r, sc);
 }
 
 static void on_udp_request(void *ctx, const syn_udp_request *u, const syn_udp_peer *from) {
@@ -435,27 +286,6 @@ static void udp_announce_reply(syn_router *r, pending *p, const Synapse__Reply *
   if (len) syn_udp_send(r->udp, &p->udp_peer, pkt, len);
 }
 
-static uint32_t get_be32(const uint8_t *b) {
-  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-static void udp_scrape_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
-  if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_SCRAPE) {
-    r->counters.failures++;
-    syn_udp_send_error(r->udp, &p->udp_peer, p->udp_tid,
-                       rep->message ? rep->message : "scrape failed");
-    return;
-  }
-  uint8_t pkt[8 + 12 * SYN_UDP_MAX_SCRAPE];
-  size_t len = syn_udp_build_scrape_header(pkt, sizeof pkt, p->udp_tid);
-  const ProtobufCBinaryData *e = &rep->scrape->entries;
-  for (size_t i = 0; i < e->len / 32 && i < SYN_UDP_MAX_SCRAPE; i++) {
-    const uint8_t *x = e->data + 32 * i;
-    len = syn_udp_put_scrape_entry(pkt, sizeof pkt, len, get_be32(x + 20), get_be32(x + 24),
-                                   get_be32(x + 28));
-  }
-  if (len) syn_udp_send(r->udp, &p->udp_peer, pkt, len);
-}
 
 /* ---- replies from the node ---- */
 
@@ -466,12 +296,9 @@ static void on_node_reply(void *ctx, const Synapse__Reply *rep) {
   if (rep->error == SYNAPSE__ERROR_CODE__UNAVAILABLE) r->counters.node_errors++;
   switch (p->kind) {
   case PENDING_HTTP_ANNOUNCE: http_announce_reply(r, p, rep); break;
-  case PENDING_HTTP_SCRAPE: http_scrape_reply(r, p, rep); break;
-  case PENDING_HTTP_STATS: stats_reply(r, p, rep); break;
-  case PENDING_HTTP_METRICS: metrics_reply(r, p, rep); break;
-  case PENDING_HTTP_READY: ready_reply(r, p, rep); break;
+  case PENDING_SCRAPE_PART: scrape_part_reply(r, p, rep); break;
+  case PENDING_GATHER: syn_ops_on_reply(r, p, rep); break;
   case PENDING_UDP_ANNOUNCE: udp_announce_reply(r, p, rep); break;
-  case PENDING_UDP_SCRAPE: udp_scrape_reply(r, p, rep); break;
   case PENDING_API: syn_api_on_reply(r, p, rep); break;
   default: break;
   }
@@ -497,10 +324,8 @@ static void on_http_request(void *ctx, const syn_http_request *req, syn_http_slo
   bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
   if (path_is(req, "/healthz")) {
     respond_text(slot, 200, "ok\n");
-  } else if (path_is(req, "/readyz")) {
-    request_stats(r, PENDING_HTTP_READY, slot);
-  } else if (path_is(req, "/metrics")) {
-    request_stats(r, PENDING_HTTP_METRICS, slot);
+  } else if (syn_ops_handle(r, req, slot)) {
+    /* answered by the operations endpoints */
   } else if (r->opts.admin_only) {
     respond_text(slot, 404, "not found\n");
   } else if (path_is(req, "/announce")) {
@@ -508,9 +333,6 @@ static void on_http_request(void *ctx, const syn_http_request *req, syn_http_slo
     else method_not_allowed(slot, "GET");
   } else if (path_is(req, "/scrape")) {
     if (get) http_scrape(r, req, slot);
-    else method_not_allowed(slot, "GET");
-  } else if (path_is(req, "/api/stats")) {
-    if (get) request_stats(r, PENDING_HTTP_STATS, slot);
     else method_not_allowed(slot, "GET");
   } else if (syn_api_handle(r, req, slot)) {
     /* answered by the JSON API */
@@ -521,6 +343,32 @@ static void on_http_request(void *ctx, const syn_http_request *req, syn_http_slo
 }
 
 /* ---- lifetime ---- */
+
+static int open_cluster(syn_router *r, uv_loop_t *loop, const syn_config *cfg,
+                        const syn_router_options *opts, char *err, size_t err_len) {
+  char peer_urls[SYN_MAX_SEEDS][300];
+  const char *seeds[SYN_MAX_SEEDS];
+  for (size_t i = 0; i < cfg->seed_count; i++) {
+    if (syn_cluster_peer_url(cfg->seeds[i], peer_urls[i], sizeof peer_urls[i])) {
+      snprintf(err, err_len, "--seeds: \"%s\" is not a tcp://HOST:PORT URL", cfg->seeds[i]);
+      return -1;
+    }
+    seeds[i] = peer_urls[i];
+  }
+  syn_cluster_options co = {
+      .cfg = cfg,
+      .static_node_url = opts->node_url,
+      .self_id = cfg->node_id,
+      .peer_url = cfg->cluster_addr,
+      .seed_peer_urls = seeds,
+      .seed_count = cfg->seed_count,
+      .membership = opts->membership,
+      .on_reply = on_node_reply,
+      .ctx = r,
+  };
+  r->cluster = syn_cluster_open(loop, &co, err, err_len);
+  return r->cluster ? 0 : -1;
+}
 
 syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
                              const syn_router_options *opts, char *err, size_t err_len) {
@@ -533,16 +381,7 @@ syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
   r->cfg = cfg;
   r->opts = *opts;
   r->pending_free = UINT32_MAX;
-  syn_upstream_options uo = {
-      .url = opts->node_url,
-      .timeout_ms = cfg->request_timeout_ms,
-      .window = 4,
-      .max_batch = 1024,
-      .on_reply = on_node_reply,
-      .ctx = r,
-  };
-  r->upstream = syn_upstream_open(loop, &uo, err, err_len);
-  if (!r->upstream) goto fail;
+  if (open_cluster(r, loop, cfg, opts, err, err_len)) goto fail;
   r->http = syn_http_listen(loop, cfg, on_http_request, r, err, err_len);
   if (!r->http) goto fail;
   if (!opts->admin_only && cfg->udp_port) {
@@ -558,7 +397,7 @@ fail:
 void syn_router_stop(syn_router *r) {
   if (!r) return;
   /* Fail what is in flight first: replies may still be written to open connections. */
-  if (r->upstream) syn_upstream_close(r->upstream);
+  if (r->cluster) syn_cluster_close(r->cluster);
   if (r->http) syn_http_close(r->http);
   if (r->udp) syn_udp_close(r->udp);
   free(r->pending);
