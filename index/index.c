@@ -582,6 +582,11 @@ static int probe_round(syn_index *idx, const vquery *q, bool rescore, round_buf 
   return rc;
 }
 
+/* Searches the collection's index deeper and deeper (k doubling) until `limit` candidates
+ * pass the checks. IVF (nprobe cells) and HNSW (efSearch) cannot always return k vectors:
+ * when the index has nothing more to give for this query but has not shown every vector,
+ * or a filtered search reaches deep_search_max, an exact scan finishes the job, so a
+ * search returns `limit` hits whenever that many shards match. */
 static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
                     syn_search_info *info) {
   syn_vindex_stats st;
@@ -601,10 +606,10 @@ static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
     if (rc == 0) rc = probe_round(idx, q, sq8, &b, got, out, &accepted, info);
     if (round > 0) atomic_fetch_add(&idx->deep_searches, 1);
     double slack = sq8 ? 0.05 : 1e-6;
-    if (rc || accepted >= q->limit || got < k || k >= st.live ||
+    if (rc || accepted >= q->limit || got >= st.live ||
         (got && b.scores[got - 1] < q->min_cos - slack))
       break;
-    if (q->tags_json && k >= idx->cfg.deep_search_max) {
+    if (got < k || k >= st.live || (q->tags_json && k >= idx->cfg.deep_search_max)) {
       rc = exact_into(idx, vi, q, out);
       info->exact = true;
       break;
@@ -794,4 +799,18 @@ const char *syn_index_strerror(int rc) {
   case -ETIMEDOUT: return "timed out";
   default: return rc < 0 ? strerror(-rc) : "unknown error";
   }
+}
+
+int syn_index_list(syn_index *idx, int64_t after_id, size_t max, bool with_embedding,
+                   syn_shard *out, size_t *n) {
+  *n = 0;
+  int64_t ids[256];
+  if (max > 256) max = 256;
+  size_t got = 0;
+  int rc = syn_store_list_ids(idx->store, after_id, max, ids, &got);
+  for (size_t i = 0; rc == 0 && i < got; i++) {
+    int g = syn_store_get_by_id(idx->store, ids[i], with_embedding, &out[*n]);
+    if (g == 0) (*n)++; /* a row deleted meanwhile is skipped */
+  }
+  return rc;
 }

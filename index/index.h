@@ -115,6 +115,12 @@ int syn_index_search_text(syn_index *idx, const char *query, const syn_search_fi
 
 void syn_hits_free(syn_hit *hits, size_t n);
 
+/* Pages over every shard in id order (hand-off of partitions between nodes): up to max
+ * records with id > after_id into out (each freed by the caller with syn_shard_free);
+ * out[i].id is the cursor for the next page. Worker threads only; blocks on SQLite. */
+int syn_index_list(syn_index *idx, int64_t after_id, size_t max, bool with_embedding,
+                   syn_shard *out, size_t *n);
+
 /* Writes the snapshot of every collection changed since its last one, now. Blocks for
  * the writing (writers of a collection wait while faiss serialises it, searches do not).
  * Returns how many were written or a negative errno. Any thread; e.g. at SIGTERM before

@@ -1,1 +1,689 @@
-int main(void){return 0;}
+/* The component through its face (index.h): register/get/delete/search with SQLite and
+ * faiss together, exactness against brute force, filters that still fill `limit`, model
+ * normalisation, the auto switch in the background, snapshots across reopen (missing,
+ * stale, corrupt), text search, kill -9 durability, concurrent searches and writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "index/index.h"
+#include "index/testutil.h"
+
+enum { D = 32, K = 10 };
+
+typedef struct fx {
+  char *dir;
+  syn_index_config cfg;
+  syn_index *idx;
+  float *vecs; /* shard i's embedding at vecs + i * D */
+  size_t nvecs;
+  unsigned char *live; /* which shards are registered now */
+} fx;
+
+static void hash_of(size_t i, char out[41]) { snprintf(out, 41, "%040zx", i + 1); }
+
+static syn_index *open_idx(fx *f) {
+  char err[256] = "";
+  syn_index *idx = syn_index_open(&f->cfg, f->dir, err, sizeof err);
+  if (!idx) fprintf(stderr, "open: %s\n", err);
+  return idx;
+}
+
+static int setup(void **state) {
+  fx *f = calloc(1, sizeof *f);
+  f->dir = tu_tempdir("index");
+  syn_index_config_defaults(&f->cfg);
+  f->cfg.sync_full = false; /* NORMAL survives kill -9 too; FULL's fsyncs would slow tests */
+  f->nvecs = 4000;
+  f->vecs = tu_clustered(11, f->nvecs, D, 40, 0.7);
+  f->live = calloc(f->nvecs, 1);
+  f->idx = open_idx(f);
+  *state = f;
+  return f->idx ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  fx *f = *state;
+  syn_index_close(f->idx);
+  tu_rmrf(f->dir);
+  free(f->dir);
+  free(f->vecs);
+  free(f->live);
+  free(f);
+  return 0;
+}
+
+static void reopen(fx *f) {
+  syn_index_close(f->idx);
+  f->idx = open_idx(f);
+  assert_non_null(f->idx);
+}
+
+/* Registers shard i with a model and up to two tags. */
+static void reg(fx *f, size_t i, const char *model, const char *tag1, const char *tag2) {
+  char h[41], name[64];
+  hash_of(i, h);
+  snprintf(name, sizeof name, "shard %zu", i);
+  const char *tags[2] = {tag1, tag2};
+  syn_shard_input in = {.info_hash = h, .display_name = name, .model = model, .dimension = D,
+                        .embedding = f->vecs + i * D, .tags = tags,
+                        .tag_count = tag2 ? 2 : tag1 ? 1 : 0, .file_size = -1,
+                        .entry_count = -1};
+  char err[256] = "";
+  int rc = syn_index_register(f->idx, &in, 1000 + (int64_t)i, err, sizeof err);
+  if (rc) fail_msg("register %zu: %s", i, err);
+  f->live[i] = 1;
+}
+
+static void del(fx *f, size_t i) {
+  char h[41];
+  hash_of(i, h);
+  assert_int_equal(syn_index_delete(f->idx, h), 0);
+  f->live[i] = 0;
+}
+
+static size_t index_of(const syn_hit *h) { return strtoull(h->shard.info_hash, NULL, 16) - 1; }
+
+static int search(fx *f, const float *q, const syn_search_filter *flt, uint32_t limit,
+                  syn_hit **hits, size_t *n, syn_search_info *info) {
+  return syn_index_search_embedding(f->idx, q, D, flt, limit, hits, n, info);
+}
+
+/* Whether shard i is the best hit for its own vector. */
+static bool finds_itself(fx *f, size_t i) {
+  syn_hit *hits;
+  size_t n;
+  assert_int_equal(search(f, f->vecs + i * D, NULL, 1, &hits, &n, NULL), 0);
+  bool ok = n == 1 && index_of(&hits[0]) == i;
+  syn_hits_free(hits, n);
+  return ok;
+}
+
+static bool found_in_top(fx *f, size_t i, uint32_t k) {
+  syn_hit *hits;
+  size_t n;
+  assert_int_equal(search(f, f->vecs + i * D, NULL, k, &hits, &n, NULL), 0);
+  bool found = false;
+  for (size_t j = 0; j < n; j++) found |= index_of(&hits[j]) == i;
+  syn_hits_free(hits, n);
+  return found;
+}
+
+/* ---- basics ---------------------------------------------------------------------------- */
+
+static void test_register_get_delete(void **state) {
+  fx *f = *state;
+  reg(f, 0, "nomic-ai/nomic-embed-text-v1.5", "notes", NULL);
+  syn_shard s;
+  char h[41];
+  hash_of(0, h);
+  assert_int_equal(syn_index_get(f->idx, h, true, &s), 0);
+  assert_string_equal(s.display_name, "shard 0");
+  assert_string_equal(s.model_key, "nomic-embed-text-v1.5");
+  assert_memory_equal(s.embedding, f->vecs, D * sizeof(float));
+  syn_shard_free(&s);
+  syn_hit *hits;
+  size_t n;
+  assert_int_equal(search(f, f->vecs, NULL, 5, &hits, &n, NULL), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(hits[0].shard.info_hash, h);
+  assert_float_equal(hits[0].similarity, 1.0, 1e-5);
+  assert_int_equal(hits[0].shard.tag_count, 1);
+  assert_null(hits[0].shard.embedding);
+  syn_hits_free(hits, n);
+  assert_int_equal(syn_index_delete(f->idx, h), 0);
+  assert_int_equal(syn_index_get(f->idx, h, false, &s), -ENOENT);
+  assert_int_equal(syn_index_delete(f->idx, h), -ENOENT);
+  assert_int_equal(search(f, f->vecs, NULL, 5, &hits, &n, NULL), 0);
+  assert_int_equal(n, 0);
+  syn_hits_free(hits, n);
+  syn_index_stats st;
+  assert_int_equal(syn_index_stats_get(f->idx, &st), 0);
+  assert_int_equal(st.shards, 0);
+  assert_int_equal(st.registrations, 1);
+  assert_int_equal(st.deletions, 1);
+}
+
+static void test_bad_input(void **state) {
+  fx *f = *state;
+  reg(f, 0, "m", NULL, NULL);
+  syn_hit *hits;
+  size_t n;
+  float zero[D] = {0}, nan_q[D] = {0};
+  nan_q[3] = NAN;
+  static const char *const names[] = {"limit 0", "limit too big", "zero query", "NaN query",
+                                      "NULL query", "empty model", "bad tag", "NaN min_sim"};
+  for (int c = 0; c < (int)(sizeof names / sizeof names[0]); c++) {
+    const float *q = f->vecs;
+    uint32_t limit = 5;
+    syn_search_filter flt = {0};
+    const char *bad_tags[] = {"a\nb"};
+    switch (c) {
+    case 0: limit = 0; break;
+    case 1: limit = SYN_SEARCH_MAX_LIMIT + 1; break;
+    case 2: q = zero; break;
+    case 3: q = nan_q; break;
+    case 4: q = NULL; break;
+    case 5: flt.model = "org/"; break;
+    case 6: flt.tags = bad_tags, flt.tag_count = 1; break;
+    case 7: flt.min_similarity = NAN; break;
+    }
+    int rc = search(f, q, &flt, limit, &hits, &n, NULL);
+    if (rc != -EINVAL) fail_msg("case '%s': rc %d", names[c], rc);
+    assert_null(hits);
+  }
+  /* Another dimension is not an error: nothing of that dimension here. */
+  syn_search_info info;
+  float q16[16] = {1};
+  assert_int_equal(syn_index_search_embedding(f->idx, q16, 16, NULL, 5, &hits, &n, &info), 0);
+  assert_int_equal(n, 0);
+  assert_false(info.model_known);
+  syn_hits_free(hits, n);
+  char err[128] = "";
+  syn_shard_input in = {.info_hash = "nothex", .display_name = "x", .model = "m",
+                        .dimension = D, .embedding = f->vecs};
+  assert_int_equal(syn_index_register(f->idx, &in, 1, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "info_hash"));
+  assert_int_equal(syn_index_get(f->idx, "nothex", false, &(syn_shard){0}), -EINVAL);
+  assert_string_equal(syn_index_strerror(-ENOENT), "no such shard");
+}
+
+/* Exact (flat, the auto default below its threshold) results equal brute force. */
+static void test_matches_bruteforce(void **state) {
+  fx *f = *state;
+  const size_t n = 1500;
+  for (size_t i = 0; i < n; i++) reg(f, i, "m", NULL, NULL);
+  float *all = tu_clustered(11, f->nvecs + 20, D, 40, 0.7); /* same centres, new points */
+  const float *queries = all + f->nvecs * D;
+  for (size_t q = 0; q < 20; q++) {
+    syn_hit *hits;
+    size_t m;
+    assert_int_equal(search(f, queries + q * D, NULL, K, &hits, &m, NULL), 0);
+    assert_int_equal(m, K);
+    size_t rows[K];
+    assert_int_equal(tu_topk(f->vecs, n, D, queries + q * D, NULL, K, rows), K);
+    for (size_t i = 0; i < K; i++) {
+      assert_int_equal(index_of(&hits[i]), rows[i]);
+      double cos = tu_dot(f->vecs + rows[i] * D, queries + q * D, D);
+      assert_float_equal(hits[i].raw, cos, 1e-5);
+      assert_float_equal(hits[i].similarity, cos > 0 ? cos : 0, 1e-5);
+    }
+    syn_hits_free(hits, m);
+  }
+  syn_hit *hits;
+  size_t m;
+  assert_int_equal(search(f, queries, NULL, SYN_SEARCH_MAX_LIMIT, &hits, &m, NULL), 0);
+  assert_int_equal(m, SYN_SEARCH_MAX_LIMIT);
+  for (size_t i = 1; i < m; i++) assert_true(hits[i - 1].raw >= hits[i].raw);
+  syn_hits_free(hits, m);
+  free(all);
+}
+
+static void test_min_similarity(void **state) {
+  fx *f = *state;
+  for (size_t i = 0; i < 500; i++) reg(f, i, "m", NULL, NULL);
+  const float *q = f->vecs + 7 * D;
+  size_t want = 0;
+  for (size_t i = 0; i < 500; i++) want += tu_dot(f->vecs + i * D, q, D) >= 0.6;
+  assert_true(want > 1 && want < 200);
+  syn_search_filter flt = {.min_similarity = 0.6};
+  syn_hit *hits;
+  size_t n;
+  assert_int_equal(search(f, q, &flt, 200, &hits, &n, NULL), 0);
+  assert_int_equal(n, want);
+  for (size_t i = 0; i < n; i++) assert_true(hits[i].similarity >= 0.6);
+  syn_hits_free(hits, n);
+}
+
+static void test_model_filter_normalised(void **state) {
+  fx *f = *state;
+  for (size_t i = 0; i < 30; i++) reg(f, i, "nomic-ai/nomic-embed-text-v1.5", NULL, NULL);
+  for (size_t i = 30; i < 60; i++) reg(f, i, "nomic-embed-text-v1.5", NULL, NULL);
+  for (size_t i = 60; i < 90; i++) reg(f, i, "other-model", NULL, NULL);
+  syn_hit *hits;
+  size_t n;
+  syn_search_info info;
+  syn_search_filter flt = {.model = " NOMIC-EMBED-TEXT-V1.5 "};
+  assert_int_equal(search(f, f->vecs + 65 * D, &flt, 100, &hits, &n, &info), 0);
+  assert_int_equal(n, 60);
+  assert_true(info.model_known);
+  assert_int_equal(info.collections, 1);
+  for (size_t i = 0; i < n; i++) assert_true(index_of(&hits[i]) < 60);
+  syn_hits_free(hits, n);
+  /* Without a model: every collection of the dimension, merged by similarity. */
+  assert_int_equal(search(f, f->vecs + 65 * D, NULL, 100, &hits, &n, &info), 0);
+  assert_int_equal(n, 90);
+  assert_int_equal(info.collections, 2);
+  assert_int_equal(index_of(&hits[0]), 65);
+  syn_hits_free(hits, n);
+  flt.model = "unknown-model";
+  assert_int_equal(search(f, f->vecs, &flt, 10, &hits, &n, &info), 0);
+  assert_int_equal(n, 0);
+  assert_false(info.model_known);
+  syn_hits_free(hits, n);
+}
+
+/* ---- filters fill `limit` -------------------------------------------------------------- */
+
+static void check_tag_search(fx *f, size_t n, const char *tag, size_t period, bool exact_index) {
+  const char *tags[] = {tag};
+  syn_search_filter flt = {.tags = tags, .tag_count = 1};
+  unsigned char *keep = calloc(n, 1);
+  size_t matching = 0;
+  for (size_t i = 0; i < n; i++) matching += keep[i] = i % period == 0;
+  float *all = tu_clustered(11, f->nvecs + 10, D, 40, 0.7);
+  const float *queries = all + f->nvecs * D;
+  double recall = 0;
+  syn_search_info info = {0};
+  for (size_t q = 0; q < 10; q++) {
+    syn_hit *hits;
+    size_t m;
+    assert_int_equal(search(f, queries + q * D, &flt, K, &hits, &m, &info), 0);
+    size_t want = matching < K ? matching : K;
+    if (m != want) fail_msg("tag %s: %zu hits, %zu expected", tag, m, want);
+    size_t rows[K];
+    size_t nt = tu_topk(f->vecs, n, D, queries + q * D, keep, K, rows);
+    int64_t got[K], truth_l[K];
+    for (size_t i = 0; i < m; i++) {
+      assert_true(index_of(&hits[i]) % period == 0); /* every hit carries the tag */
+      got[i] = (int64_t)index_of(&hits[i]);
+    }
+    for (size_t i = 0; i < nt; i++) truth_l[i] = (int64_t)rows[i];
+    recall += tu_recall(got, m, truth_l, nt);
+    syn_hits_free(hits, m);
+  }
+  recall /= 10;
+  printf("    tag %-6s (%4zu of %zu match): recall %.3f, exact path %d, rounds %u\n", tag,
+         matching, n, recall, info.exact, info.rounds);
+  if (exact_index || info.exact)
+    assert_float_equal(recall, 1.0, 1e-9);
+  else
+    assert_true(recall >= 0.9);
+  free(all);
+  free(keep);
+}
+
+static void check_tag_filters(fx *f, syn_index_type type) {
+  f->cfg.type = type;
+  f->cfg.exact_filter_max = 50;
+  reopen(f);
+  const size_t n = 2000;
+  for (size_t i = 0; i < n; i++) {
+    const char *t1 = i % 3 == 0 ? "common" : NULL;
+    const char *t2 = i % 100 == 0 ? "RARE" : i % 20 == 0 ? "mid" : NULL;
+    if (!t1) t1 = t2, t2 = NULL;
+    reg(f, i, "m", t1, t2);
+  }
+  bool exact = type == SYN_INDEX_FLAT;
+  check_tag_search(f, n, "common", 3, exact); /* 667 match: ANN, a little deeper */
+  check_tag_search(f, n, "rare", 100, exact); /* 20 match: exact scan, case-insensitive */
+  /* "mid" is on multiples of 20 that are not multiples of 100: 80 shards. */
+  const char *tags[] = {"mid", "rare"};     /* any of: multiples of 20 */
+  syn_search_filter flt = {.tags = tags, .tag_count = 2};
+  syn_hit *hits;
+  size_t m;
+  syn_search_info info;
+  assert_int_equal(search(f, f->vecs + 5 * D, &flt, 50, &hits, &m, &info), 0);
+  assert_int_equal(m, 50); /* 100 match (> exact_filter_max): deep ANN still fills 50 */
+  for (size_t i = 0; i < m; i++) assert_true(index_of(&hits[i]) % 20 == 0);
+  printf("    tags mid|rare (100 of %zu match), limit 50: %zu hits, rounds %u, exact %d\n", n, m,
+         info.rounds, info.exact);
+  syn_hits_free(hits, m);
+  const char *none[] = {"absent"};
+  flt.tags = none, flt.tag_count = 1;
+  assert_int_equal(search(f, f->vecs, &flt, 10, &hits, &m, &info), 0);
+  assert_int_equal(m, 0);
+  syn_hits_free(hits, m);
+}
+
+static void test_tag_filters_flat(void **state) { check_tag_filters(*state, SYN_INDEX_FLAT); }
+static void test_tag_filters_hnsw(void **state) { check_tag_filters(*state, SYN_INDEX_HNSW); }
+static void test_tag_filters_ivf_sq8(void **state) { check_tag_filters(*state, SYN_INDEX_IVF_SQ8); }
+
+/* ---- updates ----------------------------------------------------------------------------- */
+
+static void test_update_moves_vector(void **state) {
+  fx *f = *state;
+  for (size_t i = 0; i < 100; i++) reg(f, i, "model-a", NULL, NULL);
+  char h[41];
+  hash_of(3, h);
+  /* Shard 3 re-registered with shard 500's vector under another model. */
+  syn_shard_input in = {.info_hash = h, .display_name = "moved", .model = "model-b",
+                        .dimension = D, .embedding = f->vecs + 500 * D, .file_size = -1,
+                        .entry_count = -1};
+  char err[128];
+  assert_int_equal(syn_index_register(f->idx, &in, 99999, err, sizeof err), 0);
+  syn_hit *hits;
+  size_t n;
+  syn_search_filter fa = {.model = "model-a"}, fb = {.model = "model-b"};
+  assert_int_equal(search(f, f->vecs + 3 * D, &fa, 100, &hits, &n, NULL), 0);
+  assert_int_equal(n, 99);
+  for (size_t i = 0; i < n; i++) assert_true(index_of(&hits[i]) != 3);
+  syn_hits_free(hits, n);
+  assert_int_equal(search(f, f->vecs + 500 * D, &fb, 10, &hits, &n, NULL), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(hits[0].shard.display_name, "moved");
+  assert_float_equal(hits[0].similarity, 1.0, 1e-5);
+  assert_int_equal(hits[0].shard.created_at_ms, 1003); /* kept */
+  assert_int_equal(hits[0].shard.updated_at_ms, 99999);
+  syn_hits_free(hits, n);
+}
+
+/* ---- the auto index switches in the background ------------------------------------------ */
+
+static void test_auto_switch_in_background(void **state) {
+  fx *f = *state;
+  f->cfg.auto_threshold = 1500;
+  f->cfg.min_train = 500;
+  reopen(f);
+  size_t i = 0;
+  for (; i < 1600; i++) reg(f, i, "m", NULL, NULL);
+  /* Keep writing and searching while the IVF is trained and swapped in; every new shard
+   * must be found at once, whichever index answers. */
+  syn_index_stats st;
+  double t0 = tu_now();
+  bool switched = false;
+  size_t during = 0;
+  while (i < f->nvecs && tu_now() - t0 < 30) {
+    reg(f, i, "m", NULL, NULL);
+    assert_true(found_in_top(f, i, 3));
+    i++;
+    assert_int_equal(syn_index_stats_get(f->idx, &st), 0);
+    if (st.collections[0].building) during++;
+    if (st.collections[0].type == SYN_INDEX_IVF && !st.collections[0].building) {
+      switched = true;
+      break;
+    }
+  }
+  assert_true(switched);
+  printf("    switched to IVF (nlist %u, nprobe %u) at %zu shards; %zu registered during the"
+         " build\n", st.collections[0].nlist, st.collections[0].nprobe, i, during);
+  assert_int_equal(syn_index_wait_idle(f->idx, 20000), 0);
+  assert_int_equal(syn_index_stats_get(f->idx, &st), 0);
+  assert_int_equal(st.collections[0].vectors, i);
+  assert_true(st.collections[0].snapshots_written >= 1);
+  size_t found = 0;
+  for (size_t j = 0; j < i; j += 7) found += found_in_top(f, j, 3);
+  assert_true(found >= (i / 7) * 95 / 100);
+}
+
+/* ---- snapshots across reopen ------------------------------------------------------------- */
+
+static void test_reopen_keeps_everything(void **state) {
+  fx *f = *state;
+  f->cfg.type = SYN_INDEX_HNSW;
+  reopen(f);
+  for (size_t i = 0; i < 600; i++) reg(f, i, "m", i % 2 ? "odd" : "even", NULL);
+  for (size_t i = 0; i < 50; i++) del(f, i * 3);
+  for (size_t i = 1000; i < 1020; i++) reg(f, i, "m", NULL, NULL);
+  reopen(f);
+  syn_index_stats st;
+  assert_int_equal(syn_index_stats_get(f->idx, &st), 0);
+  assert_int_equal(st.snapshot_loads, 1);
+  assert_int_equal(st.snapshot_rejects, 0);
+  assert_int_equal(st.reconciliations, 0);
+  assert_int_equal(st.shards, 570);
+  assert_int_equal(st.collections[0].type, SYN_INDEX_HNSW);
+  assert_int_equal(st.collections[0].tombstones, 50);
+  for (size_t i = 0; i < 1020; i++) {
+    if (i >= 600 && i < 1000) continue;
+    if (f->live[i] != finds_itself(f, i)) fail_msg("shard %zu live %d", i, f->live[i]);
+  }
+  syn_shard s;
+  char h[41];
+  hash_of(1, h);
+  assert_int_equal(syn_index_get(f->idx, h, false, &s), 0);
+  assert_string_equal(s.tags[0], "odd");
+  syn_shard_free(&s);
+}
+
+static void list_snapshot_files(const char *dir, char paths[][800], size_t *n) {
+  char vd[512];
+  snprintf(vd, sizeof vd, "%s/vectors", dir);
+  DIR *d = opendir(vd);
+  assert_non_null(d);
+  struct dirent *e;
+  *n = 0;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') snprintf(paths[(*n)++], 800, "%s/%s", vd, e->d_name);
+  closedir(d);
+}
+
+static void copy_file(const char *from, const char *to) {
+  FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+  assert_true(a && b);
+  char buf[65536];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, a)) > 0) assert_int_equal(fwrite(buf, 1, got, b), got);
+  fclose(a);
+  fclose(b);
+}
+
+static void test_snapshot_missing_stale_corrupt(void **state) {
+  fx *f = *state;
+  f->cfg.type = SYN_INDEX_IVF;
+  f->cfg.min_train = 200;
+  reopen(f);
+  for (size_t i = 0; i < 400; i++) reg(f, i, "m", NULL, NULL);
+  assert_int_equal(syn_index_wait_idle(f->idx, 20000), 0); /* trained in the background */
+  syn_index_close(f->idx);
+  f->idx = NULL;
+  char files[4][800], saved[4][820];
+  size_t nf;
+  list_snapshot_files(f->dir, files, &nf);
+  assert_int_equal(nf, 2);
+
+  /* Stale: keep the snapshot aside, change the data, put the old snapshot back. */
+  for (size_t j = 0; j < nf; j++) {
+    snprintf(saved[j], sizeof saved[j], "%.790s.saved", files[j]);
+    copy_file(files[j], saved[j]);
+  }
+  f->idx = open_idx(f);
+  for (size_t i = 400; i < 430; i++) reg(f, i, "m", NULL, NULL);
+  for (size_t i = 0; i < 10; i++) del(f, i);
+  syn_index_close(f->idx);
+  for (size_t j = 0; j < nf; j++) copy_file(saved[j], files[j]);
+  f->idx = open_idx(f);
+  syn_index_stats st;
+  syn_index_stats_get(f->idx, &st);
+  assert_int_equal(st.snapshot_loads, 1);
+  assert_int_equal(st.reconciliations, 1);
+  assert_int_equal(st.collections[0].type, SYN_INDEX_IVF);
+  for (size_t i = 0; i < 430; i++)
+    if (f->live[i] != finds_itself(f, i)) fail_msg("stale: shard %zu live %d", i, f->live[i]);
+
+  /* Missing: delete the snapshot files. */
+  syn_index_close(f->idx);
+  for (size_t j = 0; j < nf; j++) unlink(files[j]), unlink(saved[j]);
+  f->idx = open_idx(f);
+  syn_index_stats_get(f->idx, &st);
+  assert_int_equal(st.snapshot_loads, 0);
+  assert_int_equal(st.snapshot_rejects, 1);
+  for (size_t i = 0; i < 430; i += 5)
+    if (f->live[i] != finds_itself(f, i)) fail_msg("missing: shard %zu live %d", i, f->live[i]);
+  assert_int_equal(syn_index_wait_idle(f->idx, 20000), 0); /* IVF rebuilt, snapshot written */
+
+  /* Corrupt: flip a byte of the faiss file. */
+  syn_index_close(f->idx);
+  list_snapshot_files(f->dir, files, &nf);
+  assert_int_equal(nf, 2);
+  for (size_t j = 0; j < nf; j++) {
+    if (!strstr(files[j], ".faiss")) continue;
+    FILE *fp = fopen(files[j], "r+b");
+    fseek(fp, 300, SEEK_SET);
+    fputc(0xAB, fp);
+    fclose(fp);
+  }
+  f->idx = open_idx(f);
+  syn_index_stats_get(f->idx, &st);
+  assert_int_equal(st.snapshot_rejects, 1);
+  for (size_t i = 0; i < 430; i += 5)
+    if (f->live[i] != finds_itself(f, i)) fail_msg("corrupt: shard %zu live %d", i, f->live[i]);
+}
+
+/* ---- text search --------------------------------------------------------------------------- */
+
+static void reg_doc(fx *f, size_t i, const char *name, const char *desc, const char *tag,
+                    const char *model) {
+  char h[41];
+  hash_of(i, h);
+  const char *tags[] = {tag};
+  syn_shard_input in = {.info_hash = h, .display_name = name, .model = model, .dimension = D,
+                        .embedding = f->vecs + i * D, .tags = tags, .tag_count = 1,
+                        .description = desc, .file_size = -1, .entry_count = -1};
+  char err[128];
+  assert_int_equal(syn_index_register(f->idx, &in, 1, err, sizeof err), 0);
+}
+
+static void test_text_search(void **state) {
+  fx *f = *state;
+  reg_doc(f, 0, "Async Rust patterns", "executors and wakers", "programming", "m1");
+  reg_doc(f, 1, "Rust on the garden fence", "iron oxide, async free", "garden", "m1");
+  reg_doc(f, 2, "Pasta", "cooking notes", "rust", "m2");
+  reg_doc(f, 3, "Unrelated", "nothing", "misc", "m1");
+  syn_hit *hits;
+  size_t n;
+  syn_search_info info;
+  assert_int_equal(syn_index_search_text(f->idx, "rust async", NULL, 10, &hits, &n, &info), 0);
+  assert_int_equal(n, 3);
+  assert_string_equal(hits[0].shard.display_name, "Async Rust patterns");
+  for (size_t i = 0; i < n; i++) {
+    assert_true(hits[i].similarity > 0 && hits[i].similarity < 1);
+    if (i) assert_true(hits[i - 1].similarity >= hits[i].similarity);
+  }
+  syn_hits_free(hits, n);
+  syn_search_filter flt = {.model = "org/M2"};
+  assert_int_equal(syn_index_search_text(f->idx, "rust", &flt, 10, &hits, &n, NULL), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(hits[0].shard.display_name, "Pasta"); /* matched by its tag */
+  syn_hits_free(hits, n);
+  const char *tags[] = {"Garden"};
+  syn_search_filter ft = {.tags = tags, .tag_count = 1};
+  assert_int_equal(syn_index_search_text(f->idx, "rust", &ft, 10, &hits, &n, NULL), 0);
+  assert_int_equal(n, 1);
+  syn_hits_free(hits, n);
+  static const char *const hostile[] = {"", "   ", "\"", "((", "rust\" OR \"1", "NEAR(a b)",
+                                        "*", "rust*", "AND", "display_name:x", "\xff\xfe"};
+  for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+    int rc = syn_index_search_text(f->idx, hostile[i], NULL, 10, &hits, &n, NULL);
+    if (rc) fail_msg("hostile query %zu failed: %d", i, rc);
+    syn_hits_free(hits, n);
+  }
+  assert_int_equal(syn_index_search_text(f->idx, "rust", NULL, 0, &hits, &n, NULL), -EINVAL);
+}
+
+/* ---- durability ---------------------------------------------------------------------------- */
+
+static void test_kill9_then_reopen(void **state) {
+  fx *f = *state;
+  syn_index_close(f->idx);
+  f->idx = NULL;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    f->cfg.sync_full = true;
+    f->idx = open_idx(f);
+    if (!f->idx) _exit(3);
+    for (size_t i = 0; i < 20; i++) reg(f, i, "m", NULL, NULL);
+    for (size_t i = 0; i < 5; i++) del(f, i);
+    raise(SIGKILL); /* no close, no snapshot */
+    _exit(4);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  f->idx = open_idx(f);
+  assert_non_null(f->idx);
+  syn_index_stats st;
+  syn_index_stats_get(f->idx, &st);
+  assert_int_equal(st.shards, 15);
+  for (size_t i = 0; i < 20; i++) assert_int_equal(finds_itself(f, i), i >= 5);
+}
+
+/* ---- concurrency --------------------------------------------------------------------------- */
+
+typedef struct worker {
+  fx *f;
+  int seed;
+  int errors;
+} worker;
+
+static void *searcher(void *arg) {
+  worker *w = arg;
+  for (int q = 0; q < 150; q++) {
+    syn_hit *hits;
+    size_t n;
+    const char *tags[] = {"even"};
+    syn_search_filter flt = {.tags = tags, .tag_count = (q % 3 == 0)};
+    size_t row = (size_t)(w->seed * 131 + q * 17) % 1000;
+    int rc = search(w->f, w->f->vecs + row * D, &flt, K, &hits, &n, NULL);
+    if (rc != 0 || n != K) w->errors++;
+    syn_hits_free(hits, n);
+    if (q % 10 == 0) {
+      rc = syn_index_search_text(w->f->idx, "shard 1", NULL, 5, &hits, &n, NULL);
+      if (rc != 0) w->errors++;
+      syn_hits_free(hits, n);
+    }
+  }
+  return NULL;
+}
+
+static void test_concurrent_searches_and_writes(void **state) {
+  fx *f = *state;
+  f->cfg.type = SYN_INDEX_HNSW;
+  f->cfg.tombstone_fraction = 0.05; /* compactions run while the threads work */
+  reopen(f);
+  for (size_t i = 0; i < 1000; i++) reg(f, i, "m", i % 2 ? "odd" : "even", NULL);
+  worker w[3];
+  pthread_t th[3];
+  for (int t = 0; t < 3; t++) {
+    w[t] = (worker){f, t, 0};
+    assert_int_equal(pthread_create(&th[t], NULL, searcher, &w[t]), 0);
+  }
+  for (size_t i = 1000; i < 1300; i++) { /* writes from this thread meanwhile */
+    reg(f, i, "m", i % 2 ? "odd" : "even", NULL);
+    if (i % 3 == 0) del(f, i - 1000 + 1);
+  }
+  for (int t = 0; t < 3; t++) {
+    pthread_join(th[t], NULL);
+    assert_int_equal(w[t].errors, 0);
+  }
+  assert_int_equal(syn_index_wait_idle(f->idx, 20000), 0);
+  syn_index_stats st;
+  syn_index_stats_get(f->idx, &st);
+  assert_int_equal(st.shards, 1300 - 100);
+  assert_int_equal(st.collections[0].vectors, 1200);
+  assert_true(st.collections[0].rebuilds >= 1);
+  for (size_t i = 0; i < 1300; i += 11)
+    if (f->live[i] != found_in_top(f, i, 3)) fail_msg("shard %zu live %d", i, f->live[i]);
+}
+
+int main(void) {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_register_get_delete),
+      T(test_bad_input),
+      T(test_matches_bruteforce),
+      T(test_min_similarity),
+      T(test_model_filter_normalised),
+      T(test_tag_filters_flat),
+      T(test_tag_filters_hnsw),
+      T(test_tag_filters_ivf_sq8),
+      T(test_update_moves_vector),
+      T(test_auto_switch_in_background),
+      T(test_reopen_keeps_everything),
+      T(test_snapshot_missing_stale_corrupt),
+      T(test_text_search),
+      T(test_kill9_then_reopen),
+      T(test_concurrent_searches_and_writes),
+  };
+#undef T
+  return cmocka_run_group_tests_name("index", tests, NULL, NULL);
+}

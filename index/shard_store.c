@@ -108,6 +108,7 @@ enum stmt_id {
   ST_GET_ID_EMB,
   ST_JSON_EACH,
   ST_COUNT,
+  ST_LIST_IDS,
   ST_COLLECTIONS,
   ST_SCAN_VECTORS,
   ST_SCAN_IDS,
@@ -139,6 +140,7 @@ static const char *const k_sql[ST__N] = {
     [ST_GET_ID_EMB] = "SELECT " RECORD_COLS ", embedding FROM shards WHERE id = ?1",
     [ST_JSON_EACH] = "SELECT value FROM json_each(?1) WHERE type = 'text'",
     [ST_COUNT] = "SELECT count(*) FROM shards",
+    [ST_LIST_IDS] = "SELECT id FROM shards WHERE id > ?1 ORDER BY id LIMIT ?2",
     [ST_COLLECTIONS] = "SELECT model_key, dimension, count(*), sum(id) FROM shards"
                        " GROUP BY model_key, dimension",
     [ST_SCAN_VECTORS] = "SELECT id, norm, embedding FROM shards"
@@ -771,6 +773,22 @@ int64_t syn_store_count(syn_store *st) {
   stmt_done(s);
   reader_release(st, c);
   return n;
+}
+
+int syn_store_list_ids(syn_store *st, int64_t after_id, size_t max, int64_t *ids, size_t *n) {
+  *n = 0;
+  conn *c = reader_acquire(st);
+  sqlite3_stmt *s = stmt_get(c, ST_LIST_IDS);
+  int rc = s ? 0 : -EIO;
+  if (s) {
+    sqlite3_bind_int64(s, 1, after_id);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    int step;
+    while (*n < max && (step = sqlite3_step(s)) == SQLITE_ROW) ids[(*n)++] = sqlite3_column_int64(s, 0);
+  }
+  stmt_done(s);
+  reader_release(st, c);
+  return rc;
 }
 
 int syn_store_collections(syn_store *st, syn_store_collection **out, size_t *n) {
