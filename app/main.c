@@ -16,6 +16,8 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "cluster/cluster.h"
+#include "cluster/membership.h"
 #include "node/node.h"
 #include "router/router.h"
 
@@ -25,6 +27,7 @@ typedef struct app {
   uv_loop_t *loop;
   syn_config cfg;
   syn_node *node;
+  syn_membership *members; /* role node */
   syn_router *router;
   uv_signal_t sigint, sigterm;
 } app;
@@ -32,6 +35,9 @@ typedef struct app {
 static void on_signal(uv_signal_t *s, int signum) {
   app *a = s->data;
   syn_info("signal %d: shutting down", signum);
+  /* A node leaves gracefully: the others drop it from the ring and pull its partitions
+   * while it still serves them. */
+  if (a->members) syn_node_hand_off(a->node, a->members);
   syn_router_stop(a->router);
   a->router = NULL;
   uv_close((uv_handle_t *)&a->sigint, NULL);
@@ -46,17 +52,50 @@ static int ensure_data_dir(const char *dir, char *err, size_t err_len) {
   return -1;
 }
 
+/* A node joins the cluster: it listens for gossip and replication on its peer URL (the
+ * cluster address's next port) and contacts the seeds' peer URLs. */
+static syn_membership *join_cluster(const syn_config *cfg, char *err, size_t err_len) {
+  static char peer_url[300], seed_urls[SYN_MAX_SEEDS][300];
+  const char *seeds[SYN_MAX_SEEDS];
+  if (syn_cluster_peer_url(cfg->cluster_addr, peer_url, sizeof peer_url)) {
+    snprintf(err, err_len, "--cluster-addr: \"%s\" is not a tcp://HOST:PORT URL", cfg->cluster_addr);
+    return NULL;
+  }
+  for (size_t i = 0; i < cfg->seed_count; i++) {
+    if (syn_cluster_peer_url(cfg->seeds[i], seed_urls[i], sizeof seed_urls[i])) {
+      snprintf(err, err_len, "--seeds: \"%s\" is not a tcp://HOST:PORT URL", cfg->seeds[i]);
+      return NULL;
+    }
+    seeds[i] = seed_urls[i];
+  }
+  syn_membership_config mc;
+  syn_membership_config_defaults(&mc);
+  mc.self_id = cfg->node_id;
+  mc.role = SYN_ROLE_NODE;
+  mc.data_url = cfg->cluster_addr;
+  mc.peer_url = peer_url;
+  mc.seeds = seeds;
+  mc.n_seeds = cfg->seed_count;
+  mc.probe_interval_ms = cfg->probe_interval_ms;
+  mc.probe_timeout_ms = cfg->probe_timeout_ms;
+  mc.suspicion_mult = cfg->suspicion_mult;
+  mc.reap_timeout_ms = cfg->reap_timeout_s * 1000;
+  return syn_membership_start(&mc, err, err_len);
+}
+
 static int start_roles(app *a, char *err, size_t err_len) {
   const syn_config *cfg = &a->cfg;
   syn_router_options ro = {0};
   switch (cfg->role) {
   case SYN_PROCESS_STANDALONE:
-    a->node = syn_node_start(cfg, STANDALONE_NODE_URL, err, err_len);
+    a->node = syn_node_start(cfg, STANDALONE_NODE_URL, NULL, err, err_len);
     ro.node_url = STANDALONE_NODE_URL;
     break;
   case SYN_PROCESS_NODE:
-    a->node = syn_node_start(cfg, cfg->cluster_addr, err, err_len);
-    ro.node_url = cfg->cluster_addr;
+    a->members = join_cluster(cfg, err, err_len);
+    if (!a->members) return -1;
+    a->node = syn_node_start(cfg, cfg->cluster_addr, a->members, err, err_len);
+    ro.membership = a->members;
     ro.admin_only = true;
     break;
   case SYN_PROCESS_ROUTER:
@@ -90,6 +129,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "synapse-tracker: %s\n", err);
     uv_run(a.loop, UV_RUN_NOWAIT);
     syn_node_stop(a.node);
+    if (a.members) syn_membership_stop(a.members);
     syn_config_free(&a.cfg);
     return 1;
   }
@@ -105,6 +145,7 @@ int main(int argc, char **argv) {
            (unsigned)a.cfg.http_port, (unsigned)a.cfg.udp_port, a.cfg.data_dir);
   uv_run(a.loop, UV_RUN_DEFAULT);
   syn_node_stop(a.node);
+  if (a.members) syn_membership_stop(a.members);
   uv_loop_close(a.loop);
   syn_config_free(&a.cfg);
   return 0;

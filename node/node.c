@@ -22,6 +22,8 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "cluster/membership.h"
+#include "node/replica.h"
 #include "node/shards.h"
 #include "node/swarm.h"
 #include "proto/wire.h"
@@ -109,6 +111,7 @@ static void handle_announce(syn_node *node, node_worker *w, const Synapse__Annou
     return;
   }
   atomic_fetch_add_explicit(&node->announces, 1, memory_order_relaxed);
+  syn_replica_announce(node->shards.replica, a);
   out->complete = res.complete;
   out->incomplete = res.incomplete;
   out->downloaded = res.downloaded;
@@ -209,6 +212,8 @@ static void handle_stats(syn_node *node, Synapse__Reply *rep, Synapse__StatsRepl
     for (size_t i = 0; i < is.collection_count; i++) out->vectors += is.collections[i].vectors;
     out->searches = is.vector_searches + is.text_searches;
   }
+  out->has_caught_up = 1;
+  out->caught_up = syn_replica_caught_up(node->shards.replica);
   rep->body_case = SYNAPSE__REPLY__BODY_STATS;
   rep->stats = out;
 }
@@ -337,8 +342,8 @@ static int open_index(syn_node *node, const syn_config *cfg, char *err, size_t e
   return node->shards.index ? 0 : -1;
 }
 
-syn_node *syn_node_start(const syn_config *cfg, const char *listen_url, char *err,
-                         size_t err_len) {
+syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
+                         struct syn_membership *members, char *err, size_t err_len) {
   syn_node *node = calloc(1, sizeof *node);
   if (!node) {
     snprintf(err, err_len, "node: out of memory");
@@ -359,6 +364,14 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url, char *er
   if (open_index(node, cfg, err, err_len)) {
     syn_node_stop(node);
     return NULL;
+  }
+  if (members) {
+    node->shards.replica = syn_replica_start(cfg, members, node->swarms, node->shards.index, err,
+                                             err_len);
+    if (!node->shards.replica) {
+      syn_node_stop(node);
+      return NULL;
+    }
   }
   size_t wanted = node->worker_count;
   node->worker_count = 0;
@@ -388,7 +401,15 @@ void syn_node_stop(syn_node *node) {
     syn_buf_free(&w->reply);
   }
   if (node->maintenance_started) pthread_join(node->maintenance, NULL);
+  syn_replica_stop(node->shards.replica);
   syn_index_close(node->shards.index);
   syn_swarm_store_free(node->swarms);
   free(node);
+}
+
+void syn_node_hand_off(syn_node *node, struct syn_membership *members) {
+  if (!node || !members) return;
+  syn_membership_leave(members, 2000);
+  /* Others see the leave within a gossip round or two, then pull; wait for them. */
+  syn_replica_drain(node->shards.replica, 1500, 1000, 15000);
 }

@@ -17,9 +17,19 @@
 
 typedef struct syn_node syn_node;
 
-/* Listens on `listen_url` (inproc://, ipc:// or tcp://). NULL with a message in err. */
-syn_node *syn_node_start(const syn_config *cfg, const char *listen_url, char *err,
-                         size_t err_len);
+struct syn_membership;
+
+/* Listens on `listen_url` (inproc://, ipc:// or tcp://). With a membership (role node),
+ * the node takes part in the cluster: it replicates and hands off partitions
+ * (node/replica.h); without one (standalone) it holds everything. NULL with a message in
+ * err. */
+syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
+                         struct syn_membership *members, char *err, size_t err_len);
 void syn_node_stop(syn_node *node);
+
+/* Graceful leave (SIGTERM): announces the departure and keeps serving the other nodes'
+ * pulls until they stop coming (bounded), so no acknowledged shard is left behind.
+ * Blocks; main thread. */
+void syn_node_hand_off(syn_node *node, struct syn_membership *members);
 
 #endif

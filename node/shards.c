@@ -104,6 +104,24 @@ static void shard_to_proto(syn_shard *s, Synapse__Shard *p) {
   p->updated_at = s->updated_at_ms / 1000;
 }
 
+/* Copies the write, with the times this node stored, to the other replicas (W quorum). */
+static int replicate_put(syn_shards *sh, const Synapse__Shard *p, char *err, size_t err_len) {
+  if (!sh->replica) return 0;
+  syn_shard stored;
+  if (syn_index_get(sh->index, p->info_hash, false, &stored)) {
+    snprintf(err, err_len, "registration vanished before replication; retry");
+    return -1;
+  }
+  Synapse__Shard copy = *p;
+  copy.info_hash = stored.info_hash; /* normalised */
+  copy.has_created_at = copy.has_updated_at = 1;
+  copy.created_at = stored.created_at_ms / 1000;
+  copy.updated_at = stored.updated_at_ms / 1000;
+  int rc = syn_replica_put(sh->replica, &copy, err, err_len);
+  syn_shard_free(&stored);
+  return rc;
+}
+
 static void handle_register(syn_shards *sh, uint64_t id, const Synapse__RegisterRequest *r,
                             syn_buf *reply) {
   const Synapse__Shard *p = r->shard;
@@ -147,6 +165,10 @@ static void handle_register(syn_shards *sh, uint64_t id, const Synapse__Register
     append_error(reply, id, code_of(rc), *err ? err : syn_index_strerror(rc));
     return;
   }
+  if (replicate_put(sh, p, err, sizeof err)) {
+    append_error(reply, id, SYNAPSE__ERROR_CODE__UNAVAILABLE, err);
+    return;
+  }
   Synapse__RegisterReply body = SYNAPSE__REGISTER_REPLY__INIT;
   body.created = !existed;
   Synapse__Reply rep = SYNAPSE__REPLY__INIT;
@@ -183,6 +205,11 @@ static void handle_delete(syn_shards *sh, uint64_t id, const Synapse__ShardKey *
   int rc = syn_index_delete(sh->index, k->info_hash);
   if (rc && rc != -ENOENT) {
     append_error(reply, id, code_of(rc), syn_index_strerror(rc));
+    return;
+  }
+  char err[256];
+  if (sh->replica && syn_replica_delete(sh->replica, k->info_hash, err, sizeof err)) {
+    append_error(reply, id, SYNAPSE__ERROR_CODE__UNAVAILABLE, err);
     return;
   }
   Synapse__DeleteReply body = SYNAPSE__DELETE_REPLY__INIT;
@@ -255,6 +282,27 @@ static void hit_view_free(hit_view *v) {
   free(v->swarms);
 }
 
+/* Keeps the hits of partitions this node leads (all of them standalone), at most limit. */
+static void keep_primary(syn_shards *sh, syn_hit *hits, size_t *n, uint32_t limit) {
+  size_t kept = 0;
+  for (size_t i = 0; i < *n; i++) {
+    uint8_t key[20];
+    bool mine = syn_hex_decode(hits[i].shard.info_hash, 40, key, 20) == 0 &&
+                syn_replica_is_primary(sh->replica, key);
+    if (mine && kept < limit) {
+      if (kept != i) {
+        syn_hit tmp = hits[kept];
+        hits[kept] = hits[i];
+        hits[i] = tmp;
+      }
+      kept++;
+    }
+  }
+  /* The rest stays in the array for syn_hits_free; only the count shrinks. */
+  for (size_t i = kept; i < *n; i++) syn_shard_free(&hits[i].shard);
+  *n = kept;
+}
+
 static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequest *s,
                           uint32_t now, syn_buf *reply) {
   syn_search_filter filter = {
@@ -267,6 +315,10 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
   size_t nv = 0, nk = 0;
   syn_search_info vinfo = {0}, kinfo = {0};
   int rc = 0;
+  /* Each node answers for the partitions it leads; asking R times deeper leaves about
+   * `limit` of its own after filtering. */
+  uint32_t factor = syn_replica_factor(sh->replica);
+  uint32_t depth = s->limit * factor > SYN_SEARCH_MAX_LIMIT ? SYN_SEARCH_MAX_LIMIT : s->limit * factor;
   float *query = NULL;
   if (s->has_embedding && s->embedding.len >= sizeof(float)) {
     uint32_t dim = (uint32_t)(s->embedding.len / sizeof(float));
@@ -274,12 +326,16 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
     if (!query) rc = -ENOMEM;
     else {
       memcpy(query, s->embedding.data, s->embedding.len);
-      rc = syn_index_search_embedding(sh->index, query, dim, &filter, s->limit, &vhits, &nv, &vinfo);
+      rc = syn_index_search_embedding(sh->index, query, dim, &filter, depth, &vhits, &nv, &vinfo);
     }
   }
   if (rc == 0 && s->query && *s->query)
-    rc = syn_index_search_text(sh->index, s->query, &filter, s->limit, &khits, &nk, &kinfo);
+    rc = syn_index_search_text(sh->index, s->query, &filter, depth, &khits, &nk, &kinfo);
   free(query);
+  if (rc == 0) {
+    keep_primary(sh, vhits, &nv, s->limit);
+    keep_primary(sh, khits, &nk, s->limit);
+  }
   hit_view vv = {0}, kv = {0};
   if (rc == 0 && (hit_view_build(sh, vhits, nv, now, &vv) || hit_view_build(sh, khits, nk, now, &kv)))
     rc = -ENOMEM;

@@ -12,12 +12,14 @@
 #include "common/buf.h"
 #include "common/config.h"
 #include "index/index.h"
+#include "node/replica.h"
 #include "node/swarm.h"
 #include "proto/tracker.pb-c.h"
 
 typedef struct syn_shards {
   syn_index *index;
   syn_swarm_store *swarms;
+  syn_replica *replica; /* NULL standalone */
   const syn_config *cfg;
 } syn_shards;
 

@@ -745,6 +745,36 @@ out:
   return rc;
 }
 
+size_t syn_swarm_export(syn_swarm_store *s, bool (*want)(void *ctx, const uint8_t info_hash[20]),
+                        syn_swarm_export_fn emit, void *ctx, uint32_t now) {
+  size_t emitted = 0;
+  for (uint32_t k = 0; k < STRIPES; k++) {
+    stripe *st = &s->st[k];
+    pthread_mutex_lock(&st->mu);
+    for (uint32_t i = 0; i < st->cap; i++) {
+      const swarm *sw = st->tab[i].sw;
+      if (!sw || !want(ctx, sw->info_hash)) continue;
+      for (int f = V4; f <= V6; f++) {
+        const pset *ps = &sw->ps[f];
+        const size_t rsz = rsz_of(f), al = alen_of(f);
+        uint32_t buckets = ps->nb_log2 ? 1u << ps->nb_log2 : 1;
+        for (uint32_t b = 0; b < buckets; b++) {
+          const pvec *v = cbucket_at(ps, b);
+          for (uint32_t j = 0; j < v->n; j++) {
+            const uint8_t *r = v->p + (size_t)j * rsz;
+            if (expired(ld32(r + OFF_SEEN(f)), now, s->timeout)) continue;
+            uint16_t port = (uint16_t)(r[al - 2] << 8 | r[al - 1]);
+            emit(ctx, sw->info_hash, r, al - 2, port, r + OFF_ID(f), (r[OFF_FLAGS(f)] & F_SEED) != 0);
+            emitted++;
+          }
+        }
+      }
+    }
+    pthread_mutex_unlock(&st->mu);
+  }
+  return emitted;
+}
+
 int syn_swarm_peers(syn_swarm_store *s, const uint8_t info_hash[20], uint32_t now,
                     uint32_t max, syn_announce_result *out) {
   out->complete = out->incomplete = out->downloaded = 0;

@@ -106,6 +106,15 @@ void syn_swarm_store_free(syn_swarm_store *store);
 int syn_swarm_announce(syn_swarm_store *store, const syn_announce *req, uint32_t now,
                        syn_announce_result *out);
 
+/* Every live peer of the swarms `want` accepts (hand-off of partitions to another node).
+ * emit runs with a stripe lock held: it must only copy, never call into the store. `ip`
+ * is 4 or 16 bytes. Returns the number of peers emitted. */
+typedef void (*syn_swarm_export_fn)(void *ctx, const uint8_t info_hash[20], const uint8_t *ip,
+                                    size_t ip_len, uint16_t port, const uint8_t peer_id[20],
+                                    bool seeder);
+size_t syn_swarm_export(syn_swarm_store *store, bool (*want)(void *ctx, const uint8_t info_hash[20]),
+                        syn_swarm_export_fn emit, void *ctx, uint32_t now);
+
 /* Up to `max` peers of a swarm without announcing (for /api/peers): peer buffers as for
  * syn_swarm_announce (ids not filled); counts and figures set. 0, or -ENOENT for an
  * unknown swarm (figures zero). */

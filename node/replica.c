@@ -1,0 +1,720 @@
+/* A node's cluster side. Design notes:
+ *
+ * - The view (ring + member states) is refreshed lazily: the membership callback only
+ *   marks it stale, and the next caller rebuilds it under view_mu (a copy of at most
+ *   SYN_REPLICA_MAX_MEMBERS members, cheap).
+ * - Outgoing swarm changes are queued per target node as encoded AnnounceRequests
+ *   (already in SwarmUpdates wire form) and sent by one replication thread; a queue
+ *   over QUEUE_MAX bytes drops further updates for that target (counted): the peers
+ *   re-announce within an interval anyway.
+ * - Hand-off is a pull: the node that gains partitions asks a node that held them for
+ *   their shards (paged by id) and swarms. A pulled shard replaces the local copy only
+ *   when it is newer (updated_at), so pulls are idempotent and may repeat. */
+#include "node/replica.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/urlcodec.h"
+#include "proto/wire.h"
+
+#define MAX_MEMBERS 256
+#define QUEUE_MAX (4u * 1024 * 1024)
+#define PULL_PAGE 128
+#define PULL_MAX_PEERS 50000
+#define HANDOFF_TICK_MS 200
+
+typedef struct target_queue {
+  char peer_url[SYN_MEMBER_URL_MAX + 1];
+  syn_buf bytes; /* SwarmUpdates body: field-1 AnnounceRequests */
+} target_queue;
+
+struct syn_replica {
+  const syn_config *cfg;
+  syn_membership *m;
+  syn_swarm_store *swarms;
+  syn_index *index;
+  /* view */
+  pthread_mutex_t view_mu;
+  atomic_bool stale;
+  syn_ring *ring;
+  uint64_t ring_version;
+  long self_index; /* in the ring, or -1 */
+  syn_member_info members[MAX_MEMBERS];
+  size_t member_count;
+  /* replication queues, by ring node index of the current ring */
+  pthread_mutex_t queue_mu;
+  target_queue queues[MAX_MEMBERS];
+  /* threads */
+  pthread_t pusher, handoff;
+  bool pusher_started, handoff_started;
+  atomic_bool stopping;
+  atomic_bool caught_up;
+  atomic_uint_fast64_t dropped_updates;
+  atomic_uint_fast64_t last_pull_ms; /* when another node last pulled from this one */
+};
+
+static uint32_t mono_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint32_t)ts.tv_sec;
+}
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(uint32_t ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* ---- view ---- */
+
+static const syn_member_info *member_by_id(syn_replica *r, const char *id) {
+  for (size_t i = 0; i < r->member_count; i++)
+    if (!strcmp(r->members[i].id, id)) return &r->members[i];
+  return NULL;
+}
+
+static bool member_usable(const syn_member_info *mi) {
+  return mi && (mi->state == SYN_MEMBER_ALIVE || mi->state == SYN_MEMBER_SUSPECT);
+}
+
+/* Caller holds view_mu. */
+static void refresh_locked(syn_replica *r) {
+  uint64_t version, ring_version;
+  syn_membership_snapshot(r->m, r->members, MAX_MEMBERS, &r->member_count, &version,
+                          &ring_version);
+  if (r->member_count > MAX_MEMBERS) r->member_count = MAX_MEMBERS;
+  if (!r->ring || ring_version != r->ring_version) {
+    syn_ring *ring = syn_membership_build_ring(r->m, r->cfg->partitions, r->cfg->replication,
+                                               &r->ring_version);
+    if (ring) {
+      syn_ring_free(r->ring);
+      r->ring = ring;
+      r->self_index = syn_ring_index_of(ring, r->cfg->node_id);
+    }
+  }
+}
+
+static void view_lock(syn_replica *r) {
+  pthread_mutex_lock(&r->view_mu);
+  if (atomic_exchange(&r->stale, false)) refresh_locked(r);
+}
+
+static void on_membership_change(void *ctx) {
+  syn_replica *r = ctx;
+  atomic_store(&r->stale, true);
+}
+
+bool syn_replica_is_primary(syn_replica *r, const uint8_t info_hash[20]) {
+  if (!r) return true;
+  view_lock(r);
+  bool primary = false;
+  if (r->ring) {
+    const uint16_t *idx;
+    size_t n = syn_ring_replicas(r->ring, syn_ring_partition(r->ring, info_hash), &idx);
+    for (size_t i = 0; i < n; i++) {
+      const syn_member_info *mi = member_by_id(r, syn_ring_node_id(r->ring, idx[i]));
+      if (!member_usable(mi)) continue;
+      primary = (long)idx[i] == r->self_index;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&r->view_mu);
+  return primary;
+}
+
+uint32_t syn_replica_factor(syn_replica *r) {
+  if (!r) return 1;
+  view_lock(r);
+  uint32_t f = r->ring ? syn_ring_replication(r->ring) : 1;
+  pthread_mutex_unlock(&r->view_mu);
+  return f;
+}
+
+/* Peer URLs of the other usable replicas of the partition of `info_hash`. */
+static size_t other_replicas(syn_replica *r, const uint8_t info_hash[20],
+                             char urls[][SYN_MEMBER_URL_MAX + 1], long *ring_index,
+                             size_t cap, uint32_t *factor) {
+  view_lock(r);
+  size_t out = 0;
+  *factor = 1;
+  if (r->ring) {
+    const uint16_t *idx;
+    size_t n = syn_ring_replicas(r->ring, syn_ring_partition(r->ring, info_hash), &idx);
+    *factor = (uint32_t)n;
+    for (size_t i = 0; i < n && out < cap; i++) {
+      if ((long)idx[i] == r->self_index) continue;
+      const syn_member_info *mi = member_by_id(r, syn_ring_node_id(r->ring, idx[i]));
+      if (!member_usable(mi) || !mi->peer_url[0]) continue;
+      snprintf(urls[out], SYN_MEMBER_URL_MAX + 1, "%s", mi->peer_url);
+      if (ring_index) ring_index[out] = idx[i];
+      out++;
+    }
+  }
+  pthread_mutex_unlock(&r->view_mu);
+  return out;
+}
+
+/* ---- asynchronous swarm replication ---- */
+
+void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a) {
+  if (!r || a->info_hash.len != 20) return;
+  char urls[SYN_RING_MAX_REPLICATION][SYN_MEMBER_URL_MAX + 1];
+  long index[SYN_RING_MAX_REPLICATION];
+  uint32_t factor;
+  size_t n = other_replicas(r, a->info_hash.data, urls, index, SYN_RING_MAX_REPLICATION, &factor);
+  if (!n) return;
+  pthread_mutex_lock(&r->queue_mu);
+  for (size_t i = 0; i < n; i++) {
+    target_queue *q = &r->queues[index[i] % MAX_MEMBERS];
+    if (strcmp(q->peer_url, urls[i]) != 0) {
+      syn_buf_reset(&q->bytes); /* the slot now serves another node */
+      memcpy(q->peer_url, urls[i], sizeof q->peer_url);
+    }
+    if (q->bytes.len > QUEUE_MAX || syn_wire_append_field1(&q->bytes, &a->base))
+      atomic_fetch_add(&r->dropped_updates, 1);
+  }
+  pthread_mutex_unlock(&r->queue_mu);
+}
+
+static size_t put_varint(uint8_t *out, uint64_t v) {
+  size_t n = 0;
+  while (v >= 0x80) {
+    out[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  out[n++] = (uint8_t)v;
+  return n;
+}
+
+/* ReplicaRequest{swarm_updates = SwarmUpdates(body)} without re-encoding the body. */
+static int wrap_swarm_updates(const syn_buf *body, syn_buf *out) {
+  uint8_t head[11];
+  head[0] = 0x0a; /* ReplicaRequest field 1, length-delimited */
+  size_t n = 1 + put_varint(head + 1, body->len);
+  syn_buf_reset(out);
+  if (syn_buf_append(out, head, n)) return -1;
+  return syn_buf_append(out, body->data, body->len);
+}
+
+static void push_queues(syn_replica *r, syn_buf *batch, syn_buf *msg, syn_buf *reply) {
+  for (size_t i = 0; i < MAX_MEMBERS; i++) {
+    char url[SYN_MEMBER_URL_MAX + 1];
+    pthread_mutex_lock(&r->queue_mu);
+    target_queue *q = &r->queues[i];
+    bool has = q->bytes.len > 0;
+    if (has) {
+      syn_buf tmp = *batch; /* swap: the queue keeps the emptied buffer */
+      *batch = q->bytes;
+      q->bytes = tmp;
+      syn_buf_reset(&q->bytes);
+      snprintf(url, sizeof url, "%s", q->peer_url);
+    }
+    pthread_mutex_unlock(&r->queue_mu);
+    if (!has) continue;
+    syn_buf_reset(reply);
+    if (wrap_swarm_updates(batch, msg) == 0 &&
+        syn_membership_app_call(r->m, url, msg->data, msg->len, r->cfg->request_timeout_ms,
+                                reply) != 0)
+      atomic_fetch_add(&r->dropped_updates, 1);
+  }
+}
+
+static void *pusher_main(void *arg) {
+  syn_replica *r = arg;
+  syn_buf batch = SYN_BUF_INIT, msg = SYN_BUF_INIT, reply = SYN_BUF_INIT;
+  while (!atomic_load(&r->stopping)) {
+    sleep_ms(r->cfg->replication_interval_ms);
+    push_queues(r, &batch, &msg, &reply);
+  }
+  syn_buf_free(&batch);
+  syn_buf_free(&msg);
+  syn_buf_free(&reply);
+  return NULL;
+}
+
+/* ---- synchronous shard replication ---- */
+
+static int call_replica(syn_replica *r, const char *url, const Synapse__ReplicaRequest *req) {
+  syn_buf msg = SYN_BUF_INIT, reply = SYN_BUF_INIT;
+  int ok = 0;
+  size_t size = protobuf_c_message_get_packed_size(&req->base);
+  if (syn_buf_reserve(&msg, size) == 0) {
+    msg.len = protobuf_c_message_pack(&req->base, msg.data);
+    if (syn_membership_app_call(r->m, url, msg.data, msg.len, r->cfg->request_timeout_ms / 2 + 1,
+                                &reply) == 0) {
+      Synapse__ReplicaReply *rep = synapse__replica_reply__unpack(NULL, reply.len, reply.data);
+      ok = rep && rep->ok;
+      if (rep) synapse__replica_reply__free_unpacked(rep, NULL);
+    }
+  }
+  syn_buf_free(&msg);
+  syn_buf_free(&reply);
+  return ok;
+}
+
+static int replicate(syn_replica *r, const char *hex, const Synapse__ReplicaRequest *req,
+                     const char *what, char *err, size_t err_len) {
+  if (!r) return 0;
+  uint8_t key[20];
+  if (syn_hex_decode(hex, 40, key, 20)) {
+    snprintf(err, err_len, "info_hash must be hex");
+    return -1;
+  }
+  char urls[SYN_RING_MAX_REPLICATION][SYN_MEMBER_URL_MAX + 1];
+  uint32_t factor;
+  size_t n = other_replicas(r, key, urls, NULL, SYN_RING_MAX_REPLICATION, &factor);
+  uint32_t need = r->cfg->write_quorum < factor ? r->cfg->write_quorum : factor;
+  uint32_t acks = 1; /* this node persisted it already */
+  for (size_t i = 0; i < n; i++) acks += (uint32_t)call_replica(r, urls[i], req);
+  if (acks >= need) return 0;
+  snprintf(err, err_len, "%s persisted on %u of the %u replicas required; retry", what, acks, need);
+  return -1;
+}
+
+int syn_replica_put(syn_replica *r, const Synapse__Shard *shard, char *err, size_t err_len) {
+  Synapse__ShardPut put = SYNAPSE__SHARD_PUT__INIT;
+  put.shard = (Synapse__Shard *)shard;
+  Synapse__ReplicaRequest req = SYNAPSE__REPLICA_REQUEST__INIT;
+  req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_SHARD_PUT;
+  req.shard_put = &put;
+  return replicate(r, shard->info_hash, &req, "registration", err, err_len);
+}
+
+int syn_replica_delete(syn_replica *r, const char *info_hash, char *err, size_t err_len) {
+  Synapse__ShardDelete del = SYNAPSE__SHARD_DELETE__INIT;
+  del.info_hash = (char *)info_hash;
+  Synapse__ReplicaRequest req = SYNAPSE__REPLICA_REQUEST__INIT;
+  req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_SHARD_DELETE;
+  req.shard_delete = &del;
+  return replicate(r, info_hash, &req, "delete", err, err_len);
+}
+
+/* ---- applying what other nodes send ---- */
+
+static void apply_announce(syn_replica *r, const Synapse__AnnounceRequest *a, uint32_t now) {
+  if (a->info_hash.len != 20 || a->peer_id.len != 20 || (a->ip.len != 4 && a->ip.len != 16) ||
+      a->port > 65535)
+    return;
+  syn_announce req = {.info_hash = a->info_hash.data,
+                      .peer_id = a->peer_id.data,
+                      .ip = a->ip.data,
+                      .ip_len = a->ip.len,
+                      .port = (uint16_t)a->port,
+                      .event = a->event,
+                      .left = a->left,
+                      .numwant = 0,
+                      .families = 0};
+  syn_announce_result res = {0};
+  syn_swarm_announce(r->swarms, &req, now, &res);
+}
+
+/* Stores a shard from another node when it is newer than the local copy. */
+static int apply_shard(syn_replica *r, const Synapse__Shard *p, bool only_if_newer) {
+  if (only_if_newer) {
+    syn_shard local;
+    if (syn_index_get(r->index, p->info_hash, false, &local) == 0) {
+      bool newer = p->updated_at * 1000 > local.updated_at_ms;
+      syn_shard_free(&local);
+      if (!newer) return 0;
+    }
+  }
+  float *emb = NULL;
+  if (p->has_embedding && p->embedding.len == (size_t)p->dimension * sizeof(float)) {
+    emb = malloc(p->embedding.len);
+    if (!emb) return -ENOMEM;
+    memcpy(emb, p->embedding.data, p->embedding.len);
+  }
+  syn_shard_input in = {
+      .info_hash = p->info_hash,
+      .display_name = p->display_name,
+      .model = p->model,
+      .dimension = p->dimension,
+      .embedding = emb,
+      .tags = (const char *const *)p->tags,
+      .tag_count = p->n_tags,
+      .description = p->description,
+      .file_size = p->has_file_size ? (int64_t)p->file_size : -1,
+      .entry_count = p->has_entry_count ? (int64_t)p->entry_count : -1,
+      .metadata_json = p->metadata_json,
+      .creator_agent_id = p->creator_agent_id,
+      .creator_public_key = p->creator_public_key,
+      .signature = p->signature,
+      .created_at_ms = p->has_created_at ? p->created_at * 1000 : 0,
+  };
+  char err[256];
+  int rc = syn_index_register(r->index, &in, p->updated_at * 1000, err, sizeof err);
+  free(emb);
+  return rc;
+}
+
+typedef struct pull_ctx {
+  syn_replica *r;
+  const uint8_t *wanted;
+  uint32_t partitions;
+  Synapse__AnnounceRequest *peers;
+  uint8_t *bytes; /* ip, peer_id and hash storage for `peers` */
+  size_t count, cap;
+} pull_ctx;
+
+static bool wanted_partition(const uint8_t *bitmap, uint32_t partitions, const uint8_t hash[20]) {
+  uint32_t p = syn_ring_partition_of(partitions, hash);
+  return bitmap[p / 8] & (1u << (p % 8));
+}
+
+static bool pull_want(void *ctx, const uint8_t info_hash[20]) {
+  pull_ctx *pc = ctx;
+  return wanted_partition(pc->wanted, pc->partitions, info_hash);
+}
+
+static void pull_emit(void *ctx, const uint8_t info_hash[20], const uint8_t *ip, size_t ip_len,
+                      uint16_t port, const uint8_t peer_id[20], bool seeder) {
+  pull_ctx *pc = ctx;
+  if (pc->count >= pc->cap) return;
+  uint8_t *b = pc->bytes + pc->count * 56;
+  memcpy(b, info_hash, 20);
+  memcpy(b + 20, peer_id, 20);
+  memcpy(b + 40, ip, ip_len);
+  Synapse__AnnounceRequest *a = &pc->peers[pc->count++];
+  synapse__announce_request__init(a);
+  a->info_hash = (ProtobufCBinaryData){20, b};
+  a->peer_id = (ProtobufCBinaryData){20, b + 20};
+  a->ip = (ProtobufCBinaryData){ip_len, b + 40};
+  a->port = port;
+  a->has_left = 1;
+  a->left = seeder ? 0 : 1;
+}
+
+static void serve_pull(syn_replica *r, const Synapse__PartitionPull *pull, Synapse__ReplicaReply *rep,
+                       syn_shard *page, size_t *page_n, pull_ctx *pc) {
+  size_t need = (pull->partitions + 7) / 8;
+  if (pull->partitions == 0 || pull->wanted.len < need) {
+    rep->ok = 0;
+    rep->error = "bad pull";
+    return;
+  }
+  int64_t after = pull->has_after_id ? pull->after_id : 0;
+  size_t got = 0, n = 0;
+  syn_shard batch[PULL_PAGE];
+  /* Scan pages of shards in id order, keeping those of the wanted partitions. */
+  while (got < PULL_PAGE && syn_index_list(r->index, after, PULL_PAGE, true, batch, &n) == 0 && n) {
+    bool full = false;
+    for (size_t i = 0; i < n; i++) {
+      uint8_t key[20];
+      if (got == PULL_PAGE) { /* page full: the rest is for the next pull */
+        full = true;
+        syn_shard_free(&batch[i]);
+        continue;
+      }
+      after = batch[i].id;
+      bool keep = syn_hex_decode(batch[i].info_hash, 40, key, 20) == 0 &&
+                  wanted_partition(pull->wanted.data, pull->partitions, key);
+      if (keep) page[got++] = batch[i];
+      else syn_shard_free(&batch[i]);
+    }
+    if (!full && n < PULL_PAGE) {
+      after = 0; /* reached the end */
+      break;
+    }
+  }
+  *page_n = got;
+  rep->ok = 1;
+  if (after) {
+    rep->has_next_after_id = 1;
+    rep->next_after_id = after;
+  }
+  if (pull->has_swarms && pull->swarms && (!pull->has_after_id || pull->after_id == 0)) {
+    pc->r = r;
+    pc->wanted = pull->wanted.data;
+    pc->partitions = pull->partitions;
+    syn_swarm_export(r->swarms, pull_want, pull_emit, pc, mono_seconds());
+  }
+}
+
+static void shard_to_proto(syn_shard *s, Synapse__Shard *p) {
+  synapse__shard__init(p);
+  p->info_hash = s->info_hash;
+  p->display_name = s->display_name;
+  p->model = s->model;
+  p->has_dimension = 1;
+  p->dimension = s->dimension;
+  p->tags = s->tags;
+  p->n_tags = s->tag_count;
+  p->description = s->description;
+  p->has_file_size = s->file_size >= 0;
+  p->file_size = s->file_size >= 0 ? (uint64_t)s->file_size : 0;
+  p->has_entry_count = s->entry_count >= 0;
+  p->entry_count = s->entry_count >= 0 ? (uint64_t)s->entry_count : 0;
+  p->metadata_json = s->metadata_json;
+  p->creator_agent_id = s->creator_agent_id;
+  p->creator_public_key = s->creator_public_key;
+  p->signature = s->signature;
+  if (s->embedding) {
+    p->has_embedding = 1;
+    p->embedding = (ProtobufCBinaryData){(size_t)s->dimension * sizeof(float), (uint8_t *)s->embedding};
+  }
+  p->has_created_at = p->has_updated_at = 1;
+  p->created_at = s->created_at_ms / 1000;
+  p->updated_at = s->updated_at_ms / 1000;
+}
+
+static int on_app_request(void *ctx, const uint8_t *data, size_t len, syn_buf *out) {
+  syn_replica *r = ctx;
+  Synapse__ReplicaRequest *req = synapse__replica_request__unpack(NULL, len, data);
+  if (!req) return -EPROTO;
+  Synapse__ReplicaReply rep = SYNAPSE__REPLICA_REPLY__INIT;
+  rep.ok = 1;
+  static _Thread_local syn_shard page[PULL_PAGE];
+  size_t page_n = 0;
+  pull_ctx pc = {0};
+  Synapse__Shard protos[PULL_PAGE];
+  Synapse__Shard *proto_ptrs[PULL_PAGE];
+  Synapse__AnnounceRequest **peer_ptrs = NULL;
+  switch (req->body_case) {
+  case SYNAPSE__REPLICA_REQUEST__BODY_SWARM_UPDATES: {
+    uint32_t now = mono_seconds();
+    for (size_t i = 0; i < req->swarm_updates->n_announces; i++)
+      apply_announce(r, req->swarm_updates->announces[i], now);
+    break;
+  }
+  case SYNAPSE__REPLICA_REQUEST__BODY_SHARD_PUT:
+    rep.ok = apply_shard(r, req->shard_put->shard, false) == 0;
+    break;
+  case SYNAPSE__REPLICA_REQUEST__BODY_SHARD_DELETE: {
+    int rc = syn_index_delete(r->index, req->shard_delete->info_hash);
+    rep.ok = rc == 0 || rc == -ENOENT;
+    break;
+  }
+  case SYNAPSE__REPLICA_REQUEST__BODY_PULL:
+    atomic_store(&r->last_pull_ms, mono_ms());
+    pc.cap = PULL_MAX_PEERS;
+    pc.peers = malloc(pc.cap * sizeof *pc.peers);
+    pc.bytes = malloc(pc.cap * 56);
+    if (!pc.peers || !pc.bytes) pc.cap = 0;
+    serve_pull(r, req->pull, &rep, page, &page_n, &pc);
+    for (size_t i = 0; i < page_n; i++) {
+      shard_to_proto(&page[i], &protos[i]);
+      proto_ptrs[i] = &protos[i];
+    }
+    rep.shards = proto_ptrs;
+    rep.n_shards = page_n;
+    peer_ptrs = malloc((pc.count + 1) * sizeof *peer_ptrs);
+    for (size_t i = 0; peer_ptrs && i < pc.count; i++) peer_ptrs[i] = &pc.peers[i];
+    rep.peers = peer_ptrs;
+    rep.n_peers = peer_ptrs ? pc.count : 0;
+    break;
+  default:
+    rep.ok = 0;
+    rep.error = "unknown replica request";
+  }
+  size_t size = protobuf_c_message_get_packed_size(&rep.base);
+  int rc = syn_buf_reserve(out, size);
+  if (rc == 0) out->len += protobuf_c_message_pack(&rep.base, out->data + out->len);
+  for (size_t i = 0; i < page_n; i++) syn_shard_free(&page[i]);
+  free(peer_ptrs);
+  free(pc.peers);
+  free(pc.bytes);
+  synapse__replica_request__free_unpacked(req, NULL);
+  return rc;
+}
+
+/* ---- hand-off: pulling partitions this node gained ---- */
+
+typedef struct handoff_plan {
+  uint32_t partitions;
+  uint8_t *held_before; /* bitmap */
+  bool first;
+} handoff_plan;
+
+/* Pulls the wanted partitions from one node, page by page. 0 when complete. */
+static int pull_from(syn_replica *r, const char *url, const uint8_t *wanted, uint32_t partitions) {
+  int64_t after = 0;
+  bool first = true;
+  uint32_t now = mono_seconds();
+  for (;;) {
+    Synapse__PartitionPull pull = SYNAPSE__PARTITION_PULL__INIT;
+    pull.partitions = partitions;
+    pull.wanted = (ProtobufCBinaryData){(partitions + 7) / 8, (uint8_t *)wanted};
+    pull.has_after_id = 1;
+    pull.after_id = after;
+    pull.has_max_shards = 1;
+    pull.max_shards = PULL_PAGE;
+    pull.has_swarms = 1;
+    pull.swarms = first;
+    Synapse__ReplicaRequest req = SYNAPSE__REPLICA_REQUEST__INIT;
+    req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_PULL;
+    req.pull = &pull;
+    syn_buf msg = SYN_BUF_INIT, reply = SYN_BUF_INIT;
+    size_t size = protobuf_c_message_get_packed_size(&req.base);
+    int rc = syn_buf_reserve(&msg, size);
+    if (rc == 0) {
+      msg.len = protobuf_c_message_pack(&req.base, msg.data);
+      rc = syn_membership_app_call(r->m, url, msg.data, msg.len, 10000, &reply);
+    }
+    Synapse__ReplicaReply *rep = rc ? NULL : synapse__replica_reply__unpack(NULL, reply.len, reply.data);
+    syn_buf_free(&msg);
+    syn_buf_free(&reply);
+    if (!rep || !rep->ok) {
+      if (rep) synapse__replica_reply__free_unpacked(rep, NULL);
+      return -1;
+    }
+    for (size_t i = 0; i < rep->n_shards; i++) apply_shard(r, rep->shards[i], true);
+    for (size_t i = 0; i < rep->n_peers; i++) apply_announce(r, rep->peers[i], now);
+    bool more = rep->has_next_after_id;
+    after = rep->next_after_id;
+    synapse__replica_reply__free_unpacked(rep, NULL);
+    if (!more) return 0;
+    first = false;
+  }
+}
+
+/* One pass: for every partition held now and not before, pull it from a usable node
+ * that held it (or, on the first pass, from any other usable replica). 0 when all done. */
+static int handoff_pass(syn_replica *r, handoff_plan *plan, syn_ring *before) {
+  view_lock(r);
+  syn_ring *ring = r->ring;
+  long self = r->self_index;
+  uint32_t parts = ring ? syn_ring_partitions(ring) : 0;
+  size_t nodes = ring ? syn_ring_node_count(ring) : 0;
+  uint8_t *wanted = calloc(nodes ? nodes : 1, (parts + 7) / 8 + 1);
+  char (*urls)[SYN_MEMBER_URL_MAX + 1] = calloc(nodes ? nodes : 1, sizeof *urls);
+  bool any = false;
+  for (uint32_t p = 0; wanted && urls && ring && self >= 0 && p < parts; p++) {
+    uint32_t rank;
+    if (!syn_ring_holds(ring, p, (size_t)self, &rank)) continue;
+    long old_self = before ? syn_ring_index_of(before, r->cfg->node_id) : -1;
+    if (!plan->first && before && old_self >= 0 && syn_ring_holds(before, p, (size_t)old_self, &rank))
+      continue; /* held it already */
+    const syn_ring *src_ring = before && !plan->first ? before : ring;
+    const uint16_t *idx;
+    size_t n = syn_ring_replicas(src_ring, p, &idx);
+    for (size_t i = 0; i < n; i++) {
+      const char *id = syn_ring_node_id(src_ring, idx[i]);
+      const syn_member_info *mi = member_by_id(r, id);
+      if (!mi || mi->self || !member_usable(mi) || !mi->peer_url[0]) continue;
+      long k = syn_ring_index_of(ring, id);
+      if (k < 0) k = (long)(nodes - 1); /* a node leaving: any spare row */
+      wanted[(size_t)k * ((parts + 7) / 8 + 1) + p / 8] |= (uint8_t)(1u << (p % 8));
+      snprintf(urls[k], SYN_MEMBER_URL_MAX + 1, "%s", mi->peer_url);
+      any = true;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&r->view_mu);
+  int failed = 0;
+  for (size_t k = 0; any && k < nodes; k++) {
+    if (!urls[k][0]) continue;
+    if (pull_from(r, urls[k], wanted + k * ((parts + 7) / 8 + 1), parts)) failed++;
+  }
+  free(wanted);
+  free(urls);
+  return failed ? -1 : 0;
+}
+
+static syn_ring *ring_copy(const syn_ring *ring) {
+  if (!ring) return NULL;
+  size_t n = syn_ring_node_count(ring);
+  const char **ids = malloc((n ? n : 1) * sizeof *ids);
+  if (!ids) return NULL;
+  for (size_t i = 0; i < n; i++) ids[i] = syn_ring_node_id(ring, i);
+  syn_ring *copy = syn_ring_build(ids, n, syn_ring_partitions(ring), syn_ring_replication(ring));
+  free(ids);
+  return copy;
+}
+
+static void *handoff_main(void *arg) {
+  syn_replica *r = arg;
+  handoff_plan plan = {.first = true};
+  syn_ring *before = NULL;
+  uint64_t done_version = 0;
+  while (!atomic_load(&r->stopping)) {
+    view_lock(r);
+    uint64_t version = r->ring_version;
+    bool have_ring = r->ring != NULL;
+    bool joined = syn_membership_joined(r->m);
+    pthread_mutex_unlock(&r->view_mu);
+    if (have_ring && joined && (plan.first || version != done_version)) {
+      if (handoff_pass(r, &plan, before) == 0) {
+        view_lock(r);
+        syn_ring_free(before);
+        before = ring_copy(r->ring);
+        done_version = r->ring_version;
+        pthread_mutex_unlock(&r->view_mu);
+        plan.first = false;
+        atomic_store(&r->caught_up, true);
+      }
+    }
+    sleep_ms(HANDOFF_TICK_MS);
+  }
+  syn_ring_free(before);
+  return NULL;
+}
+
+void syn_replica_drain(syn_replica *r, uint32_t min_ms, uint32_t quiet_ms, uint32_t max_ms) {
+  if (!r) return;
+  uint64_t start = mono_ms();
+  for (;;) {
+    uint64_t now = mono_ms();
+    uint64_t last = atomic_load(&r->last_pull_ms);
+    bool quiet = now - (last > start ? last : start) >= quiet_ms;
+    if (now - start >= max_ms || (now - start >= min_ms && quiet)) return;
+    sleep_ms(50);
+  }
+}
+
+bool syn_replica_caught_up(syn_replica *r) { return !r || atomic_load(&r->caught_up); }
+
+/* ---- lifetime ---- */
+
+syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
+                               syn_swarm_store *swarms, syn_index *index, char *err,
+                               size_t err_len) {
+  syn_replica *r = calloc(1, sizeof *r);
+  if (!r) {
+    snprintf(err, err_len, "out of memory");
+    return NULL;
+  }
+  r->cfg = cfg;
+  r->m = members;
+  r->swarms = swarms;
+  r->index = index;
+  r->self_index = -1;
+  pthread_mutex_init(&r->view_mu, NULL);
+  pthread_mutex_init(&r->queue_mu, NULL);
+  atomic_store(&r->stale, true);
+  syn_membership_set_on_change(members, on_membership_change, r);
+  syn_membership_set_app_handler(members, on_app_request, r);
+  r->pusher_started = pthread_create(&r->pusher, NULL, pusher_main, r) == 0;
+  r->handoff_started = pthread_create(&r->handoff, NULL, handoff_main, r) == 0;
+  if (!r->pusher_started || !r->handoff_started) {
+    snprintf(err, err_len, "cannot start replication threads");
+    syn_replica_stop(r);
+    return NULL;
+  }
+  return r;
+}
+
+void syn_replica_stop(syn_replica *r) {
+  if (!r) return;
+  atomic_store(&r->stopping, true);
+  syn_membership_set_on_change(r->m, NULL, NULL);
+  if (r->pusher_started) pthread_join(r->pusher, NULL);
+  if (r->handoff_started) pthread_join(r->handoff, NULL);
+  syn_membership_set_app_handler(r->m, NULL, NULL);
+  for (size_t i = 0; i < MAX_MEMBERS; i++) syn_buf_free(&r->queues[i].bytes);
+  syn_ring_free(r->ring);
+  pthread_mutex_destroy(&r->view_mu);
+  pthread_mutex_destroy(&r->queue_mu);
+  free(r);
+}
