@@ -1,0 +1,798 @@
+/* Membership transport: the SWIM state machine (cluster/swim.h) on nng sockets and
+ * threads. Design notes:
+ *
+ * - One mutex (m->lock) guards the state machine, the peer-socket cache, the callbacks and
+ *   the flags. Nothing calls out (change callback, app handler, nng_close, blocking nng
+ *   calls) with it held; unlock_notify() releases it and then calls the change callback
+ *   if the view's version moved.
+ * - Peer server: a rep0 socket on peer_url, one context per server thread; each thread
+ *   receives, decodes (undecodable or out-of-bounds: dropped and counted, no answer),
+ *   answers from the state machine or the app handler, and sends. An indirect probe
+ *   (PING_REQ) is served by pinging the target synchronously from the same thread.
+ * - Calls out: one req0 socket per peer URL, dialled without blocking (nng reconnects by
+ *   itself), resend disabled in practice (resend time far beyond any deadline) and a
+ *   per-aio deadline from the state machine. Each socket keeps a small free list of
+ *   contexts, so contexts are not created per call (slow in bursts in nng 1.5.2).
+ *   Gossip-thread calls are asynchronous (aio callback on an nng thread, then
+ *   nng_aio_reap); app calls and forwarded pings are synchronous on the caller's thread.
+ * - Threads: `server_threads` peer-server threads, one gossip thread (timers, dispatch,
+ *   idle-socket eviction), one seeder thread (DNS resolution of the seeds every seed
+ *   interval, kept off the gossip thread because getaddrinfo can block).
+ * - Stop: set stopping, close the server socket, join the gossip and seeder threads,
+ *   close every peer socket (outstanding calls complete with NNG_ECLOSED), join the
+ *   server threads, wait until no call is in flight, free. */
+#define _GNU_SOURCE
+#include "cluster/membership.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "cluster/gossip_wire.h"
+#include "cluster/swim.h"
+
+#define MAX_ASYNC_CALLS 256   /* gossip-thread calls in flight; more fail at once */
+#define CTX_POOL 16           /* idle contexts kept per peer socket */
+#define MAX_SEED_ADDRS 64     /* addresses taken from one seed name */
+#define EVICT_EVERY_MS 10000
+#define APP_OVERHEAD 512      /* envelope bytes around an app payload */
+
+typedef struct peer {
+  char url[SYN_MEMBER_URL_MAX + 1];
+  nng_socket sock;
+  nng_ctx free_ctx[CTX_POOL];
+  size_t n_free;
+  size_t in_use;
+  uint64_t last_used;
+  struct peer *next;
+} peer;
+
+typedef struct out_call {
+  syn_membership *m;
+  peer *p;
+  nng_ctx ctx;
+  nng_aio *aio;
+  syn_swim_call *call;
+  bool receiving;
+} out_call;
+
+struct syn_membership {
+  syn_membership_config cfg; /* strings point into the copies below */
+  char self_id[SYN_MEMBER_ID_MAX + 1];
+  char data_url[SYN_MEMBER_URL_MAX + 1];
+  char peer_url[SYN_MEMBER_URL_MAX + 1];
+  char **seeds;
+  size_t n_seeds;
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond; /* wakes the gossip and seeder threads; in-flight drain */
+  syn_swim *swim;
+  bool stopping;
+  uint64_t notified_version;
+  syn_membership_change_fn on_change;
+  void *on_change_ctx;
+  syn_membership_app_fn app_fn;
+  void *app_ctx;
+  peer *peers;
+  size_t async_calls; /* out_calls in flight */
+  size_t inflight;    /* every call in flight, async and sync */
+
+  nng_socket server;
+  pthread_t *workers;
+  size_t n_workers;
+  pthread_t gossip_thread, seeder_thread;
+  bool gossip_started, seeder_started;
+
+  atomic_uint_fast64_t msgs_in, msgs_out, dropped, calls_failed, app_in, app_out;
+};
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void wait_until(syn_membership *m, uint64_t at_ms) {
+  struct timespec ts = {(time_t)(at_ms / 1000), (long)(at_ms % 1000) * 1000000L};
+  pthread_cond_timedwait(&m->cond, &m->lock, &ts);
+}
+
+static int nng_to_errno(int rv) {
+  switch (rv) {
+  case 0: return 0;
+  case NNG_ETIMEDOUT: return -ETIMEDOUT;
+  case NNG_ECLOSED: return -ECANCELED;
+  case NNG_ENOMEM: return -ENOMEM;
+  case NNG_EMSGSIZE: return -EMSGSIZE;
+  default: return -EIO;
+  }
+}
+
+/* Releases the lock, then tells the change callback if the view moved. Wakes the gossip
+ * thread: whatever happened may have queued calls or moved a deadline. */
+static void unlock_notify(syn_membership *m) {
+  uint64_t v = syn_swim_version(m->swim);
+  syn_membership_change_fn fn = NULL;
+  void *ctx = NULL;
+  if (v != m->notified_version && !m->stopping) {
+    m->notified_version = v;
+    fn = m->on_change;
+    ctx = m->on_change_ctx;
+  }
+  pthread_cond_broadcast(&m->cond);
+  pthread_mutex_unlock(&m->lock);
+  if (fn) fn(ctx);
+}
+
+/* ---- peer sockets (lock held) ---- */
+
+static peer *peer_open(syn_membership *m, const char *url) {
+  peer *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  snprintf(p->url, sizeof p->url, "%s", url);
+  int rv = nng_req0_open(&p->sock);
+  /* Never resend inside a deadline: the state machine decides what to retry. */
+  if (rv == 0) rv = nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME, 3600 * 1000);
+  if (rv == 0) rv = nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, m->cfg.max_message_bytes);
+  if (rv == 0) rv = nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 50);
+  if (rv == 0) rv = nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 1000);
+  if (rv == 0) rv = nng_dial(p->sock, url, NULL, NNG_FLAG_NONBLOCK);
+  if (rv) {
+    if (p->sock.id) nng_close(p->sock); /* never had a context or aio: cannot block */
+    free(p);
+    return NULL;
+  }
+  p->next = m->peers;
+  m->peers = p;
+  return p;
+}
+
+/* A context on the socket for url: 0, or a negative errno. */
+static int peer_ctx_get(syn_membership *m, const char *url, peer **out, nng_ctx *ctx) {
+  if (m->stopping) return -ECANCELED;
+  peer *p = m->peers;
+  while (p && strcmp(p->url, url) != 0) p = p->next;
+  if (!p && !(p = peer_open(m, url))) return -EINVAL;
+  if (p->n_free > 0) {
+    *ctx = p->free_ctx[--p->n_free];
+  } else {
+    int rv = nng_ctx_open(ctx, p->sock);
+    if (rv) return nng_to_errno(rv);
+  }
+  p->in_use++;
+  p->last_used = now_ms();
+  *out = p;
+  m->inflight++;
+  return 0;
+}
+
+/* A context is reusable after a failed exchange too: a new send on a req0 context
+ * cancels whatever it still waited for, and a late reply to it is discarded. */
+static void peer_ctx_put(syn_membership *m, peer *p, nng_ctx ctx) {
+  if (p->n_free < CTX_POOL && !m->stopping)
+    p->free_ctx[p->n_free++] = ctx;
+  else
+    nng_ctx_close(ctx);
+  p->in_use--;
+  m->inflight--;
+}
+
+/* Unlinks the sockets not used for peer_idle_ms; the caller closes them unlocked. */
+static peer *peers_take_idle(syn_membership *m, uint64_t now, bool all) {
+  peer *idle = NULL, **link = &m->peers;
+  while (*link) {
+    peer *p = *link;
+    if (all || (p->in_use == 0 && now - p->last_used >= m->cfg.peer_idle_ms)) {
+      *link = p->next;
+      p->next = idle;
+      idle = p;
+    } else {
+      link = &p->next;
+    }
+  }
+  return idle;
+}
+
+static void peers_close(peer *list, bool free_them) {
+  for (peer *p = list, *next; p; p = next) {
+    next = p->next;
+    nng_close(p->sock);
+    if (free_them) free(p);
+  }
+}
+
+static void peers_free(peer *list) {
+  for (peer *p = list, *next; p; p = next) {
+    next = p->next;
+    free(p);
+  }
+}
+
+/* ---- synchronous calls (server threads, app callers) ---- */
+
+/* Sends `req` to url and waits up to timeout_ms for the reply message. */
+static int sync_call(syn_membership *m, const char *url, const syn_buf *req, uint32_t timeout_ms,
+                     nng_msg **reply) {
+  peer *p;
+  nng_ctx ctx;
+  pthread_mutex_lock(&m->lock);
+  int rc = peer_ctx_get(m, url, &p, &ctx);
+  pthread_mutex_unlock(&m->lock);
+  if (rc) return rc;
+  nng_aio *aio = NULL;
+  nng_msg *msg = NULL;
+  int rv = nng_aio_alloc(&aio, NULL, NULL);
+  if (rv == 0) rv = nng_msg_alloc(&msg, 0);
+  if (rv == 0) rv = nng_msg_append(msg, req->data, req->len);
+  if (rv == 0) {
+    nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
+    nng_aio_set_msg(aio, msg);
+    msg = NULL;
+    nng_ctx_send(ctx, aio);
+    nng_aio_wait(aio);
+    rv = nng_aio_result(aio);
+    if (rv) nng_msg_free(nng_aio_get_msg(aio));
+  }
+  if (rv == 0) {
+    nng_ctx_recv(ctx, aio);
+    nng_aio_wait(aio);
+    rv = nng_aio_result(aio);
+    if (rv == 0) *reply = nng_aio_get_msg(aio);
+  }
+  if (msg) nng_msg_free(msg);
+  if (aio) nng_aio_free(aio);
+  atomic_fetch_add(&m->msgs_out, 1);
+  if (rv) atomic_fetch_add(&m->calls_failed, 1);
+  pthread_mutex_lock(&m->lock);
+  peer_ctx_put(m, p, ctx);
+  pthread_cond_broadcast(&m->cond);
+  pthread_mutex_unlock(&m->lock);
+  return nng_to_errno(rv);
+}
+
+/* Decodes a reply message (and frees it); 0 or -EPROTO (counted as dropped). */
+static int decode_reply(syn_membership *m, nng_msg *msg, syn_gossip_decoded *d) {
+  int rc = syn_gossip_decode(nng_msg_body(msg), nng_msg_len(msg), 1, m->cfg.max_members, d);
+  nng_msg_free(msg);
+  if (rc) {
+    atomic_fetch_add(&m->dropped, 1);
+    return -EPROTO;
+  }
+  atomic_fetch_add(&m->msgs_in, 1);
+  return 0;
+}
+
+/* ---- asynchronous calls (gossip thread) ---- */
+
+static void async_finish(out_call *oc, int rv, nng_msg *reply_msg) {
+  syn_membership *m = oc->m;
+  syn_gossip_decoded d;
+  bool have = reply_msg && decode_reply(m, reply_msg, &d) == 0;
+  bool swim_reply = have && d.kind == SYN_GOSSIP_SWIM;
+  if (rv) atomic_fetch_add(&m->calls_failed, 1);
+  pthread_mutex_lock(&m->lock);
+  syn_swim_call_done(m->swim, now_ms(), oc->call, swim_reply ? &d.msg : NULL);
+  peer_ctx_put(m, oc->p, oc->ctx);
+  m->async_calls--;
+  unlock_notify(m);
+  if (have) syn_gossip_decoded_free(&d);
+  syn_swim_call_free(oc->call);
+  nng_aio_reap(oc->aio);
+  free(oc);
+}
+
+/* nng thread. */
+static void async_cb(void *arg) {
+  out_call *oc = arg;
+  int rv = nng_aio_result(oc->aio);
+  if (!oc->receiving) {
+    if (rv) {
+      nng_msg_free(nng_aio_get_msg(oc->aio));
+      async_finish(oc, rv, NULL);
+      return;
+    }
+    oc->receiving = true;
+    nng_ctx_recv(oc->ctx, oc->aio);
+    return;
+  }
+  async_finish(oc, rv, rv ? NULL : nng_aio_get_msg(oc->aio));
+}
+
+/* Fails a call that could not be sent. */
+static void fail_now(syn_membership *m, syn_swim_call *call) {
+  atomic_fetch_add(&m->calls_failed, 1);
+  pthread_mutex_lock(&m->lock);
+  syn_swim_call_done(m->swim, now_ms(), call, NULL);
+  unlock_notify(m);
+  syn_swim_call_free(call);
+}
+
+static void dispatch(syn_membership *m, syn_swim_call *call, syn_buf *buf) {
+  syn_buf_reset(buf);
+  nng_msg *msg = NULL;
+  out_call *oc = calloc(1, sizeof *oc);
+  if (!oc || syn_gossip_encode(&call->msg, 0, buf) || nng_msg_alloc(&msg, 0) ||
+      nng_msg_append(msg, buf->data, buf->len) || nng_aio_alloc(&oc->aio, async_cb, oc)) {
+    if (msg) nng_msg_free(msg);
+    free(oc);
+    fail_now(m, call);
+    return;
+  }
+  oc->m = m;
+  oc->call = call;
+  pthread_mutex_lock(&m->lock);
+  int rc = m->async_calls < MAX_ASYNC_CALLS ? peer_ctx_get(m, call->url, &oc->p, &oc->ctx) : -EBUSY;
+  if (rc == 0) m->async_calls++;
+  pthread_mutex_unlock(&m->lock);
+  if (rc) {
+    nng_msg_free(msg);
+    nng_aio_free(oc->aio);
+    free(oc);
+    fail_now(m, call);
+    return;
+  }
+  atomic_fetch_add(&m->msgs_out, 1);
+  nng_aio_set_timeout(oc->aio, (nng_duration)call->timeout_ms);
+  nng_aio_set_msg(oc->aio, msg);
+  nng_ctx_send(oc->ctx, oc->aio);
+}
+
+/* ---- gossip thread ---- */
+
+static void *gossip_main(void *arg) {
+  syn_membership *m = arg;
+  syn_swim_call *calls[64];
+  syn_buf buf = SYN_BUF_INIT;
+  uint64_t next_evict = now_ms() + EVICT_EVERY_MS;
+  for (;;) {
+    pthread_mutex_lock(&m->lock);
+    if (m->stopping) {
+      pthread_mutex_unlock(&m->lock);
+      break;
+    }
+    uint64_t now = now_ms();
+    syn_swim_tick(m->swim, now);
+    size_t n = syn_swim_take_calls(m->swim, calls, 64);
+    peer *idle = NULL;
+    if (now >= next_evict) {
+      idle = peers_take_idle(m, now, false);
+      next_evict = now + EVICT_EVERY_MS;
+    }
+    if (n == 0 && !idle && syn_swim_version(m->swim) == m->notified_version) {
+      uint64_t at = syn_swim_next_deadline(m->swim);
+      if (at > next_evict) at = next_evict;
+      if (at > now) wait_until(m, at);
+      pthread_mutex_unlock(&m->lock);
+      continue;
+    }
+    unlock_notify(m);
+    peers_close(idle, true);
+    for (size_t i = 0; i < n; i++) dispatch(m, calls[i], &buf);
+  }
+  syn_buf_free(&buf);
+  return NULL;
+}
+
+/* ---- seeds ---- */
+
+static bool add_unique(char **out, size_t *n, size_t cap, const char *url) {
+  for (size_t i = 0; i < *n; i++)
+    if (strcmp(out[i], url) == 0) return true;
+  if (*n >= cap) return true;
+  out[*n] = strdup(url);
+  if (!out[*n]) return false;
+  (*n)++;
+  return true;
+}
+
+/* Splits tcp://HOST:PORT (HOST may be [v6]); false for other schemes. */
+static bool split_tcp(const char *url, char *scheme, char *host, char *port) {
+  const char *sep = strstr(url, "://");
+  if (!sep || sep - url > 8) return false;
+  memcpy(scheme, url, (size_t)(sep - url));
+  scheme[sep - url] = 0;
+  if (strcmp(scheme, "tcp") && strcmp(scheme, "tcp4") && strcmp(scheme, "tcp6")) return false;
+  const char *h = sep + 3, *colon;
+  if (*h == '[') {
+    const char *close = strchr(h, ']');
+    if (!close || close[1] != ':') return false;
+    snprintf(host, SYN_MEMBER_URL_MAX + 1, "%.*s", (int)(close - h - 1), h + 1);
+    colon = close + 1;
+  } else {
+    colon = strrchr(h, ':');
+    if (!colon) return false;
+    snprintf(host, SYN_MEMBER_URL_MAX + 1, "%.*s", (int)(colon - h), h);
+  }
+  snprintf(port, 16, "%s", colon + 1);
+  return host[0] && port[0];
+}
+
+/* Resolves one seed into peer URLs (every address of a DNS name); a name that does not
+ * resolve now is kept as it is, so nng tries it too. */
+static bool resolve_seed(const char *seed, char **out, size_t *n, size_t cap) {
+  char scheme[16], host[SYN_MEMBER_URL_MAX + 1], port[16];
+  if (!split_tcp(seed, scheme, host, port)) return add_unique(out, n, cap, seed);
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+  if (!strcmp(scheme, "tcp4")) hints.ai_family = AF_INET;
+  if (!strcmp(scheme, "tcp6")) hints.ai_family = AF_INET6;
+  if (getaddrinfo(host, port, &hints, &res) != 0) return add_unique(out, n, cap, seed);
+  size_t taken = 0;
+  bool ok = true;
+  for (struct addrinfo *ai = res; ai && ok && taken < MAX_SEED_ADDRS; ai = ai->ai_next) {
+    char addr[INET6_ADDRSTRLEN], url[SYN_MEMBER_URL_MAX + 1];
+    const void *src = ai->ai_family == AF_INET
+                          ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+                          : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+    if (!inet_ntop(ai->ai_family, src, addr, sizeof addr)) continue;
+    snprintf(url, sizeof url, ai->ai_family == AF_INET ? "tcp://%s:%s" : "tcp://[%s]:%s", addr,
+             port);
+    ok = add_unique(out, n, cap, url);
+    taken++;
+  }
+  freeaddrinfo(res);
+  return ok;
+}
+
+/* Resolves every seed and hands the list to the state machine. Blocks on DNS. */
+static void refresh_seeds(syn_membership *m) {
+  size_t cap = m->n_seeds * MAX_SEED_ADDRS + 1, n = 0;
+  char **urls = calloc(cap, sizeof *urls);
+  if (!urls) return;
+  for (size_t i = 0; i < m->n_seeds; i++) resolve_seed(m->seeds[i], urls, &n, cap);
+  pthread_mutex_lock(&m->lock);
+  syn_swim_set_seeds(m->swim, (const char *const *)urls, n);
+  unlock_notify(m);
+  for (size_t i = 0; i < n; i++) free(urls[i]);
+  free(urls);
+}
+
+static void *seeder_main(void *arg) {
+  syn_membership *m = arg;
+  for (;;) {
+    pthread_mutex_lock(&m->lock);
+    uint64_t at = now_ms() + m->cfg.seed_interval_ms;
+    while (!m->stopping && now_ms() < at) wait_until(m, at);
+    bool stop = m->stopping;
+    pthread_mutex_unlock(&m->lock);
+    if (stop) break;
+    refresh_seeds(m);
+  }
+  return NULL;
+}
+
+/* ---- peer server ---- */
+
+static int serve_app(syn_membership *m, const syn_gossip_decoded *d, syn_buf *out,
+                     syn_buf *scratch) {
+  atomic_fetch_add(&m->app_in, 1);
+  pthread_mutex_lock(&m->lock);
+  syn_membership_app_fn fn = m->app_fn;
+  void *ctx = m->app_ctx;
+  pthread_mutex_unlock(&m->lock);
+  if (!fn) return syn_gossip_encode_app(m->self_id, NULL, 0, 1, "no app handler", out);
+  syn_buf_reset(scratch);
+  if (fn(ctx, d->app, d->app_len, scratch) != 0)
+    return syn_gossip_encode_app(m->self_id, NULL, 0, 1, "app handler failed", out);
+  if (scratch->len + APP_OVERHEAD > m->cfg.max_message_bytes)
+    return syn_gossip_encode_app(m->self_id, NULL, 0, 1, "app reply too large", out);
+  return syn_gossip_encode_app(m->self_id, scratch->data, scratch->len, 1, NULL, out);
+}
+
+/* Pings the target of an indirect probe from this thread and builds the answer. */
+static void serve_forward(syn_membership *m, const syn_swim_msg *req, syn_swim_call *fwd,
+                          syn_swim_msg *reply, syn_buf *scratch) {
+  syn_buf_reset(scratch);
+  nng_msg *msg = NULL;
+  syn_gossip_decoded d;
+  bool have = false;
+  if (syn_gossip_encode(&fwd->msg, 0, scratch) == 0 &&
+      sync_call(m, fwd->url, scratch, fwd->timeout_ms, &msg) == 0)
+    have = decode_reply(m, msg, &d) == 0 && d.kind == SYN_GOSSIP_SWIM;
+  pthread_mutex_lock(&m->lock);
+  syn_swim_finish_forward(m->swim, now_ms(), req, fwd, have ? &d.msg : NULL, reply);
+  unlock_notify(m);
+  if (have) syn_gossip_decoded_free(&d);
+}
+
+/* Answers one request into out: 0, or -1 to drop it unanswered. */
+static int serve(syn_membership *m, const uint8_t *data, size_t len, syn_buf *out,
+                 syn_buf *scratch) {
+  syn_gossip_decoded d;
+  if (syn_gossip_decode(data, len, 0, m->cfg.max_members, &d)) {
+    atomic_fetch_add(&m->dropped, 1);
+    return -1;
+  }
+  atomic_fetch_add(&m->msgs_in, 1);
+  int rc;
+  if (d.kind == SYN_GOSSIP_APP) {
+    rc = serve_app(m, &d, out, scratch);
+  } else {
+    syn_swim_msg reply = {0};
+    syn_swim_call *fwd = NULL;
+    pthread_mutex_lock(&m->lock);
+    rc = syn_swim_handle(m->swim, now_ms(), &d.msg, &reply, &fwd);
+    unlock_notify(m);
+    if (rc == SYN_SWIM_FORWARD) serve_forward(m, &d.msg, fwd, &reply, scratch);
+    if (rc < 0) atomic_fetch_add(&m->dropped, 1);
+    if (rc >= 0) rc = syn_gossip_encode(&reply, 1, out);
+    syn_swim_msg_clear(&reply);
+  }
+  syn_gossip_decoded_free(&d);
+  return rc ? -1 : 0;
+}
+
+static void *worker_main(void *arg) {
+  syn_membership *m = arg;
+  nng_ctx ctx;
+  nng_aio *aio;
+  if (nng_ctx_open(&ctx, m->server) || nng_aio_alloc(&aio, NULL, NULL)) return NULL;
+  syn_buf out = SYN_BUF_INIT, scratch = SYN_BUF_INIT;
+  for (;;) {
+    nng_ctx_recv(ctx, aio);
+    nng_aio_wait(aio);
+    int rv = nng_aio_result(aio);
+    if (rv == NNG_ECLOSED) break;
+    if (rv) continue;
+    nng_msg *msg = nng_aio_get_msg(aio);
+    syn_buf_reset(&out);
+    if (serve(m, nng_msg_body(msg), nng_msg_len(msg), &out, &scratch)) {
+      nng_msg_free(msg); /* unanswered: the caller's deadline expires */
+      continue;
+    }
+    nng_msg_clear(msg);
+    if (nng_msg_append(msg, out.data, out.len)) {
+      nng_msg_free(msg);
+      continue;
+    }
+    nng_aio_set_msg(aio, msg);
+    nng_ctx_send(ctx, aio);
+    nng_aio_wait(aio);
+    if (nng_aio_result(aio))
+      nng_msg_free(msg);
+    else
+      atomic_fetch_add(&m->msgs_out, 1);
+  }
+  nng_aio_free(aio);
+  nng_ctx_close(ctx);
+  syn_buf_free(&out);
+  syn_buf_free(&scratch);
+  return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static int copy_config(syn_membership *m, const syn_membership_config *cfg, char *err,
+                       size_t err_len) {
+  m->cfg = *cfg;
+  if (!cfg->self_id || !cfg->peer_url || strlen(cfg->self_id) > SYN_MEMBER_ID_MAX ||
+      strlen(cfg->peer_url) > SYN_MEMBER_URL_MAX ||
+      (cfg->data_url && strlen(cfg->data_url) > SYN_MEMBER_URL_MAX)) {
+    snprintf(err, err_len, "membership: self id or URLs missing or too long");
+    return -1;
+  }
+  snprintf(m->self_id, sizeof m->self_id, "%s", cfg->self_id);
+  snprintf(m->peer_url, sizeof m->peer_url, "%s", cfg->peer_url);
+  snprintf(m->data_url, sizeof m->data_url, "%s", cfg->data_url ? cfg->data_url : "");
+  m->cfg.self_id = m->self_id;
+  m->cfg.peer_url = m->peer_url;
+  m->cfg.data_url = m->data_url;
+  m->seeds = calloc(cfg->n_seeds + 1, sizeof *m->seeds);
+  if (!m->seeds) return -1;
+  for (size_t i = 0; i < cfg->n_seeds; i++) {
+    if (!cfg->seeds[i] || !(m->seeds[m->n_seeds] = strdup(cfg->seeds[i]))) continue;
+    m->n_seeds++;
+  }
+  m->cfg.seeds = NULL;
+  m->cfg.n_seeds = 0;
+  if (!m->cfg.rng_seed && getrandom(&m->cfg.rng_seed, sizeof m->cfg.rng_seed, 0) < 0)
+    m->cfg.rng_seed = now_ms() ^ (uint64_t)(uintptr_t)m;
+  if (m->cfg.server_threads == 0) m->cfg.server_threads = 1;
+  return 0;
+}
+
+static int open_server(syn_membership *m, char *err, size_t err_len) {
+  int rv = nng_rep0_open(&m->server);
+  if (rv == 0) rv = nng_socket_set_size(m->server, NNG_OPT_RECVMAXSZ, m->cfg.max_message_bytes);
+  if (rv == 0) rv = nng_listen(m->server, m->peer_url, NULL, 0);
+  if (rv) snprintf(err, err_len, "membership: cannot listen on %s: %s", m->peer_url, nng_strerror(rv));
+  return rv ? -1 : 0;
+}
+
+static void free_membership(syn_membership *m) {
+  syn_swim_free(m->swim);
+  for (size_t i = 0; i < m->n_seeds; i++) free(m->seeds[i]);
+  free(m->seeds);
+  free(m->workers);
+  pthread_cond_destroy(&m->cond);
+  pthread_mutex_destroy(&m->lock);
+  free(m);
+}
+
+static int start_threads(syn_membership *m, char *err, size_t err_len) {
+  m->workers = calloc(m->cfg.server_threads, sizeof *m->workers);
+  if (!m->workers) return -1;
+  for (; m->n_workers < m->cfg.server_threads; m->n_workers++)
+    if (pthread_create(&m->workers[m->n_workers], NULL, worker_main, m)) break;
+  m->gossip_started = m->n_workers > 0 && !pthread_create(&m->gossip_thread, NULL, gossip_main, m);
+  m->seeder_started = m->gossip_started && !pthread_create(&m->seeder_thread, NULL, seeder_main, m);
+  if (m->n_workers == m->cfg.server_threads && m->seeder_started) return 0;
+  snprintf(err, err_len, "membership: cannot start threads");
+  return -1;
+}
+
+syn_membership *syn_membership_start(const syn_membership_config *cfg, char *err,
+                                     size_t err_len) {
+  syn_membership *m = calloc(1, sizeof *m);
+  if (!m) {
+    snprintf(err, err_len, "out of memory");
+    return NULL;
+  }
+  pthread_mutex_init(&m->lock, NULL);
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&m->cond, &attr);
+  pthread_condattr_destroy(&attr);
+  if (copy_config(m, cfg, err, err_len)) {
+    free_membership(m);
+    return NULL;
+  }
+  m->swim = syn_swim_new(&m->cfg, now_ms());
+  if (!m->swim) {
+    snprintf(err, err_len, "membership: invalid configuration (id, URLs or timings)");
+    free_membership(m);
+    return NULL;
+  }
+  m->notified_version = syn_swim_version(m->swim);
+  if (open_server(m, err, err_len)) {
+    nng_close(m->server);
+    free_membership(m);
+    return NULL;
+  }
+  refresh_seeds(m); /* before the first tick: joining starts at once */
+  if (start_threads(m, err, err_len)) {
+    syn_membership_stop(m);
+    return NULL;
+  }
+  return m;
+}
+
+void syn_membership_stop(syn_membership *m) {
+  if (!m) return;
+  pthread_mutex_lock(&m->lock);
+  m->stopping = true;
+  pthread_cond_broadcast(&m->cond);
+  pthread_mutex_unlock(&m->lock);
+  nng_close(m->server);
+  if (m->gossip_started) pthread_join(m->gossip_thread, NULL);
+  if (m->seeder_started) pthread_join(m->seeder_thread, NULL);
+  pthread_mutex_lock(&m->lock);
+  peer *all = peers_take_idle(m, 0, true);
+  pthread_mutex_unlock(&m->lock);
+  peers_close(all, false); /* calls in flight complete with NNG_ECLOSED */
+  for (size_t i = 0; i < m->n_workers; i++) pthread_join(m->workers[i], NULL);
+  pthread_mutex_lock(&m->lock);
+  while (m->inflight > 0) pthread_cond_wait(&m->cond, &m->lock);
+  pthread_mutex_unlock(&m->lock);
+  peers_free(all);
+  free_membership(m);
+}
+
+int syn_membership_leave(syn_membership *m, uint32_t timeout_ms) {
+  uint64_t deadline = now_ms() + timeout_ms;
+  pthread_mutex_lock(&m->lock);
+  syn_swim_leave(m->swim, now_ms());
+  unlock_notify(m);
+  pthread_mutex_lock(&m->lock);
+  while (!syn_swim_leave_done(m->swim) && !m->stopping && now_ms() < deadline)
+    wait_until(m, deadline);
+  bool done = syn_swim_leave_done(m->swim);
+  pthread_mutex_unlock(&m->lock);
+  return done ? 0 : -ETIMEDOUT;
+}
+
+void syn_membership_set_on_change(syn_membership *m, syn_membership_change_fn fn, void *ctx) {
+  pthread_mutex_lock(&m->lock);
+  m->on_change = fn;
+  m->on_change_ctx = ctx;
+  pthread_mutex_unlock(&m->lock);
+}
+
+void syn_membership_set_app_handler(syn_membership *m, syn_membership_app_fn fn, void *ctx) {
+  pthread_mutex_lock(&m->lock);
+  m->app_fn = fn;
+  m->app_ctx = ctx;
+  pthread_mutex_unlock(&m->lock);
+}
+
+int syn_membership_app_call(syn_membership *m, const char *peer_url, const void *req,
+                            size_t len, uint32_t timeout_ms, syn_buf *reply) {
+  if (len + APP_OVERHEAD > m->cfg.max_message_bytes) return -EMSGSIZE;
+  if (!peer_url || strlen(peer_url) > SYN_MEMBER_URL_MAX) return -EINVAL;
+  syn_buf buf = SYN_BUF_INIT;
+  nng_msg *msg = NULL;
+  int rc = syn_gossip_encode_app(m->self_id, req, len, 0, NULL, &buf);
+  if (rc == 0) rc = sync_call(m, peer_url, &buf, timeout_ms, &msg);
+  syn_buf_free(&buf);
+  if (rc) return rc;
+  atomic_fetch_add(&m->app_out, 1);
+  syn_gossip_decoded d;
+  if (decode_reply(m, msg, &d)) return -EPROTO;
+  if (d.kind == SYN_GOSSIP_APP)
+    rc = syn_buf_append(reply, d.app, d.app_len);
+  else
+    rc = d.kind == SYN_GOSSIP_ERROR ? -EREMOTEIO : -EPROTO;
+  syn_gossip_decoded_free(&d);
+  return rc;
+}
+
+void syn_membership_snapshot(syn_membership *m, syn_member_info *out, size_t cap,
+                             size_t *count, uint64_t *version, uint64_t *ring_version) {
+  pthread_mutex_lock(&m->lock);
+  size_t n = syn_swim_snapshot(m->swim, now_ms(), out, cap);
+  if (count) *count = n;
+  if (version) *version = syn_swim_version(m->swim);
+  if (ring_version) *ring_version = syn_swim_ring_version(m->swim);
+  pthread_mutex_unlock(&m->lock);
+}
+
+syn_ring *syn_membership_build_ring(syn_membership *m, uint32_t partitions,
+                                    uint32_t replication, uint64_t *ring_version) {
+  syn_member_info *all = NULL;
+  size_t n = 0, cap = 0;
+  uint64_t rv = 0;
+  for (;;) { /* the set may grow between sizing and copying */
+    syn_membership_snapshot(m, all, cap, &n, NULL, &rv);
+    if (n <= cap) break;
+    free(all);
+    cap = n + 8;
+    all = malloc(cap * sizeof *all);
+    if (!all) return NULL;
+  }
+  const char **ids = malloc((n + 1) * sizeof *ids);
+  size_t k = 0;
+  for (size_t i = 0; ids && i < n; i++)
+    if (syn_member_in_ring(&all[i])) ids[k++] = all[i].id;
+  syn_ring *ring = ids ? syn_ring_build(ids, k, partitions, replication) : NULL;
+  free(ids);
+  free(all);
+  if (ring && ring_version) *ring_version = rv;
+  return ring;
+}
+
+bool syn_membership_joined(syn_membership *m) {
+  pthread_mutex_lock(&m->lock);
+  bool joined = syn_swim_joined(m->swim);
+  pthread_mutex_unlock(&m->lock);
+  return joined;
+}
+
+uint64_t syn_membership_self_incarnation(syn_membership *m) {
+  pthread_mutex_lock(&m->lock);
+  uint64_t inc = syn_swim_incarnation(m->swim);
+  pthread_mutex_unlock(&m->lock);
+  return inc;
+}
+
+void syn_membership_stats_get(syn_membership *m, syn_membership_stats *out) {
+  memset(out, 0, sizeof *out);
+  out->msgs_in = atomic_load(&m->msgs_in);
+  out->msgs_out = atomic_load(&m->msgs_out);
+  out->dropped = atomic_load(&m->dropped);
+  out->calls_failed = atomic_load(&m->calls_failed);
+  out->app_in = atomic_load(&m->app_in);
+  out->app_out = atomic_load(&m->app_out);
+  pthread_mutex_lock(&m->lock);
+  syn_swim_stats_add(m->swim, out);
+  pthread_mutex_unlock(&m->lock);
+}

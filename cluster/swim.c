@@ -1,0 +1,912 @@
+/* SWIM state machine. Design notes:
+ *
+ * - Members live in one array sorted by id (binary search; N is tens to hundreds), self
+ *   included. A reaped member stays as a tombstone for another reap timeout so that stale
+ *   records about it (a slower member's push-pull) cannot bring it back into the ring;
+ *   only an alive record with a higher incarnation (a real rejoin) does.
+ * - Dissemination keeps no message queue: a member whose state changed is "queued", and
+ *   each outgoing message carries the current records of the queued members sent the
+ *   fewest times so far (memberlist's TransmitLimitedQueue), each at most
+ *   retransmit_mult * ceil(log10(N+1)) times.
+ * - News of a stranger's failure arriving by piggyback is ignored (memberlist does the
+ *   same): there is nothing to probe. A push-pull, which is someone's whole view, adds
+ *   strangers in any state with the age of that state, so a joining member builds the
+ *   same ring as the others and reaps at about the same time; a remote "dead" about a
+ *   member we think alive becomes "suspect" here, so we check it ourselves first.
+ * - Bounds: max_members members; at most max_piggyback records per message; the outbox
+ *   holds at most OUTBOX_MAX calls (more are dropped: the transport is not keeping up). */
+#include "cluster/swim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OUTBOX_MAX 4096
+
+typedef struct member {
+  syn_member_info info;
+  bool reaped;   /* tombstone: not a member any more */
+  bool queued;   /* its record still has transmissions to make */
+  uint32_t transmits;
+  uint64_t suspect_deadline;
+} member;
+
+typedef struct probe_state {
+  bool active;
+  bool indirect; /* indirect probes sent */
+  char target[SYN_MEMBER_ID_MAX + 1];
+  uint32_t seq;
+  uint64_t started;
+} probe_state;
+
+typedef struct counters {
+  uint64_t probes, probes_failed, suspicions, deaths, refutations, reaped, dropped;
+} counters;
+
+struct syn_swim {
+  syn_membership_config cfg; /* timing fields only; its strings are not kept */
+  char self_id[SYN_MEMBER_ID_MAX + 1];
+  member *members;
+  size_t n, cap;
+  uint64_t version, ring_version;
+  uint64_t rng;
+  uint32_t seq;
+  /* probe order: a shuffled list of ids, walked round-robin and rebuilt per round */
+  char (*order)[SYN_MEMBER_ID_MAX + 1];
+  size_t order_len, order_pos;
+  probe_state probe;
+  uint64_t next_probe, next_gossip, next_push_pull, next_seed;
+  char **seeds;
+  size_t n_seeds;
+  bool seeds_set, joined, leaving;
+  size_t leave_pending;
+  syn_swim_call **out;
+  size_t n_out, cap_out;
+  counters c;
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t rnd(syn_swim *s) { /* xorshift64* */
+  s->rng ^= s->rng >> 12;
+  s->rng ^= s->rng << 25;
+  s->rng ^= s->rng >> 27;
+  return s->rng * 2685821657736338717ULL;
+}
+
+static void copy_str(char *dst, const char *src, size_t cap) {
+  snprintf(dst, cap, "%s", src ? src : "");
+}
+
+static long find(const syn_swim *s, const char *id) {
+  size_t lo = 0, hi = s->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(s->members[mid].info.id, id);
+    if (c == 0) return (long)mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return -(long)lo - 1;
+}
+
+static member *lookup(syn_swim *s, const char *id) {
+  long i = find(s, id);
+  return i >= 0 ? &s->members[i] : NULL;
+}
+
+static member *self_member(syn_swim *s) { return lookup(s, s->self_id); }
+
+static member *insert_at(syn_swim *s, size_t pos, const char *id) {
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 16;
+    member *m = realloc(s->members, cap * sizeof *m);
+    if (!m) return NULL;
+    s->members = m;
+    s->cap = cap;
+  }
+  memmove(&s->members[pos + 1], &s->members[pos], (s->n - pos) * sizeof *s->members);
+  s->n++;
+  member *m = &s->members[pos];
+  memset(m, 0, sizeof *m);
+  copy_str(m->info.id, id, sizeof m->info.id);
+  return m;
+}
+
+static bool in_ring(const member *m) { return !m->reaped && syn_member_in_ring(&m->info); }
+
+size_t syn_swim_member_count(const syn_swim *s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n; i++) n += !s->members[i].reaped;
+  return n;
+}
+
+uint64_t syn_swim_suspicion_timeout(const syn_membership_config *cfg, size_t members) {
+  double scale = members > 1 ? log10((double)members) : 0.0;
+  if (scale < 1.0) scale = 1.0;
+  return (uint64_t)((double)cfg->suspicion_mult * scale * (double)cfg->probe_interval_ms);
+}
+
+uint32_t syn_swim_retransmit_limit(const syn_membership_config *cfg, size_t members) {
+  return cfg->retransmit_mult * (uint32_t)ceil(log10((double)members + 1.0));
+}
+
+static int state_rank(uint8_t state) { return state; /* alive < suspect < dead < left */ }
+
+bool syn_swim_supersedes(uint64_t inc, uint8_t state, uint64_t cur_inc, uint8_t cur_state) {
+  return inc > cur_inc || (inc == cur_inc && state_rank(state) > state_rank(cur_state));
+}
+
+static bool printable_id(const char *id) {
+  if (!id[0]) return false;
+  for (const char *p = id; *p; p++)
+    if (*p <= 0x20 || *p >= 0x7f) return false;
+  return true;
+}
+
+static bool record_valid(const syn_swim_record *r) {
+  return printable_id(r->id) && r->peer_url[0] && r->state <= SYN_MEMBER_LEFT &&
+         r->role <= SYN_ROLE_ROUTER;
+}
+
+/* ---- messages and calls ---- */
+
+syn_swim_record *syn_swim_msg_add(syn_swim_msg *msg) {
+  if (msg->n_records == msg->cap_records) {
+    size_t cap = msg->cap_records ? msg->cap_records * 2 : 8;
+    syn_swim_record *r = realloc(msg->records, cap * sizeof *r);
+    if (!r) return NULL;
+    msg->records = r;
+    msg->cap_records = cap;
+  }
+  syn_swim_record *r = &msg->records[msg->n_records++];
+  memset(r, 0, sizeof *r);
+  return r;
+}
+
+void syn_swim_msg_clear(syn_swim_msg *msg) {
+  free(msg->records);
+  msg->records = NULL;
+  msg->n_records = msg->cap_records = 0;
+}
+
+void syn_swim_call_free(syn_swim_call *call) {
+  if (!call) return;
+  syn_swim_msg_clear(&call->msg);
+  free(call);
+}
+
+static void to_record(const member *m, uint64_t now, bool with_age, syn_swim_record *r) {
+  memcpy(r->id, m->info.id, sizeof r->id);
+  memcpy(r->data_url, m->info.data_url, sizeof r->data_url);
+  memcpy(r->peer_url, m->info.peer_url, sizeof r->peer_url);
+  r->role = (uint8_t)m->info.role;
+  r->state = (uint8_t)m->info.state;
+  r->incarnation = m->info.incarnation;
+  r->age_ms = with_age && now > m->info.state_since_ms ? now - m->info.state_since_ms : 0;
+}
+
+static int cmp_transmits(const void *a, const void *b) {
+  const member *x = *(member *const *)a, *y = *(member *const *)b;
+  return (x->transmits > y->transmits) - (x->transmits < y->transmits);
+}
+
+/* Adds the sender's own record (so whoever we talk to learns of us at the first
+ * exchange, even when the news of our join missed it), then the records of up to
+ * max_piggyback queued members, fewest transmissions first. */
+static void piggyback(syn_swim *s, syn_swim_msg *msg) {
+  member *queued[256];
+  size_t nq = 0;
+  member *me = self_member(s);
+  syn_swim_record *own = syn_swim_msg_add(msg);
+  if (own) to_record(me, 0, false, own);
+  for (size_t i = 0; i < s->n && nq < sizeof queued / sizeof queued[0]; i++) {
+    member *m = &s->members[i];
+    if (m->queued && !m->reaped && m != me) queued[nq++] = m;
+  }
+  if (nq == 0) return;
+  qsort(queued, nq, sizeof queued[0], cmp_transmits);
+  uint32_t limit = syn_swim_retransmit_limit(&s->cfg, syn_swim_member_count(s));
+  for (size_t i = 0; i < nq && i < s->cfg.max_piggyback; i++) {
+    syn_swim_record *r = syn_swim_msg_add(msg);
+    if (!r) return;
+    to_record(queued[i], 0, false, r);
+    if (++queued[i]->transmits >= limit) queued[i]->queued = false;
+  }
+}
+
+static void full_state(syn_swim *s, uint64_t now, syn_swim_msg *msg) {
+  for (size_t i = 0; i < s->n; i++) {
+    if (s->members[i].reaped) continue;
+    syn_swim_record *r = syn_swim_msg_add(msg);
+    if (!r) return;
+    to_record(&s->members[i], now, true, r);
+  }
+}
+
+static syn_swim_call *new_call(syn_swim *s, enum syn_swim_type type, const char *url,
+                               uint32_t timeout_ms) {
+  syn_swim_call *call = calloc(1, sizeof *call);
+  if (!call) return NULL;
+  copy_str(call->url, url, sizeof call->url);
+  call->timeout_ms = timeout_ms;
+  call->msg.type = type;
+  memcpy(call->msg.from, s->self_id, sizeof call->msg.from);
+  return call;
+}
+
+static void push_call(syn_swim *s, syn_swim_call *call) {
+  if (!call) return;
+  if (s->n_out == s->cap_out) {
+    size_t cap = s->cap_out ? s->cap_out * 2 : 16;
+    syn_swim_call **out = cap <= OUTBOX_MAX ? realloc(s->out, cap * sizeof *out) : NULL;
+    if (!out) {
+      syn_swim_call_free(call);
+      return;
+    }
+    s->out = out;
+    s->cap_out = cap;
+  }
+  s->out[s->n_out++] = call;
+}
+
+size_t syn_swim_take_calls(syn_swim *s, syn_swim_call **out, size_t cap) {
+  size_t n = s->n_out < cap ? s->n_out : cap;
+  memcpy(out, s->out, n * sizeof *out);
+  memmove(s->out, s->out + n, (s->n_out - n) * sizeof *s->out);
+  s->n_out -= n;
+  return n;
+}
+
+/* ---- state changes ---- */
+
+static void enqueue(member *m) {
+  m->queued = true;
+  m->transmits = 0;
+}
+
+/* Moves m to (state, inc), effective since `since`; bumps the versions and queues the
+ * news. Any applied record makes a tombstone a member again. */
+static void set_state(syn_swim *s, member *m, uint8_t state, uint64_t inc, uint64_t now,
+                      uint64_t since) {
+  bool was_in = in_ring(m);
+  uint8_t old = m->reaped ? SYN_MEMBER_DEAD : (uint8_t)m->info.state;
+  m->reaped = false;
+  m->info.state = (enum syn_member_state)state;
+  m->info.incarnation = inc;
+  m->info.state_since_ms = since;
+  if (state == SYN_MEMBER_SUSPECT) {
+    m->suspect_deadline = now + syn_swim_suspicion_timeout(&s->cfg, syn_swim_member_count(s));
+    if (old == SYN_MEMBER_ALIVE) s->c.suspicions++;
+  }
+  if (state == SYN_MEMBER_DEAD && old != SYN_MEMBER_DEAD) s->c.deaths++;
+  s->version++;
+  if (was_in != in_ring(m)) s->ring_version++;
+  enqueue(m);
+}
+
+/* A claim about ourselves that we do not hold: refute it with a higher incarnation. */
+static void about_self(syn_swim *s, const syn_swim_record *r) {
+  member *me = self_member(s);
+  if (s->leaving) return;
+  if (r->state == SYN_MEMBER_ALIVE && r->incarnation <= me->info.incarnation) return;
+  if (r->state != SYN_MEMBER_ALIVE && r->incarnation < me->info.incarnation) return;
+  me->info.incarnation = r->incarnation + 1;
+  me->info.state = SYN_MEMBER_ALIVE;
+  s->version++;
+  s->c.refutations++;
+  enqueue(me);
+}
+
+static void take_urls(member *m, const syn_swim_record *r) {
+  memcpy(m->info.data_url, r->data_url, sizeof m->info.data_url);
+  memcpy(m->info.peer_url, r->peer_url, sizeof m->info.peer_url);
+  m->info.role = (enum syn_member_role)r->role;
+}
+
+static uint64_t since_of(const syn_swim_record *r, uint64_t now, bool full) {
+  if (!full || r->state == SYN_MEMBER_ALIVE) return now;
+  return r->age_ms < now ? now - r->age_ms : 0;
+}
+
+static void add_stranger(syn_swim *s, uint64_t now, long pos, const syn_swim_record *r,
+                         bool full) {
+  if (r->state != SYN_MEMBER_ALIVE && !full) return;
+  if (syn_swim_member_count(s) >= s->cfg.max_members) {
+    s->c.dropped++;
+    return;
+  }
+  member *m = insert_at(s, (size_t)(-pos - 1), r->id);
+  if (!m) return;
+  m->reaped = true; /* so that set_state counts it as entering the ring */
+  take_urls(m, r);
+  set_state(s, m, r->state, r->incarnation, now, since_of(r, now, full));
+  if (r->state != SYN_MEMBER_ALIVE) m->queued = false; /* old news: not worth gossip */
+}
+
+/* Merges one record; `full` when it comes from a push-pull. */
+static void apply(syn_swim *s, uint64_t now, const syn_swim_record *r, bool full) {
+  if (!record_valid(r)) {
+    s->c.dropped++;
+    return;
+  }
+  if (strcmp(r->id, s->self_id) == 0) {
+    about_self(s, r);
+    return;
+  }
+  long pos = find(s, r->id);
+  if (pos < 0) {
+    add_stranger(s, now, pos, r, full);
+    return;
+  }
+  member *m = &s->members[pos];
+  uint8_t state = r->state;
+  if (m->reaped && (state != SYN_MEMBER_ALIVE || r->incarnation <= m->info.incarnation)) return;
+  if (!m->reaped &&
+      !syn_swim_supersedes(r->incarnation, state, m->info.incarnation, (uint8_t)m->info.state))
+    return;
+  if (full && state == SYN_MEMBER_DEAD && m->info.state <= SYN_MEMBER_SUSPECT && !m->reaped) {
+    state = SYN_MEMBER_SUSPECT;
+    if (!syn_swim_supersedes(r->incarnation, state, m->info.incarnation,
+                             (uint8_t)m->info.state))
+      return;
+  }
+  if (state == SYN_MEMBER_ALIVE) {
+    take_urls(m, r);
+    m->info.last_seen_ms = now;
+  }
+  set_state(s, m, state, r->incarnation, now, since_of(r, now, full));
+}
+
+static void merge(syn_swim *s, uint64_t now, const syn_swim_msg *msg, bool full) {
+  for (size_t i = 0; i < msg->n_records; i++) apply(s, now, &msg->records[i], full);
+}
+
+static void touch(syn_swim *s, const char *id, uint64_t now) {
+  member *m = lookup(s, id);
+  if (m && !m->reaped) m->info.last_seen_ms = now;
+}
+
+/* ---- probing ---- */
+
+static bool probe_candidate(const member *m) {
+  return !m->info.self && !m->reaped &&
+         (m->info.state == SYN_MEMBER_ALIVE || m->info.state == SYN_MEMBER_SUSPECT);
+}
+
+static void rebuild_order(syn_swim *s) {
+  free(s->order);
+  s->order = malloc((s->n + 1) * sizeof *s->order);
+  s->order_len = s->order_pos = 0;
+  if (!s->order) return;
+  for (size_t i = 0; i < s->n; i++)
+    if (probe_candidate(&s->members[i]))
+      memcpy(s->order[s->order_len++], s->members[i].info.id, sizeof *s->order);
+  for (size_t i = s->order_len; i > 1; i--) { /* Fisher-Yates */
+    size_t j = (size_t)(rnd(s) % i);
+    char tmp[SYN_MEMBER_ID_MAX + 1];
+    memcpy(tmp, s->order[i - 1], sizeof tmp);
+    memcpy(s->order[i - 1], s->order[j], sizeof tmp);
+    memcpy(s->order[j], tmp, sizeof tmp);
+  }
+}
+
+/* The next probe target in round-robin order over a shuffled list, skipping members
+ * that left, died or vanished since the list was made. */
+static member *next_target(syn_swim *s) {
+  for (int round = 0; round < 2; round++) {
+    if (s->order_pos >= s->order_len) rebuild_order(s);
+    while (s->order_pos < s->order_len) {
+      member *m = lookup(s, s->order[s->order_pos++]);
+      if (m && probe_candidate(m)) return m;
+    }
+  }
+  return NULL;
+}
+
+static void start_probe(syn_swim *s, uint64_t now) {
+  member *t = next_target(s);
+  if (!t) return;
+  s->probe = (probe_state){.active = true, .seq = ++s->seq, .started = now};
+  memcpy(s->probe.target, t->info.id, sizeof s->probe.target);
+  s->c.probes++;
+  syn_swim_call *call = new_call(s, SYN_SWIM_PING, t->info.peer_url, s->cfg.probe_timeout_ms);
+  if (!call) return;
+  call->msg.seq = s->probe.seq;
+  memcpy(call->msg.target_id, t->info.id, sizeof call->msg.target_id);
+  piggyback(s, &call->msg);
+  push_call(s, call);
+}
+
+/* Picks up to k distinct random members satisfying ok(), not self, not `except`. */
+static size_t pick_random(syn_swim *s, size_t k, bool (*ok)(const syn_swim *, const member *,
+                                                              uint64_t),
+                          uint64_t now, const char *except, member **out) {
+  size_t n = 0, seen = 0;
+  for (size_t i = 0; i < s->n; i++) { /* reservoir sampling */
+    member *m = &s->members[i];
+    if (m->info.self || m->reaped || !ok(s, m, now)) continue;
+    if (except && strcmp(m->info.id, except) == 0) continue;
+    seen++;
+    if (n < k)
+      out[n++] = m;
+    else {
+      size_t j = (size_t)(rnd(s) % seen);
+      if (j < k) out[j] = m;
+    }
+  }
+  return n;
+}
+
+static bool is_alive(const syn_swim *s, const member *m, uint64_t now) {
+  return m->info.state == SYN_MEMBER_ALIVE;
+}
+
+static void send_indirect(syn_swim *s, uint64_t now) {
+  s->probe.indirect = true;
+  member *target = lookup(s, s->probe.target);
+  if (!target) return;
+  member *via[64];
+  size_t k = s->cfg.indirect_checks < 64 ? s->cfg.indirect_checks : 64;
+  size_t n = pick_random(s, k, is_alive, now, s->probe.target, via);
+  uint32_t wait = s->cfg.probe_interval_ms - s->cfg.probe_timeout_ms;
+  for (size_t i = 0; i < n; i++) {
+    syn_swim_call *call = new_call(s, SYN_SWIM_PING_REQ, via[i]->info.peer_url, wait);
+    if (!call) return;
+    call->msg.seq = s->probe.seq;
+    memcpy(call->msg.target_id, target->info.id, sizeof call->msg.target_id);
+    memcpy(call->msg.target_url, target->info.peer_url, sizeof call->msg.target_url);
+    piggyback(s, &call->msg);
+    push_call(s, call);
+  }
+}
+
+/* No ack, direct or indirect, within the probe interval: suspect the target. */
+static void probe_failed(syn_swim *s, uint64_t now) {
+  s->probe.active = false;
+  s->c.probes_failed++;
+  member *m = lookup(s, s->probe.target);
+  if (m && !m->reaped && m->info.state == SYN_MEMBER_ALIVE)
+    set_state(s, m, SYN_MEMBER_SUSPECT, m->info.incarnation, now, now);
+}
+
+static void run_probe(syn_swim *s, uint64_t now) {
+  probe_state *p = &s->probe;
+  if (p->active) {
+    if (now >= p->started + s->cfg.probe_interval_ms)
+      probe_failed(s, now);
+    else if (!p->indirect && now >= p->started + s->cfg.probe_timeout_ms)
+      send_indirect(s, now);
+  }
+  if (!p->active && !s->leaving && now >= s->next_probe) {
+    s->next_probe = now + s->cfg.probe_interval_ms;
+    start_probe(s, now);
+  }
+}
+
+/* ---- gossip, push-pull, seeds, suspicion and reaping ---- */
+
+static bool gossip_target(const syn_swim *s, const member *m, uint64_t now) {
+  if (m->info.state == SYN_MEMBER_ALIVE || m->info.state == SYN_MEMBER_SUSPECT) return true;
+  return m->info.state == SYN_MEMBER_DEAD &&
+         now - m->info.state_since_ms < s->cfg.gossip_to_dead_ms;
+}
+
+static bool any_queued(const syn_swim *s) {
+  for (size_t i = 0; i < s->n; i++)
+    if (s->members[i].queued && !s->members[i].reaped && !s->members[i].info.self) return true;
+  return false;
+}
+
+static void run_gossip(syn_swim *s, uint64_t now) {
+  if (now < s->next_gossip) return;
+  s->next_gossip = now + s->cfg.gossip_interval_ms;
+  if (!any_queued(s)) return;
+  member *to[64];
+  size_t k = s->cfg.gossip_nodes < 64 ? s->cfg.gossip_nodes : 64;
+  size_t n = pick_random(s, k, gossip_target, now, NULL, to);
+  for (size_t i = 0; i < n; i++) {
+    syn_swim_call *call = new_call(s, SYN_SWIM_GOSSIP, to[i]->info.peer_url,
+                                   s->cfg.probe_timeout_ms);
+    if (!call) return;
+    piggyback(s, &call->msg);
+    push_call(s, call);
+  }
+}
+
+static void send_push_pull(syn_swim *s, uint64_t now, const char *url, bool join) {
+  syn_swim_call *call = new_call(s, SYN_SWIM_PUSH_PULL, url, s->cfg.push_pull_timeout_ms);
+  if (!call) return;
+  call->msg.join = join;
+  full_state(s, now, &call->msg);
+  push_call(s, call);
+}
+
+static void run_push_pull(syn_swim *s, uint64_t now) {
+  if (now < s->next_push_pull) return;
+  s->next_push_pull = now + s->cfg.push_pull_interval_ms;
+  member *to;
+  if (!s->leaving && pick_random(s, 1, is_alive, now, NULL, &to) == 1)
+    send_push_pull(s, now, to->info.peer_url, false);
+}
+
+static bool known_alive_url(const syn_swim *s, const char *url) {
+  for (size_t i = 0; i < s->n; i++) {
+    const member *m = &s->members[i];
+    if (!m->reaped && m->info.state == SYN_MEMBER_ALIVE && strcmp(m->info.peer_url, url) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* Joins through the seeds, then re-contacts those that are not known alive members, so
+ * that two halves of a partition find each other again once the link is back. */
+static void run_seeds(syn_swim *s, uint64_t now) {
+  if (!s->seeds_set || s->leaving || now < s->next_seed) return;
+  s->next_seed = now + (s->joined ? s->cfg.seed_interval_ms : s->cfg.join_retry_ms);
+  const member *me = &s->members[find(s, s->self_id)];
+  size_t sent = 0;
+  for (size_t i = 0; i < s->n_seeds; i++) {
+    if (strcmp(s->seeds[i], me->info.peer_url) == 0) continue;
+    if (s->joined && known_alive_url(s, s->seeds[i])) continue;
+    send_push_pull(s, now, s->seeds[i], !s->joined);
+    sent++;
+  }
+  if (sent == 0 && !s->joined) {
+    bool others = false; /* no seed but ourselves: we are the first member */
+    for (size_t i = 0; i < s->n_seeds; i++) others |= strcmp(s->seeds[i], me->info.peer_url) != 0;
+    if (!others) s->joined = true;
+  }
+}
+
+static void run_suspicions(syn_swim *s, uint64_t now) {
+  for (size_t i = 0; i < s->n; i++) {
+    member *m = &s->members[i];
+    if (!m->reaped && m->info.state == SYN_MEMBER_SUSPECT && now >= m->suspect_deadline)
+      set_state(s, m, SYN_MEMBER_DEAD, m->info.incarnation, now, now);
+  }
+}
+
+static void run_reaper(syn_swim *s, uint64_t now) {
+  for (size_t i = s->n; i-- > 0;) {
+    member *m = &s->members[i];
+    if (m->info.self || now - m->info.state_since_ms < s->cfg.reap_timeout_ms) continue;
+    if (m->reaped) { /* tombstone expired */
+      memmove(m, m + 1, (s->n - i - 1) * sizeof *m);
+      s->n--;
+      continue;
+    }
+    if (m->info.state != SYN_MEMBER_DEAD && m->info.state != SYN_MEMBER_LEFT) continue;
+    bool was_in = in_ring(m);
+    m->reaped = true;
+    m->queued = false;
+    m->info.state_since_ms = now;
+    s->version++;
+    if (was_in) s->ring_version++;
+    s->c.reaped++;
+  }
+}
+
+void syn_swim_tick(syn_swim *s, uint64_t now) {
+  run_suspicions(s, now);
+  run_probe(s, now);
+  run_gossip(s, now);
+  run_push_pull(s, now);
+  run_seeds(s, now);
+  run_reaper(s, now);
+}
+
+static void earliest(uint64_t *at, uint64_t t) {
+  if (t < *at) *at = t;
+}
+
+uint64_t syn_swim_next_deadline(const syn_swim *s) {
+  uint64_t at = s->next_gossip;
+  if (!s->leaving) {
+    earliest(&at, s->next_push_pull);
+    if (s->seeds_set) earliest(&at, s->next_seed);
+    earliest(&at, s->probe.active ? s->probe.started + s->cfg.probe_interval_ms : s->next_probe);
+    if (s->probe.active && !s->probe.indirect)
+      earliest(&at, s->probe.started + s->cfg.probe_timeout_ms);
+  }
+  for (size_t i = 0; i < s->n; i++) {
+    const member *m = &s->members[i];
+    if (m->info.self) continue;
+    if (!m->reaped && m->info.state == SYN_MEMBER_SUSPECT) earliest(&at, m->suspect_deadline);
+    if (m->reaped || m->info.state >= SYN_MEMBER_DEAD)
+      earliest(&at, m->info.state_since_ms + s->cfg.reap_timeout_ms);
+  }
+  return at;
+}
+
+/* ---- requests and replies ---- */
+
+void syn_swim_call_done(syn_swim *s, uint64_t now, const syn_swim_call *call,
+                        const syn_swim_msg *reply) {
+  const syn_swim_msg *req = &call->msg;
+  bool from_self = reply && strcmp(reply->from, s->self_id) == 0;
+  if (reply && (reply->type == SYN_SWIM_ACK || reply->type == SYN_SWIM_PUSH_PULL)) {
+    merge(s, now, reply, reply->type == SYN_SWIM_PUSH_PULL);
+    touch(s, reply->from, now);
+  }
+  bool acked = reply && reply->type == SYN_SWIM_ACK && reply->ok;
+  probe_state *p = &s->probe;
+  bool current = p->active && req->seq == p->seq && strcmp(req->target_id, p->target) == 0;
+  switch (req->type) {
+  case SYN_SWIM_PING:
+    if (current && acked) p->active = false;
+    else if (current && !reply && !p->indirect) send_indirect(s, now);
+    break;
+  case SYN_SWIM_PING_REQ:
+    if (current && acked) p->active = false;
+    break;
+  case SYN_SWIM_PUSH_PULL:
+    if (req->join && reply && reply->type == SYN_SWIM_PUSH_PULL && !from_self) s->joined = true;
+    break;
+  case SYN_SWIM_LEAVE:
+    if (s->leave_pending > 0) s->leave_pending--;
+    break;
+  default:
+    break;
+  }
+}
+
+/* A member reaped here that comes back at an incarnation its tombstone overrides would
+ * stay out until the tombstone expires: show it the tombstone, so that it refutes. Only
+ * the member itself is shown its tombstone; others would re-add a reaped member. */
+static void tell_tombstone(syn_swim *s, uint64_t now, const char *id, syn_swim_msg *reply) {
+  member *m = lookup(s, id);
+  if (!m || !m->reaped) return;
+  syn_swim_record *r = syn_swim_msg_add(reply);
+  if (r) to_record(m, now, false, r);
+}
+
+static void ack(syn_swim *s, uint32_t seq, bool ok, syn_swim_msg *reply) {
+  reply->type = SYN_SWIM_ACK;
+  reply->seq = seq;
+  reply->ok = ok;
+  memcpy(reply->from, s->self_id, sizeof reply->from);
+  piggyback(s, reply);
+}
+
+int syn_swim_handle(syn_swim *s, uint64_t now, const syn_swim_msg *req, syn_swim_msg *reply,
+                    syn_swim_call **forward) {
+  if (forward) *forward = NULL;
+  if (!printable_id(req->from) || req->type == SYN_SWIM_ACK) return -EINVAL;
+  merge(s, now, req, req->type == SYN_SWIM_PUSH_PULL);
+  touch(s, req->from, now);
+  switch (req->type) {
+  case SYN_SWIM_PING:
+    ack(s, req->seq, !req->target_id[0] || strcmp(req->target_id, s->self_id) == 0, reply);
+    return 0;
+  case SYN_SWIM_GOSSIP:
+  case SYN_SWIM_LEAVE:
+    ack(s, req->seq, true, reply);
+    return 0;
+  case SYN_SWIM_PUSH_PULL:
+    reply->type = SYN_SWIM_PUSH_PULL;
+    memcpy(reply->from, s->self_id, sizeof reply->from);
+    full_state(s, now, reply);
+    tell_tombstone(s, now, req->from, reply);
+    return 0;
+  case SYN_SWIM_PING_REQ: {
+    if (!forward || !req->target_url[0] || !printable_id(req->target_id)) return -EINVAL;
+    /* Answer before the requester's own deadline (probe interval - probe timeout). */
+    uint32_t wait = s->cfg.probe_interval_ms - s->cfg.probe_timeout_ms;
+    uint32_t timeout = s->cfg.probe_timeout_ms < wait ? s->cfg.probe_timeout_ms : wait;
+    syn_swim_call *call = new_call(s, SYN_SWIM_PING, req->target_url, timeout * 4 / 5 + 1);
+    if (!call) return -ENOMEM;
+    call->msg.seq = ++s->seq;
+    memcpy(call->msg.target_id, req->target_id, sizeof call->msg.target_id);
+    piggyback(s, &call->msg);
+    *forward = call;
+    return SYN_SWIM_FORWARD;
+  }
+  default:
+    return -EINVAL;
+  }
+}
+
+void syn_swim_finish_forward(syn_swim *s, uint64_t now, const syn_swim_msg *req,
+                             syn_swim_call *forward, const syn_swim_msg *target_reply,
+                             syn_swim_msg *reply) {
+  bool ok = false;
+  if (target_reply && target_reply->type == SYN_SWIM_ACK) {
+    merge(s, now, target_reply, false);
+    touch(s, target_reply->from, now);
+    ok = target_reply->ok;
+  }
+  syn_swim_call_free(forward);
+  ack(s, req->seq, ok, reply);
+}
+
+/* ---- lifecycle and views ---- */
+
+syn_swim *syn_swim_new(const syn_membership_config *cfg, uint64_t now) {
+  if (!cfg->self_id || !printable_id(cfg->self_id) || strlen(cfg->self_id) > SYN_MEMBER_ID_MAX ||
+      !cfg->peer_url || !cfg->peer_url[0] || strlen(cfg->peer_url) > SYN_MEMBER_URL_MAX ||
+      (cfg->data_url && strlen(cfg->data_url) > SYN_MEMBER_URL_MAX) ||
+      cfg->role > SYN_ROLE_ROUTER || cfg->probe_interval_ms == 0 ||
+      cfg->probe_timeout_ms >= cfg->probe_interval_ms || cfg->gossip_interval_ms == 0 ||
+      cfg->push_pull_interval_ms == 0 || cfg->seed_interval_ms == 0 ||
+      cfg->join_retry_ms == 0 || cfg->retransmit_mult == 0 || cfg->max_members < 1)
+    return NULL;
+  syn_swim *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->cfg = *cfg;
+  s->cfg.self_id = s->cfg.data_url = s->cfg.peer_url = NULL;
+  s->cfg.seeds = NULL;
+  s->cfg.n_seeds = 0;
+  copy_str(s->self_id, cfg->self_id, sizeof s->self_id);
+  member *me = insert_at(s, 0, cfg->self_id);
+  if (!me) {
+    free(s);
+    return NULL;
+  }
+  copy_str(me->info.data_url, cfg->data_url, sizeof me->info.data_url);
+  copy_str(me->info.peer_url, cfg->peer_url, sizeof me->info.peer_url);
+  me->info.role = cfg->role;
+  me->info.self = true;
+  me->info.state_since_ms = me->info.last_seen_ms = now;
+  enqueue(me);
+  s->rng = cfg->rng_seed ? cfg->rng_seed : 0x9e3779b97f4a7c15ULL ^ strlen(cfg->self_id);
+  for (const char *p = cfg->self_id; !cfg->rng_seed && *p; p++) s->rng = s->rng * 31 + (uint8_t)*p;
+  if (!s->rng) s->rng = 1;
+  s->version = s->ring_version = 1;
+  s->next_probe = now + rnd(s) % cfg->probe_interval_ms; /* stagger members' probes */
+  s->next_gossip = now + cfg->gossip_interval_ms;
+  s->next_push_pull = now + cfg->push_pull_interval_ms;
+  s->next_seed = now;
+  return s;
+}
+
+static void free_seeds(syn_swim *s) {
+  for (size_t i = 0; i < s->n_seeds; i++) free(s->seeds[i]);
+  free(s->seeds);
+  s->seeds = NULL;
+  s->n_seeds = 0;
+}
+
+void syn_swim_free(syn_swim *s) {
+  if (!s) return;
+  for (size_t i = 0; i < s->n_out; i++) syn_swim_call_free(s->out[i]);
+  free(s->out);
+  free_seeds(s);
+  free(s->order);
+  free(s->members);
+  free(s);
+}
+
+int syn_swim_set_seeds(syn_swim *s, const char *const *urls, size_t n) {
+  char **copy = calloc(n ? n : 1, sizeof *copy);
+  if (!copy) return -ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    copy[i] = strdup(urls[i]);
+    if (!copy[i]) {
+      for (size_t j = 0; j < i; j++) free(copy[j]);
+      free(copy);
+      return -ENOMEM;
+    }
+  }
+  free_seeds(s);
+  s->seeds = copy;
+  s->n_seeds = n;
+  s->seeds_set = true;
+  return 0;
+}
+
+void syn_swim_leave(syn_swim *s, uint64_t now) {
+  if (s->leaving) return;
+  member *me = self_member(s);
+  set_state(s, me, SYN_MEMBER_LEFT, me->info.incarnation, now, now);
+  s->leaving = true;
+  s->probe.active = false;
+  for (size_t i = 0; i < s->n; i++) {
+    member *m = &s->members[i];
+    if (!probe_candidate(m)) continue;
+    syn_swim_call *call = new_call(s, SYN_SWIM_LEAVE, m->info.peer_url,
+                                   s->cfg.push_pull_timeout_ms);
+    if (!call) continue;
+    piggyback(s, &call->msg); /* carries our left record first */
+    push_call(s, call);
+    s->leave_pending++;
+  }
+}
+
+bool syn_swim_leave_done(const syn_swim *s) { return s->leaving && s->leave_pending == 0; }
+
+size_t syn_swim_snapshot(const syn_swim *s, uint64_t now, syn_member_info *out, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    const member *m = &s->members[i];
+    if (m->reaped) continue;
+    if (n < cap) {
+      out[n] = m->info;
+      if (m->info.self) out[n].last_seen_ms = now;
+    }
+    n++;
+  }
+  return n;
+}
+
+uint64_t syn_swim_version(const syn_swim *s) { return s->version; }
+uint64_t syn_swim_ring_version(const syn_swim *s) { return s->ring_version; }
+bool syn_swim_joined(const syn_swim *s) { return s->joined; }
+
+uint64_t syn_swim_incarnation(const syn_swim *s) {
+  long i = find(s, s->self_id);
+  return s->members[i].info.incarnation;
+}
+
+void syn_swim_stats_add(const syn_swim *s, syn_membership_stats *out) {
+  out->probes += s->c.probes;
+  out->probes_failed += s->c.probes_failed;
+  out->suspicions += s->c.suspicions;
+  out->deaths += s->c.deaths;
+  out->refutations += s->c.refutations;
+  out->reaped += s->c.reaped;
+  out->dropped += s->c.dropped;
+}
+
+/* ---- names (shared with membership.h) ---- */
+
+const char *syn_member_state_name(enum syn_member_state state) {
+  static const char *const names[] = {"alive", "suspect", "dead", "left"};
+  return (unsigned)state < 4 ? names[state] : "unknown";
+}
+
+const char *syn_member_role_name(enum syn_member_role role) {
+  return role == SYN_ROLE_NODE ? "node" : role == SYN_ROLE_ROUTER ? "router" : "unknown";
+}
+
+bool syn_member_in_ring(const syn_member_info *m) {
+  return m->role == SYN_ROLE_NODE && m->state != SYN_MEMBER_LEFT;
+}
+
+/* The defaults: memberlist's DefaultLANConfig where it has one (facts.md lists them as
+ * working), with the reason for each. */
+void syn_membership_config_defaults(syn_membership_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->role = SYN_ROLE_NODE;
+  /* One probe a second finds a failed member within N seconds of probing at worst; the
+   * design wants detection within a few seconds. */
+  cfg->probe_interval_ms = 1000;
+  /* A LAN round trip over nng costs well under a millisecond; 500 ms absorbs a busy peer
+   * and leaves half the interval for the indirect probes. */
+  cfg->probe_timeout_ms = 500;
+  /* Three members vouching rules out the prober's own bad link (memberlist). */
+  cfg->indirect_checks = 3;
+  /* 4 x max(1, log10 N) x 1 s: 4 s up to 10 members, room for a refutation to arrive. */
+  cfg->suspicion_mult = 4;
+  /* Every 200 ms to 3 members: news reaches N members in about log3(N) rounds. */
+  cfg->gossip_interval_ms = 200;
+  cfg->gossip_nodes = 3;
+  /* 4 x ceil(log10(N+1)) sends per update: reaches everyone with high probability. */
+  cfg->retransmit_mult = 4;
+  /* Records are at most ~600 bytes; 32 keep a message small. */
+  cfg->max_piggyback = 32;
+  /* A member declared dead still hears about it for 30 s, so it can refute (memberlist). */
+  cfg->gossip_to_dead_ms = 30000;
+  /* Full-state exchange every 30 s repairs anything gossip missed (memberlist). */
+  cfg->push_pull_interval_ms = 30000;
+  cfg->push_pull_timeout_ms = 5000;
+  /* A partition heals within 10 s of the link coming back. */
+  cfg->seed_interval_ms = 10000;
+  /* The members of a StatefulSet start together: retry seeds every second until joined. */
+  cfg->join_retry_ms = 1000;
+  /* Design decision 1: only a member dead this long (10 min) leaves the ring, so a pod
+   * restart does not reshuffle data. */
+  cfg->reap_timeout_ms = 600000;
+  /* An indirect probe holds a server thread for up to 0.4 s, an app request for as long
+   * as its handler runs: four threads keep pings answered meanwhile. */
+  cfg->server_threads = 4;
+  cfg->max_members = 4096;
+  /* Bounds what a peer can make us allocate; a full state of 4096 members fits. */
+  cfg->max_message_bytes = 4u << 20;
+  /* Sockets to members not called for 5 minutes are closed (reaped members, old seeds). */
+  cfg->peer_idle_ms = 300000;
+}
