@@ -1,0 +1,295 @@
+/* Membership over real nng sockets, three members in one process, with short timings
+ * (probe 100 ms): they converge; one stops without leaving and the others see it suspect,
+ * then dead, within the expected window; a graceful leave; app calls; garbage on the
+ * peer socket is dropped and counted; a DNS-named seed is resolved. States are awaited by
+ * polling snapshots every 10 ms up to a bounded deadline. */
+/* cmocka needs these before it, in this order. */
+// clang-format off
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+// clang-format on
+
+#include "cluster/membership.h"
+
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster/swim.h"
+
+#define N 3
+#define PROBE_MS 100
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+typedef struct cluster {
+  syn_membership *m[N];
+  char id[N][16];
+  char url[N][64];
+  const char *seeds[1];
+  atomic_int changes;
+} cluster;
+
+static syn_membership_config fast_config(void) {
+  syn_membership_config c;
+  syn_membership_config_defaults(&c);
+  c.probe_interval_ms = PROBE_MS;
+  c.probe_timeout_ms = 50;
+  c.gossip_interval_ms = 20;
+  c.push_pull_interval_ms = 1000;
+  c.push_pull_timeout_ms = 500;
+  c.seed_interval_ms = 500;
+  c.join_retry_ms = 100;
+  c.server_threads = 2;
+  return c;
+}
+
+static void on_change(void *ctx) { atomic_fetch_add(&((cluster *)ctx)->changes, 1); }
+
+static syn_membership *start(cluster *c, size_t i) {
+  syn_membership_config cfg = fast_config();
+  cfg.self_id = c->id[i];
+  cfg.peer_url = c->url[i];
+  cfg.data_url = "inproc://data";
+  cfg.seeds = c->seeds;
+  cfg.n_seeds = 1;
+  char err[256];
+  syn_membership *m = syn_membership_start(&cfg, err, sizeof err);
+  if (!m) fprintf(stderr, "start: %s\n", err);
+  assert_non_null(m);
+  syn_membership_set_on_change(m, on_change, c);
+  return m;
+}
+
+static void cluster_start(cluster *c, const char *prefix) {
+  memset(c, 0, sizeof *c);
+  for (size_t i = 0; i < N; i++) {
+    snprintf(c->id[i], sizeof c->id[i], "m%zu", i);
+    snprintf(c->url[i], sizeof c->url[i], "inproc://%s-m%zu", prefix, i);
+  }
+  c->seeds[0] = c->url[0];
+  for (size_t i = 0; i < N; i++) c->m[i] = start(c, i);
+}
+
+static void cluster_stop(cluster *c) {
+  for (size_t i = 0; i < N; i++)
+    if (c->m[i]) syn_membership_stop(c->m[i]);
+}
+
+/* Member `viewer`'s state for `id`; -1 when absent. */
+static int state_of(syn_membership *viewer, const char *id) {
+  syn_member_info all[8];
+  size_t n;
+  syn_membership_snapshot(viewer, all, 8, &n, NULL, NULL);
+  for (size_t i = 0; i < n && i < 8; i++)
+    if (strcmp(all[i].id, id) == 0) return (int)all[i].state;
+  return -1;
+}
+
+/* Polls until every running member sees every member `alive_mask` selects as alive. */
+static bool await_all_alive(cluster *c, unsigned alive_mask, unsigned deadline_ms) {
+  uint64_t until = now_ms() + deadline_ms;
+  while (now_ms() < until) {
+    bool ok = true;
+    for (size_t i = 0; i < N && ok; i++) {
+      if (!c->m[i]) continue;
+      for (size_t j = 0; j < N && ok; j++)
+        if (alive_mask & (1u << j)) ok = state_of(c->m[i], c->id[j]) == SYN_MEMBER_ALIVE;
+    }
+    if (ok) return true;
+    sleep_ms(10);
+  }
+  return false;
+}
+
+static void test_converge_then_failure_detected(void **state) {
+  cluster c;
+  cluster_start(&c, "fail");
+  assert_true(await_all_alive(&c, 0x7, 5000));
+  for (size_t i = 0; i < N; i++) assert_true(syn_membership_joined(c.m[i]));
+  assert_true(atomic_load(&c.changes) > 0);
+  uint64_t rv_before;
+  syn_membership_snapshot(c.m[0], NULL, 0, NULL, NULL, &rv_before);
+
+  /* m2 stops without leaving. */
+  syn_membership_stop(c.m[2]);
+  c.m[2] = NULL;
+  uint64_t stopped = now_ms(), suspect_at = 0, dead_at = 0;
+  syn_membership_config cfg = fast_config();
+  uint64_t suspicion = syn_swim_suspicion_timeout(&cfg, N);
+  /* Probe rounds over 2 targets (2 x 100 ms) + the failed probe (100 ms) + suspicion
+   * (400 ms), with generous slack for a loaded machine and sanitizers. */
+  uint64_t window = 2 * PROBE_MS + PROBE_MS + suspicion + 2000;
+  while (now_ms() - stopped < window && !dead_at) {
+    int s0 = state_of(c.m[0], "m2");
+    if (!suspect_at && s0 == SYN_MEMBER_SUSPECT) suspect_at = now_ms();
+    if (s0 == SYN_MEMBER_DEAD) dead_at = now_ms();
+    sleep_ms(10);
+  }
+  assert_true(dead_at > 0);
+  assert_true(suspect_at > 0); /* seen suspect first: the suspicion lasts 400 ms */
+  assert_true(dead_at - stopped >= suspicion);
+  /* m1 agrees shortly after; the ring has not changed (liveness is not ownership). */
+  uint64_t until = now_ms() + 2000;
+  while (now_ms() < until && state_of(c.m[1], "m2") != SYN_MEMBER_DEAD) sleep_ms(10);
+  assert_int_equal(state_of(c.m[1], "m2"), SYN_MEMBER_DEAD);
+  uint64_t rv_after;
+  syn_membership_snapshot(c.m[0], NULL, 0, NULL, NULL, &rv_after);
+  assert_true(rv_after == rv_before);
+  syn_ring *ring = syn_membership_build_ring(c.m[0], 64, 3, NULL);
+  assert_non_null(ring);
+  assert_int_equal(syn_ring_node_count(ring), 3);
+  syn_ring_free(ring);
+
+  syn_membership_stats st;
+  syn_membership_stats_get(c.m[0], &st);
+  assert_true(st.msgs_in > 0 && st.msgs_out > 0);
+  assert_true(st.suspicions + st.deaths >= 1);
+  cluster_stop(&c);
+}
+
+static void test_graceful_leave(void **state) {
+  cluster c;
+  cluster_start(&c, "leave");
+  assert_true(await_all_alive(&c, 0x7, 5000));
+  uint64_t rv_before;
+  syn_membership_snapshot(c.m[0], NULL, 0, NULL, NULL, &rv_before);
+  assert_int_equal(syn_membership_leave(c.m[1], 2000), 0);
+  assert_int_equal(state_of(c.m[0], "m1"), SYN_MEMBER_LEFT);
+  assert_int_equal(state_of(c.m[2], "m1"), SYN_MEMBER_LEFT);
+  uint64_t rv_after;
+  syn_ring *ring = syn_membership_build_ring(c.m[0], 64, 3, &rv_after);
+  assert_true(rv_after != rv_before);
+  assert_int_equal(syn_ring_node_count(ring), 2);
+  assert_int_equal(syn_ring_index_of(ring, "m1"), -1);
+  syn_ring_free(ring);
+  cluster_stop(&c);
+}
+
+static int echo_app(void *ctx, const uint8_t *req, size_t len, syn_buf *reply) {
+  if (len == 4 && memcmp(req, "fail", 4) == 0) return -1;
+  syn_buf_append_str(reply, "echo:");
+  return syn_buf_append(reply, req, len);
+}
+
+static void test_app_calls(void **state) {
+  cluster c;
+  cluster_start(&c, "app");
+  syn_membership_set_app_handler(c.m[0], echo_app, NULL);
+  syn_buf reply = SYN_BUF_INIT;
+  assert_int_equal(syn_membership_app_call(c.m[1], c.url[0], "hi", 2, 1000, &reply), 0);
+  assert_int_equal(reply.len, 7);
+  assert_memory_equal(reply.data, "echo:hi", 7);
+  syn_buf_reset(&reply);
+  assert_int_equal(syn_membership_app_call(c.m[1], c.url[0], "fail", 4, 1000, &reply),
+                   -EREMOTEIO);
+  /* No handler on m2. */
+  assert_int_equal(syn_membership_app_call(c.m[1], c.url[2], "x", 1, 1000, &reply), -EREMOTEIO);
+  /* Nobody listens there: the deadline holds. */
+  uint64_t t = now_ms();
+  assert_int_equal(syn_membership_app_call(c.m[1], "inproc://nobody", "x", 1, 200, &reply),
+                   -ETIMEDOUT);
+  assert_true(now_ms() - t < 1000);
+  /* Too large for the peer's receive limit. */
+  static uint8_t big[5u << 20];
+  assert_int_equal(syn_membership_app_call(c.m[1], c.url[0], big, sizeof big, 1000, &reply),
+                   -EMSGSIZE);
+  syn_buf_free(&reply);
+  cluster_stop(&c);
+}
+
+/* Bytes that are not a PeerRequest get no answer and are counted. */
+static void test_garbage_dropped(void **state) {
+  cluster c;
+  cluster_start(&c, "junk");
+  nng_socket s;
+  assert_int_equal(nng_req0_open(&s), 0);
+  assert_int_equal(nng_dial(s, c.url[0], NULL, 0), 0);
+  nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 300);
+  const char junk[] = "\xff\xff\xff\xff garbage";
+  assert_int_equal(nng_send(s, (void *)junk, sizeof junk, 0), 0);
+  char *buf;
+  size_t len;
+  assert_int_equal(nng_recv(s, &buf, &len, NNG_FLAG_ALLOC), NNG_ETIMEDOUT);
+  nng_close(s);
+  syn_membership_stats st;
+  syn_membership_stats_get(c.m[0], &st);
+  assert_true(st.dropped >= 1);
+  assert_true(await_all_alive(&c, 0x7, 5000)); /* and the member is unharmed */
+  cluster_stop(&c);
+}
+
+/* A seed given as tcp://localhost:PORT is resolved and joined through. */
+static void test_dns_seed(void **state) {
+  int port = 20000 + (int)(getpid() % 20000);
+  char url0[64], seed[64];
+  snprintf(url0, sizeof url0, "tcp://127.0.0.1:%d", port);
+  snprintf(seed, sizeof seed, "tcp://localhost:%d", port);
+  const char *seeds[] = {seed};
+  syn_membership_config cfg = fast_config();
+  cfg.self_id = "a";
+  cfg.peer_url = url0;
+  cfg.seeds = seeds;
+  cfg.n_seeds = 1;
+  char err[256];
+  syn_membership *a = syn_membership_start(&cfg, err, sizeof err);
+  assert_non_null(a);
+  cfg.self_id = "b";
+  cfg.peer_url = "inproc://dns-b";
+  syn_membership *b = syn_membership_start(&cfg, err, sizeof err);
+  assert_non_null(b);
+  uint64_t until = now_ms() + 5000;
+  while (now_ms() < until && (state_of(a, "b") != SYN_MEMBER_ALIVE ||
+                              state_of(b, "a") != SYN_MEMBER_ALIVE))
+    sleep_ms(10);
+  assert_int_equal(state_of(a, "b"), SYN_MEMBER_ALIVE);
+  assert_int_equal(state_of(b, "a"), SYN_MEMBER_ALIVE);
+  assert_true(syn_membership_joined(b));
+  syn_membership_stop(b);
+  syn_membership_stop(a);
+}
+
+static void test_bad_config(void **state) {
+  syn_membership_config cfg = fast_config();
+  char err[256] = "";
+  cfg.self_id = "x";
+  cfg.peer_url = NULL;
+  assert_null(syn_membership_start(&cfg, err, sizeof err));
+  assert_true(err[0]);
+  cfg.peer_url = "inproc://bad";
+  cfg.probe_timeout_ms = cfg.probe_interval_ms; /* leaves no time for indirect probes */
+  assert_null(syn_membership_start(&cfg, err, sizeof err));
+  cfg = fast_config();
+  cfg.self_id = "x";
+  cfg.peer_url = "notascheme://here";
+  assert_null(syn_membership_start(&cfg, err, sizeof err));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_converge_then_failure_detected),
+      cmocka_unit_test(test_graceful_leave),
+      cmocka_unit_test(test_app_calls),
+      cmocka_unit_test(test_garbage_dropped),
+      cmocka_unit_test(test_dns_seed),
+      cmocka_unit_test(test_bad_config),
+  };
+  return cmocka_run_group_tests_name("membership", tests, NULL, NULL);
+}
