@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,6 +369,20 @@ static int vinst_search(const vinst *v, const float *q, uint32_t k, int64_t *lab
 
 /* ---- the collection index ---------------------------------------------------------- */
 
+/* Upserts, removals and searches come one vector at a time from node workers: an OpenMP
+ * team per call (faiss's IVF add and HNSW add always open one) would only add thread
+ * hand-offs and spinning threads to a microsecond operation, so those calls run with one
+ * OpenMP thread, restoring the caller's setting after. Rebuilds keep the builder's. */
+static int omp_single_enter(void) {
+  int prev = omp_get_max_threads();
+  if (prev != 1) omp_set_num_threads(1);
+  return prev;
+}
+
+static void omp_single_leave(int prev) {
+  if (prev != 1) omp_set_num_threads(prev);
+}
+
 typedef struct pending_op {
   int64_t label, old_label;
   float *vec; /* NULL: remove label */
@@ -448,6 +463,7 @@ lost:
 
 int syn_vindex_upsert(syn_vindex *vi, int64_t label, const float *unit, int64_t old_label) {
   if (label <= 0) return -EINVAL;
+  int omp = omp_single_enter();
   pthread_rwlock_wrlock(&vi->lock);
   int rc = 0;
   if (!vi->cur) {
@@ -460,25 +476,30 @@ int syn_vindex_upsert(syn_vindex *vi, int64_t label, const float *unit, int64_t 
   if (rc != 0) vi->force_rebuild = true;
   vi->changes++;
   pthread_rwlock_unlock(&vi->lock);
+  omp_single_leave(omp);
   return rc;
 }
 
 int syn_vindex_remove(syn_vindex *vi, int64_t label) {
+  int omp = omp_single_enter();
   pthread_rwlock_wrlock(&vi->lock);
   int rc = vi->cur ? vinst_remove(vi->cur, label) : 0;
   if (vi->building) pending_push(vi, label, 0, NULL);
   if (rc != 0) vi->force_rebuild = true;
   vi->changes++;
   pthread_rwlock_unlock(&vi->lock);
+  omp_single_leave(omp);
   return rc;
 }
 
 int syn_vindex_search(syn_vindex *vi, const float *unit, uint32_t k, int64_t *labels,
                       float *scores, size_t *n) {
   *n = 0;
+  int omp = omp_single_enter();
   pthread_rwlock_rdlock(&vi->lock);
   int rc = vi->cur ? vinst_search(vi->cur, unit, k, labels, scores, n) : 0;
   pthread_rwlock_unlock(&vi->lock);
+  omp_single_leave(omp);
   return rc;
 }
 
