@@ -639,6 +639,9 @@ static void *handoff_main(void *arg) {
   syn_ring *before = NULL;
   uint64_t done_version = 0;
   while (!atomic_load(&r->stopping)) {
+    /* The membership has one change callback, which the node's admin view may hold; a
+     * refresh per tick bounds this view's staleness by HANDOFF_TICK_MS either way. */
+    atomic_store(&r->stale, true);
     view_lock(r);
     uint64_t version = r->ring_version;
     bool have_ring = r->ring != NULL;
