@@ -282,6 +282,20 @@ static void hit_view_free(hit_view *v) {
   free(v->swarms);
 }
 
+/* Whether a collection of this (normalised) model exists, and its dimension. */
+static bool model_lookup(syn_shards *sh, const char *model, uint32_t *dim) {
+  char key[SYN_SHARD_MAX_MODEL + 1];
+  if (syn_model_key(model, key, sizeof key)) return false;
+  static _Thread_local syn_index_stats st;
+  if (syn_index_stats_get(sh->index, &st)) return false;
+  for (size_t i = 0; i < st.collection_count && i < SYN_INDEX_STATS_MAX; i++) {
+    if (strcmp(st.collections[i].model_key, key) != 0) continue;
+    *dim = st.collections[i].dimension;
+    return true;
+  }
+  return false;
+}
+
 /* Keeps the hits of partitions this node leads (all of them standalone), at most limit. */
 static void keep_primary(syn_shards *sh, syn_hit *hits, size_t *n, uint32_t limit) {
   size_t kept = 0;
@@ -311,6 +325,8 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
       .tag_count = s->n_tags,
       .min_similarity = s->has_min_similarity ? s->min_similarity : 0,
   };
+  syn_search_filter vfilter = filter;
+  if (s->vector_model && *s->vector_model) vfilter.model = s->vector_model;
   syn_hit *vhits = NULL, *khits = NULL;
   size_t nv = 0, nk = 0;
   syn_search_info vinfo = {0}, kinfo = {0};
@@ -326,7 +342,7 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
     if (!query) rc = -ENOMEM;
     else {
       memcpy(query, s->embedding.data, s->embedding.len);
-      rc = syn_index_search_embedding(sh->index, query, dim, &filter, depth, &vhits, &nv, &vinfo);
+      rc = syn_index_search_embedding(sh->index, query, dim, &vfilter, depth, &vhits, &nv, &vinfo);
     }
   }
   if (rc == 0 && s->query && *s->query)
@@ -347,8 +363,15 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
     body.n_vector_hits = nv;
     body.keyword_hits = kv.ptrs;
     body.n_keyword_hits = nk;
-    body.has_model_known = 1;
-    body.model_known = vinfo.model_known || kinfo.model_known;
+    /* Whether the model filter names a model this node holds, at any dimension, so the
+     * router can tell "unknown model" from "wrong dimension for that model". */
+    if (filter.model) {
+      uint32_t model_dim = 0;
+      body.has_model_known = 1;
+      body.model_known = model_lookup(sh, filter.model, &model_dim);
+      body.has_model_dimension = body.model_known;
+      body.model_dimension = model_dim;
+    }
     Synapse__Reply rep = SYNAPSE__REPLY__INIT;
     rep.id = id;
     rep.body_case = SYNAPSE__REPLY__BODY_SEARCH;

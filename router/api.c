@@ -296,6 +296,8 @@ static void send_search(syn_router *r, api_call *c, const float *embedding, uint
   s.query = c->text_search ? (char *)in->query : NULL;
   s.limit = in->limit;
   s.model = (char *)in->model;
+  /* An embedded text query compares only with shards of the embedding service's model. */
+  if (c->embedded && !in->model) s.vector_model = r->cfg->embedding_model;
   s.tags = (char **)in->tags;
   s.n_tags = in->tag_count;
   s.has_min_similarity = 1;
@@ -442,7 +444,7 @@ static void finish_search(syn_router *r, api_call *c) {
     return;
   }
   if (in->model && c->model_known && in->embedding && c->model_dimension &&
-      c->model_dimension != in->dimension) {
+      c->model_dimension != in->dimension && c->vector_hits.count == 0) {
     char msg[256];
     snprintf(msg, sizeof msg, "embedding has %u values but model \"%s\" has dimension %u",
              in->dimension, in->model, c->model_dimension);

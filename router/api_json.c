@@ -96,12 +96,13 @@ static json_t *get_alias(json_t *doc, const char *a, const char *b, const char *
   return json_object_get(doc, b);
 }
 
-static int get_uint(json_t *v, const char *key, uint64_t max, uint64_t *out, char *err,
-                    size_t err_len) {
+static int get_uint(json_t *v, const char *key, uint64_t min, uint64_t max, uint64_t *out,
+                    char *err, size_t err_len) {
   if (!json_is_integer(v)) return fail(err, err_len, 400, "\"%s\" must be an integer", key);
   json_int_t x = json_integer_value(v);
-  if (x < 0 || (uint64_t)x > max)
-    return fail(err, err_len, 400, "\"%s\" must be between 0 and %llu", key, (unsigned long long)max);
+  if (x < 0 || (uint64_t)x < min || (uint64_t)x > max)
+    return fail(err, err_len, 400, "\"%s\" must be between %llu and %llu", key,
+                (unsigned long long)min, (unsigned long long)max);
   *out = (uint64_t)x;
   return 0;
 }
@@ -138,6 +139,7 @@ static int get_embedding(json_t *v, uint32_t want_dim, float **out, uint32_t *di
   if (!vec) return fail(err, err_len, 500, "out of memory");
   size_t i;
   json_t *x;
+  bool nonzero = false;
   json_array_foreach(v, i, x) {
     double d = json_is_number(x) ? json_number_value(x) : NAN;
     float f = (float)d;
@@ -146,6 +148,11 @@ static int get_embedding(json_t *v, uint32_t want_dim, float **out, uint32_t *di
       return fail(err, err_len, 400, "\"embedding\"[%zu] is not a finite number", i);
     }
     vec[i] = f;
+    nonzero |= f != 0.0f;
+  }
+  if (!nonzero) {
+    free(vec);
+    return fail(err, err_len, 400, "\"embedding\" is all zeros: it has no direction to compare");
   }
   *out = vec;
   *dim = (uint32_t)n;
@@ -190,18 +197,17 @@ static int register_numbers(syn_register_input *in, char *err, size_t err_len) {
   if (!dim || json_is_null(dim))
     return fail(err, err_len, 400, "missing field \"dimension\" (or \"dimension_size\")");
   uint64_t x;
-  int st = get_uint(dim, used, SYN_API_MAX_DIMENSION, &x, err, err_len);
+  int st = get_uint(dim, used, 1, SYN_API_MAX_DIMENSION, &x, err, err_len);
   if (st) return st;
-  if (x == 0) return fail(err, err_len, 400, "\"%s\" must be between 1 and %d", used, SYN_API_MAX_DIMENSION);
   s->has_dimension = 1;
   s->dimension = (uint32_t)x;
   json_t *v;
   if ((v = json_object_get(doc, "file_size")) && !json_is_null(v)) {
-    if ((st = get_uint(v, "file_size", INT64_MAX, &s->file_size, err, err_len))) return st;
+    if ((st = get_uint(v, "file_size", 0, INT64_MAX, &s->file_size, err, err_len))) return st;
     s->has_file_size = 1;
   }
   if ((v = json_object_get(doc, "entry_count")) && !json_is_null(v)) {
-    if ((st = get_uint(v, "entry_count", INT64_MAX, &s->entry_count, err, err_len))) return st;
+    if ((st = get_uint(v, "entry_count", 0, INT64_MAX, &s->entry_count, err, err_len))) return st;
     s->has_entry_count = 1;
   }
   return 0;
@@ -277,9 +283,8 @@ static int search_limits(json_t *doc, syn_search_input *out, char *err, size_t e
   json_t *v = json_object_get(doc, "limit");
   if (v && !json_is_null(v)) {
     uint64_t x;
-    int st = get_uint(v, "limit", SYN_API_MAX_LIMIT, &x, err, err_len);
+    int st = get_uint(v, "limit", 1, SYN_API_MAX_LIMIT, &x, err, err_len);
     if (st) return st;
-    if (x == 0) return fail(err, err_len, 400, "\"limit\" must be between 1 and %d", SYN_API_MAX_LIMIT);
     out->limit = (uint32_t)x;
   }
   v = json_object_get(doc, "min_similarity");

@@ -280,10 +280,15 @@ static void send_rejection(http_conn *c) {
     return;
   }
   s->close_after = true;
-  char body[96];
-  int n = snprintf(body, sizeof body, "%d %s\n", c->reject_status, syn_http_reason(c->reject_status));
+  char body[160];
+  int status = c->reject_status;
   uv_read_stop((uv_stream_t *)&c->tcp);
-  syn_http_respond(s, c->reject_status, "text/plain", body, (size_t)n, NULL);
+  /* The JSON API answers in its own error shape; everything else in plain text. */
+  bool api = c->url.len >= 5 && !memcmp(c->url.data, "/api/", 5);
+  int n = api ? snprintf(body, sizeof body, "{\"status\":\"error\",\"error\":\"%d %s\"}", status,
+                         syn_http_reason(status))
+              : snprintf(body, sizeof body, "%d %s\n", status, syn_http_reason(status));
+  syn_http_respond(s, status, api ? "application/json" : "text/plain", body, (size_t)n, NULL);
 }
 
 static http_conn *conn_of(llhttp_t *p) { return p->data; }
@@ -450,7 +455,8 @@ static void parse_input(http_conn *c, const char *data, size_t len) {
     uv_read_stop((uv_stream_t *)&c->tcp);
     return;
   }
-  if (err != HPE_USER) {
+  /* A callback that rejected set the status; llhttp reports it under its own code. */
+  if (!c->reject_status) {
     c->reject_status = 400;
     c->srv->stats.rejected++;
   }
