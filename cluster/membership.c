@@ -18,9 +18,12 @@
  * - Threads: `server_threads` peer-server threads, one gossip thread (timers, dispatch,
  *   idle-socket eviction), one seeder thread (DNS resolution of the seeds every seed
  *   interval, kept off the gossip thread because getaddrinfo can block).
- * - Stop: set stopping, close the server socket, join the gossip and seeder threads,
- *   close every peer socket (outstanding calls complete with NNG_ECLOSED), join the
- *   server threads, wait until no call is in flight, free. */
+ * - Stop never closes a socket while a thread may still use one of its contexts (nng
+ *   1.5.2 panics on a context operation racing the close of its socket): set stopping
+ *   (new calls are refused), join the gossip and seeder threads, cancel every call in
+ *   flight until none is left (each call registers its aio in a list for this), join the
+ *   server threads (their receives poll the flag every WORKER_POLL_MS), and only then
+ *   close the server and peer sockets and free. */
 #define _GNU_SOURCE
 #include "cluster/membership.h"
 
@@ -46,6 +49,13 @@
 #define MAX_SEED_ADDRS 64     /* addresses taken from one seed name */
 #define EVICT_EVERY_MS 10000
 #define APP_OVERHEAD 512      /* envelope bytes around an app payload */
+#define WORKER_POLL_MS 100    /* server threads check for stop this often when idle */
+
+/* A call in flight, listed so that stop can cancel it. */
+typedef struct flight {
+  nng_aio *aio;
+  struct flight *prev, *next;
+} flight;
 
 typedef struct peer {
   char url[SYN_MEMBER_URL_MAX + 1];
@@ -58,6 +68,7 @@ typedef struct peer {
 } peer;
 
 typedef struct out_call {
+  flight fl; /* first: the list links out_calls and sync calls alike */
   syn_membership *m;
   peer *p;
   nng_ctx ctx;
@@ -86,6 +97,8 @@ struct syn_membership {
   peer *peers;
   size_t async_calls; /* out_calls in flight */
   size_t inflight;    /* every call in flight, async and sync */
+  flight flights;     /* list head of the calls in flight */
+  atomic_bool closing; /* stopping, readable without the lock (server threads) */
 
   nng_socket server;
   pthread_t *workers;
@@ -157,8 +170,10 @@ static peer *peer_open(syn_membership *m, const char *url) {
   return p;
 }
 
-/* A context on the socket for url: 0, or a negative errno. */
-static int peer_ctx_get(syn_membership *m, const char *url, peer **out, nng_ctx *ctx) {
+/* A context on the socket for url, for the call whose aio is fl->aio (listed in flight):
+ * 0, or a negative errno. */
+static int peer_ctx_get(syn_membership *m, const char *url, flight *fl, peer **out,
+                        nng_ctx *ctx) {
   if (m->stopping) return -ECANCELED;
   peer *p = m->peers;
   while (p && strcmp(p->url, url) != 0) p = p->next;
@@ -173,12 +188,18 @@ static int peer_ctx_get(syn_membership *m, const char *url, peer **out, nng_ctx 
   p->last_used = now_ms();
   *out = p;
   m->inflight++;
+  fl->prev = &m->flights;
+  fl->next = m->flights.next;
+  m->flights.next->prev = fl;
+  m->flights.next = fl;
   return 0;
 }
 
 /* A context is reusable after a failed exchange too: a new send on a req0 context
  * cancels whatever it still waited for, and a late reply to it is discarded. */
-static void peer_ctx_put(syn_membership *m, peer *p, nng_ctx ctx) {
+static void peer_ctx_put(syn_membership *m, peer *p, nng_ctx ctx, flight *fl) {
+  fl->prev->next = fl->next;
+  fl->next->prev = fl->prev;
   if (p->n_free < CTX_POOL && !m->stopping)
     p->free_ctx[p->n_free++] = ctx;
   else
@@ -211,13 +232,6 @@ static void peers_close(peer *list, bool free_them) {
   }
 }
 
-static void peers_free(peer *list) {
-  for (peer *p = list, *next; p; p = next) {
-    next = p->next;
-    free(p);
-  }
-}
-
 /* ---- synchronous calls (server threads, app callers) ---- */
 
 /* Sends `req` to url and waits up to timeout_ms for the reply message. */
@@ -225,14 +239,18 @@ static int sync_call(syn_membership *m, const char *url, const syn_buf *req, uin
                      nng_msg **reply) {
   peer *p;
   nng_ctx ctx;
-  pthread_mutex_lock(&m->lock);
-  int rc = peer_ctx_get(m, url, &p, &ctx);
-  pthread_mutex_unlock(&m->lock);
-  if (rc) return rc;
   nng_aio *aio = NULL;
+  if (nng_aio_alloc(&aio, NULL, NULL)) return -ENOMEM;
+  flight fl = {.aio = aio};
+  pthread_mutex_lock(&m->lock);
+  int rc = peer_ctx_get(m, url, &fl, &p, &ctx);
+  pthread_mutex_unlock(&m->lock);
+  if (rc) {
+    nng_aio_free(aio);
+    return rc;
+  }
   nng_msg *msg = NULL;
-  int rv = nng_aio_alloc(&aio, NULL, NULL);
-  if (rv == 0) rv = nng_msg_alloc(&msg, 0);
+  int rv = nng_msg_alloc(&msg, 0);
   if (rv == 0) rv = nng_msg_append(msg, req->data, req->len);
   if (rv == 0) {
     nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
@@ -250,11 +268,11 @@ static int sync_call(syn_membership *m, const char *url, const syn_buf *req, uin
     if (rv == 0) *reply = nng_aio_get_msg(aio);
   }
   if (msg) nng_msg_free(msg);
-  if (aio) nng_aio_free(aio);
   atomic_fetch_add(&m->msgs_out, 1);
   if (rv) atomic_fetch_add(&m->calls_failed, 1);
   pthread_mutex_lock(&m->lock);
-  peer_ctx_put(m, p, ctx);
+  peer_ctx_put(m, p, ctx, &fl);
+  nng_aio_free(aio); /* after unlisting, under the lock: stop cannot cancel a freed aio */
   pthread_cond_broadcast(&m->cond);
   pthread_mutex_unlock(&m->lock);
   return nng_to_errno(rv);
@@ -282,7 +300,7 @@ static void async_finish(out_call *oc, int rv, nng_msg *reply_msg) {
   if (rv) atomic_fetch_add(&m->calls_failed, 1);
   pthread_mutex_lock(&m->lock);
   syn_swim_call_done(m->swim, now_ms(), oc->call, swim_reply ? &d.msg : NULL);
-  peer_ctx_put(m, oc->p, oc->ctx);
+  peer_ctx_put(m, oc->p, oc->ctx, &oc->fl);
   m->async_calls--;
   unlock_notify(m);
   if (have) syn_gossip_decoded_free(&d);
@@ -330,8 +348,11 @@ static void dispatch(syn_membership *m, syn_swim_call *call, syn_buf *buf) {
   }
   oc->m = m;
   oc->call = call;
+  oc->fl.aio = oc->aio;
   pthread_mutex_lock(&m->lock);
-  int rc = m->async_calls < MAX_ASYNC_CALLS ? peer_ctx_get(m, call->url, &oc->p, &oc->ctx) : -EBUSY;
+  int rc = m->async_calls < MAX_ASYNC_CALLS
+               ? peer_ctx_get(m, call->url, &oc->fl, &oc->p, &oc->ctx)
+               : -EBUSY;
   if (rc == 0) m->async_calls++;
   pthread_mutex_unlock(&m->lock);
   if (rc) {
@@ -537,7 +558,8 @@ static void *worker_main(void *arg) {
   nng_aio *aio;
   if (nng_ctx_open(&ctx, m->server) || nng_aio_alloc(&aio, NULL, NULL)) return NULL;
   syn_buf out = SYN_BUF_INIT, scratch = SYN_BUF_INIT;
-  for (;;) {
+  while (!atomic_load(&m->closing)) {
+    nng_aio_set_timeout(aio, WORKER_POLL_MS);
     nng_ctx_recv(ctx, aio);
     nng_aio_wait(aio);
     int rv = nng_aio_result(aio);
@@ -554,6 +576,7 @@ static void *worker_main(void *arg) {
       nng_msg_free(msg);
       continue;
     }
+    nng_aio_set_timeout(aio, NNG_DURATION_DEFAULT);
     nng_aio_set_msg(aio, msg);
     nng_ctx_send(ctx, aio);
     nng_aio_wait(aio);
@@ -638,6 +661,7 @@ syn_membership *syn_membership_start(const syn_membership_config *cfg, char *err
     return NULL;
   }
   pthread_mutex_init(&m->lock, NULL);
+  m->flights.next = m->flights.prev = &m->flights;
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -667,24 +691,34 @@ syn_membership *syn_membership_start(const syn_membership_config *cfg, char *err
   return m;
 }
 
+/* Cancels every call in flight until none is left. A cancel can miss a call between its
+ * send and its receive, hence the loop. */
+static void cancel_flights(syn_membership *m) {
+  pthread_mutex_lock(&m->lock);
+  while (m->inflight > 0) {
+    for (flight *f = m->flights.next; f != &m->flights; f = f->next) nng_aio_cancel(f->aio);
+    wait_until(m, now_ms() + 20);
+  }
+  pthread_mutex_unlock(&m->lock);
+}
+
 void syn_membership_stop(syn_membership *m) {
   if (!m) return;
   pthread_mutex_lock(&m->lock);
   m->stopping = true;
+  atomic_store(&m->closing, true);
   pthread_cond_broadcast(&m->cond);
   pthread_mutex_unlock(&m->lock);
-  nng_close(m->server);
   if (m->gossip_started) pthread_join(m->gossip_thread, NULL);
   if (m->seeder_started) pthread_join(m->seeder_thread, NULL);
+  cancel_flights(m);
+  for (size_t i = 0; i < m->n_workers; i++) pthread_join(m->workers[i], NULL);
+  cancel_flights(m); /* a server thread may have started one before it saw the flag */
+  nng_close(m->server);
   pthread_mutex_lock(&m->lock);
   peer *all = peers_take_idle(m, 0, true);
   pthread_mutex_unlock(&m->lock);
-  peers_close(all, false); /* calls in flight complete with NNG_ECLOSED */
-  for (size_t i = 0; i < m->n_workers; i++) pthread_join(m->workers[i], NULL);
-  pthread_mutex_lock(&m->lock);
-  while (m->inflight > 0) pthread_cond_wait(&m->cond, &m->lock);
-  pthread_mutex_unlock(&m->lock);
-  peers_free(all);
+  peers_close(all, true);
   free_membership(m);
 }
 
