@@ -107,8 +107,7 @@ static syn_vindex *coll_get(syn_index *idx, const char *model_key, uint32_t dim,
 
 /* Collections matching a model key (NULL = any) and dimension; *out is malloc'd. The
  * pointers stay valid until close: collections are never removed. */
-static size_t coll_select(syn_index *idx, const char *model_key, uint32_t dim,
-                          syn_vindex ***out) {
+static size_t coll_select(syn_index *idx, const char *model_key, uint32_t dim, syn_vindex ***out) {
   pthread_mutex_lock(&idx->coll_mu);
   size_t n = 0;
   *out = malloc((idx->ncolls + 1) * sizeof **out);
@@ -402,18 +401,18 @@ static bool normalise(const float *v, uint32_t n, float *out) {
 
 /* Applies a committed registration to the vector indexes (write_mu held). A failure here
  * leaves the row safely in SQLite and the collection flagged for a rebuild from it. */
-static void apply_put(syn_index *idx, const syn_store_change *chg, uint32_t dim,
-                      const float *unit, syn_vindex **vi, syn_vindex **old_vi) {
+static void apply_put(syn_index *idx, const syn_store_change *chg, uint32_t dim, const float *unit,
+                      syn_vindex **vi, syn_vindex **old_vi) {
   *vi = coll_get(idx, chg->model_key, dim, true);
   *old_vi = NULL;
-  bool moved = chg->old_id &&
-               (chg->old_dimension != dim || strcmp(chg->old_model_key, chg->model_key) != 0);
+  bool moved =
+      chg->old_id && (chg->old_dimension != dim || strcmp(chg->old_model_key, chg->model_key) != 0);
   if (moved) *old_vi = coll_get(idx, chg->old_model_key, chg->old_dimension, false);
   int rc = *vi ? syn_vindex_upsert(*vi, chg->id, unit, moved ? 0 : chg->old_id) : -ENOMEM;
   if (rc == 0 && *old_vi) rc = syn_vindex_remove(*old_vi, chg->old_id);
   if (rc != 0)
-    syn_warn("index %s/%u: vector of row %lld not applied (%s); rebuild queued",
-             chg->model_key, dim, (long long)chg->id, strerror(-rc));
+    syn_warn("index %s/%u: vector of row %lld not applied (%s); rebuild queued", chg->model_key,
+             dim, (long long)chg->id, strerror(-rc));
 }
 
 int syn_index_register(syn_index *idx, const syn_shard_input *in, int64_t now_ms, char *err,
@@ -497,16 +496,22 @@ static int cmp_i64(const void *pa, const void *pb) {
   return a < b ? -1 : a > b;
 }
 
-/* Sorts best first and keeps each id once (its best score). */
+static int cmp_id_then_score(const void *pa, const void *pb) {
+  const syn_scored *a = pa, *b = pb;
+  if (a->id != b->id) return a->id < b->id ? -1 : 1;
+  return cmp_score_desc(pa, pb);
+}
+
+/* Keeps each id once (with its best score), then sorts best first. O(n log n): deep
+ * filtered searches can collect thousands of candidates. */
 static void acc_finish(acc *a) {
-  qsort(a->v, a->n, sizeof *a->v, cmp_score_desc);
+  if (a->n == 0) return;
+  qsort(a->v, a->n, sizeof *a->v, cmp_id_then_score);
   size_t w = 0;
-  for (size_t i = 0; i < a->n; i++) {
-    bool dup = false;
-    for (size_t j = 0; j < w && !dup; j++) dup = a->v[j].id == a->v[i].id;
-    if (!dup) a->v[w++] = a->v[i];
-  }
+  for (size_t i = 0; i < a->n; i++)
+    if (w == 0 || a->v[w - 1].id != a->v[i].id) a->v[w++] = a->v[i];
   a->n = w;
+  qsort(a->v, a->n, sizeof *a->v, cmp_score_desc);
 }
 
 typedef struct vquery {
@@ -517,12 +522,17 @@ typedef struct vquery {
   uint32_t limit;
 } vquery;
 
+/* A couple of candidates beyond `limit`, so that a shard deleted between the search and
+ * the reading of the hits does not leave the answer one short. */
+enum { SPARE = 2 };
+
 static int exact_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out) {
-  syn_scored *tmp = malloc(q->limit * sizeof *tmp);
+  size_t want = (size_t)q->limit + SPARE;
+  syn_scored *tmp = malloc(want * sizeof *tmp);
   if (!tmp) return -ENOMEM;
   size_t n = 0;
   int rc = syn_store_exact_search(idx->store, syn_vindex_model_key(vi), q->dim, q->tags_json,
-                                  q->unit, q->min_cos, q->limit, tmp, &n);
+                                  q->unit, q->min_cos, want, tmp, &n);
   for (size_t i = 0; rc == 0 && i < n; i++) rc = acc_push(out, tmp[i].id, tmp[i].score);
   free(tmp);
   atomic_fetch_add(&idx->exact_searches, 1);
@@ -593,7 +603,7 @@ static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
   syn_vindex_stats_get(vi, &st);
   bool sq8 = st.type == SYN_INDEX_FLAT_SQ8 || st.type == SYN_INDEX_IVF_SQ8 ||
              st.type == SYN_INDEX_HNSW_SQ8;
-  size_t k = (size_t)q->limit * (sq8 ? idx->cfg.sq8_refine : 1) * (q->tags_json ? 4 : 1);
+  size_t k = (size_t)q->limit * (sq8 ? idx->cfg.sq8_refine : 1) * (q->tags_json ? 4 : 1) + SPARE;
   if (k > st.live) k = st.live;
   round_buf b = {0};
   size_t accepted = 0, seen_cap = 0;
@@ -606,7 +616,7 @@ static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
     if (rc == 0) rc = probe_round(idx, q, sq8, &b, got, out, &accepted, info);
     if (round > 0) atomic_fetch_add(&idx->deep_searches, 1);
     double slack = sq8 ? 0.05 : 1e-6;
-    if (rc || accepted >= q->limit || got >= st.live ||
+    if (rc || accepted >= (size_t)q->limit + SPARE || got >= st.live ||
         (got && b.scores[got - 1] < q->min_cos - slack))
       break;
     if (got < k || k >= st.live || (q->tags_json && k >= idx->cfg.deep_search_max)) {
@@ -637,13 +647,14 @@ static int search_collection(syn_index *idx, syn_vindex *vi, const vquery *q, ac
   return ann_into(idx, vi, q, out, info);
 }
 
-/* Reads the records of the best `limit` scored ids into hits. */
+/* Reads the records of the best `limit` scored ids into hits, skipping rows deleted
+ * since they were found. */
 static int fill_hits(syn_index *idx, const acc *a, uint32_t limit, bool text, syn_hit **hits,
                      size_t *n) {
   size_t want = a->n < limit ? a->n : limit;
   *hits = calloc(want + 1, sizeof **hits);
   if (!*hits) return -ENOMEM;
-  for (size_t i = 0; i < want; i++) {
+  for (size_t i = 0; i < a->n && *n < want; i++) {
     syn_hit *h = &(*hits)[*n];
     int rc = syn_store_get_by_id(idx->store, a->v[i].id, false, &h->shard);
     if (rc == -ENOENT) continue; /* deleted since it was found */
@@ -662,8 +673,7 @@ static int filter_prepare(const syn_search_filter *f, char *model_key, char **ta
   model_key[0] = '\0';
   *min_sim = 0;
   if (!f) return 0;
-  if (f->model && syn_model_key(f->model, model_key, SYN_SHARD_MAX_MODEL + 1) != 0)
-    return -EINVAL;
+  if (f->model && syn_model_key(f->model, model_key, SYN_SHARD_MAX_MODEL + 1) != 0) return -EINVAL;
   if (!isfinite(f->min_similarity)) return -EINVAL;
   *min_sim = f->min_similarity;
   if (f->tag_count == 0) return 0;
@@ -674,15 +684,14 @@ static int filter_prepare(const syn_search_filter *f, char *model_key, char **ta
 }
 
 int syn_index_search_embedding(syn_index *idx, const float *query, uint32_t dim,
-                               const syn_search_filter *filter, uint32_t limit,
-                               syn_hit **hits, size_t *n, syn_search_info *info) {
+                               const syn_search_filter *filter, uint32_t limit, syn_hit **hits,
+                               size_t *n, syn_search_info *info) {
   syn_search_info dummy;
   info = info ? info : &dummy;
   memset(info, 0, sizeof *info);
   *hits = NULL;
   *n = 0;
-  if (!query || dim == 0 || dim > SYN_SHARD_MAX_DIM || limit == 0 ||
-      limit > SYN_SEARCH_MAX_LIMIT)
+  if (!query || dim == 0 || dim > SYN_SHARD_MAX_DIM || limit == 0 || limit > SYN_SEARCH_MAX_LIMIT)
     return -EINVAL;
   char model_key[SYN_SHARD_MAX_MODEL + 1];
   char *tags_json = NULL;
@@ -724,8 +733,8 @@ int syn_index_search_text(syn_index *idx, const char *query, const syn_search_fi
   acc a = {.v = terms > 0 ? malloc(limit * sizeof *a.v) : NULL, .cap = limit};
   if (rc == 0 && terms > 0 && !a.v) rc = -ENOMEM;
   if (rc == 0 && terms > 0)
-    rc = syn_store_text_search(idx->store, fts, model_key[0] ? model_key : NULL, tags_json,
-                               limit, a.v, &a.n);
+    rc = syn_store_text_search(idx->store, fts, model_key[0] ? model_key : NULL, tags_json, limit,
+                               a.v, &a.n);
   size_t w = 0; /* results come best first; keep those above min_similarity */
   for (size_t i = 0; rc == 0 && i < a.n; i++)
     if (syn_sim_from_bm25(a.v[i].score) >= min_sim) a.v[w++] = a.v[i];

@@ -75,7 +75,7 @@ typedef struct syn_search_filter {
   const char *const *tags; /* a shard matches when it carries any of them (ASCII
                               case-insensitive); tag_count 0 = no tag filter */
   size_t tag_count;
-  double min_similarity;   /* hits below it (on the 0..1 similarity) are dropped */
+  double min_similarity; /* hits below it (on the 0..1 similarity) are dropped */
 } syn_search_filter;
 
 typedef struct syn_hit {
@@ -102,8 +102,8 @@ typedef struct syn_search_info {
  * Recall against exact search is that of the collection's index type (flat: exact).
  * filter and info may be NULL. *hits is malloc'd (free with syn_hits_free). */
 int syn_index_search_embedding(syn_index *idx, const float *query, uint32_t dim,
-                               const syn_search_filter *filter, uint32_t limit,
-                               syn_hit **hits, size_t *n, syn_search_info *info);
+                               const syn_search_filter *filter, uint32_t limit, syn_hit **hits,
+                               size_t *n, syn_search_info *info);
 
 /* Keyword search: FTS5 BM25 over display name (weight 4), description (1) and tags (2);
  * the query's words are quoted and joined with OR (syn_fts_query), so no input is FTS

@@ -6,9 +6,10 @@
 #include <strings.h>
 
 static const char *const k_type_names[SYN_INDEX_TYPE_COUNT] = {
-    [SYN_INDEX_AUTO] = "auto",         [SYN_INDEX_FLAT] = "flat", [SYN_INDEX_FLAT_SQ8] = "flat_sq8",
-    [SYN_INDEX_IVF] = "ivf",           [SYN_INDEX_IVF_SQ8] = "ivf_sq8",
-    [SYN_INDEX_HNSW] = "hnsw",         [SYN_INDEX_HNSW_SQ8] = "hnsw_sq8",
+    [SYN_INDEX_AUTO] = "auto",         [SYN_INDEX_FLAT] = "flat",
+    [SYN_INDEX_FLAT_SQ8] = "flat_sq8", [SYN_INDEX_IVF] = "ivf",
+    [SYN_INDEX_IVF_SQ8] = "ivf_sq8",   [SYN_INDEX_HNSW] = "hnsw",
+    [SYN_INDEX_HNSW_SQ8] = "hnsw_sq8",
 };
 
 void syn_index_config_defaults(syn_index_config *cfg) {
@@ -68,16 +69,24 @@ const char *syn_index_type_name(syn_index_type type) {
 
 int syn_index_config_validate(const syn_index_config *cfg, char *err, size_t errlen) {
   const char *bad = NULL;
-  if ((unsigned)cfg->type >= SYN_INDEX_TYPE_COUNT) bad = "index_type";
-  else if (cfg->hnsw_m < 4 || cfg->hnsw_m > 256) bad = "hnsw_m (4..256)";
-  else if (cfg->hnsw_ef_construction == 0) bad = "hnsw_ef_construction (> 0)";
-  else if (cfg->hnsw_ef_search == 0) bad = "hnsw_ef_search (> 0)";
-  else if (cfg->ivf_nlist > 65536) bad = "ivf_nlist (0..65536)";
-  else if (!(cfg->growth > 1.0)) bad = "growth (> 1)";
+  if ((unsigned)cfg->type >= SYN_INDEX_TYPE_COUNT)
+    bad = "index_type";
+  else if (cfg->hnsw_m < 4 || cfg->hnsw_m > 256)
+    bad = "hnsw_m (4..256)";
+  else if (cfg->hnsw_ef_construction == 0)
+    bad = "hnsw_ef_construction (> 0)";
+  else if (cfg->hnsw_ef_search == 0)
+    bad = "hnsw_ef_search (> 0)";
+  else if (cfg->ivf_nlist > 65536)
+    bad = "ivf_nlist (0..65536)";
+  else if (!(cfg->growth > 1.0))
+    bad = "growth (> 1)";
   else if (!(cfg->tombstone_fraction > 0.0 && cfg->tombstone_fraction <= 1.0))
     bad = "tombstone_fraction (0..1]";
-  else if (cfg->sq8_refine == 0 || cfg->sq8_refine > 64) bad = "sq8_refine (1..64)";
-  else if (cfg->deep_search_max == 0) bad = "deep_search_max (> 0)";
+  else if (cfg->sq8_refine == 0 || cfg->sq8_refine > 64)
+    bad = "sq8_refine (1..64)";
+  else if (cfg->deep_search_max == 0)
+    bad = "deep_search_max (> 0)";
   else if (cfg->read_connections == 0 || cfg->read_connections > 256)
     bad = "read_connections (1..256)";
   if (!bad) return 0;

@@ -19,9 +19,9 @@ typedef enum syn_index_type {
   SYN_INDEX_AUTO = 0, /* flat below auto_threshold vectors, IVF (auto nlist/nprobe) above */
   SYN_INDEX_FLAT,     /* exact scan; cost grows linearly (about 40 ms at 100k x 768 here) */
   SYN_INDEX_FLAT_SQ8,
-  SYN_INDEX_IVF,      /* inverted lists over k-means cells; trained on the vectors present */
+  SYN_INDEX_IVF, /* inverted lists over k-means cells; trained on the vectors present */
   SYN_INDEX_IVF_SQ8,
-  SYN_INDEX_HNSW,     /* graph; no training, but no removal either (tombstones) */
+  SYN_INDEX_HNSW, /* graph; no training, but no removal either (tombstones) */
   SYN_INDEX_HNSW_SQ8,
 } syn_index_type;
 

@@ -2,18 +2,23 @@
  * faiss together, exactness against brute force, filters that still fill `limit`, model
  * normalisation, the auto switch in the background, snapshots across reopen (missing,
  * stale, corrupt), text search, kill -9 durability, concurrent searches and writes. */
-#include <setjmp.h>
+/* cmocka needs these before it, in this order. */
+// clang-format off
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <setjmp.h>
 #include <cmocka.h>
+// clang-format on
+
+#include "index/index.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "index/index.h"
 #include "index/testutil.h"
 
 enum { D = 32, K = 10 };
@@ -72,9 +77,16 @@ static void reg(fx *f, size_t i, const char *model, const char *tag1, const char
   hash_of(i, h);
   snprintf(name, sizeof name, "shard %zu", i);
   const char *tags[2] = {tag1, tag2};
-  syn_shard_input in = {.info_hash = h, .display_name = name, .model = model, .dimension = D,
-                        .embedding = f->vecs + i * D, .tags = tags,
-                        .tag_count = tag2 ? 2 : tag1 ? 1 : 0, .file_size = -1,
+  syn_shard_input in = {.info_hash = h,
+                        .display_name = name,
+                        .model = model,
+                        .dimension = D,
+                        .embedding = f->vecs + i * D,
+                        .tags = tags,
+                        .tag_count = tag2   ? 2
+                                     : tag1 ? 1
+                                            : 0,
+                        .file_size = -1,
                         .entry_count = -1};
   char err[256] = "";
   int rc = syn_index_register(f->idx, &in, 1000 + (int64_t)i, err, sizeof err);
@@ -158,8 +170,8 @@ static void test_bad_input(void **state) {
   size_t n;
   float zero[D] = {0}, nan_q[D] = {0};
   nan_q[3] = NAN;
-  static const char *const names[] = {"limit 0", "limit too big", "zero query", "NaN query",
-                                      "NULL query", "empty model", "bad tag", "NaN min_sim"};
+  static const char *const names[] = {"limit 0",    "limit too big", "zero query", "NaN query",
+                                      "NULL query", "empty model",   "bad tag",    "NaN min_sim"};
   for (int c = 0; c < (int)(sizeof names / sizeof names[0]); c++) {
     const float *q = f->vecs;
     uint32_t limit = 5;
@@ -187,8 +199,11 @@ static void test_bad_input(void **state) {
   assert_false(info.model_known);
   syn_hits_free(hits, n);
   char err[128] = "";
-  syn_shard_input in = {.info_hash = "nothex", .display_name = "x", .model = "m",
-                        .dimension = D, .embedding = f->vecs};
+  syn_shard_input in = {.info_hash = "nothex",
+                        .display_name = "x",
+                        .model = "m",
+                        .dimension = D,
+                        .embedding = f->vecs};
   assert_int_equal(syn_index_register(f->idx, &in, 1, err, sizeof err), -EINVAL);
   assert_non_null(strstr(err, "info_hash"));
   assert_int_equal(syn_index_get(f->idx, "nothex", false, &(syn_shard){0}), -EINVAL);
@@ -300,8 +315,8 @@ static void check_tag_search(fx *f, size_t n, const char *tag, size_t period, bo
     syn_hits_free(hits, m);
   }
   recall /= 10;
-  printf("    tag %-6s (%4zu of %zu match): recall %.3f, exact path %d, rounds %u\n", tag,
-         matching, n, recall, info.exact, info.rounds);
+  printf("    tag %-6s (%4zu of %zu match): recall %.3f, exact path %d, rounds %u\n", tag, matching,
+         n, recall, info.exact, info.rounds);
   if (exact_index || info.exact)
     assert_float_equal(recall, 1.0, 1e-9);
   else
@@ -325,7 +340,7 @@ static void check_tag_filters(fx *f, syn_index_type type) {
   check_tag_search(f, n, "common", 3, exact); /* 667 match: ANN, a little deeper */
   check_tag_search(f, n, "rare", 100, exact); /* 20 match: exact scan, case-insensitive */
   /* "mid" is on multiples of 20 that are not multiples of 100: 80 shards. */
-  const char *tags[] = {"mid", "rare"};     /* any of: multiples of 20 */
+  const char *tags[] = {"mid", "rare"}; /* any of: multiples of 20 */
   syn_search_filter flt = {.tags = tags, .tag_count = 2};
   syn_hit *hits;
   size_t m;
@@ -355,8 +370,12 @@ static void test_update_moves_vector(void **state) {
   char h[41];
   hash_of(3, h);
   /* Shard 3 re-registered with shard 500's vector under another model. */
-  syn_shard_input in = {.info_hash = h, .display_name = "moved", .model = "model-b",
-                        .dimension = D, .embedding = f->vecs + 500 * D, .file_size = -1,
+  syn_shard_input in = {.info_hash = h,
+                        .display_name = "moved",
+                        .model = "model-b",
+                        .dimension = D,
+                        .embedding = f->vecs + 500 * D,
+                        .file_size = -1,
                         .entry_count = -1};
   char err[128];
   assert_int_equal(syn_index_register(f->idx, &in, 99999, err, sizeof err), 0);
@@ -403,8 +422,10 @@ static void test_auto_switch_in_background(void **state) {
     }
   }
   assert_true(switched);
-  printf("    switched to IVF (nlist %u, nprobe %u) at %zu shards; %zu registered during the"
-         " build\n", st.collections[0].nlist, st.collections[0].nprobe, i, during);
+  printf(
+      "    switched to IVF (nlist %u, nprobe %u) at %zu shards; %zu registered during the"
+      " build\n",
+      st.collections[0].nlist, st.collections[0].nprobe, i, during);
   assert_int_equal(syn_index_wait_idle(f->idx, 20000), 0);
   assert_int_equal(syn_index_stats_get(f->idx, &st), 0);
   assert_int_equal(st.collections[0].vectors, i);
@@ -535,9 +556,16 @@ static void reg_doc(fx *f, size_t i, const char *name, const char *desc, const c
   char h[41];
   hash_of(i, h);
   const char *tags[] = {tag};
-  syn_shard_input in = {.info_hash = h, .display_name = name, .model = model, .dimension = D,
-                        .embedding = f->vecs + i * D, .tags = tags, .tag_count = 1,
-                        .description = desc, .file_size = -1, .entry_count = -1};
+  syn_shard_input in = {.info_hash = h,
+                        .display_name = name,
+                        .model = model,
+                        .dimension = D,
+                        .embedding = f->vecs + i * D,
+                        .tags = tags,
+                        .tag_count = 1,
+                        .description = desc,
+                        .file_size = -1,
+                        .entry_count = -1};
   char err[128];
   assert_int_equal(syn_index_register(f->idx, &in, 1, err, sizeof err), 0);
 }
@@ -569,8 +597,9 @@ static void test_text_search(void **state) {
   assert_int_equal(syn_index_search_text(f->idx, "rust", &ft, 10, &hits, &n, NULL), 0);
   assert_int_equal(n, 1);
   syn_hits_free(hits, n);
-  static const char *const hostile[] = {"", "   ", "\"", "((", "rust\" OR \"1", "NEAR(a b)",
-                                        "*", "rust*", "AND", "display_name:x", "\xff\xfe"};
+  static const char *const hostile[] = {"",          "   ", "\"",    "((",  "rust\" OR \"1",
+                                        "NEAR(a b)", "*",   "rust*", "AND", "display_name:x",
+                                        "\xff\xfe"};
   for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
     int rc = syn_index_search_text(f->idx, hostile[i], NULL, 10, &hits, &n, NULL);
     if (rc) fail_msg("hostile query %zu failed: %d", i, rc);
@@ -624,7 +653,10 @@ static void *searcher(void *arg) {
     syn_search_filter flt = {.tags = tags, .tag_count = (q % 3 == 0)};
     size_t row = (size_t)(w->seed * 131 + q * 17) % 1000;
     int rc = search(w->f, w->f->vecs + row * D, &flt, K, &hits, &n, NULL);
-    if (rc != 0 || n != K) w->errors++;
+    if (rc != 0 || n != K) {
+      fprintf(stderr, "search %d/%d: rc %d, %zu hits\n", w->seed, q, rc, n);
+      w->errors++;
+    }
     syn_hits_free(hits, n);
     if (q % 10 == 0) {
       rc = syn_index_search_text(w->f->idx, "shard 1", NULL, 5, &hits, &n, NULL);

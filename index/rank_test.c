@@ -1,15 +1,20 @@
 /* Pure helpers: similarity mappings, rank fusion, name normalisation, config parsing. */
-#include <setjmp.h>
+/* cmocka needs these before it, in this order. */
+// clang-format off
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <setjmp.h>
 #include <cmocka.h>
+// clang-format on
+
+#include "index/rank.h"
+
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 
 #include "index/index_config.h"
-#include "index/rank.h"
 
 static void test_sim_from_cosine(void **state) {
   (void)state;

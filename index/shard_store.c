@@ -66,7 +66,8 @@ static const char k_schema_v1[] =
     "CREATE TRIGGER shards_ai AFTER INSERT ON shards BEGIN"
     " INSERT INTO shards_fts(rowid, display_name, description, tags)"
     "  VALUES (new.id, new.display_name, new.description, new.tags);"
-    " INSERT OR IGNORE INTO shard_tags(tag, shard_id) SELECT value, new.id FROM json_each(new.tags);"
+    " INSERT OR IGNORE INTO shard_tags(tag, shard_id) SELECT value, new.id FROM "
+    "json_each(new.tags);"
     "END;"
     "CREATE TRIGGER shards_ad AFTER DELETE ON shards BEGIN"
     " INSERT INTO shards_fts(shards_fts, rowid, display_name, description, tags)"
@@ -79,7 +80,8 @@ static const char k_schema_v1[] =
     " INSERT INTO shards_fts(rowid, display_name, description, tags)"
     "  VALUES (new.id, new.display_name, new.description, new.tags);"
     " DELETE FROM shard_tags WHERE shard_id = old.id;"
-    " INSERT OR IGNORE INTO shard_tags(tag, shard_id) SELECT value, new.id FROM json_each(new.tags);"
+    " INSERT OR IGNORE INTO shard_tags(tag, shard_id) SELECT value, new.id FROM "
+    "json_each(new.tags);"
     "END;";
 
 /* k_migrations[i] takes a database from user_version i to i + 1. */
@@ -128,11 +130,12 @@ static const char *const k_sql[ST__N] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_FIND] = "SELECT id, created_at, model_key, dimension FROM shards WHERE info_hash = ?1",
     [ST_DELETE_ID] = "DELETE FROM shards WHERE id = ?1",
-    [ST_INSERT] = "INSERT INTO shards (info_hash, model_key, dimension, norm, created_at,"
-                  " updated_at, display_name, model, tags, file_size, entry_count,"
-                  " creator_agent_id, creator_public_key, signature, description, metadata,"
-                  " embedding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-                  " ?14, ?15, ?16, ?17)",
+    [ST_INSERT] =
+        "INSERT INTO shards (info_hash, model_key, dimension, norm, created_at,"
+        " updated_at, display_name, model, tags, file_size, entry_count,"
+        " creator_agent_id, creator_public_key, signature, description, metadata,"
+        " embedding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+        " ?14, ?15, ?16, ?17)",
     [ST_DELETE_HASH] = "DELETE FROM shards WHERE info_hash = ?1 RETURNING id, model_key, dimension",
     [ST_GET_HASH] = "SELECT " RECORD_COLS " FROM shards WHERE info_hash = ?1",
     [ST_GET_HASH_EMB] = "SELECT " RECORD_COLS ", embedding FROM shards WHERE info_hash = ?1",
@@ -141,33 +144,41 @@ static const char *const k_sql[ST__N] = {
     [ST_JSON_EACH] = "SELECT value FROM json_each(?1) WHERE type = 'text'",
     [ST_COUNT] = "SELECT count(*) FROM shards",
     [ST_LIST_IDS] = "SELECT id FROM shards WHERE id > ?1 ORDER BY id LIMIT ?2",
-    [ST_COLLECTIONS] = "SELECT model_key, dimension, count(*), sum(id) FROM shards"
-                       " GROUP BY model_key, dimension",
-    [ST_SCAN_VECTORS] = "SELECT id, norm, embedding FROM shards"
-                        " WHERE model_key = ?1 AND dimension = ?2 ORDER BY id",
+    [ST_COLLECTIONS] =
+        "SELECT model_key, dimension, count(*), sum(id) FROM shards"
+        " GROUP BY model_key, dimension",
+    [ST_SCAN_VECTORS] =
+        "SELECT id, norm, embedding FROM shards"
+        " WHERE model_key = ?1 AND dimension = ?2 ORDER BY id",
     [ST_SCAN_IDS] = "SELECT id FROM shards WHERE model_key = ?1 AND dimension = ?2 ORDER BY id",
     [ST_GET_VECTOR] = "SELECT dimension, norm, embedding FROM shards WHERE id = ?1",
-    [ST_PROBE] = "SELECT ?2 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id = s.id"
-                 " AND t.tag IN (SELECT value FROM json_each(?2))) FROM shards s WHERE s.id = ?1",
-    [ST_PROBE_EMB] = "SELECT ?2 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id ="
-                     " s.id AND t.tag IN (SELECT value FROM json_each(?2))), s.dimension,"
-                     " s.norm, s.embedding FROM shards s WHERE s.id = ?1",
-    [ST_COUNT_TAGGED] = "SELECT count(*) FROM (SELECT DISTINCT shard_id FROM shard_tags"
-                        " WHERE tag IN (SELECT value FROM json_each(?1)) LIMIT ?2)",
-    [ST_EXACT_ALL] = "SELECT id, norm, embedding FROM shards WHERE model_key = ?1"
-                     " AND dimension = ?2",
+    [ST_PROBE] =
+        "SELECT ?2 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id = s.id"
+        " AND t.tag IN (SELECT value FROM json_each(?2))) FROM shards s WHERE s.id = ?1",
+    [ST_PROBE_EMB] =
+        "SELECT ?2 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id ="
+        " s.id AND t.tag IN (SELECT value FROM json_each(?2))), s.dimension,"
+        " s.norm, s.embedding FROM shards s WHERE s.id = ?1",
+    [ST_COUNT_TAGGED] =
+        "SELECT count(*) FROM (SELECT DISTINCT shard_id FROM shard_tags"
+        " WHERE tag IN (SELECT value FROM json_each(?1)) LIMIT ?2)",
+    [ST_EXACT_ALL] =
+        "SELECT id, norm, embedding FROM shards WHERE model_key = ?1"
+        " AND dimension = ?2",
     /* The unary + keeps the planner off shards_by_collection: the tag list is the
      * selective side, so rows are fetched by rowid from it. */
-    [ST_EXACT_TAGGED] = "SELECT s.id, s.norm, s.embedding FROM shards s WHERE s.id IN"
-                        " (SELECT shard_id FROM shard_tags WHERE tag IN"
-                        " (SELECT value FROM json_each(?3)))"
-                        " AND +s.model_key = ?1 AND +s.dimension = ?2",
-    [ST_TEXT] = "SELECT s.id, bm25(shards_fts, 4.0, 1.0, 2.0) AS r"
-                " FROM shards_fts JOIN shards s ON s.id = shards_fts.rowid"
-                " WHERE shards_fts MATCH ?1 AND (?2 IS NULL OR s.model_key = ?2)"
-                " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id = s.id"
-                " AND t.tag IN (SELECT value FROM json_each(?3))))"
-                " ORDER BY r LIMIT ?4",
+    [ST_EXACT_TAGGED] =
+        "SELECT s.id, s.norm, s.embedding FROM shards s WHERE s.id IN"
+        " (SELECT shard_id FROM shard_tags WHERE tag IN"
+        " (SELECT value FROM json_each(?3)))"
+        " AND +s.model_key = ?1 AND +s.dimension = ?2",
+    [ST_TEXT] =
+        "SELECT s.id, bm25(shards_fts, 4.0, 1.0, 2.0) AS r"
+        " FROM shards_fts JOIN shards s ON s.id = shards_fts.rowid"
+        " WHERE shards_fts MATCH ?1 AND (?2 IS NULL OR s.model_key = ?2)"
+        " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id = s.id"
+        " AND t.tag IN (SELECT value FROM json_each(?3))))"
+        " ORDER BY r LIMIT ?4",
 };
 
 typedef struct conn {
@@ -192,9 +203,8 @@ static void set_err(char *err, size_t errlen, const char *fmt, const char *detai
 }
 
 static sqlite3_stmt *stmt_get(conn *c, enum stmt_id id) {
-  if (!c->st[id] &&
-      sqlite3_prepare_v3(c->db, k_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL) !=
-          SQLITE_OK) {
+  if (!c->st[id] && sqlite3_prepare_v3(c->db, k_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
+                                       NULL) != SQLITE_OK) {
     c->st[id] = NULL;
     return NULL;
   }
@@ -305,8 +315,7 @@ static int migrate(sqlite3 *db, char *err, size_t errlen) {
   return 0;
 }
 
-static int open_writer(syn_store *st, const char *path, bool sync_full, char *err,
-                       size_t errlen) {
+static int open_writer(syn_store *st, const char *path, bool sync_full, char *err, size_t errlen) {
   int rc = conn_open(&st->writer, path, true, sync_full, err, errlen);
   if (rc) return rc;
   bool wal = false;
@@ -572,8 +581,8 @@ static int put_insert(conn *c, const syn_shard_input *in, const char *ih, const 
   return -EIO;
 }
 
-int syn_store_put(syn_store *st, const syn_shard_input *in, int64_t now_ms,
-                  syn_store_change *chg, char *err, size_t errlen) {
+int syn_store_put(syn_store *st, const syn_shard_input *in, int64_t now_ms, syn_store_change *chg,
+                  char *err, size_t errlen) {
   char ih[65];
   double norm;
   memset(chg, 0, sizeof *chg);
@@ -596,9 +605,7 @@ int syn_store_put(syn_store *st, const syn_shard_input *in, int64_t now_ms,
   rc = stmt_run(c, ST_BEGIN);
   if (rc == 0) rc = put_find_old(c, ih, chg, &created);
   if (rc == 0) {
-    chg->created_at_ms = in->created_at_ms > 0 ? in->created_at_ms
-                         : created > 0         ? created
-                                               : now_ms;
+    chg->created_at_ms = in->created_at_ms > 0 ? in->created_at_ms : created > 0 ? created : now_ms;
     rc = put_insert(c, in, ih, tags, chg, now_ms, err, errlen);
   }
   if (rc == 0) {
@@ -756,13 +763,11 @@ int syn_store_get(syn_store *st, const char *info_hash, bool with_embedding, syn
     memset(out, 0, sizeof *out);
     return -EINVAL;
   }
-  return get_record(st, with_embedding ? ST_GET_HASH_EMB : ST_GET_HASH, ih, 0, with_embedding,
-                    out);
+  return get_record(st, with_embedding ? ST_GET_HASH_EMB : ST_GET_HASH, ih, 0, with_embedding, out);
 }
 
 int syn_store_get_by_id(syn_store *st, int64_t id, bool with_embedding, syn_shard *out) {
-  return get_record(st, with_embedding ? ST_GET_ID_EMB : ST_GET_ID, NULL, id, with_embedding,
-                    out);
+  return get_record(st, with_embedding ? ST_GET_ID_EMB : ST_GET_ID, NULL, id, with_embedding, out);
 }
 
 int64_t syn_store_count(syn_store *st) {
@@ -784,7 +789,8 @@ int syn_store_list_ids(syn_store *st, int64_t after_id, size_t max, int64_t *ids
     sqlite3_bind_int64(s, 1, after_id);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
     int step;
-    while (*n < max && (step = sqlite3_step(s)) == SQLITE_ROW) ids[(*n)++] = sqlite3_column_int64(s, 0);
+    while (*n < max && (step = sqlite3_step(s)) == SQLITE_ROW)
+      ids[(*n)++] = sqlite3_column_int64(s, 0);
   }
   stmt_done(s);
   reader_release(st, c);
@@ -920,8 +926,8 @@ static float dot(const float *a, const float *b, uint32_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
-int syn_store_probe_rows(syn_store *st, const char *tags_json, const float *qunit,
-                         uint32_t dim, syn_store_probe *items, size_t n) {
+int syn_store_probe_rows(syn_store *st, const char *tags_json, const float *qunit, uint32_t dim,
+                         syn_store_probe *items, size_t n) {
   float *unit = qunit ? malloc(4 * (size_t)dim) : NULL;
   if (qunit && !unit) return -ENOMEM;
   conn *c = reader_acquire(st);

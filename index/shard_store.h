@@ -35,12 +35,12 @@
 
 /* Bounds on one record, checked by syn_store_put (the router may check them earlier). */
 #define SYN_SHARD_MAX_DIM 8192
-#define SYN_SHARD_MAX_NAME 1024   /* bytes of display_name */
-#define SYN_SHARD_MAX_MODEL 255   /* bytes of model and of its key */
-#define SYN_SHARD_MAX_TAGS 64     /* tags per shard, and per filter */
-#define SYN_SHARD_MAX_TAG 128     /* bytes per tag; no control characters */
-#define SYN_SHARD_MAX_TEXT 65536  /* bytes of description, and of metadata JSON */
-#define SYN_SHARD_MAX_FIELD 4096  /* bytes of creator_agent_id, creator_public_key, signature */
+#define SYN_SHARD_MAX_NAME 1024  /* bytes of display_name */
+#define SYN_SHARD_MAX_MODEL 255  /* bytes of model and of its key */
+#define SYN_SHARD_MAX_TAGS 64    /* tags per shard, and per filter */
+#define SYN_SHARD_MAX_TAG 128    /* bytes per tag; no control characters */
+#define SYN_SHARD_MAX_TEXT 65536 /* bytes of description, and of metadata JSON */
+#define SYN_SHARD_MAX_FIELD 4096 /* bytes of creator_agent_id, creator_public_key, signature */
 
 /* A registration, borrowed from the caller for the duration of the call. Optional strings
  * may be NULL; optional integers are -1 when absent. */
@@ -98,8 +98,7 @@ typedef struct syn_store_options {
 
 /* Opens or creates the database at path and migrates its schema. NULL on failure with a
  * message in err. Called once, at start. */
-syn_store *syn_store_open(const char *path, const syn_store_options *opt, char *err,
-                          size_t errlen);
+syn_store *syn_store_open(const char *path, const syn_store_options *opt, char *err, size_t errlen);
 /* Closes every connection. No other call may be running or follow. */
 void syn_store_close(syn_store *st);
 
@@ -116,8 +115,8 @@ typedef struct syn_store_change {
 
 /* Inserts or replaces the record of in->info_hash and commits. 0, -EINVAL with a message
  * naming the field, or -EIO. */
-int syn_store_put(syn_store *st, const syn_shard_input *in, int64_t now_ms,
-                  syn_store_change *chg, char *err, size_t errlen);
+int syn_store_put(syn_store *st, const syn_shard_input *in, int64_t now_ms, syn_store_change *chg,
+                  char *err, size_t errlen);
 /* Deletes and commits. 0, -ENOENT, -EINVAL (bad hash) or -EIO. */
 int syn_store_delete(syn_store *st, const char *info_hash, syn_store_change *chg);
 
@@ -164,13 +163,13 @@ char *syn_store_tags_json(const char *const *tags, size_t n, bool *bad);
  * whether it carries one of the filter's tags (always true without a filter), and, when
  * qunit is not NULL, the exact cosine with the unit query from the stored embedding. */
 typedef struct syn_store_probe {
-  int64_t id;    /* in */
-  bool exists;   /* out */
-  bool matches;  /* out */
-  float cosine;  /* out, when asked for */
+  int64_t id;   /* in */
+  bool exists;  /* out */
+  bool matches; /* out */
+  float cosine; /* out, when asked for */
 } syn_store_probe;
-int syn_store_probe_rows(syn_store *st, const char *tags_json, const float *qunit,
-                         uint32_t dim, syn_store_probe *items, size_t n);
+int syn_store_probe_rows(syn_store *st, const char *tags_json, const float *qunit, uint32_t dim,
+                         syn_store_probe *items, size_t n);
 
 /* min(cap, number of shards carrying any of the tags). */
 int syn_store_count_tagged(syn_store *st, const char *tags_json, int64_t cap, int64_t *count);

@@ -1,16 +1,21 @@
 /* Shard store: CRUD, upsert semantics, validation, normalisation, FTS ranking and
  * hostile queries, tag filters, schema versioning, durability across kill -9. */
-#include <setjmp.h>
+/* cmocka needs these before it, in this order. */
+// clang-format off
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <setjmp.h>
 #include <cmocka.h>
+// clang-format on
+
+#include "index/shard_store.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 
-#include "index/shard_store.h"
 #include "index/testutil.h"
 
 typedef struct fixture {
@@ -46,8 +51,12 @@ static const float k_vec[4] = {3, 0, 4, 0}; /* norm 5 */
 static syn_shard_input base_input(char c, char *hash_buf) {
   memset(hash_buf, c, 40);
   hash_buf[40] = '\0';
-  return (syn_shard_input){.info_hash = hash_buf, .display_name = "shard", .model = "m",
-                           .dimension = 4, .embedding = k_vec, .file_size = -1,
+  return (syn_shard_input){.info_hash = hash_buf,
+                           .display_name = "shard",
+                           .model = "m",
+                           .dimension = 4,
+                           .embedding = k_vec,
+                           .file_size = -1,
                            .entry_count = -1};
 }
 
@@ -185,9 +194,9 @@ static void test_validation(void **state) {
   const char *many[SYN_SHARD_MAX_TAGS + 1];
   for (size_t i = 0; i <= SYN_SHARD_MAX_TAGS; i++) many[i] = "x";
   static const char *const names[] = {
-      "short info_hash",   "non-hex info_hash", "no display_name",   "empty model key",
-      "zero embedding",    "NaN in embedding",  "dimension 0",       "dimension too big",
-      "control char tag",  "tag too long",      "too many tags",     "metadata not object",
+      "short info_hash",   "non-hex info_hash", "no display_name", "empty model key",
+      "zero embedding",    "NaN in embedding",  "dimension 0",     "dimension too big",
+      "control char tag",  "tag too long",      "too many tags",   "metadata not object",
       "metadata not JSON", "empty tag",
   };
   for (int c = 0; c < (int)(sizeof names / sizeof names[0]); c++) {
@@ -349,7 +358,7 @@ static void test_fts_query_builder(void **state) {
   assert_int_equal(syn_fts_query(many, out, sizeof out), 32);
   char longword[200] = "";
   for (int i = 0; i < 30; i++) strcat(longword, "\xc3\xa9"); /* 60 bytes */
-  strcat(longword, "abc\xc3\xa9\xc3\xa9");                  /* 67 bytes */
+  strcat(longword, "abc\xc3\xa9\xc3\xa9");                   /* 67 bytes */
   assert_int_equal(syn_fts_query(longword, out, sizeof out), 1);
   assert_int_equal(strlen(out), 2 + 63);
 }
@@ -402,10 +411,25 @@ static void test_fts_ranking_and_filters(void **state) {
   assert_int_equal(n, 1);
   /* Hostile input never reaches FTS5 as syntax: every query runs without error. */
   static const char *const hostile[] = {
-      "\"",        "rust\"",          "rust AND",       "AND OR NOT",        "NEAR(rust async, 1)",
-      "rust*",     "*",               "(rust",          ")",                 "display_name:rust",
-      "{tags}: x", "^rust",           "rust -async",    "' OR 1=1; DROP TABLE shards; --",
-      "\\",        "\xf0\x9f\xa6\x80 rust", "\xff\xfe rust", "日本語のノート",       "NOT rust",
+      "\"",
+      "rust\"",
+      "rust AND",
+      "AND OR NOT",
+      "NEAR(rust async, 1)",
+      "rust*",
+      "*",
+      "(rust",
+      ")",
+      "display_name:rust",
+      "{tags}: x",
+      "^rust",
+      "rust -async",
+      "' OR 1=1; DROP TABLE shards; --",
+      "\\",
+      "\xf0\x9f\xa6\x80 rust",
+      "\xff\xfe rust",
+      "日本語のノート",
+      "NOT rust",
   };
   for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
     int terms = syn_fts_query(hostile[i], q, sizeof q);
@@ -472,8 +496,13 @@ static void test_kill9_durability(void **state) {
       char h[41];
       snprintf(h, sizeof h, "%040d", i);
       float v[4] = {1, (float)i, 0, 0};
-      syn_shard_input in = {.info_hash = h, .display_name = "k", .model = "m", .dimension = 4,
-                            .embedding = v, .file_size = -1, .entry_count = -1};
+      syn_shard_input in = {.info_hash = h,
+                            .display_name = "k",
+                            .model = "m",
+                            .dimension = 4,
+                            .embedding = v,
+                            .file_size = -1,
+                            .entry_count = -1};
       syn_store_change chg;
       if (syn_store_put(st, &in, 1, &chg, err, sizeof err) != 0) _exit(4);
     }

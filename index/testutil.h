@@ -25,7 +25,9 @@ static inline uint64_t tu_next(tu_rng *r) {
   return r->s * 0x2545F4914F6CDD1DULL;
 }
 
-static inline double tu_uniform(tu_rng *r) { return (double)(tu_next(r) >> 11) / 9007199254740992.0; }
+static inline double tu_uniform(tu_rng *r) {
+  return (double)(tu_next(r) >> 11) / 9007199254740992.0;
+}
 
 static inline double tu_gauss(tu_rng *r) {
   double u = tu_uniform(r), v = tu_uniform(r);

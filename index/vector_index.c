@@ -62,9 +62,7 @@ syn_vplan syn_vindex_plan(const syn_index_config *cfg, size_t live) {
   case SYN_INDEX_AUTO:
     if (live >= cfg->auto_threshold && live >= min_train) p.type = SYN_INDEX_IVF;
     break;
-  case SYN_INDEX_HNSW:
-    p.type = SYN_INDEX_HNSW;
-    break;
+  case SYN_INDEX_HNSW: p.type = SYN_INDEX_HNSW; break;
   case SYN_INDEX_FLAT_SQ8:
   case SYN_INDEX_HNSW_SQ8:
     if (live >= min_train) p.type = cfg->type;
@@ -75,8 +73,7 @@ syn_vplan syn_vindex_plan(const syn_index_config *cfg, size_t live) {
     if (live >= (need > min_train ? need : min_train)) p.type = cfg->type;
     break;
   }
-  default:
-    break;
+  default: break;
   }
   if (is_ivf(p.type)) {
     p.nlist = cfg->ivf_nlist ? cfg->ivf_nlist : auto_nlist(live);
@@ -152,8 +149,7 @@ static int lmap_resize(lmap *m, size_t cap) {
 }
 
 static int lmap_put(lmap *m, int64_t key, uint8_t val) {
-  if ((m->n + 1) * 4 > m->cap * 3 && lmap_resize(m, m->cap ? m->cap * 2 : 64) != 0)
-    return -ENOMEM;
+  if ((m->n + 1) * 4 > m->cap * 3 && lmap_resize(m, m->cap ? m->cap * 2 : 64) != 0) return -ENOMEM;
   size_t i = lmap_slot(m, key);
   if (!m->keys[i]) m->keys[i] = key, m->n++;
   m->vals[i] = val;
@@ -219,8 +215,7 @@ static int set_param(FaissIndex *fi, const char *name, double val) {
   return rc ? faiss_fail(name) : 0;
 }
 
-static void factory_desc(const syn_vplan *p, const syn_index_config *cfg, char *out,
-                         size_t cap) {
+static void factory_desc(const syn_vplan *p, const syn_index_config *cfg, char *out, size_t cap) {
   unsigned m = cfg->hnsw_m ? cfg->hnsw_m : 32;
   switch (p->type) {
   case SYN_INDEX_FLAT_SQ8: snprintf(out, cap, "IDMap,SQ8"); break;
@@ -337,8 +332,8 @@ static int vinst_remove(vinst *v, int64_t label) {
 
 /* Asks faiss for more than k when tombstones may take places, doubling until k live
  * labels are found or the whole index has been returned. */
-static int vinst_search(const vinst *v, const float *q, uint32_t k, int64_t *labels,
-                        float *scores, size_t *n) {
+static int vinst_search(const vinst *v, const float *q, uint32_t k, int64_t *labels, float *scores,
+                        size_t *n) {
   *n = 0;
   size_t ntotal = (size_t)faiss_Index_ntotal(v->fi);
   if (ntotal == 0 || k == 0) return 0;
@@ -492,8 +487,8 @@ int syn_vindex_remove(syn_vindex *vi, int64_t label) {
   return rc;
 }
 
-int syn_vindex_search(syn_vindex *vi, const float *unit, uint32_t k, int64_t *labels,
-                      float *scores, size_t *n) {
+int syn_vindex_search(syn_vindex *vi, const float *unit, uint32_t k, int64_t *labels, float *scores,
+                      size_t *n) {
   *n = 0;
   int omp = omp_single_enter();
   pthread_rwlock_rdlock(&vi->lock);
@@ -791,8 +786,7 @@ void syn_vindex_snapshot_names(const char *model_key, uint32_t dim, char *index_
   snprintf(sidecar_name, cap, "vec-%s-%u-%08x.meta", safe, dim, h);
 }
 
-static void snapshot_paths(const syn_vindex *vi, const char *dir, char *ip, char *sp,
-                           size_t cap) {
+static void snapshot_paths(const syn_vindex *vi, const char *dir, char *ip, char *sp, size_t cap) {
   char in[128], sn[128];
   syn_vindex_snapshot_names(vi->model_key, vi->dim, in, sn, sizeof in);
   snprintf(ip, cap, "%s/%s", dir, in);
@@ -805,10 +799,18 @@ static unsigned char *sidecar_build(const syn_vindex *vi, const vinst *v, size_t
   *len = sizeof(sidecar_hdr) + klen + 9 * n + 8;
   unsigned char *buf = malloc(*len);
   if (!buf) return NULL;
-  sidecar_hdr h = {.version = 1, .dim = vi->dim, .type = (uint64_t)v->type,
-                   .nlist = v->nlist, .nprobe = v->nprobe, .hnsw_m = vi->cfg.hnsw_m,
-                   .trained_n = v->trained_n, .live = v->live, .dead = v->dead,
-                   .live_sum = v->live_sum, .nlabels = n, .key_len = klen};
+  sidecar_hdr h = {.version = 1,
+                   .dim = vi->dim,
+                   .type = (uint64_t)v->type,
+                   .nlist = v->nlist,
+                   .nprobe = v->nprobe,
+                   .hnsw_m = vi->cfg.hnsw_m,
+                   .trained_n = v->trained_n,
+                   .live = v->live,
+                   .dead = v->dead,
+                   .live_sum = v->live_sum,
+                   .nlabels = n,
+                   .key_len = klen};
   memcpy(h.magic, k_magic, sizeof h.magic);
   memcpy(buf, &h, sizeof h);
   memcpy(buf + sizeof h, vi->model_key, klen);
@@ -901,15 +903,15 @@ static unsigned char *read_all(const char *path, size_t *len) {
   return buf;
 }
 
-#define REFUSE(...)                                                 \
-  do {                                                              \
-    snprintf(res->reason, sizeof res->reason, __VA_ARGS__);         \
-    goto refused;                                                   \
+#define REFUSE(...)                                         \
+  do {                                                      \
+    snprintf(res->reason, sizeof res->reason, __VA_ARGS__); \
+    goto refused;                                           \
   } while (0)
 
 /* Parses and checks a sidecar; fills *h and a new vinst's label map and counts. */
-static int sidecar_parse(const syn_vindex *vi, const unsigned char *buf, size_t len,
-                         sidecar_hdr *h, vinst *v, syn_vload_result *res) {
+static int sidecar_parse(const syn_vindex *vi, const unsigned char *buf, size_t len, sidecar_hdr *h,
+                         vinst *v, syn_vload_result *res) {
   if (len < sizeof *h + 8) REFUSE("sidecar truncated");
   memcpy(h, buf, sizeof *h);
   uint64_t want;
@@ -917,11 +919,9 @@ static int sidecar_parse(const syn_vindex *vi, const unsigned char *buf, size_t 
   if (memcmp(h->magic, k_magic, 8) != 0 || h->version != 1) REFUSE("sidecar format unknown");
   if (hash_buf(buf, len - 8) != want) REFUSE("sidecar checksum mismatch");
   size_t klen = strlen(vi->model_key);
-  if (h->key_len != klen || memcmp(buf + sizeof *h, vi->model_key, klen) != 0 ||
-      h->dim != vi->dim)
+  if (h->key_len != klen || memcmp(buf + sizeof *h, vi->model_key, klen) != 0 || h->dim != vi->dim)
     REFUSE("snapshot of another collection");
-  if (h->nlabels > (len - sizeof *h - klen - 8) / 9 ||
-      len != sizeof *h + klen + 9 * h->nlabels + 8)
+  if (h->nlabels > (len - sizeof *h - klen - 8) / 9 || len != sizeof *h + klen + 9 * h->nlabels + 8)
     REFUSE("sidecar size mismatch");
   if (h->type < SYN_INDEX_FLAT || h->type >= SYN_INDEX_TYPE_COUNT) REFUSE("bad index type");
   v->type = (syn_index_type)h->type;
@@ -949,8 +949,7 @@ refused:
 }
 
 /* Reads the faiss file after checking its size and checksum against the sidecar. */
-static int faiss_file_load(const char *ip, const sidecar_hdr *h, vinst *v,
-                           syn_vload_result *res) {
+static int faiss_file_load(const char *ip, const sidecar_hdr *h, vinst *v, syn_vload_result *res) {
   uint64_t hash = 0, size = 0;
   if (hash_file(ip, &hash, &size) != 0) REFUSE("index file missing");
   if (size != h->faiss_bytes || hash != h->faiss_hash) REFUSE("index file checksum mismatch");

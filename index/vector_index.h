@@ -118,8 +118,8 @@ int syn_vindex_remove(syn_vindex *vi, int64_t label);
 /* Up to k live labels nearest to the unit query, best first, with their inner products
  * (approximate for the SQ8 types). labels and scores hold k items; *n receives the count,
  * which is below k only when the collection has fewer live vectors. */
-int syn_vindex_search(syn_vindex *vi, const float *unit, uint32_t k, int64_t *labels,
-                      float *scores, size_t *n);
+int syn_vindex_search(syn_vindex *vi, const float *unit, uint32_t k, int64_t *labels, float *scores,
+                      size_t *n);
 
 /* Whether the background thread should call syn_vindex_rebuild now. */
 bool syn_vindex_needs_rebuild(syn_vindex *vi);
@@ -135,11 +135,11 @@ int syn_vindex_rebuild(syn_vindex *vi, const syn_vsource *src, const atomic_bool
 int syn_vindex_load_source(syn_vindex *vi, const syn_vsource *src);
 
 typedef struct syn_vload_result {
-  bool loaded;       /* a snapshot was accepted */
-  bool reconciled;   /* it was stale and was brought up to date */
-  size_t added;      /* vectors added by reconciliation */
-  size_t removed;    /* vectors removed by reconciliation */
-  char reason[128];  /* why a snapshot was refused (missing, checksum, ...) */
+  bool loaded;      /* a snapshot was accepted */
+  bool reconciled;  /* it was stale and was brought up to date */
+  size_t added;     /* vectors added by reconciliation */
+  size_t removed;   /* vectors removed by reconciliation */
+  char reason[128]; /* why a snapshot was refused (missing, checksum, ...) */
 } syn_vload_result;
 
 /* Loads the collection's snapshot from dir and reconciles it with the source, whose live

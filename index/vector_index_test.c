@@ -1,17 +1,22 @@
 /* Vector index of one collection, without SQLite: the planner, exactness of flat search,
  * recall of every type, update and delete for every type (HNSW tombstones included),
  * background rebuilds with concurrent writes, snapshots (round trip, stale, corrupt). */
-#include <setjmp.h>
+/* cmocka needs these before it, in this order. */
+// clang-format off
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <setjmp.h>
 #include <cmocka.h>
+// clang-format on
+
+#include "index/vector_index.h"
+
 #include <errno.h>
 #include <omp.h>
 #include <pthread.h>
 
 #include "index/testutil.h"
-#include "index/vector_index.h"
 
 enum { D = 64, NQ = 100, K = 10 };
 
@@ -69,8 +74,7 @@ static void fsrc_signature(const fsrc *s, int64_t *count, int64_t *sum) {
     if (s->labels[i]) (*count)++, *sum += s->labels[i];
 }
 
-static int fs_scan(void *ctx, const char *mk, uint32_t dim, syn_vsource_emit_fn emit,
-                   void *ectx) {
+static int fs_scan(void *ctx, const char *mk, uint32_t dim, syn_vsource_emit_fn emit, void *ectx) {
   fsrc *s = ctx;
   (void)mk;
   assert_int_equal(dim, s->d);
@@ -199,23 +203,67 @@ static void test_planner_table(void **state) {
     bool rebuild;
     syn_index_type plan_type;
   } cases[] = {
-      {"auto small stays flat", SYN_INDEX_AUTO, {SYN_INDEX_FLAT, 19999, 0, 0}, false, SYN_INDEX_FLAT},
-      {"auto at threshold -> ivf", SYN_INDEX_AUTO, {SYN_INDEX_FLAT, 20000, 0, 0}, true, SYN_INDEX_IVF},
-      {"auto ivf keeps under 2x", SYN_INDEX_AUTO, {SYN_INDEX_IVF, 39999, 0, 20000}, false, SYN_INDEX_IVF},
-      {"auto ivf retrains at 2x", SYN_INDEX_AUTO, {SYN_INDEX_IVF, 40000, 0, 20000}, true, SYN_INDEX_IVF},
-      {"auto ivf hysteresis", SYN_INDEX_AUTO, {SYN_INDEX_IVF, 10000, 0, 20000}, false, SYN_INDEX_FLAT},
-      {"auto ivf back to flat", SYN_INDEX_AUTO, {SYN_INDEX_IVF, 9999, 0, 20000}, true, SYN_INDEX_FLAT},
+      {"auto small stays flat",
+       SYN_INDEX_AUTO,
+       {SYN_INDEX_FLAT, 19999, 0, 0},
+       false,
+       SYN_INDEX_FLAT},
+      {"auto at threshold -> ivf",
+       SYN_INDEX_AUTO,
+       {SYN_INDEX_FLAT, 20000, 0, 0},
+       true,
+       SYN_INDEX_IVF},
+      {"auto ivf keeps under 2x",
+       SYN_INDEX_AUTO,
+       {SYN_INDEX_IVF, 39999, 0, 20000},
+       false,
+       SYN_INDEX_IVF},
+      {"auto ivf retrains at 2x",
+       SYN_INDEX_AUTO,
+       {SYN_INDEX_IVF, 40000, 0, 20000},
+       true,
+       SYN_INDEX_IVF},
+      {"auto ivf hysteresis",
+       SYN_INDEX_AUTO,
+       {SYN_INDEX_IVF, 10000, 0, 20000},
+       false,
+       SYN_INDEX_FLAT},
+      {"auto ivf back to flat",
+       SYN_INDEX_AUTO,
+       {SYN_INDEX_IVF, 9999, 0, 20000},
+       true,
+       SYN_INDEX_FLAT},
       {"nothing built yet", SYN_INDEX_AUTO, {SYN_INDEX_AUTO, 50000, 0, 0}, false, SYN_INDEX_IVF},
-      {"ivf stand-in below min_train", SYN_INDEX_IVF, {SYN_INDEX_FLAT, 999, 0, 0}, false, SYN_INDEX_FLAT},
+      {"ivf stand-in below min_train",
+       SYN_INDEX_IVF,
+       {SYN_INDEX_FLAT, 999, 0, 0},
+       false,
+       SYN_INDEX_FLAT},
       {"ivf trains at min_train", SYN_INDEX_IVF, {SYN_INDEX_FLAT, 1000, 0, 0}, true, SYN_INDEX_IVF},
       {"ivf never falls back", SYN_INDEX_IVF, {SYN_INDEX_IVF, 10, 0, 1000}, false, SYN_INDEX_FLAT},
       {"hnsw from the start", SYN_INDEX_HNSW, {SYN_INDEX_HNSW, 10, 0, 0}, false, SYN_INDEX_HNSW},
-      {"hnsw few tombstones", SYN_INDEX_HNSW, {SYN_INDEX_HNSW, 1000, 200, 0}, false, SYN_INDEX_HNSW},
+      {"hnsw few tombstones",
+       SYN_INDEX_HNSW,
+       {SYN_INDEX_HNSW, 1000, 200, 0},
+       false,
+       SYN_INDEX_HNSW},
       {"hnsw compaction", SYN_INDEX_HNSW, {SYN_INDEX_HNSW, 1000, 251, 0}, true, SYN_INDEX_HNSW},
-      {"hnsw tombstones need 16", SYN_INDEX_HNSW, {SYN_INDEX_HNSW, 10, 15, 0}, false, SYN_INDEX_HNSW},
-      {"flat config replaces hnsw", SYN_INDEX_FLAT, {SYN_INDEX_HNSW, 10, 0, 0}, true, SYN_INDEX_FLAT},
+      {"hnsw tombstones need 16",
+       SYN_INDEX_HNSW,
+       {SYN_INDEX_HNSW, 10, 15, 0},
+       false,
+       SYN_INDEX_HNSW},
+      {"flat config replaces hnsw",
+       SYN_INDEX_FLAT,
+       {SYN_INDEX_HNSW, 10, 0, 0},
+       true,
+       SYN_INDEX_FLAT},
       {"sq8 stand-in", SYN_INDEX_HNSW_SQ8, {SYN_INDEX_FLAT, 5000, 0, 0}, true, SYN_INDEX_HNSW_SQ8},
-      {"sq8 retrains at 2x", SYN_INDEX_FLAT_SQ8, {SYN_INDEX_FLAT_SQ8, 4000, 0, 2000}, true, SYN_INDEX_FLAT_SQ8},
+      {"sq8 retrains at 2x",
+       SYN_INDEX_FLAT_SQ8,
+       {SYN_INDEX_FLAT_SQ8, 4000, 0, 2000},
+       true,
+       SYN_INDEX_FLAT_SQ8},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     syn_index_config cfg = config_for(cases[i].cfg_type);
@@ -278,8 +326,8 @@ static void test_flat_is_exact(void **state) {
  * The last, deliberately starved configuration proves the data can fail a bad index. */
 static void test_recall_every_type(void **state) {
   (void)state;
-  static const syn_index_type types[] = {SYN_INDEX_FLAT, SYN_INDEX_FLAT_SQ8, SYN_INDEX_IVF,
-                                         SYN_INDEX_IVF_SQ8, SYN_INDEX_HNSW, SYN_INDEX_HNSW_SQ8,
+  static const syn_index_type types[] = {SYN_INDEX_FLAT,    SYN_INDEX_FLAT_SQ8, SYN_INDEX_IVF,
+                                         SYN_INDEX_IVF_SQ8, SYN_INDEX_HNSW,     SYN_INDEX_HNSW_SQ8,
                                          SYN_INDEX_IVF};
   const size_t ntypes = sizeof types / sizeof types[0];
   fsrc s;
@@ -301,12 +349,14 @@ static void test_recall_every_type(void **state) {
     assert_int_equal(st.live, n);
     double us;
     double r = mean_recall(vi, &s, all + n * d, is_sq8(types[t]), &us);
-    printf("    %-9s n=%zu d=%u: recall@10 %.3f, %.0f us/query (k=%d), build %.2f s"
-           " (nlist %u nprobe %u)%s\n",
-           syn_index_type_name(types[t]), n, d, r, us, is_sq8(types[t]) ? 4 * K : K, build,
-           st.nlist, st.nprobe, control ? " [control]" : "");
+    printf(
+        "    %-9s n=%zu d=%u: recall@10 %.3f, %.0f us/query (k=%d), build %.2f s"
+        " (nlist %u nprobe %u)%s\n",
+        syn_index_type_name(types[t]), n, d, r, us, is_sq8(types[t]) ? 4 * K : K, build, st.nlist,
+        st.nprobe, control ? " [control]" : "");
     if (control && r >= 0.95) fail_msg("control nprobe=1 reached %.3f: data too easy", r);
-    if (!control && r < 0.95) fail_msg("%s recall@10 %.3f < 0.95", syn_index_type_name(types[t]), r);
+    if (!control && r < 0.95)
+      fail_msg("%s recall@10 %.3f < 0.95", syn_index_type_name(types[t]), r);
     syn_vindex_free(vi);
   }
   free(all);
@@ -373,12 +423,24 @@ static void check_update_delete(syn_index_type type) {
   fsrc_free(&s);
 }
 
-static void test_update_delete_flat(void **state) { (void)state, check_update_delete(SYN_INDEX_FLAT); }
-static void test_update_delete_flat_sq8(void **state) { (void)state, check_update_delete(SYN_INDEX_FLAT_SQ8); }
-static void test_update_delete_ivf(void **state) { (void)state, check_update_delete(SYN_INDEX_IVF); }
-static void test_update_delete_ivf_sq8(void **state) { (void)state, check_update_delete(SYN_INDEX_IVF_SQ8); }
-static void test_update_delete_hnsw(void **state) { (void)state, check_update_delete(SYN_INDEX_HNSW); }
-static void test_update_delete_hnsw_sq8(void **state) { (void)state, check_update_delete(SYN_INDEX_HNSW_SQ8); }
+static void test_update_delete_flat(void **state) {
+  (void)state, check_update_delete(SYN_INDEX_FLAT);
+}
+static void test_update_delete_flat_sq8(void **state) {
+  (void)state, check_update_delete(SYN_INDEX_FLAT_SQ8);
+}
+static void test_update_delete_ivf(void **state) {
+  (void)state, check_update_delete(SYN_INDEX_IVF);
+}
+static void test_update_delete_ivf_sq8(void **state) {
+  (void)state, check_update_delete(SYN_INDEX_IVF_SQ8);
+}
+static void test_update_delete_hnsw(void **state) {
+  (void)state, check_update_delete(SYN_INDEX_HNSW);
+}
+static void test_update_delete_hnsw_sq8(void **state) {
+  (void)state, check_update_delete(SYN_INDEX_HNSW_SQ8);
+}
 
 /* ---- background rebuild with writes in flight ------------------------------------------- */
 
@@ -431,7 +493,7 @@ static void test_background_switch_with_writes(void **state) {
   syn_vindex_stats_get(vi, &st);
   assert_true(st.building);
   assert_int_equal(st.pending, 400);
-  assert_int_equal(st.type, SYN_INDEX_FLAT); /* the old index still answers */
+  assert_int_equal(st.type, SYN_INDEX_FLAT);  /* the old index still answers */
   assert_false(syn_vindex_needs_rebuild(vi)); /* never two builds at once */
   assert_int_equal(syn_vindex_rebuild(vi, &job.src, NULL), -EBUSY);
 
@@ -593,7 +655,7 @@ static void flip_byte(const char *path, long at) {
 static void test_snapshot_corrupt_refused(void **state) {
   snap_fixture *f = *state;
   static const char *const cases[] = {
-      "missing sidecar", "missing index",    "flipped index byte", "flipped sidecar byte",
+      "missing sidecar", "missing index",     "flipped index byte", "flipped sidecar byte",
       "truncated index", "truncated sidecar", "another collection", "garbage index",
   };
   char in[128], sn[128], ip[600], sp[600];
