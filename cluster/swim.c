@@ -256,6 +256,7 @@ static void push_call(syn_swim *s, syn_swim_call *call) {
 
 size_t syn_swim_take_calls(syn_swim *s, syn_swim_call **out, size_t cap) {
   size_t n = s->n_out < cap ? s->n_out : cap;
+  if (n == 0) return 0;
   memcpy(out, s->out, n * sizeof *out);
   memmove(s->out, s->out + n, (s->n_out - n) * sizeof *s->out);
   s->n_out -= n;
