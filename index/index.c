@@ -121,6 +121,16 @@ static size_t coll_select(syn_index *idx, const char *model_key, uint32_t dim, s
   return n;
 }
 
+/* Whether any collection (of any dimension) has this model key. */
+static bool model_known(syn_index *idx, const char *model_key) {
+  pthread_mutex_lock(&idx->coll_mu);
+  bool known = false;
+  for (size_t i = 0; i < idx->ncolls && !known; i++)
+    known = strcmp(syn_vindex_model_key(idx->colls[i].vi), model_key) == 0;
+  pthread_mutex_unlock(&idx->coll_mu);
+  return known;
+}
+
 /* Queues a rebuild if the collection asks for one, and wakes the builder. */
 static void maybe_queue(syn_index *idx, syn_vindex *vi) {
   if (!vi || !syn_vindex_needs_rebuild(vi)) return;
@@ -729,7 +739,7 @@ int syn_index_search_text(syn_index *idx, const char *query, const syn_search_fi
   double min_sim;
   int rc = filter_prepare(filter, model_key, &tags_json, &min_sim);
   int terms = rc == 0 ? syn_fts_query(query, fts, sizeof fts) : 0;
-  info->model_known = true;
+  info->model_known = rc == 0 && (!model_key[0] || model_known(idx, model_key));
   acc a = {.v = terms > 0 ? malloc(limit * sizeof *a.v) : NULL, .cap = limit};
   if (rc == 0 && terms > 0 && !a.v) rc = -ENOMEM;
   if (rc == 0 && terms > 0)

@@ -87,8 +87,10 @@ typedef struct syn_hit {
 /* How a search was answered, for metrics, the reply's mode, and tests. */
 typedef struct syn_search_info {
   uint32_t collections; /* collections searched */
-  bool model_known;     /* the filter's model (or, without one, the dimension) has a
-                           collection on this node */
+  bool model_known;     /* vector search: a collection of the filter's model (without one:
+                           of any model) and the query's dimension exists on this node;
+                           text search: the filter's model has a collection (true without
+                           one). In a cluster, "unknown model" means unknown on every node. */
   bool exact;           /* some collection was answered by an exact scan from SQLite */
   uint32_t rounds;      /* index searches made (more than collections = went deeper) */
   size_t candidates;    /* index hits checked against SQLite */

@@ -592,6 +592,11 @@ static void test_text_search(void **state) {
   assert_int_equal(n, 1);
   assert_string_equal(hits[0].shard.display_name, "Pasta"); /* matched by its tag */
   syn_hits_free(hits, n);
+  flt.model = "no-such-model";
+  assert_int_equal(syn_index_search_text(f->idx, "rust", &flt, 10, &hits, &n, &info), 0);
+  assert_int_equal(n, 0);
+  assert_false(info.model_known);
+  syn_hits_free(hits, n);
   const char *tags[] = {"Garden"};
   syn_search_filter ft = {.tags = tags, .tag_count = 1};
   assert_int_equal(syn_index_search_text(f->idx, "rust", &ft, 10, &hits, &n, NULL), 0);

@@ -516,10 +516,12 @@ typedef struct gather {
   int64_t *labels;
   size_t n, cap;
   uint32_t dim;
+  const atomic_bool *cancel; /* checked every 1024 rows: close need not wait for a scan */
 } gather;
 
 static int gather_emit(void *ctx, int64_t label, const float *unit) {
   gather *g = ctx;
+  if (g->cancel && (g->n & 1023) == 0 && atomic_load(g->cancel)) return -ECANCELED;
   if (g->n == g->cap) {
     size_t ncap = g->cap ? g->cap * 2 : 1024;
     float *nx = realloc(g->x, ncap * g->dim * sizeof *nx);
@@ -540,25 +542,34 @@ static void gather_free(gather *g) {
   memset(g, 0, sizeof *g);
 }
 
-/* Trains on an evenly spaced sample: k-means wants 39..256 points per cell (64 here keeps
- * training fast), the scalar quantiser only value ranges. */
-static int vinst_train_from(vinst *v, const gather *g, const syn_vplan *p) {
-  size_t want = is_ivf(p->type) ? (size_t)p->nlist * 64 : 65536;
-  if (want >= g->n) {
-    if (faiss_Index_train(v->fi, (idx_t)g->n, g->x) != 0) return faiss_fail("train");
-    return 0;
+/* Moves an evenly spaced sample of `want` rows to the front of g, in place (rows and
+ * labels swap together; the order in which vectors are added does not matter). Row i
+ * takes row i*n/want, which is never a row already placed. */
+static void gather_sample_to_front(gather *g, size_t want) {
+  float *tmp = malloc(g->dim * sizeof *tmp);
+  for (size_t i = 0; tmp && i < want; i++) {
+    size_t j = i * g->n / want;
+    if (j == i) continue;
+    memcpy(tmp, g->x + i * g->dim, g->dim * sizeof *tmp);
+    memcpy(g->x + i * g->dim, g->x + j * g->dim, g->dim * sizeof *tmp);
+    memcpy(g->x + j * g->dim, tmp, g->dim * sizeof *tmp);
+    int64_t l = g->labels[i];
+    g->labels[i] = g->labels[j], g->labels[j] = l;
   }
-  float *s = malloc(want * g->dim * sizeof *s);
-  if (!s) return -ENOMEM;
-  for (size_t i = 0; i < want; i++)
-    memcpy(s + i * g->dim, g->x + (i * g->n / want) * g->dim, g->dim * sizeof *s);
-  int rc = faiss_Index_train(v->fi, (idx_t)want, s);
-  free(s);
-  return rc ? faiss_fail("train") : 0;
+  free(tmp); /* without tmp the prefix is simply the first rows: still a valid sample */
 }
 
-static vinst *build_instance(const syn_vindex *vi, const gather *g, const atomic_bool *cancel,
-                             int *rc) {
+/* Trains on an evenly spaced sample: k-means wants 39..256 points per cell (64 here keeps
+ * training fast), the scalar quantiser only value ranges. */
+static int vinst_train_from(vinst *v, gather *g, const syn_vplan *p) {
+  size_t want = is_ivf(p->type) ? (size_t)p->nlist * 64 : 65536;
+  if (want > g->n) want = g->n;
+  if (want < g->n) gather_sample_to_front(g, want);
+  if (faiss_Index_train(v->fi, (idx_t)want, g->x) != 0) return faiss_fail("train");
+  return 0;
+}
+
+static vinst *build_instance(const syn_vindex *vi, gather *g, const atomic_bool *cancel, int *rc) {
   syn_vplan p = syn_vindex_plan(&vi->cfg, g->n);
   vinst *v = vinst_new(&p, vi->dim, &vi->cfg);
   *rc = v ? 0 : -EIO;
@@ -656,7 +667,7 @@ int syn_vindex_rebuild(syn_vindex *vi, const syn_vsource *src, const atomic_bool
   pthread_rwlock_unlock(&vi->lock);
 
   double t0 = now_s();
-  gather g = {.dim = vi->dim};
+  gather g = {.dim = vi->dim, .cancel = cancel};
   int rc = src->scan(src->ctx, vi->model_key, vi->dim, gather_emit, &g);
   vinst *nv = rc == 0 ? build_instance(vi, &g, cancel, &rc) : NULL;
   size_t n = g.n;
