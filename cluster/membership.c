@@ -82,6 +82,7 @@ struct syn_membership {
   char self_id[SYN_MEMBER_ID_MAX + 1];
   char data_url[SYN_MEMBER_URL_MAX + 1];
   char peer_url[SYN_MEMBER_URL_MAX + 1];
+  char listen_url[SYN_MEMBER_URL_MAX + 1];
   char **seeds;
   size_t n_seeds;
 
@@ -599,16 +600,20 @@ static int copy_config(syn_membership *m, const syn_membership_config *cfg, char
   m->cfg = *cfg;
   if (!cfg->self_id || !cfg->peer_url || strlen(cfg->self_id) > SYN_MEMBER_ID_MAX ||
       strlen(cfg->peer_url) > SYN_MEMBER_URL_MAX ||
-      (cfg->data_url && strlen(cfg->data_url) > SYN_MEMBER_URL_MAX)) {
+      (cfg->data_url && strlen(cfg->data_url) > SYN_MEMBER_URL_MAX) ||
+      (cfg->listen_url && strlen(cfg->listen_url) > SYN_MEMBER_URL_MAX)) {
     snprintf(err, err_len, "membership: self id or URLs missing or too long");
     return -1;
   }
   snprintf(m->self_id, sizeof m->self_id, "%s", cfg->self_id);
   snprintf(m->peer_url, sizeof m->peer_url, "%s", cfg->peer_url);
   snprintf(m->data_url, sizeof m->data_url, "%s", cfg->data_url ? cfg->data_url : "");
+  snprintf(m->listen_url, sizeof m->listen_url, "%s",
+           cfg->listen_url && cfg->listen_url[0] ? cfg->listen_url : cfg->peer_url);
   m->cfg.self_id = m->self_id;
   m->cfg.peer_url = m->peer_url;
   m->cfg.data_url = m->data_url;
+  m->cfg.listen_url = m->listen_url;
   m->seeds = calloc(cfg->n_seeds + 1, sizeof *m->seeds);
   if (!m->seeds) return -1;
   for (size_t i = 0; i < cfg->n_seeds; i++) {
@@ -626,8 +631,9 @@ static int copy_config(syn_membership *m, const syn_membership_config *cfg, char
 static int open_server(syn_membership *m, char *err, size_t err_len) {
   int rv = nng_rep0_open(&m->server);
   if (rv == 0) rv = nng_socket_set_size(m->server, NNG_OPT_RECVMAXSZ, m->cfg.max_message_bytes);
-  if (rv == 0) rv = nng_listen(m->server, m->peer_url, NULL, 0);
-  if (rv) snprintf(err, err_len, "membership: cannot listen on %s: %s", m->peer_url, nng_strerror(rv));
+  if (rv == 0) rv = nng_listen(m->server, m->listen_url, NULL, 0);
+  if (rv)
+    snprintf(err, err_len, "membership: cannot listen on %s: %s", m->listen_url, nng_strerror(rv));
   return rv ? -1 : 0;
 }
 

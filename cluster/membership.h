@@ -68,7 +68,9 @@ typedef struct syn_membership_config {
   const char *self_id;  /* unique, printable, at most SYN_MEMBER_ID_MAX bytes */
   enum syn_member_role role;
   const char *data_url; /* advertised to others; may be empty for a router */
-  const char *peer_url; /* listened on: tcp://HOST:PORT, ipc://PATH or inproc://NAME */
+  const char *peer_url; /* advertised peer socket: tcp://HOST:PORT, ipc://PATH, inproc:// */
+  const char *listen_url; /* where to listen if not peer_url (e.g. tcp://0.0.0.0:PORT when
+                             the advertised host cannot be bound); NULL or "": peer_url */
   /* Peer URLs to join through and re-contact; a tcp:// host may be a DNS name. */
   const char *const *seeds;
   size_t n_seeds;

@@ -249,8 +249,11 @@ static void test_dns_seed(void **state) {
   snprintf(seed, sizeof seed, "tcp://localhost:%d", port);
   const char *seeds[] = {seed};
   syn_membership_config cfg = fast_config();
+  char listen0[64];
+  snprintf(listen0, sizeof listen0, "tcp://0.0.0.0:%d", port);
   cfg.self_id = "a";
   cfg.peer_url = url0;
+  cfg.listen_url = listen0; /* advertised 127.0.0.1, bound on every address */
   cfg.seeds = seeds;
   cfg.n_seeds = 1;
   char err[256];
@@ -258,6 +261,7 @@ static void test_dns_seed(void **state) {
   assert_non_null(a);
   cfg.self_id = "b";
   cfg.peer_url = "inproc://dns-b";
+  cfg.listen_url = NULL;
   syn_membership *b = syn_membership_start(&cfg, err, sizeof err);
   assert_non_null(b);
   uint64_t until = now_ms() + 5000;

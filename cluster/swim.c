@@ -24,6 +24,15 @@
 #include <string.h>
 
 #define OUTBOX_MAX 4096
+#define SEED_OWNERS_MAX 256 /* seed URLs whose answering member we remember */
+
+/* Which member answered at a seed URL. Seeds are often addresses (a DNS name resolved)
+ * that differ from the peer_url the member advertises: this is how a seed is recognised
+ * as ourselves (skipped) or as a known alive member (not re-contacted). */
+typedef struct seed_owner {
+  char url[SYN_MEMBER_URL_MAX + 1];
+  char id[SYN_MEMBER_ID_MAX + 1];
+} seed_owner;
 
 typedef struct member {
   syn_member_info info;
@@ -60,6 +69,8 @@ struct syn_swim {
   uint64_t next_probe, next_gossip, next_push_pull, next_seed;
   char **seeds;
   size_t n_seeds;
+  seed_owner *owners;
+  size_t n_owners;
   bool seeds_set, joined, leaving;
   size_t leave_pending;
   syn_swim_call **out;
@@ -535,33 +546,59 @@ static void run_push_pull(syn_swim *s, uint64_t now) {
     send_push_pull(s, now, to->info.peer_url, false);
 }
 
-static bool known_alive_url(const syn_swim *s, const char *url) {
+static const char *seed_owner_of(const syn_swim *s, const char *url) {
+  for (size_t i = 0; i < s->n_owners; i++)
+    if (strcmp(s->owners[i].url, url) == 0) return s->owners[i].id;
+  return NULL;
+}
+
+static void remember_seed_owner(syn_swim *s, const char *url, const char *id) {
+  for (size_t i = 0; i < s->n_owners; i++) {
+    if (strcmp(s->owners[i].url, url) == 0) {
+      copy_str(s->owners[i].id, id, sizeof s->owners[i].id);
+      return;
+    }
+  }
+  if (!s->owners) s->owners = calloc(SEED_OWNERS_MAX, sizeof *s->owners);
+  if (!s->owners) return;
+  size_t i = s->n_owners < SEED_OWNERS_MAX ? s->n_owners++ : (size_t)(rnd(s) % SEED_OWNERS_MAX);
+  copy_str(s->owners[i].url, url, sizeof s->owners[i].url);
+  copy_str(s->owners[i].id, id, sizeof s->owners[i].id);
+}
+
+static bool is_self_seed(syn_swim *s, const char *url) {
+  const char *owner = seed_owner_of(s, url);
+  return strcmp(url, self_member(s)->info.peer_url) == 0 ||
+         (owner && strcmp(owner, s->self_id) == 0);
+}
+
+/* Whether the seed is a member we know to be alive (by its advertised URL or by who
+ * answered there before). */
+static bool seed_known_alive(syn_swim *s, const char *url) {
+  const char *owner = seed_owner_of(s, url);
   for (size_t i = 0; i < s->n; i++) {
     const member *m = &s->members[i];
-    if (!m->reaped && m->info.state == SYN_MEMBER_ALIVE && strcmp(m->info.peer_url, url) == 0)
+    if (m->reaped || m->info.state != SYN_MEMBER_ALIVE) continue;
+    if (strcmp(m->info.peer_url, url) == 0 || (owner && strcmp(m->info.id, owner) == 0))
       return true;
   }
   return false;
 }
 
 /* Joins through the seeds, then re-contacts those that are not known alive members, so
- * that two halves of a partition find each other again once the link is back. */
+ * that two halves of a partition find each other again once the link is back. A member
+ * whose seeds are all itself is the first member: joined at once. */
 static void run_seeds(syn_swim *s, uint64_t now) {
   if (!s->seeds_set || s->leaving || now < s->next_seed) return;
   s->next_seed = now + (s->joined ? s->cfg.seed_interval_ms : s->cfg.join_retry_ms);
-  const member *me = &s->members[find(s, s->self_id)];
-  size_t sent = 0;
+  size_t others = 0;
   for (size_t i = 0; i < s->n_seeds; i++) {
-    if (strcmp(s->seeds[i], me->info.peer_url) == 0) continue;
-    if (s->joined && known_alive_url(s, s->seeds[i])) continue;
+    if (is_self_seed(s, s->seeds[i])) continue;
+    others++;
+    if (s->joined && seed_known_alive(s, s->seeds[i])) continue;
     send_push_pull(s, now, s->seeds[i], !s->joined);
-    sent++;
   }
-  if (sent == 0 && !s->joined) {
-    bool others = false; /* no seed but ourselves: we are the first member */
-    for (size_t i = 0; i < s->n_seeds; i++) others |= strcmp(s->seeds[i], me->info.peer_url) != 0;
-    if (!others) s->joined = true;
-  }
+  if (others == 0) s->joined = true;
 }
 
 static void run_suspicions(syn_swim *s, uint64_t now) {
@@ -646,7 +683,9 @@ void syn_swim_call_done(syn_swim *s, uint64_t now, const syn_swim_call *call,
     if (current && acked) p->active = false;
     break;
   case SYN_SWIM_PUSH_PULL:
-    if (req->join && reply && reply->type == SYN_SWIM_PUSH_PULL && !from_self) s->joined = true;
+    if (!reply || reply->type != SYN_SWIM_PUSH_PULL) break;
+    remember_seed_owner(s, call->url, reply->from);
+    if (req->join && !from_self) s->joined = true;
     break;
   case SYN_SWIM_LEAVE:
     if (s->leave_pending > 0) s->leave_pending--;
@@ -696,10 +735,14 @@ int syn_swim_handle(syn_swim *s, uint64_t now, const syn_swim_msg *req, syn_swim
     return 0;
   case SYN_SWIM_PING_REQ: {
     if (!forward || !req->target_url[0] || !printable_id(req->target_id)) return -EINVAL;
+    /* Ping the target where we know it to listen; the requester's URL only for a member
+     * we do not know (it may have joined a moment ago). */
+    member *t = lookup(s, req->target_id);
+    const char *url = t && !t->reaped ? t->info.peer_url : req->target_url;
     /* Answer before the requester's own deadline (probe interval - probe timeout). */
     uint32_t wait = s->cfg.probe_interval_ms - s->cfg.probe_timeout_ms;
     uint32_t timeout = s->cfg.probe_timeout_ms < wait ? s->cfg.probe_timeout_ms : wait;
-    syn_swim_call *call = new_call(s, SYN_SWIM_PING, req->target_url, timeout * 4 / 5 + 1);
+    syn_swim_call *call = new_call(s, SYN_SWIM_PING, url, timeout * 4 / 5 + 1);
     if (!call) return -ENOMEM;
     call->msg.seq = ++s->seq;
     memcpy(call->msg.target_id, req->target_id, sizeof call->msg.target_id);
@@ -739,7 +782,7 @@ syn_swim *syn_swim_new(const syn_membership_config *cfg, uint64_t now) {
   syn_swim *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->cfg = *cfg;
-  s->cfg.self_id = s->cfg.data_url = s->cfg.peer_url = NULL;
+  s->cfg.self_id = s->cfg.data_url = s->cfg.peer_url = s->cfg.listen_url = NULL;
   s->cfg.seeds = NULL;
   s->cfg.n_seeds = 0;
   copy_str(s->self_id, cfg->self_id, sizeof s->self_id);
@@ -777,6 +820,7 @@ void syn_swim_free(syn_swim *s) {
   for (size_t i = 0; i < s->n_out; i++) syn_swim_call_free(s->out[i]);
   free(s->out);
   free_seeds(s);
+  free(s->owners);
   free(s->order);
   free(s->members);
   free(s);

@@ -39,6 +39,9 @@ typedef struct net {
   uint64_t now;
   event *ev;
   size_t n_ev, cap_ev;
+  const char *alias_url; /* a second URL that reaches member alias_of (a resolved seed) */
+  int alias_of;
+  size_t alias_calls; /* calls made to alias_url */
   const char *watch_id; /* counts records about this id that cross the network */
   size_t watch_sent;
   syn_membership_config cfg;
@@ -52,6 +55,7 @@ static syn_membership_config test_config(void) {
 }
 
 static int by_url(const net *nw, const char *url) {
+  if (nw->alias_url && strcmp(url, nw->alias_url) == 0) return nw->alias_of;
   for (size_t i = 0; i < nw->n; i++)
     if (strcmp(nw->url[i], url) == 0) return (int)i;
   return -1;
@@ -103,6 +107,7 @@ static void dispatch(net *nw, int caller) {
   size_t n;
   while ((n = syn_swim_take_calls(nw->m[caller], calls, 64)) > 0) {
     for (size_t i = 0; i < n; i++) {
+      if (nw->alias_url && strcmp(calls[i]->url, nw->alias_url) == 0) nw->alias_calls++;
       syn_swim_msg *reply = serve(nw, caller, by_url(nw, calls[i]->url), &calls[i]->msg);
       uint64_t at = nw->now + (reply ? LATENCY : calls[i]->timeout_ms);
       push_event(nw, at, caller, calls[i], reply);
@@ -614,6 +619,29 @@ static void test_partition_heals(void **state) {
   net_free(&nw);
 }
 
+/* Seeds that are addresses rather than advertised URLs (a resolved DNS name): a member
+ * whose only seed turns out to be itself is the first member and counts as joined; the
+ * others join through it and, once it is a known alive member, stop re-contacting it. */
+static void test_seed_alias(void **state) {
+  net nw;
+  net_init(&nw, 3, NULL);
+  nw.alias_url = "inproc://10.0.0.1";
+  nw.alias_of = 0;
+  const char *seeds[] = {nw.alias_url};
+  for (size_t i = 0; i < nw.n; i++) assert_int_equal(syn_swim_set_seeds(nw.m[i], seeds, 1), 0);
+  converge(&nw);
+  run_for(&nw, 3000);
+  for (size_t i = 0; i < nw.n; i++) assert_true(syn_swim_joined(nw.m[i]));
+  nw.alias_calls = 0;
+  run_for(&nw, 3 * nw.cfg.seed_interval_ms);
+  assert_int_equal(nw.alias_calls, 0);
+  /* Once m0 is dead to the others, its seed address is tried again (partition repair). */
+  nw.down[0] = true;
+  run_for(&nw, 10000 + nw.cfg.seed_interval_ms);
+  assert_true(nw.alias_calls > 0);
+  net_free(&nw);
+}
+
 int main(void) {
   enum { NP = sizeof prec_cases / sizeof prec_cases[0] };
   struct CMUnitTest tests[NP + 16];
@@ -635,5 +663,6 @@ int main(void) {
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_reap);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_restart_keeps_ring);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_partition_heals);
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_seed_alias);
   return _cmocka_run_group_tests("swim", tests, n, NULL, NULL);
 }
