@@ -146,6 +146,10 @@ uint32_t syn_swim_retransmit_limit(const syn_membership_config *cfg, size_t memb
   return cfg->retransmit_mult * (uint32_t)ceil(log10((double)members + 1.0));
 }
 
+/* Time since `since`, 0 if `since` is later (the owner passes a monotonic clock, but a
+ * wrapped difference would reap a member at once). */
+static uint64_t elapsed(uint64_t now, uint64_t since) { return now > since ? now - since : 0; }
+
 static int state_rank(uint8_t state) { return state; /* alive < suspect < dead < left */ }
 
 bool syn_swim_supersedes(uint64_t inc, uint8_t state, uint64_t cur_inc, uint8_t cur_state) {
@@ -505,7 +509,7 @@ static void run_probe(syn_swim *s, uint64_t now) {
 static bool gossip_target(const syn_swim *s, const member *m, uint64_t now) {
   if (m->info.state == SYN_MEMBER_ALIVE || m->info.state == SYN_MEMBER_SUSPECT) return true;
   return m->info.state == SYN_MEMBER_DEAD &&
-         now - m->info.state_since_ms < s->cfg.gossip_to_dead_ms;
+         elapsed(now, m->info.state_since_ms) < s->cfg.gossip_to_dead_ms;
 }
 
 static bool any_queued(const syn_swim *s) {
@@ -612,7 +616,7 @@ static void run_suspicions(syn_swim *s, uint64_t now) {
 static void run_reaper(syn_swim *s, uint64_t now) {
   for (size_t i = s->n; i-- > 0;) {
     member *m = &s->members[i];
-    if (m->info.self || now - m->info.state_since_ms < s->cfg.reap_timeout_ms) continue;
+    if (m->info.self || elapsed(now, m->info.state_since_ms) < s->cfg.reap_timeout_ms) continue;
     if (m->reaped) { /* tombstone expired */
       memmove(m, m + 1, (s->n - i - 1) * sizeof *m);
       s->n--;
