@@ -41,6 +41,7 @@ struct syn_http_slot {
   bool ready;
   bool orphan;
   bool close_after;
+  bool head; /* HEAD request: headers only */
   uv_write_t write;
   syn_buf out;
 };
@@ -175,13 +176,15 @@ static void flush_ready(http_conn *c) {
   maybe_resume(c);
 }
 
+/* `sent` bytes of the body go out; Content-Length always names the whole body, so a
+ * HEAD reply (sent = 0) announces what a GET would carry. */
 static int format_response(syn_buf *out, int status, const char *content_type, const void *body,
-                           size_t body_len, const char *extra, bool close_after) {
+                           size_t sent, size_t body_len, const char *extra, bool close_after) {
   int rc = syn_buf_printf(out,
                           "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
                           status, syn_http_reason(status), content_type, body_len,
                           close_after ? "Connection: close\r\n" : "", extra ? extra : "");
-  if (rc == 0) rc = syn_buf_append(out, body, body_len);
+  if (rc == 0) rc = syn_buf_append(out, body, sent);
   return rc;
 }
 
@@ -192,8 +195,8 @@ void syn_http_respond(syn_http_slot *s, int status, const char *content_type, co
     return;
   }
   http_conn *c = s->conn;
-  if (format_response(&s->out, status, content_type, body, body_len, extra_headers,
-                      s->close_after)) {
+  if (format_response(&s->out, status, content_type, body, s->head ? 0 : body_len, body_len,
+                      extra_headers, s->close_after)) {
     syn_buf_reset(&s->out);
     s->close_after = true;
     static const char oom[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
@@ -428,6 +431,7 @@ static int on_message_complete(llhttp_t *p) {
   syn_http_slot *s = slot_new(c);
   if (!s) return reject(c, 500);
   s->close_after = !llhttp_should_keep_alive(p);
+  s->head = p->method == HTTP_HEAD;
   srv->handler(srv->handler_ctx, &req, s);
   if (s == c->tail && s->close_after) return HPE_PAUSED; /* nothing may follow */
   return 0;
@@ -547,15 +551,15 @@ static void on_sweep(uv_timer_t *t) {
 static int bind_listener(syn_http_server *srv, char *err, size_t err_len) {
   const syn_config *cfg = srv->cfg;
   struct sockaddr_storage addr;
+  uv_tcp_init(srv->loop, &srv->listener);
+  srv->listener.data = srv;
+  srv->open_handles++;
   int rc = uv_ip4_addr(cfg->host, cfg->http_port, (struct sockaddr_in *)&addr);
   if (rc) rc = uv_ip6_addr(cfg->host, cfg->http_port, (struct sockaddr_in6 *)&addr);
   if (rc) {
     snprintf(err, err_len, "--host: \"%s\" is not an IPv4 or IPv6 address", cfg->host);
     return -1;
   }
-  uv_tcp_init(srv->loop, &srv->listener);
-  srv->listener.data = srv;
-  srv->open_handles++;
   rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
   if (rc == 0) rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
   if (rc) {

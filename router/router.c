@@ -218,6 +218,11 @@ static void http_announce_reply(syn_router *r, pending *p, const Synapse__Reply 
 
 static void udp_announce(syn_router *r, const syn_udp_request *u, const syn_udp_peer *from) {
   r->counters.udp_announces++;
+  if (u->port == 0) { /* unreachable: never stored, never handed out (HTTP refuses it too) */
+    r->counters.failures++;
+    syn_udp_send_error(r->udp, from, u->transaction_id, "invalid port");
+    return;
+  }
   uint64_t id;
   pending *p = syn_router_pending_take(r, PENDING_UDP_ANNOUNCE, &id);
   if (!p) {
