@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from trackerlib import (ConfigFile, HttpConn, TrackerProcess, binary_path, free_port,  # noqa: E402
-                        http_get, shutdown)
+                        free_port_pair, http_get, shutdown)
 
 
 class CliTest(unittest.TestCase):
@@ -153,8 +153,9 @@ class CliTest(unittest.TestCase):
             self.assert_one_line_error(["--udp-port", str(port)], str(port), "UDP")
 
     def test_cluster_port_in_use(self):
+        # a node listens on its cluster address P and on P + 1 (peers): take P only
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
+            s.bind(("127.0.0.1", free_port_pair()))
             s.listen()
             port = s.getsockname()[1]
             self.assert_one_line_error(

@@ -11,7 +11,6 @@ gets its own --node-id and cluster address, as on separate machines.
 Run: python3 tests/integration/test_router_node.py (SYNAPSE_BIN picks the binary).
 """
 import os
-import socket
 import struct
 import sys
 import tempfile
@@ -20,8 +19,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from trackerlib import (ANNOUNCE, ERROR, ConfigFile, HttpConn, TrackerProcess,  # noqa: E402
-                        UdpClient, announce_target, bdecode, compact4, free_port, http_get,
-                        peer_id, poll, rand_hash, scrape_target, shutdown)
+                        UdpClient, announce_target, bdecode, compact4, free_port,
+                        free_port_pair, http_get, peer_id, poll, rand_hash, scrape_target,
+                        shutdown)
 
 REQUEST_TIMEOUT_MS = 300
 # The deadline is measured from when the router sends the batch; allow scheduling slack on
@@ -31,20 +31,6 @@ ANSWER_WITHIN_S = REQUEST_TIMEOUT_MS / 1000 + 1.2
 
 def ready(port):
     return http_get(port, "/readyz", timeout=3).status == 200
-
-
-def free_port_pair():
-    """A free TCP port P whose P+1 is free too: a node listens for routers on P and for its
-    peers (gossip) on P+1."""
-    for _ in range(50):
-        p = free_port()
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair")
 
 
 class RouterNodeTest(unittest.TestCase):

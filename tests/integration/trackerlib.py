@@ -375,6 +375,20 @@ class UdpClient:
 # misc
 
 
+def free_port_pair():
+    """A free TCP port P whose P+1 is free too: a node listens for routers on its cluster
+    address P and for its peers (gossip) on P+1."""
+    for _ in range(50):
+        p = free_port()
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair")
+
+
 def ipv6_loopback_available():
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
