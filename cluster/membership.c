@@ -7,15 +7,19 @@
  *   if the view's version moved.
  * - Peer server: a rep0 socket on peer_url, one context per server thread; each thread
  *   receives, decodes (undecodable or out-of-bounds: dropped and counted, no answer),
- *   answers from the state machine or the app handler, and sends. An indirect probe
- *   (PING_REQ) is served by pinging the target synchronously from the same thread.
+ *   answers gossip from the state machine, and sends. An indirect probe (PING_REQ) is
+ *   served by pinging the target synchronously from the same thread. An app request is
+ *   handed, with the context it arrived on, to a bounded queue served by `app_threads`
+ *   threads (the server thread takes a fresh context and goes on receiving), so a slow
+ *   app handler never delays a ping; a full queue is answered "busy" at once.
  * - Calls out: one req0 socket per peer URL, dialled without blocking (nng reconnects by
  *   itself), resend disabled in practice (resend time far beyond any deadline) and a
  *   per-aio deadline from the state machine. Each socket keeps a small free list of
  *   contexts, so contexts are not created per call (slow in bursts in nng 1.5.2).
  *   Gossip-thread calls are asynchronous (aio callback on an nng thread, then
  *   nng_aio_reap); app calls and forwarded pings are synchronous on the caller's thread.
- * - Threads: `server_threads` peer-server threads, one gossip thread (timers, dispatch,
+ * - Threads: `server_threads` peer-server threads, `app_threads` app threads, one gossip
+ *   thread (timers, dispatch,
  *   idle-socket eviction), one seeder thread (DNS resolution of the seeds every seed
  *   interval, kept off the gossip thread because getaddrinfo can block).
  * - Stop never closes a socket while a thread may still use one of its contexts (nng
@@ -67,6 +71,14 @@ typedef struct peer {
   struct peer *next;
 } peer;
 
+/* An app request waiting for an app thread; it owns the context to answer on. */
+typedef struct app_job {
+  nng_ctx ctx;
+  nng_msg *msg; /* the request's message, reused for the reply */
+  syn_gossip_decoded d;
+  struct app_job *next;
+} app_job;
+
 typedef struct out_call {
   flight fl; /* first: the list links out_calls and sync calls alike */
   syn_membership *m;
@@ -104,6 +116,13 @@ struct syn_membership {
   nng_socket server;
   pthread_t *workers;
   size_t n_workers;
+  pthread_t *app_workers;
+  size_t n_app_workers;
+  pthread_cond_t app_cond; /* app queue not empty, or stopping */
+  app_job *app_head, *app_tail;
+  size_t app_queued;
+  nng_ctx rep_free[CTX_POOL]; /* idle server contexts, handed back by app threads */
+  size_t n_rep_free;
   pthread_t gossip_thread, seeder_thread;
   bool gossip_started, seeder_started;
 
@@ -526,38 +545,96 @@ static void serve_forward(syn_membership *m, const syn_swim_msg *req, syn_swim_c
   if (have) syn_gossip_decoded_free(&d);
 }
 
-/* Answers one request into out: 0, or -1 to drop it unanswered. */
-static int serve(syn_membership *m, const uint8_t *data, size_t len, syn_buf *out,
-                 syn_buf *scratch) {
+enum served { SERVED_REPLY, SERVED_DROP, SERVED_HANDED_OFF };
+
+/* Queues an app request for the app threads; false when the queue is full. Takes `d`. */
+static bool queue_app(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_gossip_decoded *d) {
+  app_job *job = malloc(sizeof *job);
+  if (!job) return false;
+  pthread_mutex_lock(&m->lock);
+  if (m->app_queued >= m->cfg.app_queue || m->stopping) {
+    pthread_mutex_unlock(&m->lock);
+    free(job);
+    return false;
+  }
+  *job = (app_job){.ctx = ctx, .msg = msg, .d = *d};
+  if (m->app_tail)
+    m->app_tail->next = job;
+  else
+    m->app_head = job;
+  m->app_tail = job;
+  m->app_queued++;
+  pthread_cond_signal(&m->app_cond);
+  pthread_mutex_unlock(&m->lock);
+  return true;
+}
+
+/* Serves one request that arrived on ctx: a reply in out, a drop, or an app request
+ * handed to the app threads together with ctx and msg. */
+static enum served serve(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_buf *out,
+                         syn_buf *scratch) {
   syn_gossip_decoded d;
-  if (syn_gossip_decode(data, len, 0, m->cfg.max_members, &d)) {
+  if (syn_gossip_decode(nng_msg_body(msg), nng_msg_len(msg), 0, m->cfg.max_members, &d)) {
     atomic_fetch_add(&m->dropped, 1);
-    return -1;
+    return SERVED_DROP;
   }
   atomic_fetch_add(&m->msgs_in, 1);
-  int rc;
   if (d.kind == SYN_GOSSIP_APP) {
-    rc = serve_app(m, &d, out, scratch);
-  } else {
-    syn_swim_msg reply = {0};
-    syn_swim_call *fwd = NULL;
-    pthread_mutex_lock(&m->lock);
-    rc = syn_swim_handle(m->swim, now_ms(), &d.msg, &reply, &fwd);
-    unlock_notify(m);
-    if (rc == SYN_SWIM_FORWARD) serve_forward(m, &d.msg, fwd, &reply, scratch);
-    if (rc < 0) atomic_fetch_add(&m->dropped, 1);
-    if (rc >= 0) rc = syn_gossip_encode(&reply, 1, out);
-    syn_swim_msg_clear(&reply);
+    if (queue_app(m, ctx, msg, &d)) return SERVED_HANDED_OFF;
+    syn_gossip_decoded_free(&d);
+    atomic_fetch_add(&m->app_in, 1);
+    return syn_gossip_encode_app(m->self_id, NULL, 0, 1, "busy", out) ? SERVED_DROP
+                                                                      : SERVED_REPLY;
   }
+  syn_swim_msg reply = {0};
+  syn_swim_call *fwd = NULL;
+  pthread_mutex_lock(&m->lock);
+  int rc = syn_swim_handle(m->swim, now_ms(), &d.msg, &reply, &fwd);
+  unlock_notify(m);
+  if (rc == SYN_SWIM_FORWARD) serve_forward(m, &d.msg, fwd, &reply, scratch);
+  if (rc < 0) atomic_fetch_add(&m->dropped, 1);
+  if (rc >= 0) rc = syn_gossip_encode(&reply, 1, out);
+  syn_swim_msg_clear(&reply);
   syn_gossip_decoded_free(&d);
-  return rc ? -1 : 0;
+  return rc ? SERVED_DROP : SERVED_REPLY;
+}
+
+/* Sends `out` as the reply on ctx, reusing msg (which it consumes). */
+static void send_reply(syn_membership *m, nng_ctx ctx, nng_aio *aio, nng_msg *msg,
+                       const syn_buf *out) {
+  nng_msg_clear(msg);
+  if (nng_msg_append(msg, out->data, out->len)) {
+    nng_msg_free(msg);
+    return;
+  }
+  nng_aio_set_timeout(aio, 1000);
+  nng_aio_set_msg(aio, msg);
+  nng_ctx_send(ctx, aio);
+  nng_aio_wait(aio);
+  if (nng_aio_result(aio))
+    nng_msg_free(msg);
+  else
+    atomic_fetch_add(&m->msgs_out, 1);
+}
+
+/* A server context: an idle one handed back by an app thread, or a new one. */
+static int server_ctx(syn_membership *m, nng_ctx *ctx) {
+  pthread_mutex_lock(&m->lock);
+  bool have = m->n_rep_free > 0;
+  if (have) *ctx = m->rep_free[--m->n_rep_free];
+  pthread_mutex_unlock(&m->lock);
+  return have ? 0 : nng_ctx_open(ctx, m->server);
 }
 
 static void *worker_main(void *arg) {
   syn_membership *m = arg;
   nng_ctx ctx;
   nng_aio *aio;
-  if (nng_ctx_open(&ctx, m->server) || nng_aio_alloc(&aio, NULL, NULL)) return NULL;
+  if (nng_aio_alloc(&aio, NULL, NULL)) return NULL;
+  if (server_ctx(m, &ctx)) {
+    nng_aio_free(aio);
+    return NULL;
+  }
   syn_buf out = SYN_BUF_INIT, scratch = SYN_BUF_INIT;
   while (!atomic_load(&m->closing)) {
     nng_aio_set_timeout(aio, WORKER_POLL_MS);
@@ -568,29 +645,66 @@ static void *worker_main(void *arg) {
     if (rv) continue;
     nng_msg *msg = nng_aio_get_msg(aio);
     syn_buf_reset(&out);
-    if (serve(m, nng_msg_body(msg), nng_msg_len(msg), &out, &scratch)) {
+    enum served how = serve(m, ctx, msg, &out, &scratch);
+    if (how == SERVED_DROP) {
       nng_msg_free(msg); /* unanswered: the caller's deadline expires */
-      continue;
+    } else if (how == SERVED_REPLY) {
+      send_reply(m, ctx, aio, msg, &out);
+    } else if (server_ctx(m, &ctx)) { /* the old context went with the app request */
+      break;
     }
-    nng_msg_clear(msg);
-    if (nng_msg_append(msg, out.data, out.len)) {
-      nng_msg_free(msg);
-      continue;
-    }
-    nng_aio_set_timeout(aio, NNG_DURATION_DEFAULT);
-    nng_aio_set_msg(aio, msg);
-    nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
-    if (nng_aio_result(aio))
-      nng_msg_free(msg);
-    else
-      atomic_fetch_add(&m->msgs_out, 1);
   }
   nng_aio_free(aio);
-  nng_ctx_close(ctx);
   syn_buf_free(&out);
   syn_buf_free(&scratch);
   return NULL;
+}
+
+static void *app_main(void *arg) {
+  syn_membership *m = arg;
+  nng_aio *aio;
+  if (nng_aio_alloc(&aio, NULL, NULL)) return NULL;
+  syn_buf out = SYN_BUF_INIT, scratch = SYN_BUF_INIT;
+  for (;;) {
+    pthread_mutex_lock(&m->lock);
+    while (!m->app_head && !m->stopping) pthread_cond_wait(&m->app_cond, &m->lock);
+    app_job *job = m->stopping ? NULL : m->app_head;
+    if (job) {
+      m->app_head = job->next;
+      if (!m->app_head) m->app_tail = NULL;
+      m->app_queued--;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!job) break;
+    syn_buf_reset(&out);
+    if (serve_app(m, &job->d, &out, &scratch) == 0)
+      send_reply(m, job->ctx, aio, job->msg, &out);
+    else
+      nng_msg_free(job->msg);
+    syn_gossip_decoded_free(&job->d);
+    pthread_mutex_lock(&m->lock);
+    bool keep = m->n_rep_free < CTX_POOL;
+    if (keep) m->rep_free[m->n_rep_free++] = job->ctx;
+    pthread_mutex_unlock(&m->lock);
+    if (!keep) nng_ctx_close(job->ctx);
+    free(job);
+  }
+  nng_aio_free(aio);
+  syn_buf_free(&out);
+  syn_buf_free(&scratch);
+  return NULL;
+}
+
+/* Stop: requests still queued are dropped unanswered (their callers time out). */
+static void discard_app_jobs(syn_membership *m) {
+  for (app_job *job = m->app_head, *next; job; job = next) {
+    next = job->next;
+    nng_msg_free(job->msg);
+    syn_gossip_decoded_free(&job->d);
+    free(job);
+  }
+  m->app_head = m->app_tail = NULL;
+  m->app_queued = 0;
 }
 
 /* ---- lifecycle ---- */
@@ -625,6 +739,7 @@ static int copy_config(syn_membership *m, const syn_membership_config *cfg, char
   if (!m->cfg.rng_seed && getrandom(&m->cfg.rng_seed, sizeof m->cfg.rng_seed, 0) < 0)
     m->cfg.rng_seed = now_ms() ^ (uint64_t)(uintptr_t)m;
   if (m->cfg.server_threads == 0) m->cfg.server_threads = 1;
+  if (m->cfg.app_threads == 0) m->cfg.app_threads = 1;
   return 0;
 }
 
@@ -642,6 +757,8 @@ static void free_membership(syn_membership *m) {
   for (size_t i = 0; i < m->n_seeds; i++) free(m->seeds[i]);
   free(m->seeds);
   free(m->workers);
+  free(m->app_workers);
+  pthread_cond_destroy(&m->app_cond);
   pthread_cond_destroy(&m->cond);
   pthread_mutex_destroy(&m->lock);
   free(m);
@@ -652,9 +769,15 @@ static int start_threads(syn_membership *m, char *err, size_t err_len) {
   if (!m->workers) return -1;
   for (; m->n_workers < m->cfg.server_threads; m->n_workers++)
     if (pthread_create(&m->workers[m->n_workers], NULL, worker_main, m)) break;
+  m->app_workers = calloc(m->cfg.app_threads, sizeof *m->app_workers);
+  if (!m->app_workers) return -1;
+  for (; m->n_app_workers < m->cfg.app_threads; m->n_app_workers++)
+    if (pthread_create(&m->app_workers[m->n_app_workers], NULL, app_main, m)) break;
   m->gossip_started = m->n_workers > 0 && !pthread_create(&m->gossip_thread, NULL, gossip_main, m);
   m->seeder_started = m->gossip_started && !pthread_create(&m->seeder_thread, NULL, seeder_main, m);
-  if (m->n_workers == m->cfg.server_threads && m->seeder_started) return 0;
+  if (m->n_workers == m->cfg.server_threads && m->n_app_workers == m->cfg.app_threads &&
+      m->seeder_started)
+    return 0;
   snprintf(err, err_len, "membership: cannot start threads");
   return -1;
 }
@@ -672,6 +795,7 @@ syn_membership *syn_membership_start(const syn_membership_config *cfg, char *err
   pthread_condattr_init(&attr);
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
   pthread_cond_init(&m->cond, &attr);
+  pthread_cond_init(&m->app_cond, NULL);
   pthread_condattr_destroy(&attr);
   if (copy_config(m, cfg, err, err_len)) {
     free_membership(m);
@@ -714,12 +838,15 @@ void syn_membership_stop(syn_membership *m) {
   m->stopping = true;
   atomic_store(&m->closing, true);
   pthread_cond_broadcast(&m->cond);
+  pthread_cond_broadcast(&m->app_cond);
   pthread_mutex_unlock(&m->lock);
   if (m->gossip_started) pthread_join(m->gossip_thread, NULL);
   if (m->seeder_started) pthread_join(m->seeder_thread, NULL);
   cancel_flights(m);
   for (size_t i = 0; i < m->n_workers; i++) pthread_join(m->workers[i], NULL);
+  for (size_t i = 0; i < m->n_app_workers; i++) pthread_join(m->app_workers[i], NULL);
   cancel_flights(m); /* a server thread may have started one before it saw the flag */
+  discard_app_jobs(m);
   nng_close(m->server);
   pthread_mutex_lock(&m->lock);
   peer *all = peers_take_idle(m, 0, true);
@@ -771,7 +898,7 @@ int syn_membership_app_call(syn_membership *m, const char *peer_url, const void 
   if (d.kind == SYN_GOSSIP_APP)
     rc = syn_buf_append(reply, d.app, d.app_len);
   else
-    rc = d.kind == SYN_GOSSIP_ERROR ? -EREMOTEIO : -EPROTO;
+    rc = d.kind != SYN_GOSSIP_ERROR ? -EPROTO : strcmp(d.error, "busy") == 0 ? -EBUSY : -EREMOTEIO;
   syn_gossip_decoded_free(&d);
   return rc;
 }

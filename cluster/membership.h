@@ -2,8 +2,9 @@
  *
  * Every process (node or router) runs one syn_membership. It owns:
  *   - a peer server: an nng rep0 socket listening on the member's peer_url, served by
- *     `server_threads` threads, answering pings, indirect pings, push-pull exchanges,
- *     leave notices and the node's own opaque `app` requests;
+ *     `server_threads` threads answering pings, indirect pings, push-pull exchanges and
+ *     leave notices, and `app_threads` threads running the node's own opaque `app`
+ *     requests (apart, so that a slow app handler never delays a ping);
  *   - one req0 socket per peer URL it calls (cached, evicted when idle);
  *   - a gossip thread that drives the timers of the state machine (cluster/swim.h):
  *     probes, indirect probes, suspicion timeouts, piggybacked dissemination, periodic
@@ -96,7 +97,9 @@ typedef struct syn_membership_config {
   uint32_t reap_timeout_ms;    /* dead or left this long: removed from the member set */
 
   /* Transport and bounds. */
-  uint32_t server_threads;     /* peer-server threads (also run the app handler) */
+  uint32_t server_threads;     /* peer-server threads: gossip requests */
+  uint32_t app_threads;        /* threads running the app handler */
+  uint32_t app_queue;          /* app requests waiting for them; beyond: answered busy */
   uint32_t max_members;        /* members beyond this are not added (counted as dropped) */
   uint32_t max_message_bytes;  /* NNG_OPT_RECVMAXSZ of every peer socket */
   uint32_t peer_idle_ms;       /* an unused cached req socket is closed after this */
@@ -128,9 +131,9 @@ typedef struct syn_membership syn_membership;
  * must only wake its own loop (uv_async_send) and return; it may call snapshot later. */
 typedef void (*syn_membership_change_fn)(void *ctx);
 
-/* Serves an app request on a peer-server thread. `req` is valid during the call; append
- * the answer to `reply` (owned by the server). Return 0 to send it, nonzero to answer
- * the caller with an error. May block (it holds one server thread meanwhile). */
+/* Serves an app request on an app thread (several run at once). `req` is valid during
+ * the call; append the answer to `reply` (owned by the server). Return 0 to send it,
+ * nonzero to answer the caller with an error. May block (it holds one app thread). */
 typedef int (*syn_membership_app_fn)(void *ctx, const uint8_t *req, size_t len,
                                      syn_buf *reply);
 
@@ -159,9 +162,10 @@ void syn_membership_set_app_handler(syn_membership *m, syn_membership_app_fn fn,
 
 /* Sends an app request to the member listening at peer_url and waits for its reply (the
  * bytes are appended to *reply, which the caller owns). Blocks up to timeout_ms. For node
- * threads; from an app handler it holds a peer-server thread while it waits. 0,
- * -ETIMEDOUT, -EMSGSIZE (request too large), -EREMOTEIO (the peer's handler failed or
- * none is set), -EPROTO (undecodable reply), -ECANCELED (stopping), -EIO (transport). */
+ * threads; from an app handler it holds an app thread while it waits. 0,
+ * -ETIMEDOUT, -EMSGSIZE (request too large), -EBUSY (the peer's app queue is full: retry
+ * later), -EREMOTEIO (the peer's handler failed or none is set), -EPROTO (undecodable
+ * reply), -ECANCELED (stopping), -EIO (transport). */
 int syn_membership_app_call(syn_membership *m, const char *peer_url, const void *req,
                             size_t len, uint32_t timeout_ms, syn_buf *reply);
 

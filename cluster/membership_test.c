@@ -15,6 +15,7 @@
 #include "cluster/membership.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <stdatomic.h>
@@ -58,6 +59,8 @@ static syn_membership_config fast_config(void) {
   c.seed_interval_ms = 500;
   c.join_retry_ms = 100;
   c.server_threads = 2;
+  c.app_threads = 2;
+  c.app_queue = 2;
   return c;
 }
 
@@ -220,6 +223,57 @@ static void test_app_calls(void **state) {
   cluster_stop(&c);
 }
 
+static int slow_app(void *ctx, const uint8_t *req, size_t len, syn_buf *reply) {
+  sleep_ms(400);
+  return syn_buf_append(reply, "done", 4);
+}
+
+typedef struct caller {
+  cluster *c;
+  pthread_t thread;
+  int rc;
+} caller;
+
+static void *call_slow(void *arg) {
+  caller *k = arg;
+  syn_buf reply = SYN_BUF_INIT;
+  k->rc = syn_membership_app_call(k->c->m[1], k->c->url[0], "x", 1, 3000, &reply);
+  syn_buf_free(&reply);
+  return NULL;
+}
+
+/* Slow app handlers run apart from gossip: while both app threads are busy and the
+ * queue is full, m0 still answers pings (nobody suspects it) and extra app requests
+ * are refused with -EBUSY at once instead of timing out. */
+static void test_slow_app_handler(void **state) {
+  cluster c;
+  cluster_start(&c, "slow");
+  assert_true(await_all_alive(&c, 0x7, 5000));
+  syn_membership_set_app_handler(c.m[0], slow_app, NULL);
+  enum { CALLERS = 6 };
+  caller k[CALLERS];
+  for (int i = 0; i < CALLERS; i++) {
+    k[i] = (caller){.c = &c};
+    assert_int_equal(pthread_create(&k[i].thread, NULL, call_slow, &k[i]), 0);
+  }
+  int ok = 0, busy = 0;
+  for (int i = 0; i < CALLERS; i++) {
+    pthread_join(k[i].thread, NULL);
+    ok += k[i].rc == 0;
+    busy += k[i].rc == -EBUSY;
+  }
+  assert_int_equal(ok + busy, CALLERS);
+  assert_true(ok >= 2); /* at least the two running; queued ones too */
+  assert_true(busy >= 1); /* the rest refused */
+  for (size_t i = 1; i < N; i++) {
+    syn_membership_stats st;
+    syn_membership_stats_get(c.m[i], &st);
+    assert_int_equal(st.suspicions, 0);
+  }
+  assert_int_equal(state_of(c.m[1], "m0"), SYN_MEMBER_ALIVE);
+  cluster_stop(&c);
+}
+
 /* Bytes that are not a PeerRequest get no answer and are counted. */
 static void test_garbage_dropped(void **state) {
   cluster c;
@@ -296,6 +350,7 @@ int main(void) {
       cmocka_unit_test(test_converge_then_failure_detected),
       cmocka_unit_test(test_graceful_leave),
       cmocka_unit_test(test_app_calls),
+      cmocka_unit_test(test_slow_app_handler),
       cmocka_unit_test(test_garbage_dropped),
       cmocka_unit_test(test_dns_seed),
       cmocka_unit_test(test_bad_config),

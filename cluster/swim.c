@@ -950,9 +950,14 @@ void syn_membership_config_defaults(syn_membership_config *cfg) {
   /* Design decision 1: only a member dead this long (10 min) leaves the ring, so a pod
    * restart does not reshuffle data. */
   cfg->reap_timeout_ms = 600000;
-  /* An indirect probe holds a server thread for up to 0.4 s, an app request for as long
-   * as its handler runs: four threads keep pings answered meanwhile. */
+  /* An indirect probe holds a server thread for up to 0.4 s: four threads keep pings
+   * answered while a few of them run. */
   cfg->server_threads = 4;
+  /* App requests (replication batches, hand-off) run apart from gossip; four handlers at
+   * once, 64 more waiting (a burst from every other node), then "busy" at once rather
+   * than a caller's timeout. */
+  cfg->app_threads = 4;
+  cfg->app_queue = 64;
   cfg->max_members = 4096;
   /* Bounds what a peer can make us allocate; a full state of 4096 members fits. */
   cfg->max_message_bytes = 4u << 20;
