@@ -116,7 +116,7 @@ typedef struct syn_membership_stats {
   uint64_t dropped;      /* undecodable or out-of-bounds messages and records, ignored */
   uint64_t calls_failed; /* outgoing calls that timed out or failed */
   uint64_t probes;
-  uint64_t probes_failed; /* probes that ended with the target suspected */
+  uint64_t probes_failed; /* probes that got no ack, direct or indirect */
   uint64_t suspicions;    /* members that went alive -> suspect here */
   uint64_t deaths;        /* members that went to dead here */
   uint64_t refutations;   /* times this member raised its incarnation to refute */
@@ -137,8 +137,10 @@ typedef void (*syn_membership_change_fn)(void *ctx);
 typedef int (*syn_membership_app_fn)(void *ctx, const uint8_t *req, size_t len,
                                      syn_buf *reply);
 
-/* Listens, starts the threads and begins joining through the seeds (asynchronously).
- * NULL with a message in err when the config is invalid or the listen fails. Any thread. */
+/* Listens, resolves the seeds once (blocks on DNS), starts the threads and begins joining
+ * through the seeds (asynchronously: see syn_membership_joined). The config's strings are
+ * copied. NULL with a message in err when the config is invalid or the listen fails.
+ * Any thread. */
 syn_membership *syn_membership_start(const syn_membership_config *cfg, char *err,
                                      size_t err_len);
 
