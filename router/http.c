@@ -209,6 +209,8 @@ void syn_http_respond(syn_http_slot *s, int status, const char *content_type, co
 
 /* ---- connection lifetime ---- */
 
+static void server_free_if_done(syn_http_server *srv);
+
 static void conn_free(http_conn *c) {
   syn_http_server *srv = c->srv;
   if (c->prev) c->prev->next = c->next;
@@ -217,6 +219,7 @@ static void conn_free(http_conn *c) {
   syn_buf_free(&c->url);
   syn_buf_free(&c->body);
   free(c);
+  server_free_if_done(srv);
 }
 
 static void conn_release(http_conn *c) {
@@ -570,9 +573,16 @@ static int bind_listener(syn_http_server *srv, char *err, size_t err_len) {
   return 0;
 }
 
+/* The server goes last: after its own handles and every connection (whose close
+ * callbacks and orphaned slots still use it). */
+static void server_free_if_done(syn_http_server *srv) {
+  if (srv->closing && srv->open_handles == 0 && !srv->conns) free(srv);
+}
+
 static void on_server_handle_closed(uv_handle_t *h) {
   syn_http_server *srv = h->data;
-  if (--srv->open_handles == 0) free(srv);
+  srv->open_handles--;
+  server_free_if_done(srv);
 }
 
 syn_http_server *syn_http_listen(uv_loop_t *loop, const syn_config *cfg, syn_http_handler fn,
@@ -596,6 +606,7 @@ syn_http_server *syn_http_listen(uv_loop_t *loop, const syn_config *cfg, syn_htt
   srv->settings.on_body = on_body;
   srv->settings.on_message_complete = on_message_complete;
   if (bind_listener(srv, err, err_len)) {
+    srv->closing = true;
     uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
     return NULL;
   }
