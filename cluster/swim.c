@@ -680,8 +680,10 @@ void syn_swim_call_done(syn_swim *s, uint64_t now, const syn_swim_call *call,
   bool current = p->active && req->seq == p->seq && strcmp(req->target_id, p->target) == 0;
   switch (req->type) {
   case SYN_SWIM_PING:
-    if (current && acked) p->active = false;
-    else if (current && !reply && !p->indirect) send_indirect(s, now);
+    if (current && acked)
+      p->active = false;
+    else if (current && !p->indirect) /* failed, or someone else answers at that URL */
+      send_indirect(s, now);
     break;
   case SYN_SWIM_PING_REQ:
     if (current && acked) p->active = false;
