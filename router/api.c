@@ -385,7 +385,7 @@ static int by_similarity(const void *a, const void *b) {
 /* Sorts best first, drops the second copy of a shard (two nodes may both have answered
  * for it while they disagreed on who is primary), and keeps `limit`. */
 static void sort_and_cut(hit_list *l, uint32_t limit) {
-  qsort(l->items, l->count, sizeof *l->items, by_similarity);
+  if (l->count > 1) qsort(l->items, l->count, sizeof *l->items, by_similarity);
   size_t kept = 0;
   for (size_t i = 0; i < l->count; i++) {
     bool dup = false;
