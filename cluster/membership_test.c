@@ -46,6 +46,7 @@ typedef struct cluster {
   char url[N][64];
   const char *seeds[1];
   atomic_int changes;
+  syn_membership_config cfg;
 } cluster;
 
 static syn_membership_config fast_config(void) {
@@ -67,7 +68,7 @@ static syn_membership_config fast_config(void) {
 static void on_change(void *ctx) { atomic_fetch_add(&((cluster *)ctx)->changes, 1); }
 
 static syn_membership *start(cluster *c, size_t i) {
-  syn_membership_config cfg = fast_config();
+  syn_membership_config cfg = c->cfg;
   cfg.self_id = c->id[i];
   cfg.peer_url = c->url[i];
   cfg.data_url = "inproc://data";
@@ -81,14 +82,20 @@ static syn_membership *start(cluster *c, size_t i) {
   return m;
 }
 
-static void cluster_start(cluster *c, const char *prefix) {
+static void cluster_start_with(cluster *c, const char *prefix, const syn_membership_config *cfg) {
   memset(c, 0, sizeof *c);
+  c->cfg = *cfg;
   for (size_t i = 0; i < N; i++) {
     snprintf(c->id[i], sizeof c->id[i], "m%zu", i);
     snprintf(c->url[i], sizeof c->url[i], "inproc://%s-m%zu", prefix, i);
   }
   c->seeds[0] = c->url[0];
   for (size_t i = 0; i < N; i++) c->m[i] = start(c, i);
+}
+
+static void cluster_start(cluster *c, const char *prefix) {
+  syn_membership_config cfg = fast_config();
+  cluster_start_with(c, prefix, &cfg);
 }
 
 static void cluster_stop(cluster *c) {
@@ -224,7 +231,7 @@ static void test_app_calls(void **state) {
 }
 
 static int slow_app(void *ctx, const uint8_t *req, size_t len, syn_buf *reply) {
-  sleep_ms(400);
+  sleep_ms(1000);
   return syn_buf_append(reply, "done", 4);
 }
 
@@ -237,17 +244,21 @@ typedef struct caller {
 static void *call_slow(void *arg) {
   caller *k = arg;
   syn_buf reply = SYN_BUF_INIT;
-  k->rc = syn_membership_app_call(k->c->m[1], k->c->url[0], "x", 1, 3000, &reply);
+  k->rc = syn_membership_app_call(k->c->m[1], k->c->url[0], "x", 1, 5000, &reply);
   syn_buf_free(&reply);
   return NULL;
 }
 
-/* Slow app handlers run apart from gossip: while both app threads are busy and the
- * queue is full, m0 still answers pings (nobody suspects it) and extra app requests
- * are refused with -EBUSY at once instead of timing out. */
+/* Slow app handlers run apart from gossip: while both app threads are busy (1 s each)
+ * and the queue is full, m0 still answers pings within a 200 ms probe timeout, so nobody
+ * suspects it (were pings queued behind the handlers, they would wait up to 1 s), and
+ * extra app requests are refused with -EBUSY at once instead of timing out. */
 static void test_slow_app_handler(void **state) {
+  syn_membership_config cfg = fast_config();
+  cfg.probe_interval_ms = 400; /* roomy timings: a loaded machine must not fail pings */
+  cfg.probe_timeout_ms = 200;
   cluster c;
-  cluster_start(&c, "slow");
+  cluster_start_with(&c, "slow", &cfg);
   assert_true(await_all_alive(&c, 0x7, 5000));
   syn_membership_set_app_handler(c.m[0], slow_app, NULL);
   enum { CALLERS = 6 };
@@ -255,6 +266,13 @@ static void test_slow_app_handler(void **state) {
   for (int i = 0; i < CALLERS; i++) {
     k[i] = (caller){.c = &c};
     assert_int_equal(pthread_create(&k[i].thread, NULL, call_slow, &k[i]), 0);
+  }
+  int not_alive = 0;
+  uint64_t until = now_ms() + 2200; /* two rounds of handlers */
+  while (now_ms() < until) {
+    not_alive += state_of(c.m[1], "m0") != SYN_MEMBER_ALIVE;
+    not_alive += state_of(c.m[2], "m0") != SYN_MEMBER_ALIVE;
+    sleep_ms(10);
   }
   int ok = 0, busy = 0;
   for (int i = 0; i < CALLERS; i++) {
@@ -265,12 +283,7 @@ static void test_slow_app_handler(void **state) {
   assert_int_equal(ok + busy, CALLERS);
   assert_true(ok >= 2); /* at least the two running; queued ones too */
   assert_true(busy >= 1); /* the rest refused */
-  for (size_t i = 1; i < N; i++) {
-    syn_membership_stats st;
-    syn_membership_stats_get(c.m[i], &st);
-    assert_int_equal(st.suspicions, 0);
-  }
-  assert_int_equal(state_of(c.m[1], "m0"), SYN_MEMBER_ALIVE);
+  assert_int_equal(not_alive, 0);
   cluster_stop(&c);
 }
 
@@ -295,19 +308,20 @@ static void test_garbage_dropped(void **state) {
   cluster_stop(&c);
 }
 
-/* A seed given as tcp://localhost:PORT is resolved and joined through. */
+/* A seed given as tcp://localhost:PORT is resolved (to 127.0.0.1, maybe also ::1 where
+ * nobody listens) and joined through; member a listens on 127.0.0.1 but advertises the
+ * name, so both find out who answers at the resolved address. Loopback only. */
 static void test_dns_seed(void **state) {
   int port = 20000 + (int)(getpid() % 20000);
-  char url0[64], seed[64];
-  snprintf(url0, sizeof url0, "tcp://127.0.0.1:%d", port);
+  char url0[64], seed[64], listen0[64];
+  snprintf(url0, sizeof url0, "tcp4://localhost:%d", port); /* IPv4 name: a listens there */
+  snprintf(listen0, sizeof listen0, "tcp://127.0.0.1:%d", port);
   snprintf(seed, sizeof seed, "tcp://localhost:%d", port);
   const char *seeds[] = {seed};
   syn_membership_config cfg = fast_config();
-  char listen0[64];
-  snprintf(listen0, sizeof listen0, "tcp://0.0.0.0:%d", port);
   cfg.self_id = "a";
   cfg.peer_url = url0;
-  cfg.listen_url = listen0; /* advertised 127.0.0.1, bound on every address */
+  cfg.listen_url = listen0;
   cfg.seeds = seeds;
   cfg.n_seeds = 1;
   char err[256];
@@ -325,6 +339,9 @@ static void test_dns_seed(void **state) {
   assert_int_equal(state_of(a, "b"), SYN_MEMBER_ALIVE);
   assert_int_equal(state_of(b, "a"), SYN_MEMBER_ALIVE);
   assert_true(syn_membership_joined(b));
+  until = now_ms() + 3000; /* a answers itself at the resolved address: joined too */
+  while (now_ms() < until && !syn_membership_joined(a)) sleep_ms(10);
+  assert_true(syn_membership_joined(a));
   syn_membership_stop(b);
   syn_membership_stop(a);
 }

@@ -589,12 +589,23 @@ static bool seed_known_alive(syn_swim *s, const char *url) {
   return false;
 }
 
+static bool alone(const syn_swim *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    const member *m = &s->members[i];
+    if (!m->info.self && !m->reaped && m->info.state == SYN_MEMBER_ALIVE) return false;
+  }
+  return true;
+}
+
 /* Joins through the seeds, then re-contacts those that are not known alive members, so
- * that two halves of a partition find each other again once the link is back. A member
- * whose seeds are all itself is the first member: joined at once. */
+ * that two halves of a partition find each other again once the link is back: every
+ * join_retry_ms while no other member is known alive (members starting together find
+ * each other in a second), else every seed_interval_ms. A member whose seeds are all
+ * itself is the first member: joined at once. */
 static void run_seeds(syn_swim *s, uint64_t now) {
   if (!s->seeds_set || s->leaving || now < s->next_seed) return;
-  s->next_seed = now + (s->joined ? s->cfg.seed_interval_ms : s->cfg.join_retry_ms);
+  bool retry_fast = !s->joined || alone(s);
+  s->next_seed = now + (retry_fast ? s->cfg.join_retry_ms : s->cfg.seed_interval_ms);
   size_t others = 0;
   for (size_t i = 0; i < s->n_seeds; i++) {
     if (is_self_seed(s, s->seeds[i])) continue;
@@ -670,7 +681,6 @@ uint64_t syn_swim_next_deadline(const syn_swim *s) {
 void syn_swim_call_done(syn_swim *s, uint64_t now, const syn_swim_call *call,
                         const syn_swim_msg *reply) {
   const syn_swim_msg *req = &call->msg;
-  bool from_self = reply && strcmp(reply->from, s->self_id) == 0;
   if (reply && (reply->type == SYN_SWIM_ACK || reply->type == SYN_SWIM_PUSH_PULL)) {
     merge(s, now, reply, reply->type == SYN_SWIM_PUSH_PULL);
     touch(s, reply->from, now);
@@ -691,7 +701,9 @@ void syn_swim_call_done(syn_swim *s, uint64_t now, const syn_swim_call *call,
   case SYN_SWIM_PUSH_PULL:
     if (!reply || reply->type != SYN_SWIM_PUSH_PULL) break;
     remember_seed_owner(s, call->url, reply->from);
-    if (req->join && !from_self) s->joined = true;
+    /* Answered, by a member or by ourselves under another address: either way we are
+     * in a cluster (maybe of one), and seeds that did not answer are retried. */
+    if (req->join) s->joined = true;
     break;
   case SYN_SWIM_LEAVE:
     if (s->leave_pending > 0) s->leave_pending--;
