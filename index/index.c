@@ -176,6 +176,7 @@ static void run_rebuild(syn_index *idx, syn_vindex *vi) {
     pthread_mutex_lock(&idx->snap_mu);
     syn_vindex_snapshot_write(vi, idx->snap_dir, true);
     pthread_mutex_unlock(&idx->snap_mu);
+    maybe_queue(idx, vi); /* it may have doubled while this build ran */
   } else if (rc != -ECANCELED && rc != -EBUSY) {
     atomic_fetch_add(&idx->rebuilds_failed, 1);
     syn_warn("index %s/%u rebuild failed: %s", syn_vindex_model_key(vi), syn_vindex_dim(vi),
@@ -354,7 +355,8 @@ syn_index *syn_index_open(const syn_index_config *cfg, const char *data_dir, cha
   if (rc == 0) rc = make_dir(idx->snap_dir);
   if (rc != 0 && err && errlen)
     snprintf(err, errlen, "index: cannot create %s: %s", idx->snap_dir, strerror(-rc));
-  syn_store_options so = {cfg->read_connections, cfg->sync_full};
+  syn_store_options so = {cfg->read_connections, cfg->sync_full, cfg->sqlite_mmap_mb,
+                          cfg->sqlite_cache_mb};
   if (rc == 0 && !(idx->store = syn_store_open(db, &so, err, errlen))) rc = -EIO;
   free(db);
   idx->src = (syn_vsource){idx->store, src_scan, src_scan_ids, src_get};

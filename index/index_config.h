@@ -47,8 +47,9 @@ typedef struct syn_index_config {
   /* IVF cells; 0 = automatic: min(4*sqrt(n), n/39) at each (re)training, so that k-means
    * has the 39 points per centroid faiss asks for. */
   uint32_t ivf_nlist;
-  /* IVF cells visited per query; 0 = automatic: max(16, nlist/16), capped at nlist. More
-   * probes = better recall, linearly more work. */
+  /* IVF cells visited per query; 0 = automatic: max(16, nlist/32), capped at nlist. More
+   * probes = better recall, linearly more work (at 100k x 768 here: 16 probes of 1264
+   * cells gave recall@10 1.000 in about 1.5 ms, 79 probes about 5 ms). */
   uint32_t ivf_nprobe;
 
   /* Vectors a collection needs before a trained type (ivf, *_sq8) replaces the exact flat
@@ -86,6 +87,12 @@ typedef struct syn_index_config {
    * false: NORMAL (survives a process crash or kill -9, may lose the last commits on power
    * loss; commits are several times cheaper). */
   bool sync_full;
+  /* SQLite memory-mapped I/O per connection, MiB of address space (the OS page cache is
+   * shared, so this costs no RAM per connection); 0 disables it. Reads of embeddings for
+   * exact scans and re-ranking then cost no system call per page. */
+  uint32_t sqlite_mmap_mb;
+  /* SQLite's own page cache per connection, MiB (SQLite's default is 2). */
+  uint32_t sqlite_cache_mb;
 } syn_index_config;
 
 /* Fills every field with its default. */

@@ -250,17 +250,23 @@ static void conn_close(conn *c) {
   c->db = NULL;
 }
 
-static int conn_open(conn *c, const char *path, bool writer, bool sync_full, char *err,
-                     size_t errlen) {
+static int conn_open(conn *c, const char *path, bool writer, const syn_store_options *opt,
+                     char *err, size_t errlen) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
   if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
     set_err(err, errlen, "sqlite open: %s", c->db ? sqlite3_errmsg(c->db) : "out of memory");
     return -EIO;
   }
   sqlite3_busy_timeout(c->db, 5000);
-  char sql[160];
-  snprintf(sql, sizeof sql, "PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;%s",
-           sync_full ? "FULL" : "NORMAL", writer ? "" : " PRAGMA query_only=1;");
+  /* mmap lets every connection read pages straight from the OS page cache (no pread per
+   * page, no copy per connection); a negative cache_size is in KiB. */
+  char sql[256];
+  int len = snprintf(sql, sizeof sql,
+                     "PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF; PRAGMA mmap_size=%llu;%s",
+                     opt->sync_full ? "FULL" : "NORMAL", (unsigned long long)opt->mmap_mb << 20,
+                     writer ? "" : " PRAGMA query_only=1;");
+  if (opt->cache_mb && len > 0 && (size_t)len < sizeof sql)
+    snprintf(sql + len, sizeof sql - (size_t)len, " PRAGMA cache_size=-%u;", opt->cache_mb * 1024);
   char *msg = NULL;
   if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
     set_err(err, errlen, "sqlite pragma: %s", msg);
@@ -315,8 +321,9 @@ static int migrate(sqlite3 *db, char *err, size_t errlen) {
   return 0;
 }
 
-static int open_writer(syn_store *st, const char *path, bool sync_full, char *err, size_t errlen) {
-  int rc = conn_open(&st->writer, path, true, sync_full, err, errlen);
+static int open_writer(syn_store *st, const char *path, const syn_store_options *opt, char *err,
+                       size_t errlen) {
+  int rc = conn_open(&st->writer, path, true, opt, err, errlen);
   if (rc) return rc;
   bool wal = false;
   char *msg = NULL;
@@ -337,7 +344,7 @@ syn_store *syn_store_open(const char *path, const syn_store_options *opt, char *
   }
   syn_store *st = calloc(1, sizeof *st);
   size_t nr = opt && opt->read_connections ? opt->read_connections : 4;
-  bool sync_full = opt ? opt->sync_full : true;
+  syn_store_options o = opt ? *opt : (syn_store_options){4, true, 256, 0};
   if (!st || !(st->readers = calloc(nr, sizeof *st->readers)) ||
       !(st->free_stack = calloc(nr, sizeof *st->free_stack))) {
     set_err(err, errlen, "%s", "out of memory");
@@ -350,9 +357,9 @@ syn_store *syn_store_open(const char *path, const syn_store_options *opt, char *
   pthread_cond_init(&st->pool_cv, NULL);
   atomic_init(&st->corrupt, 0);
   st->nreaders = nr;
-  if (open_writer(st, path, sync_full, err, errlen) != 0) goto fail;
+  if (open_writer(st, path, &o, err, errlen) != 0) goto fail;
   for (size_t i = 0; i < nr; i++) {
-    if (conn_open(&st->readers[i], path, false, sync_full, err, errlen) != 0) goto fail;
+    if (conn_open(&st->readers[i], path, false, &o, err, errlen) != 0) goto fail;
     st->free_stack[st->nfree++] = i;
   }
   return st;

@@ -94,6 +94,8 @@ typedef struct syn_store syn_store;
 typedef struct syn_store_options {
   uint32_t read_connections; /* pool size, >= 1 */
   bool sync_full;            /* synchronous=FULL (true) or NORMAL */
+  uint32_t mmap_mb;          /* PRAGMA mmap_size per connection, MiB; 0 = no mmap */
+  uint32_t cache_mb;         /* PRAGMA cache_size per connection, MiB; 0 = SQLite's 2 MiB */
 } syn_store_options;
 
 /* Opens or creates the database at path and migrates its schema. NULL on failure with a

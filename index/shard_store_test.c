@@ -28,7 +28,7 @@ static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
   f->dir = tu_tempdir("store");
   snprintf(f->path, sizeof f->path, "%s/shards.db", f->dir);
-  syn_store_options o = {2, false};
+  syn_store_options o = {2, false, 64, 4};
   char err[256];
   f->st = syn_store_open(f->path, &o, err, sizeof err);
   if (!f->st) fprintf(stderr, "open: %s\n", err);
@@ -468,7 +468,7 @@ static void test_schema_version(void **state) {
   sqlite3_close(db);
   syn_store_close(f->st);
   char err[256] = "";
-  syn_store_options o = {1, true};
+  syn_store_options o = {1, true, 0, 0};
   f->st = syn_store_open(f->path, &o, err, sizeof err);
   assert_null(f->st);
   assert_non_null(strstr(err, "newer"));
@@ -488,7 +488,7 @@ static void test_kill9_durability(void **state) {
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
-    syn_store_options o = {1, true};
+    syn_store_options o = {1, true, 0, 0};
     char err[256];
     syn_store *st = syn_store_open(f->path, &o, err, sizeof err);
     if (!st) _exit(3);
@@ -512,7 +512,7 @@ static void test_kill9_durability(void **state) {
   int status = 0;
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  syn_store_options o = {1, true};
+  syn_store_options o = {1, true, 0, 0};
   char err[256];
   f->st = syn_store_open(f->path, &o, err, sizeof err);
   assert_non_null(f->st);

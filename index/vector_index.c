@@ -51,7 +51,7 @@ static uint32_t auto_nlist(size_t n) {
 
 uint32_t syn_vindex_nprobe_for(const syn_index_config *cfg, uint32_t nlist) {
   if (nlist == 0) return 1;
-  uint32_t p = cfg->ivf_nprobe ? cfg->ivf_nprobe : (nlist / 16 > 16 ? nlist / 16 : 16);
+  uint32_t p = cfg->ivf_nprobe ? cfg->ivf_nprobe : (nlist / 32 > 16 ? nlist / 32 : 16);
   return p > nlist ? nlist : p;
 }
 
@@ -559,10 +559,11 @@ static void gather_sample_to_front(gather *g, size_t want) {
   free(tmp); /* without tmp the prefix is simply the first rows: still a valid sample */
 }
 
-/* Trains on an evenly spaced sample: k-means wants 39..256 points per cell (64 here keeps
- * training fast), the scalar quantiser only value ranges. */
+/* Trains on an evenly spaced sample: k-means wants 39..256 points per cell (40 here: the
+ * cost of training grows with sample x cells, about a minute of one core for 80k x 1264
+ * cells of 768-d on the reference machine), the scalar quantiser only value ranges. */
 static int vinst_train_from(vinst *v, gather *g, const syn_vplan *p) {
-  size_t want = is_ivf(p->type) ? (size_t)p->nlist * 64 : 65536;
+  size_t want = is_ivf(p->type) ? (size_t)p->nlist * 40 : 65536;
   if (want > g->n) want = g->n;
   if (want < g->n) gather_sample_to_front(g, want);
   if (faiss_Index_train(v->fi, (idx_t)want, g->x) != 0) return faiss_fail("train");
@@ -589,19 +590,36 @@ static vinst *build_instance(const syn_vindex *vi, gather *g, const atomic_bool 
   return v;
 }
 
+/* Replays logged writes in order. Runs of additions go to faiss in one call (one BLAS
+ * assignment for IVF, one parallel insertion for HNSW: a long build can log tens of
+ * thousands of registrations); a removal first flushes the run, as it may name a label
+ * in it. */
 static int replay(vinst *v, const pending_op *ops, size_t n) {
-  for (size_t i = 0; i < n; i++) {
+  enum { RUN = 1024 };
+  float *x = malloc((size_t)RUN * v->dim * sizeof *x);
+  int64_t *labels = malloc(RUN * sizeof *labels);
+  int rc = x && labels ? 0 : -ENOMEM;
+  size_t m = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
     const pending_op *op = &ops[i];
-    int rc = 0;
-    if (op->vec) {
-      if (op->old_label > 0) rc = vinst_remove(v, op->old_label);
-      if (rc == 0) rc = vinst_add(v, op->label, op->vec);
-    } else {
-      rc = vinst_remove(v, op->label);
+    int64_t removal = op->vec ? op->old_label : op->label;
+    if (removal > 0) {
+      if (m) rc = vinst_add_batch(v, m, x, labels), m = 0;
+      if (rc == 0) rc = vinst_remove(v, removal);
     }
-    if (rc != 0) return rc;
+    if (rc != 0 || !op->vec) continue;
+    if (lmap_get(&v->map, op->label) != 0) { /* already in the scan (or a tombstone) */
+      rc = vinst_add(v, op->label, op->vec);
+      continue;
+    }
+    memcpy(x + m * v->dim, op->vec, v->dim * sizeof *x);
+    labels[m++] = op->label;
+    if (m == RUN) rc = vinst_add_batch(v, m, x, labels), m = 0;
   }
-  return 0;
+  if (rc == 0 && m) rc = vinst_add_batch(v, m, x, labels);
+  free(x);
+  free(labels);
+  return rc;
 }
 
 static void steal_pending(syn_vindex *vi, pending_op **ops, size_t *n) {
@@ -664,10 +682,15 @@ int syn_vindex_rebuild(syn_vindex *vi, const syn_vsource *src, const atomic_bool
   }
   vi->building = true; /* from here on every write is logged; then the scan starts */
   vi->force_rebuild = vi->pending_lost = false;
+  size_t hint = vi->cur ? vi->cur->live + 1024 : 1024;
   pthread_rwlock_unlock(&vi->lock);
 
   double t0 = now_s();
+  /* Sized up front: doubling a buffer of hundreds of MB would copy it several times. */
   gather g = {.dim = vi->dim, .cancel = cancel};
+  g.x = malloc(hint * vi->dim * sizeof *g.x);
+  g.labels = malloc(hint * sizeof *g.labels);
+  g.cap = g.x && g.labels ? hint : 0;
   int rc = src->scan(src->ctx, vi->model_key, vi->dim, gather_emit, &g);
   vinst *nv = rc == 0 ? build_instance(vi, &g, cancel, &rc) : NULL;
   size_t n = g.n;

@@ -275,10 +275,10 @@ static void test_planner_table(void **state) {
   syn_index_config cfg = config_for(SYN_INDEX_AUTO);
   syn_vplan p = syn_vindex_plan(&cfg, 100000);
   assert_int_equal(p.nlist, 1264); /* 4 * sqrt(100000) */
-  assert_int_equal(p.nprobe, 79);  /* nlist / 16 */
+  assert_int_equal(p.nprobe, 39);  /* nlist / 32 */
   p = syn_vindex_plan(&cfg, 20000);
   assert_int_equal(p.nlist, 512); /* 20000 / 39: enough points per cell */
-  assert_int_equal(p.nprobe, 32);
+  assert_int_equal(p.nprobe, 16);
   cfg.ivf_nprobe = 5000;
   assert_int_equal(syn_vindex_nprobe_for(&cfg, 100), 100);
 }
