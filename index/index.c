@@ -427,15 +427,34 @@ static void apply_put(syn_index *idx, const syn_store_change *chg, uint32_t dim,
              dim, (long long)chg->id, strerror(-rc));
 }
 
+/* A shard registered without an embedding: stored (keyword search finds it), and any
+ * vector of a version it replaces leaves its collection. */
+static int register_without_vector(syn_index *idx, const syn_shard_input *in, int64_t now_ms,
+                                   char *err, size_t errlen) {
+  syn_store_change chg;
+  syn_vindex *old_vi = NULL;
+  pthread_mutex_lock(&idx->write_mu);
+  int rc = syn_store_put(idx->store, in, now_ms, &chg, err, errlen);
+  if (rc == 0 && chg.old_id &&
+      (old_vi = coll_get(idx, chg.old_model_key, chg.old_dimension, false)) != NULL &&
+      syn_vindex_remove(old_vi, chg.old_id) != 0)
+    syn_warn("index %s/%u: removal of row %lld failed; rebuild queued", chg.old_model_key,
+             chg.old_dimension, (long long)chg.old_id);
+  pthread_mutex_unlock(&idx->write_mu);
+  if (rc != 0) return rc;
+  atomic_fetch_add(&idx->registrations, 1);
+  maybe_queue(idx, old_vi);
+  return 0;
+}
+
 int syn_index_register(syn_index *idx, const syn_shard_input *in, int64_t now_ms, char *err,
                        size_t errlen) {
   if (err && errlen) err[0] = '\0';
-  if (!in || !in->embedding || in->dimension == 0 || in->dimension > SYN_SHARD_MAX_DIM) {
-    if (err && errlen)
-      snprintf(err, errlen, "dimension must be 1..%d with an embedding of that length",
-               SYN_SHARD_MAX_DIM);
+  if (!in || in->dimension == 0 || in->dimension > SYN_SHARD_MAX_DIM) {
+    if (err && errlen) snprintf(err, errlen, "dimension must be 1..%d", SYN_SHARD_MAX_DIM);
     return -EINVAL;
   }
+  if (!in->embedding) return register_without_vector(idx, in, now_ms, err, errlen);
   float *unit = malloc(4 * (size_t)in->dimension);
   if (!unit) return -ENOMEM;
   if (!normalise(in->embedding, in->dimension, unit)) {

@@ -40,7 +40,7 @@ static const char k_schema_v1[] =
     " info_hash TEXT NOT NULL UNIQUE,"
     " model_key TEXT NOT NULL,"
     " dimension INTEGER NOT NULL CHECK (dimension > 0),"
-    " norm REAL NOT NULL CHECK (norm > 0),"
+    " norm REAL NOT NULL CHECK (norm >= 0)," /* 0: registered without an embedding */
     " created_at INTEGER NOT NULL,"
     " updated_at INTEGER NOT NULL,"
     " display_name TEXT NOT NULL,"
@@ -54,7 +54,7 @@ static const char k_schema_v1[] =
     " description TEXT,"
     " metadata TEXT CHECK (metadata IS NULL OR"
     "   CASE WHEN json_valid(metadata) THEN json_type(metadata) = 'object' ELSE 0 END),"
-    " embedding BLOB NOT NULL CHECK (length(embedding) = 4 * dimension));"
+    " embedding BLOB CHECK (embedding IS NULL OR length(embedding) = 4 * dimension));"
     "CREATE INDEX shards_by_collection ON shards(model_key, dimension, id);"
     "CREATE TABLE shard_tags ("
     " tag TEXT NOT NULL COLLATE NOCASE,"
@@ -146,11 +146,13 @@ static const char *const k_sql[ST__N] = {
     [ST_LIST_IDS] = "SELECT id FROM shards WHERE id > ?1 ORDER BY id LIMIT ?2",
     [ST_COLLECTIONS] =
         "SELECT model_key, dimension, count(*), sum(id) FROM shards"
-        " GROUP BY model_key, dimension",
+        " WHERE embedding IS NOT NULL GROUP BY model_key, dimension",
     [ST_SCAN_VECTORS] =
         "SELECT id, norm, embedding FROM shards"
-        " WHERE model_key = ?1 AND dimension = ?2 ORDER BY id",
-    [ST_SCAN_IDS] = "SELECT id FROM shards WHERE model_key = ?1 AND dimension = ?2 ORDER BY id",
+        " WHERE model_key = ?1 AND dimension = ?2 AND embedding IS NOT NULL ORDER BY id",
+    [ST_SCAN_IDS] =
+        "SELECT id FROM shards WHERE model_key = ?1 AND dimension = ?2"
+        " AND embedding IS NOT NULL ORDER BY id",
     [ST_GET_VECTOR] = "SELECT dimension, norm, embedding FROM shards WHERE id = ?1",
     [ST_PROBE] =
         "SELECT ?2 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id = s.id"
@@ -164,14 +166,14 @@ static const char *const k_sql[ST__N] = {
         " WHERE tag IN (SELECT value FROM json_each(?1)) LIMIT ?2)",
     [ST_EXACT_ALL] =
         "SELECT id, norm, embedding FROM shards WHERE model_key = ?1"
-        " AND dimension = ?2",
+        " AND dimension = ?2 AND embedding IS NOT NULL",
     /* The unary + keeps the planner off shards_by_collection: the tag list is the
      * selective side, so rows are fetched by rowid from it. */
     [ST_EXACT_TAGGED] =
         "SELECT s.id, s.norm, s.embedding FROM shards s WHERE s.id IN"
         " (SELECT shard_id FROM shard_tags WHERE tag IN"
         " (SELECT value FROM json_each(?3)))"
-        " AND +s.model_key = ?1 AND +s.dimension = ?2",
+        " AND +s.model_key = ?1 AND +s.dimension = ?2 AND s.embedding IS NOT NULL",
     [ST_TEXT] =
         "SELECT s.id, bm25(shards_fts, 4.0, 1.0, 2.0) AS r"
         " FROM shards_fts JOIN shards s ON s.id = shards_fts.rowid"
@@ -498,13 +500,13 @@ static int check_input(const syn_shard_input *in, char *ih, char *model_key, dou
     set_err(err, errlen, "%s", "model name is empty");
     return -EINVAL;
   }
-  if (in->dimension == 0 || in->dimension > SYN_SHARD_MAX_DIM || !in->embedding) {
-    if (err && errlen)
-      snprintf(err, errlen, "dimension must be 1..%d with an embedding of that length",
-               SYN_SHARD_MAX_DIM);
+  if (in->dimension == 0 || in->dimension > SYN_SHARD_MAX_DIM) {
+    if (err && errlen) snprintf(err, errlen, "dimension must be 1..%d", SYN_SHARD_MAX_DIM);
     return -EINVAL;
   }
-  if ((*norm = vec_norm(in->embedding, in->dimension)) == 0) {
+  /* A shard without an embedding is stored and found by words, never by vector. */
+  *norm = 0;
+  if (in->embedding && (*norm = vec_norm(in->embedding, in->dimension)) == 0) {
     set_err(err, errlen, "%s", "embedding must be finite and not all zero");
     return -EINVAL;
   }
@@ -575,7 +577,10 @@ static int put_insert(conn *c, const syn_shard_input *in, const char *ih, const 
   bind_text_or_null(s, 14, in->signature);
   bind_text_or_null(s, 15, in->description);
   bind_text_or_null(s, 16, in->metadata_json);
-  sqlite3_bind_blob(s, 17, in->embedding, (int)(4 * in->dimension), SQLITE_STATIC);
+  if (in->embedding)
+    sqlite3_bind_blob(s, 17, in->embedding, (int)(4 * in->dimension), SQLITE_STATIC);
+  else
+    sqlite3_bind_null(s, 17);
   int rc = sqlite3_step(s);
   int ext = sqlite3_extended_errcode(c->db);
   stmt_done(s);

@@ -49,7 +49,8 @@ typedef struct syn_shard_input {
   const char *display_name; /* required */
   const char *model;        /* required; stored as given, matched by its key */
   uint32_t dimension;       /* 1..SYN_SHARD_MAX_DIM */
-  const float *embedding;   /* `dimension` finite floats, not all zero */
+  const float *embedding;   /* `dimension` finite floats, not all zero; NULL: no vector
+                               (stored and found by keyword search only) */
   const char *const *tags;
   size_t tag_count;
   const char *description;
