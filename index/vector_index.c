@@ -1024,21 +1024,49 @@ static int recon_mark(void *ctx, int64_t label) {
 /* Brings a loaded snapshot up to the source: adds the rows it lacks, removes the ones the
  * source no longer has. The id scan only collects; vectors are fetched after it, so the
  * source never needs two connections at once. */
-static int reconcile(syn_vindex *vi, vinst *v, const syn_vsource *src, syn_vload_result *res) {
+/* Adds a run of fetched vectors and marks them seen. */
+static int recon_flush(vinst *v, const float *x, const int64_t *labels, size_t m,
+                       syn_vload_result *res) {
+  int rc = m ? vinst_add_batch(v, m, x, labels) : 0;
+  for (size_t i = 0; rc == 0 && i < m; i++) lmap_set(&v->map, labels[i], L_LIVE | L_SEEN);
+  if (rc == 0) res->added += m;
+  return rc;
+}
+
+/* Brings a loaded snapshot up to the source: adds the rows it lacks (in runs, one faiss
+ * call each), removes the ones the source no longer has. The id scan only collects;
+ * vectors are fetched after it, so the source never needs two connections at once. A
+ * snapshot missing more than a tenth of the collection (and 1024 vectors) is refused:
+ * rebuilding in the background then costs less than adding them all during start-up. */
+static int reconcile(syn_vindex *vi, vinst *v, const syn_vsource *src, int64_t want_count,
+                     syn_vload_result *res) {
+  enum { RUN = 1024 };
   recon r = {.v = v};
   int rc = src->scan_ids(src->ctx, vi->model_key, vi->dim, recon_mark, &r);
-  float *unit = malloc(4 * (size_t)vi->dim);
-  if (rc == 0 && !unit) rc = -ENOMEM;
+  size_t most = want_count / 10 > RUN ? (size_t)want_count / 10 : RUN;
+  if (rc == 0 && r.nmissing > most) rc = -E2BIG;
+  float *x = malloc((size_t)RUN * vi->dim * sizeof *x);
+  int64_t *labels = malloc(RUN * sizeof *labels);
+  if (rc == 0 && (!x || !labels)) rc = -ENOMEM;
+  size_t m = 0;
   for (size_t i = 0; rc == 0 && i < r.nmissing; i++) {
-    rc = src->get(src->ctx, r.missing[i], vi->dim, unit);
+    int64_t id = r.missing[i];
+    rc = src->get(src->ctx, id, vi->dim, x + m * vi->dim);
     if (rc == -ENOENT) { /* deleted meanwhile: nothing to add */
       rc = 0;
       continue;
     }
-    if (rc == 0) rc = vinst_add(v, r.missing[i], unit);
-    if (rc == 0) lmap_set(&v->map, r.missing[i], L_LIVE | L_SEEN), res->added++;
+    if (rc == 0 && (lmap_get(&v->map, id) & L_DEAD)) { /* a tombstone comes back */
+      rc = vinst_add(v, id, x + m * vi->dim);
+      lmap_set(&v->map, id, L_LIVE | L_SEEN);
+      continue;
+    }
+    if (rc == 0) labels[m++] = id;
+    if (rc == 0 && m == RUN) rc = recon_flush(v, x, labels, m, res), m = 0;
   }
-  free(unit);
+  if (rc == 0) rc = recon_flush(v, x, labels, m, res);
+  free(x);
+  free(labels);
   free(r.missing);
   int64_t *gone = rc == 0 ? malloc((v->live + 1) * sizeof *gone) : NULL;
   size_t ngone = 0;
@@ -1076,9 +1104,11 @@ int syn_vindex_load(syn_vindex *vi, const char *dir, const syn_vsource *src, int
   }
   if (rc == 0 && (v->live != (size_t)want_count || v->live_sum != want_sum)) {
     res->reconciled = true;
-    rc = reconcile(vi, v, src, res);
+    rc = reconcile(vi, v, src, want_count, res);
     if (rc == 0 && (v->live != (size_t)want_count || v->live_sum != want_sum)) rc = -EAGAIN;
-    if (rc != 0) snprintf(res->reason, sizeof res->reason, "reconciliation failed");
+    if (rc != 0)
+      snprintf(res->reason, sizeof res->reason, "%s",
+               rc == -E2BIG ? "snapshot too stale" : "reconciliation failed");
   }
   if (rc != 0) {
     vinst_free(v);

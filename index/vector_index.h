@@ -35,7 +35,10 @@
  * written to temporary names, fsynced and renamed. syn_vindex_load accepts a snapshot
  * only if both checksums, the collection and the dimension match; if its live set
  * differs from SQLite's, it is reconciled (missing vectors added, vanished ones removed)
- * before use. Missing, corrupt or unreadable snapshots make it fail, and the caller
+ * before use, unless more than a tenth of the collection (and 1024 vectors) is missing:
+ * such a snapshot is refused as too stale, since adding that many during start-up would
+ * cost more than a background rebuild. Missing, corrupt, unreadable or too stale
+ * snapshots make it fail, and the caller
  * builds from the source instead; nothing in a snapshot is trusted before its checksums.
  *
  * Threads: upsert, remove and search may be called concurrently from any threads; a

@@ -637,6 +637,17 @@ static void test_snapshot_stale_is_reconciled(void **state) {
   assert_int_equal(syn_vindex_snapshot_write(vi, f->dir, false), 1); /* reconciled = dirty */
   syn_vindex_free(vi);
   free(more);
+  /* Far behind (1100 missing of 4090): refused, the caller rebuilds in the background. */
+  float *lots = tu_clustered(10, 1100, D, 5, 0.3);
+  for (int64_t i = 0; i < 1100; i++) fsrc_add(&f->s, 60000 + i, lots + i * D);
+  vi = load_fresh(f, "org-model", &res, &rc);
+  assert_int_equal(rc, -E2BIG);
+  assert_string_equal(res.reason, "snapshot too stale");
+  syn_vindex_stats st;
+  syn_vindex_stats_get(vi, &st);
+  assert_int_equal(st.live, 0);
+  syn_vindex_free(vi);
+  free(lots);
 }
 
 static void flip_byte(const char *path, long at) {
