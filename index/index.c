@@ -2,10 +2,11 @@
  * builder. The contract is in index.h.
  *
  * Locks, in the only order they nest: write_mu (serialises register/delete so that the
- * vector indexes apply writes in commit order), then a collection's own rwlock (inside
- * syn_vindex). coll_mu guards the collection list, the builder's queue and its state; it
- * is never held while calling into a vector index or the store. snap_mu makes snapshot
- * writes single-threaded (builder, syn_index_snapshot, close).
+ * vector indexes apply writes in commit order) or snap_mu (makes snapshot writes
+ * single-threaded: builder, syn_index_snapshot, close), then a collection's own rwlock
+ * (inside syn_vindex). coll_mu guards the collection list, the builder's queue and its
+ * state; it only ever wraps reads of a collection's immutable name and the creation of an
+ * empty one, never a call that takes another lock or touches the store.
  *
  * Search path: candidates come from the collection's faiss index (or, for a selective
  * tag filter, from an exact scan of the matching rows in SQLite); each candidate label is
@@ -594,7 +595,8 @@ static void round_buf_free(round_buf *b) {
   free(b->labels), free(b->scores), free(b->probes), free(b->seen);
 }
 
-/* One round: probes the labels not seen before; returns how many were accepted. */
+/* One round: checks the labels not seen in earlier rounds against SQLite (existence, tags,
+ * exact cosine when rescoring) and collects those that pass, counting them in *accepted. */
 static int probe_round(syn_index *idx, const vquery *q, bool rescore, round_buf *b, size_t got,
                        acc *out, size_t *accepted, syn_search_info *info) {
   size_t np = 0;
@@ -665,6 +667,8 @@ static int search_collection(syn_index *idx, syn_vindex *vi, const vquery *q, ac
                              syn_search_info *info) {
   info->collections++;
   if (q->tags_json) {
+    /* Counted over all collections: an overestimate for this one, which at worst sends a
+     * selective filter down the deeper ANN path (and its exact fallback). */
     int64_t m = 0;
     int rc = syn_store_count_tagged(idx->store, q->tags_json,
                                     (int64_t)idx->cfg.exact_filter_max + 1, &m);
