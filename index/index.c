@@ -352,10 +352,11 @@ syn_index *syn_index_open(const syn_index_config *cfg, const char *data_dir, cha
   }
   snprintf(db, plen, "%s/shards.db", data_dir);
   snprintf(idx->snap_dir, plen, "%s/vectors", data_dir);
+  const char *failed = data_dir;
   int rc = make_dir(data_dir);
-  if (rc == 0) rc = make_dir(idx->snap_dir);
+  if (rc == 0 && (rc = make_dir(idx->snap_dir)) != 0) failed = idx->snap_dir;
   if (rc != 0 && err && errlen)
-    snprintf(err, errlen, "index: cannot create %s: %s", idx->snap_dir, strerror(-rc));
+    snprintf(err, errlen, "index: cannot create %s: %s", failed, strerror(-rc));
   syn_store_options so = {cfg->read_connections, cfg->sync_full, cfg->sqlite_mmap_mb,
                           cfg->sqlite_cache_mb};
   if (rc == 0 && !(idx->store = syn_store_open(db, &so, err, errlen))) rc = -EIO;

@@ -40,12 +40,13 @@ typedef struct syn_index syn_index;
 #define SYN_SEARCH_MAX_LIMIT 1000 /* largest `limit` a search accepts */
 #define SYN_INDEX_STATS_MAX 32    /* collections reported by syn_index_stats_get */
 
-/* Opens (creating if needed) the registry under data_dir, loads or rebuilds every
- * collection's vector index, and starts the background thread. cfg is copied. Blocks for
- * the loading: snapshots load at disk speed; a collection without a usable snapshot is
- * first served by an exact index built from SQLite (about a second per 100k x 768
- * vectors) and its approximate index follows in the background. NULL on failure, with a
- * one-line message in err. Main thread, once. */
+/* Opens (creating if needed; data_dir's parent must exist) the registry under data_dir,
+ * loads or rebuilds every collection's vector index, and starts the background thread.
+ * cfg is copied. Blocks for the loading: snapshots load at disk speed (a stale one is
+ * reconciled with SQLite first); a collection without a usable snapshot is first served
+ * by an exact index built from SQLite (a few seconds per 100k x 768 vectors) and its
+ * approximate index follows in the background. NULL on failure, with a one-line message
+ * in err. Main thread, once. */
 syn_index *syn_index_open(const syn_index_config *cfg, const char *data_dir, char *err,
                           size_t errlen);
 

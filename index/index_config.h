@@ -37,7 +37,10 @@ typedef struct syn_index_config {
    * collection goes back to flat only below half of this (hysteresis). */
   uint32_t auto_threshold;
 
-  /* HNSW graph degree (memory grows by 8*M bytes per vector; recall grows with M). */
+  /* HNSW graph degree (memory grows by 8*M bytes per vector; recall grows with M). M and
+   * efConstruction apply to builds: an index loaded from a snapshot keeps its own until
+   * its next rebuild; efSearch, nprobe and the type apply at once (a type change queues a
+   * background rebuild). */
   uint32_t hnsw_m;
   /* HNSW candidate list while inserting: higher builds slower and gives better graphs. */
   uint32_t hnsw_ef_construction;
