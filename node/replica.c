@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "common/urlcodec.h"
+#include "node/shard_proto.h"
 #include "proto/wire.h"
 
 #define MAX_MEMBERS 256
@@ -330,29 +331,10 @@ static int apply_shard(syn_replica *r, const Synapse__Shard *p, bool only_if_new
       if (!newer) return 0;
     }
   }
-  float *emb = NULL;
-  if (p->has_embedding && p->embedding.len == (size_t)p->dimension * sizeof(float)) {
-    emb = malloc(p->embedding.len);
-    if (!emb) return -ENOMEM;
-    memcpy(emb, p->embedding.data, p->embedding.len);
-  }
-  syn_shard_input in = {
-      .info_hash = p->info_hash,
-      .display_name = p->display_name,
-      .model = p->model,
-      .dimension = p->dimension,
-      .embedding = emb,
-      .tags = (const char *const *)p->tags,
-      .tag_count = p->n_tags,
-      .description = p->description,
-      .file_size = p->has_file_size ? (int64_t)p->file_size : -1,
-      .entry_count = p->has_entry_count ? (int64_t)p->entry_count : -1,
-      .metadata_json = p->metadata_json,
-      .creator_agent_id = p->creator_agent_id,
-      .creator_public_key = p->creator_public_key,
-      .signature = p->signature,
-      .created_at_ms = p->has_created_at ? p->created_at * 1000 : 0,
-  };
+  bool bad;
+  float *emb = syn_shard_embedding_copy(p, &bad);
+  if (bad || (p->has_embedding && !emb)) return bad ? -EINVAL : -ENOMEM;
+  syn_shard_input in = syn_shard_input_from_proto(p, emb);
   char err[256];
   int rc = syn_index_register(r->index, &in, p->updated_at * 1000, err, sizeof err);
   free(emb);
@@ -442,33 +424,6 @@ static void serve_pull(syn_replica *r, const Synapse__PartitionPull *pull, Synap
   }
 }
 
-static void shard_to_proto(syn_shard *s, Synapse__Shard *p) {
-  synapse__shard__init(p);
-  p->info_hash = s->info_hash;
-  p->display_name = s->display_name;
-  p->model = s->model;
-  p->has_dimension = 1;
-  p->dimension = s->dimension;
-  p->tags = s->tags;
-  p->n_tags = s->tag_count;
-  p->description = s->description;
-  p->has_file_size = s->file_size >= 0;
-  p->file_size = s->file_size >= 0 ? (uint64_t)s->file_size : 0;
-  p->has_entry_count = s->entry_count >= 0;
-  p->entry_count = s->entry_count >= 0 ? (uint64_t)s->entry_count : 0;
-  p->metadata_json = s->metadata_json;
-  p->creator_agent_id = s->creator_agent_id;
-  p->creator_public_key = s->creator_public_key;
-  p->signature = s->signature;
-  if (s->embedding) {
-    p->has_embedding = 1;
-    p->embedding = (ProtobufCBinaryData){(size_t)s->dimension * sizeof(float), (uint8_t *)s->embedding};
-  }
-  p->has_created_at = p->has_updated_at = 1;
-  p->created_at = s->created_at_ms / 1000;
-  p->updated_at = s->updated_at_ms / 1000;
-}
-
 static int on_app_request(void *ctx, const uint8_t *data, size_t len, syn_buf *out) {
   syn_replica *r = ctx;
   Synapse__ReplicaRequest *req = synapse__replica_request__unpack(NULL, len, data);
@@ -504,7 +459,7 @@ static int on_app_request(void *ctx, const uint8_t *data, size_t len, syn_buf *o
     if (!pc.peers || !pc.bytes) pc.cap = 0;
     serve_pull(r, req->pull, &rep, page, &page_n, &pc);
     for (size_t i = 0; i < page_n; i++) {
-      shard_to_proto(&page[i], &protos[i]);
+      syn_shard_to_proto(&page[i], &protos[i]);
       proto_ptrs[i] = &protos[i];
     }
     rep.shards = proto_ptrs;

@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/urlcodec.h"
 #include "node/embedder.h"
+#include "node/shard_proto.h"
 #include "proto/wire.h"
 
 #define PEERS_MAX 200 /* /api/peers lists at most this many */
@@ -81,29 +82,6 @@ static void swarm_figures(syn_shards *sh, const char *hex, uint32_t now, Synapse
   out->downloaded = r.downloaded;
 }
 
-/* Proto view of a stored shard; strings borrowed from `s`. */
-static void shard_to_proto(syn_shard *s, Synapse__Shard *p) {
-  p->info_hash = s->info_hash;
-  p->display_name = s->display_name;
-  p->model = s->model;
-  p->has_dimension = 1;
-  p->dimension = s->dimension;
-  p->tags = s->tags;
-  p->n_tags = s->tag_count;
-  p->description = s->description;
-  p->has_file_size = s->file_size >= 0;
-  p->file_size = s->file_size >= 0 ? (uint64_t)s->file_size : 0;
-  p->has_entry_count = s->entry_count >= 0;
-  p->entry_count = s->entry_count >= 0 ? (uint64_t)s->entry_count : 0;
-  p->metadata_json = s->metadata_json;
-  p->creator_agent_id = s->creator_agent_id;
-  p->creator_public_key = s->creator_public_key;
-  p->signature = s->signature;
-  p->has_created_at = p->has_updated_at = 1;
-  p->created_at = s->created_at_ms / 1000;
-  p->updated_at = s->updated_at_ms / 1000;
-}
-
 /* Copies the write, with the times this node stored, to the other replicas (W quorum). */
 static int replicate_put(syn_shards *sh, const Synapse__Shard *p, char *err, size_t err_len) {
   if (!sh->replica) return 0;
@@ -125,36 +103,14 @@ static int replicate_put(syn_shards *sh, const Synapse__Shard *p, char *err, siz
 static void handle_register(syn_shards *sh, uint64_t id, const Synapse__RegisterRequest *r,
                             syn_buf *reply) {
   const Synapse__Shard *p = r->shard;
-  float *embedding = NULL;
-  if (p->has_embedding) {
-    if (p->embedding.len != (size_t)p->dimension * sizeof(float)) {
-      append_error(reply, id, SYNAPSE__ERROR_CODE__BAD_REQUEST, "embedding length is not the dimension");
-      return;
-    }
-    embedding = malloc(p->embedding.len); /* aligned copy: protobuf bytes may be unaligned */
-    if (!embedding) {
-      append_error(reply, id, SYNAPSE__ERROR_CODE__INTERNAL, "out of memory");
-      return;
-    }
-    memcpy(embedding, p->embedding.data, p->embedding.len);
+  bool bad;
+  float *embedding = syn_shard_embedding_copy(p, &bad);
+  if (bad || (p->has_embedding && !embedding)) {
+    append_error(reply, id, bad ? SYNAPSE__ERROR_CODE__BAD_REQUEST : SYNAPSE__ERROR_CODE__INTERNAL,
+                 bad ? "embedding length is not the dimension" : "out of memory");
+    return;
   }
-  syn_shard_input in = {
-      .info_hash = p->info_hash,
-      .display_name = p->display_name,
-      .model = p->model,
-      .dimension = p->dimension,
-      .embedding = embedding,
-      .tags = (const char *const *)p->tags,
-      .tag_count = p->n_tags,
-      .description = p->description,
-      .file_size = p->has_file_size ? (int64_t)p->file_size : -1,
-      .entry_count = p->has_entry_count ? (int64_t)p->entry_count : -1,
-      .metadata_json = p->metadata_json,
-      .creator_agent_id = p->creator_agent_id,
-      .creator_public_key = p->creator_public_key,
-      .signature = p->signature,
-      .created_at_ms = p->has_created_at ? p->created_at * 1000 : 0,
-  };
+  syn_shard_input in = syn_shard_input_from_proto(p, embedding);
   syn_shard existing;
   bool existed = syn_index_get(sh->index, p->info_hash, false, &existing) == 0;
   if (existed) syn_shard_free(&existing);
@@ -188,7 +144,7 @@ static void handle_get(syn_shards *sh, uint64_t id, const Synapse__ShardKey *k, 
   }
   Synapse__Shard shard = SYNAPSE__SHARD__INIT;
   Synapse__SwarmFigures swarm = SYNAPSE__SWARM_FIGURES__INIT;
-  shard_to_proto(&s, &shard);
+  syn_shard_to_proto(&s, &shard);
   swarm_figures(sh, s.info_hash, now, &swarm);
   Synapse__GetReply body = SYNAPSE__GET_REPLY__INIT;
   body.shard = &shard;
@@ -263,9 +219,8 @@ static int hit_view_build(syn_shards *sh, syn_hit *hits, size_t n, uint32_t now,
   if (!v->msgs || !v->ptrs || !v->shards || !v->swarms) return -ENOMEM;
   for (size_t i = 0; i < n; i++) {
     synapse__search_hit__init(&v->msgs[i]);
-    synapse__shard__init(&v->shards[i]);
     synapse__swarm_figures__init(&v->swarms[i]);
-    shard_to_proto(&hits[i].shard, &v->shards[i]);
+    syn_shard_to_proto(&hits[i].shard, &v->shards[i]);
     swarm_figures(sh, hits[i].shard.info_hash, now, &v->swarms[i]);
     v->msgs[i].shard = &v->shards[i];
     v->msgs[i].swarm = &v->swarms[i];

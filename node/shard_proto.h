@@ -1,0 +1,20 @@
+/* Conversions between the index's shard records and the Shard message (proto/). Both
+ * directions borrow: nothing is copied, so the source must outlive the result. */
+#ifndef SYN_NODE_SHARD_PROTO_H
+#define SYN_NODE_SHARD_PROTO_H
+
+#include "index/shard_store.h"
+#include "proto/tracker.pb-c.h"
+
+/* A registration view of a Shard message; `embedding` is an aligned copy of its vector
+ * (or NULL), owned by the caller. Times: created_at carried over when present. */
+syn_shard_input syn_shard_input_from_proto(const Synapse__Shard *p, const float *embedding);
+
+/* A Shard message view of a stored record (its embedding only when `s` holds one). */
+void syn_shard_to_proto(syn_shard *s, Synapse__Shard *p);
+
+/* An aligned copy of the message's vector: NULL without one, or when its length is not
+ * the dimension (*bad set), or on ENOMEM (*bad clear). The caller frees it. */
+float *syn_shard_embedding_copy(const Synapse__Shard *p, bool *bad);
+
+#endif
