@@ -548,6 +548,7 @@ static void acc_finish(acc *a) {
 }
 
 typedef struct vquery {
+  syn_store_reader *r; /* the search's read session: every store call goes through it */
   const float *unit;
   uint32_t dim;
   const char *tags_json;
@@ -564,7 +565,7 @@ static int exact_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out)
   syn_scored *tmp = malloc(want * sizeof *tmp);
   if (!tmp) return -ENOMEM;
   size_t n = 0;
-  int rc = syn_store_exact_search(idx->store, syn_vindex_model_key(vi), q->dim, q->tags_json,
+  int rc = syn_store_exact_search(idx->store, q->r, syn_vindex_model_key(vi), q->dim, q->tags_json,
                                   q->unit, q->min_cos, want, tmp, &n);
   for (size_t i = 0; rc == 0 && i < n; i++) rc = acc_push(out, tmp[i].id, tmp[i].score);
   free(tmp);
@@ -609,7 +610,7 @@ static int probe_round(syn_index *idx, const vquery *q, bool rescore, round_buf 
   float *approx = malloc((np + 1) * sizeof *approx);
   if (!approx) return -ENOMEM;
   for (size_t i = 0; i < np; i++) approx[i] = b->probes[i].cosine;
-  int rc = syn_store_probe_rows(idx->store, q->tags_json, rescore ? q->unit : NULL, q->dim,
+  int rc = syn_store_probe_rows(idx->store, q->r, q->tags_json, rescore ? q->unit : NULL, q->dim,
                                 b->probes, np);
   for (size_t i = 0; rc == 0 && i < np; i++) {
     const syn_store_probe *p = &b->probes[i];
@@ -671,7 +672,7 @@ static int search_collection(syn_index *idx, syn_vindex *vi, const vquery *q, ac
     /* Counted over all collections: an overestimate for this one, which at worst sends a
      * selective filter down the deeper ANN path (and its exact fallback). */
     int64_t m = 0;
-    int rc = syn_store_count_tagged(idx->store, q->tags_json,
+    int rc = syn_store_count_tagged(idx->store, q->r, q->tags_json,
                                     (int64_t)idx->cfg.exact_filter_max + 1, &m);
     if (rc != 0) return rc;
     if (m == 0) return 0;
@@ -685,14 +686,14 @@ static int search_collection(syn_index *idx, syn_vindex *vi, const vquery *q, ac
 
 /* Reads the records of the best `limit` scored ids into hits, skipping rows deleted
  * since they were found. */
-static int fill_hits(syn_index *idx, const acc *a, uint32_t limit, bool text, syn_hit **hits,
-                     size_t *n) {
+static int fill_hits(syn_index *idx, syn_store_reader *r, const acc *a, uint32_t limit, bool text,
+                     syn_hit **hits, size_t *n) {
   size_t want = a->n < limit ? a->n : limit;
   *hits = calloc(want + 1, sizeof **hits);
   if (!*hits) return -ENOMEM;
   for (size_t i = 0; i < a->n && *n < want; i++) {
     syn_hit *h = &(*hits)[*n];
-    int rc = syn_store_get_by_id(idx->store, a->v[i].id, false, &h->shard);
+    int rc = syn_store_reader_get_by_id(idx->store, r, a->v[i].id, false, &h->shard);
     if (rc == -ENOENT) continue; /* deleted since it was found */
     if (rc != 0) return rc;
     h->raw = a->v[i].score;
@@ -739,13 +740,16 @@ int syn_index_search_embedding(syn_index *idx, const float *query, uint32_t dim,
   size_t nv = rc == 0 ? coll_select(idx, model_key[0] ? model_key : NULL, dim, &vis) : 0;
   if (rc == 0 && !vis) rc = -ENOMEM;
   info->model_known = nv > 0;
-  vquery q = {unit, dim, tags_json, min_sim > 0 ? min_sim : -INFINITY, limit};
+  syn_store_reader *r = rc == 0 ? syn_store_read_begin(idx->store) : NULL;
+  if (rc == 0 && !r) rc = -EIO;
+  vquery q = {r, unit, dim, tags_json, min_sim > 0 ? min_sim : -INFINITY, limit};
   acc a = {0};
   for (size_t i = 0; rc == 0 && i < nv; i++) rc = search_collection(idx, vis[i], &q, &a, info);
   if (rc == 0) {
     acc_finish(&a);
-    rc = fill_hits(idx, &a, limit, false, hits, n);
+    rc = fill_hits(idx, r, &a, limit, false, hits, n);
   }
+  syn_store_read_end(idx->store, r);
   atomic_fetch_add(&idx->vector_searches, 1);
   free(a.v), free(vis), free(unit), free(tags_json);
   if (rc != 0) syn_hits_free(*hits, *n), *hits = NULL, *n = 0;
@@ -768,14 +772,17 @@ int syn_index_search_text(syn_index *idx, const char *query, const syn_search_fi
   info->model_known = rc == 0 && (!model_key[0] || model_known(idx, model_key));
   acc a = {.v = terms > 0 ? malloc(limit * sizeof *a.v) : NULL, .cap = limit};
   if (rc == 0 && terms > 0 && !a.v) rc = -ENOMEM;
+  syn_store_reader *r = rc == 0 ? syn_store_read_begin(idx->store) : NULL;
+  if (rc == 0 && !r) rc = -EIO;
   if (rc == 0 && terms > 0)
-    rc = syn_store_text_search(idx->store, fts, model_key[0] ? model_key : NULL, tags_json, limit,
-                               a.v, &a.n);
+    rc = syn_store_text_search(idx->store, r, fts, model_key[0] ? model_key : NULL, tags_json,
+                               limit, a.v, &a.n);
   size_t w = 0; /* results come best first; keep those above min_similarity */
   for (size_t i = 0; rc == 0 && i < a.n; i++)
     if (syn_sim_from_bm25(a.v[i].score) >= min_sim) a.v[w++] = a.v[i];
   a.n = w;
-  if (rc == 0) rc = fill_hits(idx, &a, limit, true, hits, n);
+  if (rc == 0) rc = fill_hits(idx, r, &a, limit, true, hits, n);
+  syn_store_read_end(idx->store, r);
   atomic_fetch_add(&idx->text_searches, 1);
   free(a.v), free(tags_json);
   if (rc != 0) syn_hits_free(*hits, *n), *hits = NULL, *n = 0;

@@ -46,8 +46,8 @@ void syn_index_config_defaults(syn_index_config *cfg) {
       .snapshot_interval_s = 300,
       /* One core builds, the other keeps answering queries (2-core nodes). */
       .build_threads = 1,
-      /* Enough for the node's default worker count. */
-      .read_connections = 4,
+      /* A search holds one for its duration: at least the node's worker threads. */
+      .read_connections = 8,
       /* A registration is acknowledged as persisted (design decision 3). */
       .sync_full = true,
       /* Covers 250k shards of 768 floats; address space only. */

@@ -84,7 +84,8 @@ typedef struct syn_index_config {
   uint32_t build_threads;
 
   /* SQLite read connections shared by the searching threads (WAL: reads never wait for the
-   * writer). A thread waits when all are busy. */
+   * writer). Each search holds one from start to end (one consistent snapshot); a thread
+   * waits when all are busy, so this should be at least the node's worker count. */
   uint32_t read_connections;
   /* true: PRAGMA synchronous=FULL (every acknowledged registration survives power loss);
    * false: NORMAL (survives a process crash or kill -9, may lose the last commits on power

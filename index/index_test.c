@@ -395,6 +395,41 @@ static void test_update_moves_vector(void **state) {
   syn_hits_free(hits, n);
 }
 
+/* A shard may come without an embedding: found by words only; gaining one puts it in the
+ * vector index, losing it again takes it out. */
+static void test_without_embedding(void **state) {
+  fx *f = *state;
+  reg(f, 0, "m", NULL, NULL);
+  char h[41], err[128];
+  hash_of(7, h);
+  syn_shard_input in = {.info_hash = h,
+                        .display_name = "wordless vector",
+                        .model = "m",
+                        .dimension = D,
+                        .file_size = -1,
+                        .entry_count = -1};
+  assert_int_equal(syn_index_register(f->idx, &in, 1, err, sizeof err), 0);
+  syn_hit *hits;
+  size_t n;
+  assert_int_equal(syn_index_search_text(f->idx, "wordless", NULL, 5, &hits, &n, NULL), 0);
+  assert_int_equal(n, 1);
+  syn_hits_free(hits, n);
+  assert_false(finds_itself(f, 7));
+  in.embedding = f->vecs + 7 * D; /* gains an embedding */
+  assert_int_equal(syn_index_register(f->idx, &in, 2, err, sizeof err), 0);
+  assert_true(finds_itself(f, 7));
+  in.embedding = NULL; /* and loses it */
+  assert_int_equal(syn_index_register(f->idx, &in, 3, err, sizeof err), 0);
+  assert_false(found_in_top(f, 7, 5));
+  syn_shard s;
+  assert_int_equal(syn_index_get(f->idx, h, true, &s), 0);
+  assert_null(s.embedding);
+  syn_shard_free(&s);
+  reopen(f); /* and nothing of it comes back from a snapshot */
+  assert_false(found_in_top(f, 7, 5));
+  assert_true(finds_itself(f, 0));
+}
+
 /* ---- the auto index switches in the background ------------------------------------------ */
 
 static void test_auto_switch_in_background(void **state) {
@@ -714,6 +749,7 @@ int main(void) {
       T(test_tag_filters_hnsw),
       T(test_tag_filters_ivf_sq8),
       T(test_update_moves_vector),
+      T(test_without_embedding),
       T(test_auto_switch_in_background),
       T(test_reopen_keeps_everything),
       T(test_snapshot_missing_stale_corrupt),

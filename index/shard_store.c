@@ -98,6 +98,7 @@ static const char *const k_migrations[] = {k_schema_v1};
 
 enum stmt_id {
   ST_BEGIN,
+  ST_BEGIN_READ,
   ST_COMMIT,
   ST_ROLLBACK,
   ST_FIND,
@@ -126,6 +127,7 @@ enum stmt_id {
 
 static const char *const k_sql[ST__N] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_BEGIN_READ] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_FIND] = "SELECT id, created_at, model_key, dimension FROM shards WHERE info_hash = ?1",
@@ -241,6 +243,31 @@ static void reader_release(syn_store *st, conn *c) {
   st->free_stack[st->nfree++] = (size_t)(c - st->readers);
   pthread_cond_signal(&st->pool_cv);
   pthread_mutex_unlock(&st->pool_mu);
+}
+
+/* A session's connection, or one borrowed from the pool for a single call. */
+static conn *conn_use(syn_store *st, syn_store_reader *r) {
+  return r ? (conn *)(void *)r : reader_acquire(st);
+}
+
+static void conn_done(syn_store *st, syn_store_reader *r, conn *c) {
+  if (!r) reader_release(st, c);
+}
+
+syn_store_reader *syn_store_read_begin(syn_store *st) {
+  conn *c = reader_acquire(st);
+  if (stmt_run(c, ST_BEGIN_READ) != 0) {
+    reader_release(st, c);
+    return NULL;
+  }
+  return (syn_store_reader *)(void *)c;
+}
+
+void syn_store_read_end(syn_store *st, syn_store_reader *r) {
+  if (!r) return;
+  conn *c = (conn *)(void *)r;
+  if (!sqlite3_get_autocommit(c->db)) stmt_run(c, ST_COMMIT);
+  reader_release(st, c);
 }
 
 /* ---- open, migrate, close -------------------------------------------------------- */
@@ -720,9 +747,12 @@ static int read_record(conn *c, sqlite3_stmt *s, bool with_embedding, syn_shard 
   if (with_embedding) {
     size_t bytes = (size_t)sqlite3_column_bytes(s, 17);
     const void *blob = sqlite3_column_blob(s, 17);
-    if (bytes != 4 * (size_t)out->dimension || !blob) return -EIO;
-    if (!(out->embedding = malloc(bytes))) return -ENOMEM;
-    memcpy(out->embedding, blob, bytes);
+    if (!blob && sqlite3_column_type(s, 17) == SQLITE_NULL)
+      bytes = 0; /* no embedding */
+    else if (bytes != 4 * (size_t)out->dimension || !blob)
+      return -EIO;
+    if (bytes && !(out->embedding = malloc(bytes))) return -ENOMEM;
+    if (bytes) memcpy(out->embedding, blob, bytes);
   }
   char *tags = col_dup(s, 8);
   int rc = parse_tags(c, tags, out);
@@ -746,10 +776,10 @@ void syn_shard_free(syn_shard *s) {
   memset(s, 0, sizeof *s);
 }
 
-static int get_record(syn_store *st, enum stmt_id id, const char *hash, int64_t rowid,
-                      bool with_embedding, syn_shard *out) {
+static int get_record(syn_store *st, syn_store_reader *r, enum stmt_id id, const char *hash,
+                      int64_t rowid, bool with_embedding, syn_shard *out) {
   memset(out, 0, sizeof *out);
-  conn *c = reader_acquire(st);
+  conn *c = conn_use(st, r);
   sqlite3_stmt *s = stmt_get(c, id);
   int rc = -EIO;
   if (s) {
@@ -764,7 +794,7 @@ static int get_record(syn_store *st, enum stmt_id id, const char *hash, int64_t 
       rc = step == SQLITE_DONE ? -ENOENT : -EIO;
     stmt_done(s);
   }
-  reader_release(st, c);
+  conn_done(st, r, c);
   if (rc) syn_shard_free(out);
   return rc;
 }
@@ -775,11 +805,18 @@ int syn_store_get(syn_store *st, const char *info_hash, bool with_embedding, syn
     memset(out, 0, sizeof *out);
     return -EINVAL;
   }
-  return get_record(st, with_embedding ? ST_GET_HASH_EMB : ST_GET_HASH, ih, 0, with_embedding, out);
+  return get_record(st, NULL, with_embedding ? ST_GET_HASH_EMB : ST_GET_HASH, ih, 0, with_embedding,
+                    out);
 }
 
 int syn_store_get_by_id(syn_store *st, int64_t id, bool with_embedding, syn_shard *out) {
-  return get_record(st, with_embedding ? ST_GET_ID_EMB : ST_GET_ID, NULL, id, with_embedding, out);
+  return get_record(st, NULL, with_embedding ? ST_GET_ID_EMB : ST_GET_ID, NULL, id, with_embedding,
+                    out);
+}
+int syn_store_reader_get_by_id(syn_store *st, syn_store_reader *r, int64_t id, bool with_embedding,
+                               syn_shard *out) {
+  return get_record(st, r, with_embedding ? ST_GET_ID_EMB : ST_GET_ID, NULL, id, with_embedding,
+                    out);
 }
 
 int64_t syn_store_count(syn_store *st) {
@@ -938,11 +975,11 @@ static float dot(const float *a, const float *b, uint32_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
-int syn_store_probe_rows(syn_store *st, const char *tags_json, const float *qunit, uint32_t dim,
-                         syn_store_probe *items, size_t n) {
+int syn_store_probe_rows(syn_store *st, syn_store_reader *r, const char *tags_json,
+                         const float *qunit, uint32_t dim, syn_store_probe *items, size_t n) {
   float *unit = qunit ? malloc(4 * (size_t)dim) : NULL;
   if (qunit && !unit) return -ENOMEM;
-  conn *c = reader_acquire(st);
+  conn *c = conn_use(st, r);
   sqlite3_stmt *s = stmt_get(c, qunit ? ST_PROBE_EMB : ST_PROBE);
   int rc = s ? 0 : -EIO;
   for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -970,13 +1007,14 @@ int syn_store_probe_rows(syn_store *st, const char *tags_json, const float *quni
     sqlite3_reset(s);
   }
   stmt_done(s);
-  reader_release(st, c);
+  conn_done(st, r, c);
   free(unit);
   return rc;
 }
 
-int syn_store_count_tagged(syn_store *st, const char *tags_json, int64_t cap, int64_t *count) {
-  conn *c = reader_acquire(st);
+int syn_store_count_tagged(syn_store *st, syn_store_reader *r, const char *tags_json, int64_t cap,
+                           int64_t *count) {
+  conn *c = conn_use(st, r);
   sqlite3_stmt *s = stmt_get(c, ST_COUNT_TAGGED);
   int rc = -EIO;
   if (s) {
@@ -988,7 +1026,7 @@ int syn_store_count_tagged(syn_store *st, const char *tags_json, int64_t cap, in
     }
     stmt_done(s);
   }
-  reader_release(st, c);
+  conn_done(st, r, c);
   return rc;
 }
 
@@ -1040,14 +1078,14 @@ static int scored_cmp_desc(const void *pa, const void *pb) {
   return 0;
 }
 
-int syn_store_exact_search(syn_store *st, const char *model_key, uint32_t dim,
+int syn_store_exact_search(syn_store *st, syn_store_reader *r, const char *model_key, uint32_t dim,
                            const char *tags_json, const float *qunit, double min_cosine,
                            size_t limit, syn_scored *out, size_t *n) {
   *n = 0;
   float *unit = malloc(4 * (size_t)dim);
   if (!unit) return -ENOMEM;
   topk h = {out, 0, limit};
-  conn *c = reader_acquire(st);
+  conn *c = conn_use(st, r);
   sqlite3_stmt *s = stmt_get(c, tags_json ? ST_EXACT_TAGGED : ST_EXACT_ALL);
   int rc = s ? 0 : -EIO, step = SQLITE_DONE;
   if (s) {
@@ -1066,7 +1104,7 @@ int syn_store_exact_search(syn_store *st, const char *model_key, uint32_t dim,
   }
   if (rc == 0 && step != SQLITE_DONE) rc = -EIO;
   stmt_done(s);
-  reader_release(st, c);
+  conn_done(st, r, c);
   free(unit);
   qsort(out, h.n, sizeof *out, scored_cmp_desc);
   *n = rc == 0 ? h.n : 0;
@@ -1110,10 +1148,11 @@ int syn_fts_query(const char *text, char *out, size_t cap) {
   return terms;
 }
 
-int syn_store_text_search(syn_store *st, const char *fts_query, const char *model_key,
-                          const char *tags_json, size_t limit, syn_scored *out, size_t *n) {
+int syn_store_text_search(syn_store *st, syn_store_reader *r, const char *fts_query,
+                          const char *model_key, const char *tags_json, size_t limit,
+                          syn_scored *out, size_t *n) {
   *n = 0;
-  conn *c = reader_acquire(st);
+  conn *c = conn_use(st, r);
   sqlite3_stmt *s = stmt_get(c, ST_TEXT);
   int rc = s ? 0 : -EIO, step = SQLITE_DONE;
   if (s) {
@@ -1130,7 +1169,7 @@ int syn_store_text_search(syn_store *st, const char *fts_query, const char *mode
   if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
     rc = sqlite3_errcode(c->db) == SQLITE_ERROR ? -EINVAL : -EIO;
   stmt_done(s);
-  reader_release(st, c);
+  conn_done(st, r, c);
   if (rc) *n = 0;
   return rc;
 }

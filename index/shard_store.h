@@ -123,9 +123,24 @@ int syn_store_put(syn_store *st, const syn_shard_input *in, int64_t now_ms, syn_
 /* Deletes and commits. 0, -ENOENT, -EINVAL (bad hash) or -EIO. */
 int syn_store_delete(syn_store *st, const char *info_hash, syn_store_change *chg);
 
-/* Reads one record into *out (to be freed with syn_shard_free). 0, -ENOENT, -EINVAL. */
+/* A read session: one pooled connection holding one read transaction, so that a sequence
+ * of reads (all those of one search) sees one consistent state and pays for one WAL
+ * read lock instead of one per statement. Functions taking a `syn_store_reader *r` use
+ * the session when r is not NULL and borrow a connection for the call otherwise. A thread
+ * holding a session must pass it to every store call it makes until syn_store_read_end
+ * (borrowing a second connection could wait forever on a pool it has drained itself).
+ * NULL from begin on an SQLite failure. Sessions last milliseconds: a long one keeps the
+ * WAL from being checkpointed past its snapshot. */
+typedef struct syn_store_reader syn_store_reader;
+syn_store_reader *syn_store_read_begin(syn_store *st);
+void syn_store_read_end(syn_store *st, syn_store_reader *r);
+
+/* Reads one record into *out (to be freed with syn_shard_free). 0, -ENOENT, -EINVAL. A
+ * shard registered without an embedding has out->embedding NULL even when asked for. */
 int syn_store_get(syn_store *st, const char *info_hash, bool with_embedding, syn_shard *out);
 int syn_store_get_by_id(syn_store *st, int64_t id, bool with_embedding, syn_shard *out);
+int syn_store_reader_get_by_id(syn_store *st, syn_store_reader *r, int64_t id, bool with_embedding,
+                               syn_shard *out);
 /* Number of shards, or a negative errno. */
 int64_t syn_store_count(syn_store *st);
 /* Up to max row ids greater than after_id, ascending (paging over every shard). */
@@ -171,11 +186,12 @@ typedef struct syn_store_probe {
   bool matches; /* out */
   float cosine; /* out, when asked for */
 } syn_store_probe;
-int syn_store_probe_rows(syn_store *st, const char *tags_json, const float *qunit, uint32_t dim,
-                         syn_store_probe *items, size_t n);
+int syn_store_probe_rows(syn_store *st, syn_store_reader *r, const char *tags_json,
+                         const float *qunit, uint32_t dim, syn_store_probe *items, size_t n);
 
 /* min(cap, number of shards carrying any of the tags). */
-int syn_store_count_tagged(syn_store *st, const char *tags_json, int64_t cap, int64_t *count);
+int syn_store_count_tagged(syn_store *st, syn_store_reader *r, const char *tags_json, int64_t cap,
+                           int64_t *count);
 
 typedef struct syn_scored {
   int64_t id;
@@ -185,7 +201,7 @@ typedef struct syn_scored {
 /* Exact cosine top-k over the rows of one collection (restricted to the tag filter when
  * tags_json is not NULL), keeping rows with cosine >= min_cosine. out holds limit items;
  * *n receives the count, best first. Cost: one pass over the matching embeddings. */
-int syn_store_exact_search(syn_store *st, const char *model_key, uint32_t dim,
+int syn_store_exact_search(syn_store *st, syn_store_reader *r, const char *model_key, uint32_t dim,
                            const char *tags_json, const float *qunit, double min_cosine,
                            size_t limit, syn_scored *out, size_t *n);
 
@@ -199,7 +215,8 @@ int syn_fts_query(const char *text, char *out, size_t cap);
 /* Full-text search: BM25 (weights name 4, description 1, tags 2) over the rows matching
  * fts_query (from syn_fts_query), optionally restricted to a model key and to the tag
  * filter; best first, score = the raw bm25() value (negative, lower is better). */
-int syn_store_text_search(syn_store *st, const char *fts_query, const char *model_key,
-                          const char *tags_json, size_t limit, syn_scored *out, size_t *n);
+int syn_store_text_search(syn_store *st, syn_store_reader *r, const char *fts_query,
+                          const char *model_key, const char *tags_json, size_t limit,
+                          syn_scored *out, size_t *n);
 
 #endif

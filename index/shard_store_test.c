@@ -177,7 +177,7 @@ static void test_delete(void **state) {
   syn_fts_query("shard", q, sizeof q);
   syn_scored out[4];
   size_t n = 9;
-  assert_int_equal(syn_store_text_search(f->st, q, NULL, NULL, 4, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 4, out, &n), 0);
   assert_int_equal(n, 0);
 }
 
@@ -291,14 +291,14 @@ static void test_scan_probe_and_exact(void **state) {
   const char *filter_tags[] = {"BLUE", "green"}; /* tags match ASCII case-insensitively */
   char *tj = syn_store_tags_json(filter_tags, 2, &bad);
   int64_t cnt = 0;
-  assert_int_equal(syn_store_count_tagged(f->st, tj, 100, &cnt), 0);
+  assert_int_equal(syn_store_count_tagged(f->st, NULL, tj, 100, &cnt), 0);
   assert_int_equal(cnt, 2);
-  assert_int_equal(syn_store_count_tagged(f->st, tj, 1, &cnt), 0);
+  assert_int_equal(syn_store_count_tagged(f->st, NULL, tj, 1, &cnt), 0);
   assert_int_equal(cnt, 1);
 
   const float q[4] = {1, 0, 0, 0};
   syn_store_probe p[4] = {{.id = ids[0]}, {.id = ids[1]}, {.id = ids[2]}, {.id = 99999}};
-  assert_int_equal(syn_store_probe_rows(f->st, tj, q, 4, p, 4), 0);
+  assert_int_equal(syn_store_probe_rows(f->st, NULL, tj, q, 4, p, 4), 0);
   assert_true(p[0].exists && !p[0].matches);
   assert_true(p[1].exists && p[1].matches);
   assert_float_equal(p[1].cosine, 1.0 / sqrt(2.0), 1e-5);
@@ -308,21 +308,75 @@ static void test_scan_probe_and_exact(void **state) {
 
   syn_scored out[3];
   size_t n = 0;
-  assert_int_equal(syn_store_exact_search(f->st, "m", 4, NULL, q, -2, 3, out, &n), 0);
+  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, NULL, q, -2, 3, out, &n), 0);
   assert_int_equal(n, 3);
   assert_int_equal(out[0].id, ids[0]);
   assert_int_equal(out[1].id, ids[1]);
-  assert_int_equal(syn_store_exact_search(f->st, "m", 4, tj, q, -2, 3, out, &n), 0);
+  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, tj, q, -2, 3, out, &n), 0);
   assert_int_equal(n, 2);
   assert_int_equal(out[0].id, ids[1]);
   assert_int_equal(out[1].id, ids[2]);
-  assert_int_equal(syn_store_exact_search(f->st, "m", 4, NULL, q, 0.5, 3, out, &n), 0);
+  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, NULL, q, 0.5, 3, out, &n), 0);
   assert_int_equal(n, 2); /* min cosine drops the orthogonal one */
   float unit[4];
   assert_int_equal(syn_store_get_vector(f->st, ids[2], 4, unit), 0);
   assert_float_equal(unit[3], 1.0, 1e-6);
   assert_int_equal(syn_store_get_vector(f->st, 424242, 4, unit), -ENOENT);
   free(tj);
+}
+
+/* A read session sees one snapshot: a write committed during it is invisible to it and
+ * visible after it. */
+static void test_read_session_snapshot(void **state) {
+  fixture *f = *state;
+  char h1[41], h2[41];
+  syn_shard_input a = base_input('1', h1), b = base_input('2', h2);
+  syn_store_change ca, cb;
+  assert_int_equal(put(f, &a, 1, &ca), 0);
+  syn_store_reader *r = syn_store_read_begin(f->st);
+  assert_non_null(r);
+  syn_shard s;
+  assert_int_equal(syn_store_reader_get_by_id(f->st, r, ca.id, true, &s), 0);
+  syn_shard_free(&s);
+  assert_int_equal(put(f, &b, 2, &cb), 0); /* the writer is never blocked by the session */
+  assert_int_equal(syn_store_reader_get_by_id(f->st, r, cb.id, false, &s), -ENOENT);
+  const float q[4] = {1, 0, 0, 0};
+  syn_scored out[4];
+  size_t n = 0;
+  assert_int_equal(syn_store_exact_search(f->st, r, "m", 4, NULL, q, -2, 4, out, &n), 0);
+  assert_int_equal(n, 1);
+  syn_store_read_end(f->st, r);
+  assert_int_equal(syn_store_get_by_id(f->st, cb.id, false, &s), 0);
+  syn_shard_free(&s);
+  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, NULL, q, -2, 4, out, &n), 0);
+  assert_int_equal(n, 2);
+}
+
+/* A shard without an embedding: stored, readable with or without asking for the
+ * embedding, found by words, never part of a vector collection. */
+static void test_without_embedding(void **state) {
+  fixture *f = *state;
+  char h[41];
+  syn_shard_input in = base_input('9', h);
+  in.embedding = NULL;
+  in.display_name = "wordy shard";
+  syn_store_change chg;
+  assert_int_equal(put(f, &in, 1, &chg), 0);
+  syn_shard s;
+  assert_int_equal(syn_store_get(f->st, h, true, &s), 0);
+  assert_null(s.embedding);
+  assert_string_equal(s.display_name, "wordy shard");
+  syn_shard_free(&s);
+  syn_store_collection *cs;
+  size_t n;
+  assert_int_equal(syn_store_collections(f->st, &cs, &n), 0);
+  assert_int_equal(n, 0);
+  free(cs);
+  char q[64];
+  syn_fts_query("wordy", q, sizeof q);
+  syn_scored out[2];
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 2, out, &n), 0);
+  assert_int_equal(n, 1);
 }
 
 static void test_fts_query_builder(void **state) {
@@ -387,7 +441,7 @@ static void test_fts_ranking_and_filters(void **state) {
   syn_scored out[8];
   size_t n;
   assert_int_equal(syn_fts_query("rust async", q, sizeof q), 2);
-  assert_int_equal(syn_store_text_search(f->st, q, NULL, NULL, 8, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 8, out, &n), 0);
   assert_int_equal(n, 3);
   syn_shard s;
   assert_int_equal(syn_store_get_by_id(f->st, out[0].id, false, &s), 0);
@@ -395,19 +449,19 @@ static void test_fts_ranking_and_filters(void **state) {
   syn_shard_free(&s);
   for (size_t i = 1; i < n; i++) assert_true(out[i - 1].score <= out[i].score);
   /* Model filter (by key) and tag filter. */
-  assert_int_equal(syn_store_text_search(f->st, q, "m2", NULL, 8, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, "m2", NULL, 8, out, &n), 0);
   assert_int_equal(n, 1);
   bool bad;
   const char *tg[] = {"GARDEN"};
   char *tj = syn_store_tags_json(tg, 1, &bad);
-  assert_int_equal(syn_store_text_search(f->st, q, NULL, tj, 8, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, tj, 8, out, &n), 0);
   assert_int_equal(n, 1);
   assert_int_equal(syn_store_get_by_id(f->st, out[0].id, false, &s), 0);
   assert_string_equal(s.display_name, "Gardening diary");
   syn_shard_free(&s);
   free(tj);
   /* Limit. */
-  assert_int_equal(syn_store_text_search(f->st, q, NULL, NULL, 1, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 1, out, &n), 0);
   assert_int_equal(n, 1);
   /* Hostile input never reaches FTS5 as syntax: every query runs without error. */
   static const char *const hostile[] = {
@@ -436,16 +490,16 @@ static void test_fts_ranking_and_filters(void **state) {
     assert_true(terms >= 0);
     if (terms == 0) continue;
     n = 99;
-    int rc = syn_store_text_search(f->st, q, NULL, NULL, 8, out, &n);
+    int rc = syn_store_text_search(f->st, NULL, q, NULL, NULL, 8, out, &n);
     if (rc) fprintf(stderr, "hostile query %zu (%s) -> %s failed\n", i, hostile[i], q);
     assert_int_equal(rc, 0);
     assert_true(n <= 8);
   }
   assert_int_equal(syn_fts_query("rust -async", q, sizeof q), 2);
-  assert_int_equal(syn_store_text_search(f->st, q, NULL, NULL, 8, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 8, out, &n), 0);
   assert_int_equal(n, 3); /* "-" is not NOT: async still adds, never excludes */
   assert_int_equal(syn_fts_query("日本語のノート", q, sizeof q), 1);
-  assert_int_equal(syn_store_text_search(f->st, q, NULL, NULL, 8, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 8, out, &n), 0);
   assert_int_equal(n, 1);
   assert_int_equal(syn_store_count(f->st), 5); /* and the table is still there */
 }
@@ -531,6 +585,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
       cmocka_unit_test_setup_teardown(test_collections_by_model_key, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scan_probe_and_exact, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_read_session_snapshot, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_without_embedding, setup, teardown),
       cmocka_unit_test(test_fts_query_builder),
       cmocka_unit_test_setup_teardown(test_fts_ranking_and_filters, setup, teardown),
       cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
