@@ -632,13 +632,43 @@ static int probe_round(syn_index *idx, const vquery *q, bool rescore, round_buf 
  * when the index has nothing more to give for this query but has not shown every vector,
  * or a filtered search reaches deep_search_max, an exact scan finishes the job, so a
  * search returns `limit` hits whenever that many shards match. */
+/* First k of a filtered search. It only gets here when more than exact_filter_max shards
+ * match, so at least that fraction of the collection matches: asking for target / that
+ * fraction usually fills `limit` in one round (an IVF round costs its nprobe cells
+ * whatever k is). */
+static size_t first_k(const syn_index *idx, const vquery *q, size_t target, size_t live) {
+  if (!q->tags_json || live == 0) return target;
+  double floor_sel = (double)(idx->cfg.exact_filter_max + 1) / (double)live;
+  size_t k = floor_sel >= 1 ? target : (size_t)((double)target / floor_sel) + 1;
+  if (k > idx->cfg.deep_search_max) k = idx->cfg.deep_search_max;
+  return k < target * 4 ? target * 4 : k;
+}
+
+/* Next k: at least double, and enough for the acceptance rate seen so far. */
+static size_t next_k(size_t k, size_t seen, size_t accepted, size_t target) {
+  size_t next = k * 2;
+  if (accepted > 0 && accepted < target) {
+    double per = (double)seen / (double)accepted;
+    size_t est = seen + (size_t)((double)(target - accepted) * per * 1.25) + 1;
+    if (est > next) next = est;
+  }
+  return next;
+}
+
+/* Searches the collection's index deeper and deeper until enough candidates pass the
+ * checks (`limit` plus spares; times sq8_refine for the SQ8 types, whose candidates are
+ * re-ranked exactly). IVF (nprobe cells) and HNSW (efSearch) cannot always return k
+ * vectors: when the index has nothing more to give for this query but has not shown every
+ * vector, or a filtered search reaches deep_search_max, an exact scan finishes the job, so
+ * a search returns `limit` hits whenever that many shards match. */
 static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
                     syn_search_info *info) {
   syn_vindex_stats st;
   syn_vindex_stats_get(vi, &st);
   bool sq8 = st.type == SYN_INDEX_FLAT_SQ8 || st.type == SYN_INDEX_IVF_SQ8 ||
              st.type == SYN_INDEX_HNSW_SQ8;
-  size_t k = (size_t)q->limit * (sq8 ? idx->cfg.sq8_refine : 1) * (q->tags_json ? 4 : 1) + SPARE;
+  size_t target = ((size_t)q->limit + SPARE) * (sq8 ? idx->cfg.sq8_refine : 1);
+  size_t k = first_k(idx, q, target, st.live);
   if (k > st.live) k = st.live;
   round_buf b = {0};
   size_t accepted = 0, seen_cap = 0;
@@ -651,7 +681,7 @@ static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
     if (rc == 0) rc = probe_round(idx, q, sq8, &b, got, out, &accepted, info);
     if (round > 0) atomic_fetch_add(&idx->deep_searches, 1);
     double slack = sq8 ? 0.05 : 1e-6;
-    if (rc || accepted >= (size_t)q->limit + SPARE || got >= st.live ||
+    if (rc || accepted >= target || got >= st.live ||
         (got && b.scores[got - 1] < q->min_cos - slack))
       break;
     if (got < k || k >= st.live || (q->tags_json && k >= idx->cfg.deep_search_max)) {
@@ -659,7 +689,9 @@ static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
       info->exact = true;
       break;
     }
-    k = k * 2 > st.live ? st.live : k * 2;
+    k = next_k(k, b.nseen, accepted, target);
+    if (k > st.live) k = st.live;
+    if (q->tags_json && k > idx->cfg.deep_search_max) k = idx->cfg.deep_search_max;
   }
   round_buf_free(&b);
   return rc;

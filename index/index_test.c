@@ -351,6 +351,21 @@ static void check_tag_filters(fx *f, syn_index_type type) {
   printf("    tags mid|rare (100 of %zu match), limit 50: %zu hits, rounds %u, exact %d\n", n, m,
          info.rounds, info.exact);
   syn_hits_free(hits, m);
+  /* "skew" is on 200 shards of another model and 15 of this one: the tag count (over all
+   * collections) overestimates this collection's share, so the search has to go deeper
+   * in rounds sized by what it sees, or finish exactly. */
+  for (size_t i = 2000; i < 2200; i++) reg(f, i, "other", "skew", NULL);
+  for (size_t i = 2200; i < 2215; i++) reg(f, i, "m", "skew", NULL);
+  const char *skew[] = {"skew"};
+  syn_search_filter fs = {.model = "m", .tags = skew, .tag_count = 1};
+  assert_int_equal(search(f, f->vecs + 2205 * D, &fs, K, &hits, &m, &info), 0);
+  assert_int_equal(m, K);
+  assert_int_equal(index_of(&hits[0]), 2205);
+  for (size_t i = 0; i < m; i++) assert_true(index_of(&hits[i]) >= 2200);
+  printf("    tag skew (15 of 2000 in this model, 215 in all): %zu hits, rounds %u, exact %d\n", m,
+         info.rounds, info.exact);
+  assert_true(info.rounds > 1 || info.exact);
+  syn_hits_free(hits, m);
   const char *none[] = {"absent"};
   flt.tags = none, flt.tag_count = 1;
   assert_int_equal(search(f, f->vecs, &flt, 10, &hits, &m, &info), 0);
