@@ -891,10 +891,19 @@ int syn_index_list(syn_index *idx, int64_t after_id, size_t max, bool with_embed
   int64_t ids[256];
   if (max > 256) max = 256;
   size_t got = 0;
-  int rc = syn_store_list_ids(idx->store, after_id, max, ids, &got);
+  /* One read session: the ids and their records come from one snapshot, so no row of the
+   * page can vanish in between (a page emptied that way would look like the end). */
+  syn_store_reader *r = syn_store_read_begin(idx->store);
+  if (!r) return -EIO;
+  int rc = syn_store_list_ids(idx->store, r, after_id, max, ids, &got);
   for (size_t i = 0; rc == 0 && i < got; i++) {
-    int g = syn_store_get_by_id(idx->store, ids[i], with_embedding, &out[*n]);
-    if (g == 0) (*n)++; /* a row deleted meanwhile is skipped */
+    rc = syn_store_reader_get_by_id(idx->store, r, ids[i], with_embedding, &out[*n]);
+    if (rc == 0) (*n)++;
+  }
+  syn_store_read_end(idx->store, r);
+  if (rc != 0) {
+    for (size_t i = 0; i < *n; i++) syn_shard_free(&out[i]);
+    *n = 0;
   }
   return rc;
 }

@@ -119,8 +119,10 @@ int syn_index_search_text(syn_index *idx, const char *query, const syn_search_fi
 void syn_hits_free(syn_hit *hits, size_t n);
 
 /* Pages over every shard in id order (hand-off of partitions between nodes): up to max
- * records with id > after_id into out (each freed by the caller with syn_shard_free);
- * out[i].id is the cursor for the next page. Worker threads only; blocks on SQLite. */
+ * (at most 256) records with id > after_id into out (each freed by the caller with
+ * syn_shard_free); out[n - 1].id is the cursor for the next page, and n == 0 means the
+ * end. A page is read from one snapshot. On error nothing is returned. Worker threads
+ * only; blocks on SQLite. */
 int syn_index_list(syn_index *idx, int64_t after_id, size_t max, bool with_embedding,
                    syn_shard *out, size_t *n);
 

@@ -445,6 +445,45 @@ static void test_without_embedding(void **state) {
   assert_true(finds_itself(f, 0));
 }
 
+/* Paging over every shard (hand-off): id order, one page at a time, embeddings included
+ * (NULL for a shard registered without one), deleted shards absent. */
+static void test_list_pages(void **state) {
+  fx *f = *state;
+  for (size_t i = 0; i < 25; i++) reg(f, i, i % 2 ? "a" : "b", NULL, NULL);
+  for (size_t i = 0; i < 25; i += 8) del(f, i);
+  char h[41], err[64];
+  hash_of(30, h);
+  syn_shard_input bare = {.info_hash = h,
+                          .display_name = "bare",
+                          .model = "a",
+                          .dimension = D,
+                          .file_size = -1,
+                          .entry_count = -1};
+  assert_int_equal(syn_index_register(f->idx, &bare, 1, err, sizeof err), 0);
+  syn_shard page[10];
+  size_t n, total = 0;
+  int64_t cursor = 0, last = 0;
+  do {
+    assert_int_equal(syn_index_list(f->idx, cursor, 10, true, page, &n), 0);
+    assert_true(n <= 10);
+    for (size_t i = 0; i < n; i++) {
+      assert_true(page[i].id > last);
+      last = page[i].id;
+      size_t idx = strtoull(page[i].info_hash, NULL, 16) - 1;
+      if (idx == 30) {
+        assert_null(page[i].embedding);
+      } else {
+        assert_true(f->live[idx]);
+        assert_memory_equal(page[i].embedding, f->vecs + idx * D, D * sizeof(float));
+      }
+      syn_shard_free(&page[i]);
+    }
+    total += n;
+    if (n) cursor = last;
+  } while (n > 0);
+  assert_int_equal(total, 25 - 4 + 1);
+}
+
 /* ---- the auto index switches in the background ------------------------------------------ */
 
 static void test_auto_switch_in_background(void **state) {
@@ -765,6 +804,7 @@ int main(void) {
       T(test_tag_filters_ivf_sq8),
       T(test_update_moves_vector),
       T(test_without_embedding),
+      T(test_list_pages),
       T(test_auto_switch_in_background),
       T(test_reopen_keeps_everything),
       T(test_snapshot_missing_stale_corrupt),

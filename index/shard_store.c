@@ -829,20 +829,22 @@ int64_t syn_store_count(syn_store *st) {
   return n;
 }
 
-int syn_store_list_ids(syn_store *st, int64_t after_id, size_t max, int64_t *ids, size_t *n) {
+int syn_store_list_ids(syn_store *st, syn_store_reader *r, int64_t after_id, size_t max,
+                       int64_t *ids, size_t *n) {
   *n = 0;
-  conn *c = reader_acquire(st);
+  conn *c = conn_use(st, r);
   sqlite3_stmt *s = stmt_get(c, ST_LIST_IDS);
   int rc = s ? 0 : -EIO;
   if (s) {
     sqlite3_bind_int64(s, 1, after_id);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
-    int step;
+    int step = SQLITE_DONE;
     while (*n < max && (step = sqlite3_step(s)) == SQLITE_ROW)
       ids[(*n)++] = sqlite3_column_int64(s, 0);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) rc = -EIO, *n = 0;
   }
   stmt_done(s);
-  reader_release(st, c);
+  conn_done(st, r, c);
   return rc;
 }
 

@@ -144,7 +144,8 @@ int syn_store_reader_get_by_id(syn_store *st, syn_store_reader *r, int64_t id, b
 /* Number of shards, or a negative errno. */
 int64_t syn_store_count(syn_store *st);
 /* Up to max row ids greater than after_id, ascending (paging over every shard). */
-int syn_store_list_ids(syn_store *st, int64_t after_id, size_t max, int64_t *ids, size_t *n);
+int syn_store_list_ids(syn_store *st, syn_store_reader *r, int64_t after_id, size_t max,
+                       int64_t *ids, size_t *n);
 
 /* One (model_key, dimension) collection: its size and the sum of its ids, which
  * identifies its set of rows relative to any earlier state because ids only grow. */
