@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/urlcodec.h"
 
 #define FAILING_MS 3000
 
@@ -71,6 +72,56 @@ static void on_slot_reply(void *ctx, const Synapse__Reply *rep) {
   c->opts.on_reply(c->opts.ctx, rep);
 }
 
+/* The info_hash a request is routed by, if it has one. */
+static bool request_key(const Synapse__Request *req, uint8_t key[20]) {
+  const char *hex = NULL;
+  switch (req->body_case) {
+  case SYNAPSE__REQUEST__BODY_ANNOUNCE:
+    if (req->announce->info_hash.len != 20) return false;
+    memcpy(key, req->announce->info_hash.data, 20);
+    return true;
+  case SYNAPSE__REQUEST__BODY_SCRAPE: /* a part: every hash has the same owner */
+    if (req->scrape->n_info_hash == 0 || req->scrape->info_hash[0].len != 20) return false;
+    memcpy(key, req->scrape->info_hash[0].data, 20);
+    return true;
+  case SYNAPSE__REQUEST__BODY_REGISTER: hex = req->register_->shard->info_hash; break;
+  case SYNAPSE__REQUEST__BODY_GET: hex = req->get->info_hash; break;
+  case SYNAPSE__REQUEST__BODY_DELETE: hex = req->delete_->info_hash; break;
+  case SYNAPSE__REQUEST__BODY_PEERS: hex = req->peers->info_hash; break;
+  default: return false;
+  }
+  return hex && strlen(hex) >= 40 && syn_hex_decode(hex, 40, key, 20) == 0;
+}
+
+static void fail_request(syn_cluster *c, uint64_t id) {
+  Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+  rep.id = id;
+  rep.has_error = 1;
+  rep.error = SYNAPSE__ERROR_CODE__UNAVAILABLE;
+  rep.message = "node did not answer in time";
+  c->opts.on_reply(c->opts.ctx, &rep);
+}
+
+/* A node missed the deadline: requests routed by info_hash go to the next usable replica
+ * (this node is now marked failing, so routing skips it); the rest fail. */
+static int on_slot_failed(void *ctx, const uint8_t *batch, size_t len) {
+  node_slot *s = ctx;
+  syn_cluster *c = s->cluster;
+  s->failing_until = uv_now(c->loop) + FAILING_MS;
+  if (!c->members || len == 0) return -1;
+  Synapse__Batch *b = synapse__batch__unpack(NULL, len, batch);
+  if (!b) return -1;
+  for (size_t i = 0; i < b->n_requests; i++) {
+    const Synapse__Request *req = b->requests[i];
+    uint8_t key[20];
+    int next = request_key(req, key) ? syn_cluster_route(c, key) : -1;
+    if (next < 0 || next == s->index || syn_cluster_submit(c, next, req) != 0)
+      fail_request(c, req->id);
+  }
+  synapse__batch__free_unpacked(b, NULL);
+  return 0;
+}
+
 static int slot_open(syn_cluster *c, node_slot *s, const char *id, const char *url, char *err,
                      size_t err_len) {
   const syn_config *cfg = c->opts.cfg;
@@ -80,6 +131,7 @@ static int slot_open(syn_cluster *c, node_slot *s, const char *id, const char *u
       .window = 4,
       .max_batch = 1024,
       .on_reply = on_slot_reply,
+      .on_failed = on_slot_failed,
       .ctx = s,
   };
   s->up = syn_upstream_open(c->loop, &uo, err, err_len);
@@ -283,11 +335,8 @@ int syn_cluster_route(syn_cluster *c, const uint8_t info_hash[20]) {
 
 size_t syn_cluster_fanout(syn_cluster *c, int *slots, size_t cap) {
   size_t n = 0;
-  for (int i = 0; i < SYN_CLUSTER_MAX_NODES && n < cap; i++) {
-    node_slot *s = &c->slots[i];
-    if (s->used && (s->state == SYN_MEMBER_ALIVE || s->state == SYN_MEMBER_SUSPECT))
-      slots[n++] = i;
-  }
+  for (int i = 0; i < SYN_CLUSTER_MAX_NODES && n < cap; i++)
+    if (usable(c, &c->slots[i])) slots[n++] = i;
   return n;
 }
 
@@ -307,6 +356,10 @@ bool syn_cluster_ready(syn_cluster *c) {
 const char *syn_cluster_slot_id(syn_cluster *c, int slot) {
   if (slot < 0 || slot >= SYN_CLUSTER_MAX_NODES || !c->slots[slot].used) return NULL;
   return c->slots[slot].id;
+}
+
+bool syn_cluster_slot_is_self(syn_cluster *c, int slot) {
+  return slot >= 0 && slot < SYN_CLUSTER_MAX_NODES && c->slots[slot].used && c->slots[slot].self;
 }
 
 /* ---- status ---- */

@@ -37,6 +37,7 @@ typedef struct upstream_slot {
   uint64_t *ids;    /* requests carried by the batch in flight */
   size_t id_count;
   size_t id_cap;
+  syn_buf sent;     /* the batch in flight, kept to hand back if it fails */
   struct upstream_slot *next_done;
 } upstream_slot;
 
@@ -110,6 +111,9 @@ static bool replies_match(const Synapse__BatchReply *br, const upstream_slot *s)
 }
 
 static void deliver(syn_upstream *up, upstream_slot *s) {
+  if (s->result && up->opts.on_failed && !up->closing &&
+      up->opts.on_failed(up->opts.ctx, s->sent.data, s->sent.len) == 0)
+    return;
   if (s->result) {
     fail_ids(up, s->ids, s->id_count,
              s->result == NNG_ETIMEDOUT ? "node did not answer in time" : "node unavailable");
@@ -172,6 +176,10 @@ void syn_upstream_flush(syn_upstream *up) {
   if (nng_msg_alloc(&msg, 0) || nng_msg_append(msg, up->batch.data, up->batch.len)) {
     return; /* retried next turn; the requests stay queued */
   }
+  if (up->opts.on_failed) {
+    syn_buf_reset(&s->sent);
+    if (syn_buf_append(&s->sent, up->batch.data, up->batch.len)) syn_buf_reset(&s->sent);
+  }
   syn_buf_reset(&up->batch);
   move_ids(up, s);
   up->in_flight += s->id_count;
@@ -232,6 +240,7 @@ static void free_up(syn_upstream *up) {
   for (size_t i = 0; i < up->slot_count; i++) {
     nng_aio_free(up->slots[i].aio);
     free(up->slots[i].ids);
+    syn_buf_free(&up->slots[i].sent);
   }
   pthread_mutex_destroy(&up->done_lock);
   syn_buf_free(&up->batch);

@@ -27,6 +27,12 @@ typedef struct syn_upstream syn_upstream;
  * valid only during the call. */
 typedef void (*syn_upstream_reply_fn)(void *ctx, const Synapse__Reply *reply);
 
+/* Called on the loop thread with the encoded Batch of requests that the node did not
+ * answer (deadline or transport error), before they are failed. Return 0 to take them
+ * over (each must then get its reply some other way: resent elsewhere or failed by the
+ * callee), or -1 to have them failed with UNAVAILABLE as usual. */
+typedef int (*syn_upstream_failed_fn)(void *ctx, const uint8_t *batch, size_t len);
+
 typedef struct syn_upstream_options {
   const char *url;          /* nng URL of the node: inproc://, ipc:// or tcp:// */
   uint32_t timeout_ms;      /* deadline of a batch from send to reply */
@@ -34,6 +40,7 @@ typedef struct syn_upstream_options {
   uint32_t max_batch;       /* requests per batch before it is sent early */
   uint32_t max_queued;      /* requests waiting for a free slot before submit fails */
   syn_upstream_reply_fn on_reply;
+  syn_upstream_failed_fn on_failed; /* optional */
   void *ctx;
 } syn_upstream_options;
 

@@ -16,13 +16,22 @@ enum gather_kind { GATHER_METRICS, GATHER_STATS, GATHER_READY, GATHER_STATUS };
 
 typedef struct node_figures {
   char id[72];
+  bool self; /* this process's own node (a node's admin port) */
   bool answered;
   Synapse__StatsReply stats; /* copied scalars */
 } node_figures;
 
+/* Operations answers do not wait for a node that went silent: after OPS_DEADLINE_MS the
+ * answer goes out with what arrived (marked partial); late replies are just counted. */
+#define OPS_DEADLINE_MS 300
+
 typedef struct gather {
   enum gather_kind kind;
   syn_http_slot *slot;
+  syn_router *router;
+  uv_timer_t timer;
+  bool responded;
+  bool timer_closed;
   uint32_t outstanding;
   uint32_t asked;
   uint32_t answered;
@@ -147,19 +156,45 @@ static void finish_status(syn_router *r, gather *g) {
                         clustered ? (int)cfg->write_quorum : 1, "members", members));
 }
 
-static void finish(syn_router *r, gather *g) {
+static void respond_once(syn_router *r, gather *g) {
+  if (g->responded) return;
+  g->responded = true;
   switch (g->kind) {
   case GATHER_METRICS: finish_metrics(r, g); break;
   case GATHER_STATS: finish_stats(r, g); break;
   case GATHER_STATUS: finish_status(r, g); break;
-  case GATHER_READY: {
+  case GATHER_READY: { /* a node's admin port: joined, and this node caught up */
     bool ok = g->answered > 0 && syn_cluster_ready(r->cluster);
+    for (uint32_t k = 0; k < g->asked; k++)
+      if (g->nodes[k].self && !(g->nodes[k].answered && g->nodes[k].stats.caught_up)) ok = false;
     syn_http_respond(g->slot, ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n",
                      ok ? 6 : 10, NULL);
     break;
   }
   }
-  free(g);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  gather *g = h->data;
+  g->timer_closed = true;
+  if (g->outstanding == 0) free(g);
+}
+
+static void close_timer(gather *g) {
+  if (!uv_is_closing((uv_handle_t *)&g->timer)) uv_close((uv_handle_t *)&g->timer, on_timer_closed);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  gather *g = t->data;
+  respond_once(g->router, g);
+  close_timer(g);
+}
+
+/* The last expected reply (or failure) arrived. */
+static void finish(syn_router *r, gather *g) {
+  respond_once(r, g);
+  if (g->timer_closed) free(g);
+  else close_timer(g);
 }
 
 static void add(Synapse__StatsReply *sum, const Synapse__StatsReply *s) {
@@ -194,6 +229,10 @@ static void start_gather(syn_router *r, enum gather_kind kind, syn_http_slot *sl
   }
   g->kind = kind;
   g->slot = slot;
+  g->router = r;
+  uv_timer_init(r->loop, &g->timer);
+  g->timer.data = g;
+  uv_timer_start(&g->timer, on_deadline, OPS_DEADLINE_MS, 0);
   int slots[SYN_CLUSTER_MAX_NODES];
   size_t n = syn_cluster_fanout(r->cluster, slots, SYN_CLUSTER_MAX_NODES);
   Synapse__StatsRequest s = SYNAPSE__STATS_REQUEST__INIT;
@@ -207,6 +246,7 @@ static void start_gather(syn_router *r, enum gather_kind kind, syn_http_slot *sl
     if (!p) break;
     const char *node_id = syn_cluster_slot_id(r->cluster, slots[i]);
     snprintf(g->nodes[g->asked].id, sizeof g->nodes[g->asked].id, "%s", node_id ? node_id : "");
+    g->nodes[g->asked].self = syn_cluster_slot_is_self(r->cluster, slots[i]);
     p->gather = g;
     p->node_index = g->asked;
     req.id = id;
@@ -250,6 +290,12 @@ bool syn_ops_handle(syn_router *r, const syn_http_request *req, syn_http_slot *s
   } else return false;
   if (!get) {
     respond_doc(slot, 405, syn_api_error("method not allowed"));
+    return true;
+  }
+  if (kind == GATHER_READY && !r->opts.admin_only) { /* a router is ready with its view */
+    bool ok = syn_cluster_ready(r->cluster);
+    syn_http_respond(slot, ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n",
+                     ok ? 6 : 10, NULL);
     return true;
   }
   start_gather(r, kind, slot);
