@@ -364,8 +364,13 @@ bool syn_cluster_slot_is_self(syn_cluster *c, int slot) {
 
 /* ---- status ---- */
 
+uint32_t syn_cluster_replication(syn_cluster *c) {
+  return c->ring ? syn_ring_replication(c->ring) : 1;
+}
+
 json_t *syn_cluster_members_json(syn_cluster *c) {
   json_t *list = json_array();
+  if (c->members) refresh(c); /* last_seen moves without a membership change */
   if (!c->members) {
     json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:i}", "id", "local",
                                           "address", c->slots[0].data_url, "role", "node", "state",

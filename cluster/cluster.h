@@ -58,6 +58,8 @@ bool syn_cluster_ready(syn_cluster *c);
 json_t *syn_cluster_members_json(syn_cluster *c);
 /* The slot's member id, for merging per-node stats into the status. */
 const char *syn_cluster_slot_id(syn_cluster *c, int slot);
+/* Replicas per partition in effect (R capped by the node count; 1 standalone). */
+uint32_t syn_cluster_replication(syn_cluster *c);
 /* Whether the slot is this process's own node (a node's admin view). */
 bool syn_cluster_slot_is_self(syn_cluster *c, int slot);
 /* Partition and replica ids (preference order) of an info_hash. */

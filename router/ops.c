@@ -122,7 +122,14 @@ static void finish_stats(syn_router *r, gather *g) {
     respond_doc(g->slot, 503, syn_api_error("no node answered"));
     return;
   }
-  const Synapse__StatsReply *s = &g->sum;
+  /* Every shard and swarm is held by R nodes: the sums count each R times. */
+  uint32_t rf = syn_cluster_replication(r->cluster);
+  Synapse__StatsReply unique = g->sum;
+  unique.shards = (g->sum.shards + rf / 2) / rf;
+  unique.peers = (g->sum.peers + rf / 2) / rf;
+  unique.seeders = (g->sum.seeders + rf / 2) / rf;
+  unique.torrents = (g->sum.torrents + rf / 2) / rf;
+  const Synapse__StatsReply *s = &unique;
   const router_counters *c = &r->counters;
   respond_doc(g->slot, 200,
               json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "status", "success", "total_shards",
