@@ -33,7 +33,12 @@ struct node_slot {
   uint64_t incarnation;
   syn_upstream *up;
   uint64_t failing_until;
+  bool caught_up; /* the node reported it holds every partition it gained */
 };
+
+/* Ids of the cluster's own readiness polls; router ids never set the top bit. */
+#define POLL_ID_BASE (1ULL << 63)
+#define POLL_INTERVAL_MS 250
 
 struct syn_cluster {
   uv_loop_t *loop;
@@ -41,6 +46,7 @@ struct syn_cluster {
   syn_membership *members;
   bool owns_members;
   uv_async_t wake;
+  uv_timer_t poll;
   bool closing;
   syn_ring *ring;
   uint64_t ring_version;
@@ -48,6 +54,7 @@ struct syn_cluster {
   node_slot slots[SYN_CLUSTER_MAX_NODES];
   syn_member_info snapshot[SYN_CLUSTER_MAX_NODES];
   size_t snapshot_count;
+  int closed_handles;
 };
 
 int syn_cluster_peer_url(const char *data_url, char *out, size_t out_len) {
@@ -68,6 +75,11 @@ int syn_cluster_peer_url(const char *data_url, char *out, size_t out_len) {
 static void on_slot_reply(void *ctx, const Synapse__Reply *rep) {
   node_slot *s = ctx;
   syn_cluster *c = s->cluster;
+  if (rep->id & POLL_ID_BASE) { /* our own poll: a joining node is caught up or not */
+    if (!rep->error && rep->body_case == SYNAPSE__REPLY__BODY_STATS)
+      s->caught_up = !rep->stats->has_caught_up || rep->stats->caught_up;
+    return;
+  }
   if (rep->error == SYNAPSE__ERROR_CODE__UNAVAILABLE) s->failing_until = uv_now(c->loop) + FAILING_MS;
   c->opts.on_reply(c->opts.ctx, rep);
 }
@@ -94,6 +106,7 @@ static bool request_key(const Synapse__Request *req, uint8_t key[20]) {
 }
 
 static void fail_request(syn_cluster *c, uint64_t id) {
+  if (id & POLL_ID_BASE) return; /* our own poll: nobody waits for it */
   Synapse__Reply rep = SYNAPSE__REPLY__INIT;
   rep.id = id;
   rep.has_error = 1;
@@ -141,6 +154,7 @@ static int slot_open(syn_cluster *c, node_slot *s, const char *id, const char *u
   snprintf(s->data_url, sizeof s->data_url, "%s", url);
   s->state = SYN_MEMBER_ALIVE;
   s->failing_until = 0;
+  s->caught_up = c->members == NULL; /* a cluster node proves it by its first poll */
   return 0;
 }
 
@@ -224,6 +238,21 @@ static void refresh(syn_cluster *c) {
   map_ring(c);
 }
 
+/* Asks every node whether it has caught up (joining nodes pull their partitions first). */
+static void on_poll(uv_timer_t *t) {
+  syn_cluster *c = t->data;
+  Synapse__StatsRequest st = SYNAPSE__STATS_REQUEST__INIT;
+  Synapse__Request req = SYNAPSE__REQUEST__INIT;
+  req.body_case = SYNAPSE__REQUEST__BODY_STATS;
+  req.stats = &st;
+  for (int i = 0; i < SYN_CLUSTER_MAX_NODES; i++) {
+    node_slot *s = &c->slots[i];
+    if (!s->used || s->state == SYN_MEMBER_DEAD) continue;
+    req.id = POLL_ID_BASE | (uint64_t)i;
+    syn_upstream_submit(s->up, &req); /* a full link just skips this round */
+  }
+}
+
 static void on_wake(uv_async_t *h) {
   syn_cluster *c = h->data;
   if (!c->closing) refresh(c);
@@ -284,12 +313,20 @@ syn_cluster *syn_cluster_open(uv_loop_t *loop, const syn_cluster_options *opts, 
   }
   uv_async_init(loop, &c->wake, on_wake);
   c->wake.data = c;
+  uv_timer_init(loop, &c->poll);
+  c->poll.data = c;
+  uv_timer_start(&c->poll, on_poll, 0, POLL_INTERVAL_MS);
   syn_membership_set_on_change(c->members, on_membership_change, c);
   refresh(c);
   return c;
 }
 
-static void on_wake_closed(uv_handle_t *h) { free(h->data); }
+static void on_handle_closed(uv_handle_t *h) {
+  syn_cluster *c = h->data;
+  if (uv_is_closing((uv_handle_t *)&c->wake) && uv_is_closing((uv_handle_t *)&c->poll) &&
+      ++c->closed_handles == 2)
+    free(c);
+}
 
 void syn_cluster_close(syn_cluster *c) {
   if (!c || c->closing) return;
@@ -304,8 +341,12 @@ void syn_cluster_close(syn_cluster *c) {
   for (int i = 0; i < SYN_CLUSTER_MAX_NODES; i++) slot_close(&c->slots[i]);
   syn_ring_free(c->ring);
   c->ring = NULL;
-  if (c->members) uv_close((uv_handle_t *)&c->wake, on_wake_closed);
-  else free(c);
+  if (c->members) {
+    uv_close((uv_handle_t *)&c->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+  } else {
+    free(c);
+  }
 }
 
 /* ---- routing ---- */
@@ -322,15 +363,18 @@ int syn_cluster_route(syn_cluster *c, const uint8_t info_hash[20]) {
   uint32_t p = syn_ring_partition(c->ring, info_hash);
   const uint16_t *idx;
   size_t n = syn_ring_replicas(c->ring, p, &idx);
-  int fallback = -1;
+  int not_caught_up = -1, fallback = -1;
   for (size_t i = 0; i < n; i++) {
     int slot = idx[i] < SYN_CLUSTER_MAX_NODES ? c->ring_slot[idx[i]] : -1;
     if (slot < 0) continue;
-    if (usable(c, &c->slots[slot])) return slot;
+    node_slot *s = &c->slots[slot];
+    /* A node still pulling the partitions it gained would answer without their peers. */
+    if (usable(c, s) && s->caught_up) return slot;
+    if (not_caught_up < 0 && usable(c, s)) not_caught_up = slot;
     /* Failing here but not declared dead: better than nothing. */
-    if (fallback < 0 && c->slots[slot].state != SYN_MEMBER_DEAD) fallback = slot;
+    if (fallback < 0 && s->state != SYN_MEMBER_DEAD) fallback = slot;
   }
-  return fallback;
+  return not_caught_up >= 0 ? not_caught_up : fallback;
 }
 
 size_t syn_cluster_fanout(syn_cluster *c, int *slots, size_t cap) {

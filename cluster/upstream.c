@@ -111,7 +111,8 @@ static bool replies_match(const Synapse__BatchReply *br, const upstream_slot *s)
 }
 
 static void deliver(syn_upstream *up, upstream_slot *s) {
-  if (s->result && up->opts.on_failed && !up->closing &&
+  /* Also while closing: the node left, and its requests can go to the next replica. */
+  if (s->result && up->opts.on_failed &&
       up->opts.on_failed(up->opts.ctx, s->sent.data, s->sent.len) == 0)
     return;
   if (s->result) {
@@ -287,7 +288,9 @@ void syn_upstream_close(syn_upstream *up) {
   nng_close(up->sock);
   for (size_t i = 0; i < up->slot_count; i++) nng_aio_stop(up->slots[i].aio);
   on_wake(&up->wake);
-  fail_ids(up, up->batch_ids, up->batch_count, "shutting down");
+  if (!(up->batch_count && up->opts.on_failed &&
+        up->opts.on_failed(up->opts.ctx, up->batch.data, up->batch.len) == 0))
+    fail_ids(up, up->batch_ids, up->batch_count, "shutting down");
   up->batch_count = 0;
   uv_close((uv_handle_t *)&up->wake, on_handle_closed);
   uv_close((uv_handle_t *)&up->turn_end, on_handle_closed);

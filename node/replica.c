@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -30,6 +31,8 @@
 #define PULL_PAGE 128
 #define PULL_MAX_PEERS 50000
 #define HANDOFF_TICK_MS 200
+#define RECENT_DELETES 4096
+#define ANTI_ENTROPY_MS 10000 /* replicas compare partition digests this often */
 
 typedef struct target_queue {
   char peer_url[SYN_MEMBER_URL_MAX + 1];
@@ -59,6 +62,15 @@ struct syn_replica {
   atomic_bool caught_up;
   atomic_uint_fast64_t dropped_updates;
   atomic_uint_fast64_t last_pull_ms; /* when another node last pulled from this one */
+  atomic_uint_fast64_t pulled_version; /* ring version whose gained partitions are pulled */
+  /* Shards deleted here lately, so that a hand-off page read before the delete cannot
+   * bring them back (a bounded memory instead of tombstones in SQLite). */
+  pthread_mutex_t deleted_mu;
+  struct recent_delete {
+    char info_hash[65];
+    uint64_t at_ms; /* wall clock */
+  } deleted[RECENT_DELETES];
+  size_t deleted_next;
 };
 
 static uint32_t mono_seconds(void) {
@@ -115,32 +127,6 @@ static void view_lock(syn_replica *r) {
 static void on_membership_change(void *ctx) {
   syn_replica *r = ctx;
   atomic_store(&r->stale, true);
-}
-
-bool syn_replica_is_primary(syn_replica *r, const uint8_t info_hash[20]) {
-  if (!r) return true;
-  view_lock(r);
-  bool primary = false;
-  if (r->ring) {
-    const uint16_t *idx;
-    size_t n = syn_ring_replicas(r->ring, syn_ring_partition(r->ring, info_hash), &idx);
-    for (size_t i = 0; i < n; i++) {
-      const syn_member_info *mi = member_by_id(r, syn_ring_node_id(r->ring, idx[i]));
-      if (!member_usable(mi)) continue;
-      primary = (long)idx[i] == r->self_index;
-      break;
-    }
-  }
-  pthread_mutex_unlock(&r->view_mu);
-  return primary;
-}
-
-uint32_t syn_replica_factor(syn_replica *r) {
-  if (!r) return 1;
-  view_lock(r);
-  uint32_t f = r->ring ? syn_ring_replication(r->ring) : 1;
-  pthread_mutex_unlock(&r->view_mu);
-  return f;
 }
 
 /* Peer URLs of the other usable replicas of the partition of `info_hash`. */
@@ -247,24 +233,47 @@ static void *pusher_main(void *arg) {
 
 /* ---- synchronous shard replication ---- */
 
-static int call_replica(syn_replica *r, const char *url, const Synapse__ReplicaRequest *req) {
-  syn_buf msg = SYN_BUF_INIT, reply = SYN_BUF_INIT;
+/* One replica call; 1 when the replica answered ok. A call refused at once (the peer's
+ * queue was full, or no connection yet) is tried again while the budget lasts. */
+static int call_replica(syn_replica *r, const char *url, const syn_buf *msg, uint32_t budget_ms) {
+  uint64_t deadline = mono_ms() + budget_ms;
   int ok = 0;
-  size_t size = protobuf_c_message_get_packed_size(&req->base);
-  if (syn_buf_reserve(&msg, size) == 0) {
-    msg.len = protobuf_c_message_pack(&req->base, msg.data);
-    if (syn_membership_app_call(r->m, url, msg.data, msg.len, r->cfg->request_timeout_ms / 2 + 1,
-                                &reply) == 0) {
+  syn_buf reply = SYN_BUF_INIT;
+  for (;;) {
+    uint64_t now = mono_ms();
+    if (now >= deadline) break;
+    syn_buf_reset(&reply);
+    int rc = syn_membership_app_call(r->m, url, msg->data, msg->len, (uint32_t)(deadline - now),
+                                     &reply);
+    if (rc == 0) {
       Synapse__ReplicaReply *rep = synapse__replica_reply__unpack(NULL, reply.len, reply.data);
       ok = rep && rep->ok;
       if (rep) synapse__replica_reply__free_unpacked(rep, NULL);
+      break;
     }
+    if (rc == -ETIMEDOUT) break;
+    sleep_ms(10);
   }
-  syn_buf_free(&msg);
   syn_buf_free(&reply);
   return ok;
 }
 
+typedef struct replica_call {
+  syn_replica *r;
+  const char *url;
+  const syn_buf *msg;
+  uint32_t budget_ms;
+  int ok;
+} replica_call;
+
+static void *replica_call_main(void *arg) {
+  replica_call *c = arg;
+  c->ok = call_replica(c->r, c->url, c->msg, c->budget_ms);
+  return NULL;
+}
+
+/* Sends the write to every other usable replica at once (a dead one costs its timeout
+ * once, not once per replica) and counts the acknowledgements. */
 static int replicate(syn_replica *r, const char *hex, const Synapse__ReplicaRequest *req,
                      const char *what, char *err, size_t err_len) {
   if (!r) return 0;
@@ -277,8 +286,28 @@ static int replicate(syn_replica *r, const char *hex, const Synapse__ReplicaRequ
   uint32_t factor;
   size_t n = other_replicas(r, key, urls, NULL, SYN_RING_MAX_REPLICATION, &factor);
   uint32_t need = r->cfg->write_quorum < factor ? r->cfg->write_quorum : factor;
+  syn_buf msg = SYN_BUF_INIT;
+  if (syn_buf_reserve(&msg, protobuf_c_message_get_packed_size(&req->base))) {
+    snprintf(err, err_len, "out of memory");
+    return -1;
+  }
+  msg.len = protobuf_c_message_pack(&req->base, msg.data);
+  /* Leaves the router's deadline some room for the local write and the reply. */
+  uint32_t budget = r->cfg->request_timeout_ms * 2 / 5 + 1;
+  replica_call calls[SYN_RING_MAX_REPLICATION];
+  pthread_t threads[SYN_RING_MAX_REPLICATION];
+  bool started[SYN_RING_MAX_REPLICATION] = {0};
+  for (size_t i = 0; i < n; i++) {
+    calls[i] = (replica_call){r, urls[i], &msg, budget, 0};
+    started[i] = pthread_create(&threads[i], NULL, replica_call_main, &calls[i]) == 0;
+    if (!started[i]) replica_call_main(&calls[i]);
+  }
   uint32_t acks = 1; /* this node persisted it already */
-  for (size_t i = 0; i < n; i++) acks += (uint32_t)call_replica(r, urls[i], req);
+  for (size_t i = 0; i < n; i++) {
+    if (started[i]) pthread_join(threads[i], NULL);
+    acks += (uint32_t)calls[i].ok;
+  }
+  syn_buf_free(&msg);
   if (acks >= need) return 0;
   snprintf(err, err_len, "%s persisted on %u of the %u replicas required; retry", what, acks, need);
   return -1;
@@ -302,6 +331,34 @@ int syn_replica_delete(syn_replica *r, const char *info_hash, char *err, size_t 
   return replicate(r, info_hash, &req, "delete", err, err_len);
 }
 
+/* ---- recent deletes ---- */
+
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void syn_replica_note_delete(syn_replica *r, const char *info_hash) {
+  if (!r) return;
+  pthread_mutex_lock(&r->deleted_mu);
+  struct recent_delete *d = &r->deleted[r->deleted_next++ % RECENT_DELETES];
+  snprintf(d->info_hash, sizeof d->info_hash, "%s", info_hash);
+  d->at_ms = wall_ms();
+  pthread_mutex_unlock(&r->deleted_mu);
+}
+
+/* Whether the shard was deleted here after the version `updated_ms` was written. */
+static bool deleted_since(syn_replica *r, const char *info_hash, uint64_t updated_ms) {
+  bool found = false;
+  pthread_mutex_lock(&r->deleted_mu);
+  for (size_t i = 0; i < RECENT_DELETES && !found; i++)
+    found = r->deleted[i].at_ms && r->deleted[i].at_ms + 1000 >= updated_ms &&
+            !strcasecmp(r->deleted[i].info_hash, info_hash);
+  pthread_mutex_unlock(&r->deleted_mu);
+  return found;
+}
+
 /* ---- applying what other nodes send ---- */
 
 static void apply_announce(syn_replica *r, const Synapse__AnnounceRequest *a, uint32_t now) {
@@ -321,8 +378,20 @@ static void apply_announce(syn_replica *r, const Synapse__AnnounceRequest *a, ui
   syn_swarm_announce(r->swarms, &req, now, &res);
 }
 
+/* A delete another node made: applied here when the local copy is not newer. */
+static void apply_remote_delete(syn_replica *r, const char *info_hash, int64_t at_ms) {
+  syn_shard local;
+  if (syn_index_get(r->index, info_hash, false, &local) != 0) return;
+  bool older = local.updated_at_ms <= at_ms;
+  syn_shard_free(&local);
+  if (!older) return;
+  syn_replica_note_delete(r, info_hash);
+  syn_index_delete(r->index, info_hash);
+}
+
 /* Stores a shard from another node when it is newer than the local copy. */
 static int apply_shard(syn_replica *r, const Synapse__Shard *p, bool only_if_newer) {
+  if (only_if_newer && deleted_since(r, p->info_hash, (uint64_t)p->updated_at * 1000)) return 0;
   if (only_if_newer) {
     syn_shard local;
     if (syn_index_get(r->index, p->info_hash, false, &local) == 0) {
@@ -348,6 +417,9 @@ typedef struct pull_ctx {
   Synapse__AnnounceRequest *peers;
   uint8_t *bytes; /* ip, peer_id and hash storage for `peers` */
   size_t count, cap;
+  char (*deleted_hash)[65]; /* recent deletes sent along (heap, RECENT_DELETES) */
+  int64_t *deleted_at;
+  size_t deleted_count;
 } pull_ctx;
 
 static bool wanted_partition(const uint8_t *bitmap, uint32_t partitions, const uint8_t hash[20]) {
@@ -416,12 +488,67 @@ static void serve_pull(syn_replica *r, const Synapse__PartitionPull *pull, Synap
     rep->has_next_after_id = 1;
     rep->next_after_id = after;
   }
+  if (!pull->has_after_id || pull->after_id == 0) {
+    pthread_mutex_lock(&r->deleted_mu);
+    for (size_t i = 0; i < RECENT_DELETES && pc->deleted_count < RECENT_DELETES; i++) {
+      uint8_t key[20];
+      const struct recent_delete *d = &r->deleted[i];
+      if (!d->at_ms || syn_hex_decode(d->info_hash, 40, key, 20) ||
+          !wanted_partition(pull->wanted.data, pull->partitions, key))
+        continue;
+      memcpy(pc->deleted_hash[pc->deleted_count], d->info_hash, 65);
+      pc->deleted_at[pc->deleted_count++] = (int64_t)d->at_ms;
+    }
+    pthread_mutex_unlock(&r->deleted_mu);
+  }
   if (pull->has_swarms && pull->swarms && (!pull->has_after_id || pull->after_id == 0)) {
     pc->r = r;
     pc->wanted = pull->wanted.data;
     pc->partitions = pull->partitions;
     syn_swarm_export(r->swarms, pull_want, pull_emit, pc, mono_seconds());
   }
+}
+
+/* Per-partition digests of every shard held: xor of a hash of (info_hash, updated_at),
+ * so two replicas with the same versions of the same shards agree. out: P x 8 bytes. */
+static int compute_digests(syn_replica *r, uint32_t parts, uint64_t *out) {
+  memset(out, 0, (size_t)parts * sizeof *out);
+  syn_shard page[PULL_PAGE];
+  size_t n = 0;
+  int64_t after = 0;
+  int rc;
+  while ((rc = syn_index_list(r->index, after, PULL_PAGE, false, page, &n)) == 0 && n) {
+    for (size_t i = 0; i < n; i++) {
+      uint8_t key[20];
+      after = page[i].id;
+      if (syn_hex_decode(page[i].info_hash, 40, key, 20) == 0) {
+        uint64_t h = 1469598103934665603ULL;
+        for (const char *c = page[i].info_hash; *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ULL;
+        h ^= (uint64_t)(page[i].updated_at_ms / 1000) * 0x9E3779B97F4A7C15ULL;
+        out[syn_ring_partition_of(parts, key)] ^= h * 0xff51afd7ed558ccdULL;
+      }
+      syn_shard_free(&page[i]);
+    }
+    if (n < PULL_PAGE) break;
+  }
+  return rc;
+}
+
+/* Whether this node holds every partition of the bitmap in its ring and has pulled
+ * them (so the asking node may drop its copies). */
+static bool confirm_holds(syn_replica *r, const Synapse__PartitionPull *q) {
+  if (!atomic_load(&r->caught_up) || q->wanted.len < (q->partitions + 7) / 8) return false;
+  view_lock(r);
+  bool ok = r->ring && r->self_index >= 0 && syn_ring_partitions(r->ring) == q->partitions &&
+            r->ring_version == atomic_load(&r->pulled_version);
+  for (uint32_t p = 0; ok && p < q->partitions; p++) {
+    uint32_t rank;
+    if ((q->wanted.data[p / 8] & (1u << (p % 8))) &&
+        !syn_ring_holds(r->ring, p, (size_t)r->self_index, &rank))
+      ok = false;
+  }
+  pthread_mutex_unlock(&r->view_mu);
+  return ok;
 }
 
 static int on_app_request(void *ctx, const uint8_t *data, size_t len, syn_buf *out) {
@@ -436,6 +563,9 @@ static int on_app_request(void *ctx, const uint8_t *data, size_t len, syn_buf *o
   Synapse__Shard protos[PULL_PAGE];
   Synapse__Shard *proto_ptrs[PULL_PAGE];
   Synapse__AnnounceRequest **peer_ptrs = NULL;
+  uint64_t *digests = NULL;
+  Synapse__ShardDelete *del_msgs = NULL;
+  Synapse__ShardDelete **del_ptrs = NULL;
   switch (req->body_case) {
   case SYNAPSE__REPLICA_REQUEST__BODY_SWARM_UPDATES: {
     uint32_t now = mono_seconds();
@@ -447,17 +577,50 @@ static int on_app_request(void *ctx, const uint8_t *data, size_t len, syn_buf *o
     rep.ok = apply_shard(r, req->shard_put->shard, false) == 0;
     break;
   case SYNAPSE__REPLICA_REQUEST__BODY_SHARD_DELETE: {
+    syn_replica_note_delete(r, req->shard_delete->info_hash);
     int rc = syn_index_delete(r->index, req->shard_delete->info_hash);
     rep.ok = rc == 0 || rc == -ENOENT;
     break;
   }
+  case SYNAPSE__REPLICA_REQUEST__BODY_CONFIRM:
+    rep.ok = confirm_holds(r, req->confirm);
+    break;
+  case SYNAPSE__REPLICA_REQUEST__BODY_DIGEST:
+    if (req->digest->partitions == 0 || req->digest->partitions > SYN_RING_MAX_PARTITIONS) {
+      rep.ok = 0;
+      break;
+    }
+    digests = malloc((size_t)req->digest->partitions * sizeof *digests);
+    rep.ok = digests && compute_digests(r, req->digest->partitions, digests) == 0;
+    if (rep.ok) {
+      rep.has_digests = 1;
+      rep.digests = (ProtobufCBinaryData){(size_t)req->digest->partitions * 8, (uint8_t *)digests};
+    }
+    break;
   case SYNAPSE__REPLICA_REQUEST__BODY_PULL:
     atomic_store(&r->last_pull_ms, mono_ms());
     pc.cap = PULL_MAX_PEERS;
     pc.peers = malloc(pc.cap * sizeof *pc.peers);
     pc.bytes = malloc(pc.cap * 56);
     if (!pc.peers || !pc.bytes) pc.cap = 0;
+    pc.deleted_hash = malloc(RECENT_DELETES * sizeof *pc.deleted_hash);
+    pc.deleted_at = malloc(RECENT_DELETES * sizeof *pc.deleted_at);
+    del_msgs = malloc(RECENT_DELETES * sizeof *del_msgs);
+    del_ptrs = malloc(RECENT_DELETES * sizeof *del_ptrs);
+    if (!pc.deleted_hash || !pc.deleted_at || !del_msgs || !del_ptrs) {
+      rep.ok = 0;
+      break;
+    }
     serve_pull(r, req->pull, &rep, page, &page_n, &pc);
+    for (size_t i = 0; i < pc.deleted_count; i++) {
+      synapse__shard_delete__init(&del_msgs[i]);
+      del_msgs[i].info_hash = pc.deleted_hash[i];
+      del_ptrs[i] = &del_msgs[i];
+    }
+    rep.deleted = del_ptrs;
+    rep.n_deleted = pc.deleted_count;
+    rep.deleted_at_ms = pc.deleted_at;
+    rep.n_deleted_at_ms = pc.deleted_count;
     for (size_t i = 0; i < page_n; i++) {
       syn_shard_to_proto(&page[i], &protos[i]);
       proto_ptrs[i] = &protos[i];
@@ -478,6 +641,11 @@ static int on_app_request(void *ctx, const uint8_t *data, size_t len, syn_buf *o
   if (rc == 0) out->len += protobuf_c_message_pack(&rep.base, out->data + out->len);
   for (size_t i = 0; i < page_n; i++) syn_shard_free(&page[i]);
   free(peer_ptrs);
+  free(digests);
+  free(del_msgs);
+  free(del_ptrs);
+  free(pc.deleted_hash);
+  free(pc.deleted_at);
   free(pc.peers);
   free(pc.bytes);
   synapse__replica_request__free_unpacked(req, NULL);
@@ -524,6 +692,8 @@ static int pull_from(syn_replica *r, const char *url, const uint8_t *wanted, uin
       if (rep) synapse__replica_reply__free_unpacked(rep, NULL);
       return -1;
     }
+    for (size_t i = 0; i < rep->n_deleted && i < rep->n_deleted_at_ms; i++)
+      apply_remote_delete(r, rep->deleted[i]->info_hash, rep->deleted_at_ms[i]);
     for (size_t i = 0; i < rep->n_shards; i++) apply_shard(r, rep->shards[i], true);
     for (size_t i = 0; i < rep->n_peers; i++) apply_announce(r, rep->peers[i], now);
     bool more = rep->has_next_after_id;
@@ -554,10 +724,17 @@ static int handoff_pass(syn_replica *r, handoff_plan *plan, syn_ring *before) {
     const syn_ring *src_ring = before && !plan->first ? before : ring;
     const uint16_t *idx;
     size_t n = syn_ring_replicas(src_ring, p, &idx);
+    /* Prefer a source that stays a replica: it keeps receiving this partition's deletes,
+     * where one that lost it may still hold a shard deleted meanwhile. */
+    for (size_t pass = 0, found = 0; pass < 2 && !found; pass++)
     for (size_t i = 0; i < n; i++) {
       const char *id = syn_ring_node_id(src_ring, idx[i]);
       const syn_member_info *mi = member_by_id(r, id);
       if (!mi || mi->self || !member_usable(mi) || !mi->peer_url[0]) continue;
+      long now_index = syn_ring_index_of(ring, id);
+      if (pass == 0 && (now_index < 0 || !syn_ring_holds(ring, p, (size_t)now_index, &rank)))
+        continue;
+      found = 1;
       long k = syn_ring_index_of(ring, id);
       if (k < 0) k = (long)(nodes - 1); /* a node leaving: any spare row */
       wanted[(size_t)k * ((parts + 7) / 8 + 1) + p / 8] |= (uint8_t)(1u << (p % 8));
@@ -588,11 +765,159 @@ static syn_ring *ring_copy(const syn_ring *ring) {
   return copy;
 }
 
+/* ---- dropping what moved away, once its new holders confirm ---- */
+
+typedef struct lost_set {
+  uint32_t partitions;
+  uint8_t *bitmap;
+} lost_set;
+
+static bool lost_want(void *ctx, const uint8_t info_hash[20]) {
+  lost_set *ls = ctx;
+  return wanted_partition(ls->bitmap, ls->partitions, info_hash);
+}
+
+static bool ask_confirm(syn_replica *r, const char *url, const uint8_t *bitmap, uint32_t parts) {
+  Synapse__PartitionPull q = SYNAPSE__PARTITION_PULL__INIT;
+  q.partitions = parts;
+  q.wanted = (ProtobufCBinaryData){(parts + 7) / 8, (uint8_t *)bitmap};
+  Synapse__ReplicaRequest req = SYNAPSE__REPLICA_REQUEST__INIT;
+  req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_CONFIRM;
+  req.confirm = &q;
+  syn_buf msg = SYN_BUF_INIT;
+  bool ok = false;
+  if (syn_buf_reserve(&msg, protobuf_c_message_get_packed_size(&req.base)) == 0) {
+    msg.len = protobuf_c_message_pack(&req.base, msg.data);
+    ok = call_replica(r, url, &msg, 2000);
+  }
+  syn_buf_free(&msg);
+  return ok;
+}
+
+static void drop_shards(syn_replica *r, lost_set *ls) {
+  syn_shard page[PULL_PAGE];
+  size_t n = 0;
+  int64_t after = 0;
+  while (syn_index_list(r->index, after, PULL_PAGE, false, page, &n) == 0 && n) {
+    for (size_t i = 0; i < n; i++) {
+      uint8_t key[20];
+      after = page[i].id;
+      if (syn_hex_decode(page[i].info_hash, 40, key, 20) == 0 && lost_want(ls, key))
+        syn_index_delete(r->index, page[i].info_hash);
+      syn_shard_free(&page[i]);
+    }
+    if (n < PULL_PAGE) break;
+  }
+}
+
+/* Partitions this node held in `before` and no longer holds: dropped once every current
+ * holder confirms it has them. 0 when nothing is left to drop. */
+static int drop_pass(syn_replica *r, syn_ring *before) {
+  view_lock(r);
+  syn_ring *ring = r->ring;
+  uint32_t parts = ring ? syn_ring_partitions(ring) : 0;
+  long self = ring ? r->self_index : -1;
+  long old_self = before ? syn_ring_index_of(before, r->cfg->node_id) : -1;
+  size_t nodes = ring ? syn_ring_node_count(ring) : 0;
+  size_t row = (parts + 7) / 8 + 1;
+  uint8_t *lost = calloc(1, row), *ask = calloc(nodes ? nodes : 1, row);
+  char (*urls)[SYN_MEMBER_URL_MAX + 1] = calloc(nodes ? nodes : 1, sizeof *urls);
+  bool any = false, blocked = false;
+  for (uint32_t p = 0; lost && ask && urls && before && ring && old_self >= 0 && p < parts; p++) {
+    uint32_t rank;
+    if (!syn_ring_holds(before, p, (size_t)old_self, &rank)) continue;
+    if (self >= 0 && syn_ring_holds(ring, p, (size_t)self, &rank)) continue;
+    const uint16_t *idx;
+    size_t n = syn_ring_replicas(ring, p, &idx);
+    for (size_t i = 0; i < n; i++) {
+      const syn_member_info *mi = member_by_id(r, syn_ring_node_id(ring, idx[i]));
+      if (!member_usable(mi) || !mi->peer_url[0]) blocked = true;
+      else {
+        ask[idx[i] * row + p / 8] |= (uint8_t)(1u << (p % 8));
+        snprintf(urls[idx[i]], SYN_MEMBER_URL_MAX + 1, "%s", mi->peer_url);
+      }
+    }
+    lost[p / 8] |= (uint8_t)(1u << (p % 8));
+    any = true;
+  }
+  pthread_mutex_unlock(&r->view_mu);
+  bool confirmed = any && !blocked;
+  for (size_t k = 0; confirmed && k < nodes; k++)
+    if (urls[k][0] && !ask_confirm(r, urls[k], ask + k * row, parts)) confirmed = false;
+  if (confirmed) {
+    lost_set ls = {parts, lost};
+    drop_shards(r, &ls);
+    syn_swarm_drop(r->swarms, lost_want, &ls);
+  }
+  free(lost);
+  free(ask);
+  free(urls);
+  return any && !confirmed ? -1 : 0;
+}
+
+/* Anti-entropy: for each other usable node, compare the digests of the partitions both
+ * hold and pull the partitions that differ (newest version wins on each side). */
+static void anti_entropy(syn_replica *r) {
+  view_lock(r);
+  syn_ring *ring = r->ring ? ring_copy(r->ring) : NULL;
+  long self = r->self_index;
+  char urls[MAX_MEMBERS][SYN_MEMBER_URL_MAX + 1];
+  long idx[MAX_MEMBERS];
+  size_t n = 0;
+  for (size_t i = 0; ring && i < r->member_count && n < MAX_MEMBERS; i++) {
+    const syn_member_info *mi = &r->members[i];
+    long k = syn_ring_index_of(ring, mi->id);
+    if (mi->self || k < 0 || !member_usable(mi) || !mi->peer_url[0]) continue;
+    snprintf(urls[n], sizeof urls[n], "%s", mi->peer_url);
+    idx[n++] = k;
+  }
+  pthread_mutex_unlock(&r->view_mu);
+  uint32_t parts = ring ? syn_ring_partitions(ring) : 0;
+  uint64_t *mine = ring && self >= 0 ? malloc((size_t)parts * 8) : NULL;
+  uint8_t *wanted = mine ? calloc(1, (parts + 7) / 8) : NULL;
+  if (wanted && compute_digests(r, parts, mine) == 0) {
+    for (size_t j = 0; j < n; j++) {
+      Synapse__PartitionPull q = SYNAPSE__PARTITION_PULL__INIT;
+      q.partitions = parts;
+      q.wanted = (ProtobufCBinaryData){0, NULL};
+      Synapse__ReplicaRequest req = SYNAPSE__REPLICA_REQUEST__INIT;
+      req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_DIGEST;
+      req.digest = &q;
+      syn_buf msg = SYN_BUF_INIT, reply = SYN_BUF_INIT;
+      if (syn_buf_reserve(&msg, protobuf_c_message_get_packed_size(&req.base)) == 0) {
+        msg.len = protobuf_c_message_pack(&req.base, msg.data);
+        if (syn_membership_app_call(r->m, urls[j], msg.data, msg.len, 10000, &reply) == 0) {
+          Synapse__ReplicaReply *rep = synapse__replica_reply__unpack(NULL, reply.len, reply.data);
+          bool differs = false;
+          memset(wanted, 0, (parts + 7) / 8);
+          for (uint32_t p = 0; rep && rep->ok && rep->has_digests && rep->digests.len == (size_t)parts * 8 && p < parts; p++) {
+            uint32_t rank;
+            uint64_t theirs;
+            memcpy(&theirs, rep->digests.data + (size_t)p * 8, 8);
+            if (theirs == mine[p] || !syn_ring_holds(ring, p, (size_t)self, &rank) ||
+                !syn_ring_holds(ring, p, (size_t)idx[j], &rank))
+              continue;
+            wanted[p / 8] |= (uint8_t)(1u << (p % 8));
+            differs = true;
+          }
+          if (rep) synapse__replica_reply__free_unpacked(rep, NULL);
+          if (differs) pull_from(r, urls[j], wanted, parts);
+        }
+      }
+      syn_buf_free(&msg);
+      syn_buf_free(&reply);
+    }
+  }
+  free(mine);
+  free(wanted);
+  syn_ring_free(ring);
+}
+
 static void *handoff_main(void *arg) {
   syn_replica *r = arg;
   handoff_plan plan = {.first = true};
-  syn_ring *before = NULL;
-  uint64_t done_version = 0;
+  syn_ring *before = NULL, *to_drop_from = NULL;
+  uint64_t done_version = 0, last_entropy = mono_ms();
   while (!atomic_load(&r->stopping)) {
     /* The membership has one change callback, which the node's admin view may hold; a
      * refresh per tick bounds this view's staleness by HANDOFF_TICK_MS either way. */
@@ -605,17 +930,28 @@ static void *handoff_main(void *arg) {
     if (have_ring && joined && (plan.first || version != done_version)) {
       if (handoff_pass(r, &plan, before) == 0) {
         view_lock(r);
-        syn_ring_free(before);
+        syn_ring_free(to_drop_from);
+        to_drop_from = plan.first ? NULL : before; /* what this node held until now */
         before = ring_copy(r->ring);
         done_version = r->ring_version;
+        atomic_store(&r->pulled_version, done_version);
         pthread_mutex_unlock(&r->view_mu);
         plan.first = false;
         atomic_store(&r->caught_up, true);
       }
     }
+    if (to_drop_from && version == done_version && drop_pass(r, to_drop_from) == 0) {
+      syn_ring_free(to_drop_from);
+      to_drop_from = NULL;
+    }
+    if (!to_drop_from && atomic_load(&r->caught_up) && mono_ms() - last_entropy >= ANTI_ENTROPY_MS) {
+      anti_entropy(r);
+      last_entropy = mono_ms();
+    }
     sleep_ms(HANDOFF_TICK_MS);
   }
   syn_ring_free(before);
+  syn_ring_free(to_drop_from);
   return NULL;
 }
 
@@ -650,6 +986,7 @@ syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
   r->self_index = -1;
   pthread_mutex_init(&r->view_mu, NULL);
   pthread_mutex_init(&r->queue_mu, NULL);
+  pthread_mutex_init(&r->deleted_mu, NULL);
   atomic_store(&r->stale, true);
   syn_membership_set_on_change(members, on_membership_change, r);
   syn_membership_set_app_handler(members, on_app_request, r);
@@ -674,5 +1011,6 @@ void syn_replica_stop(syn_replica *r) {
   syn_ring_free(r->ring);
   pthread_mutex_destroy(&r->view_mu);
   pthread_mutex_destroy(&r->queue_mu);
+  pthread_mutex_destroy(&r->deleted_mu);
   free(r);
 }

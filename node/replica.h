@@ -1,9 +1,7 @@
 /* A node's part in the cluster: which partitions it holds and leads, replication of
  * writes to the other replicas, and hand-off of partitions when the member set changes.
  *
- * - Ownership comes from the membership's ring (design decisions 1-2); "primary" is the
- *   first replica of a partition that this node sees alive, so search answers come from
- *   exactly one node per partition.
+ * - Ownership comes from the membership's ring (design decisions 1-2).
  * - Announces are applied locally and queued; a replication thread pushes the queued
  *   changes to the other replicas in batches every cluster.replication_interval_ms
  *   (decision 3: a lost update costs at most one announce interval).
@@ -11,6 +9,8 @@
  *   (this one included) have persisted the write, or fail.
  * - When the ring changes, partitions this node newly holds are pulled from a node that
  *   held them (shards page by page, then swarms); syn_replica_caught_up says when done.
+ *   Partitions it no longer holds are dropped once every new holder confirms it has
+ *   pulled them.
  * - Requests from other nodes arrive on the membership's peer threads (app messages).
  *
  * All functions are thread-safe. NULL (standalone) means: one node holds everything. */
@@ -36,10 +36,6 @@ syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
                                size_t err_len);
 void syn_replica_stop(syn_replica *r);
 
-/* Whether this node answers searches for the partition of `info_hash`. */
-bool syn_replica_is_primary(syn_replica *r, const uint8_t info_hash[20]);
-/* Replication factor in effect (1 standalone). */
-uint32_t syn_replica_factor(syn_replica *r);
 
 /* Queues an applied announce for the other replicas (copied; never blocks on the
  * network). */
@@ -49,6 +45,8 @@ void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a);
  * with a message naming how many replicas persisted it. */
 int syn_replica_put(syn_replica *r, const Synapse__Shard *shard, char *err, size_t err_len);
 int syn_replica_delete(syn_replica *r, const char *info_hash, char *err, size_t err_len);
+/* Remembers a local delete, so that hand-off cannot bring the shard back. */
+void syn_replica_note_delete(syn_replica *r, const char *info_hash);
 
 /* Graceful leave: waits until no other node has pulled from this one for quiet_ms
  * (they pull what they gained once they see it leave), at least min_ms and at most max_ms. */

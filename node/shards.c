@@ -158,6 +158,7 @@ static void handle_get(syn_shards *sh, uint64_t id, const Synapse__ShardKey *k, 
 }
 
 static void handle_delete(syn_shards *sh, uint64_t id, const Synapse__ShardKey *k, syn_buf *reply) {
+  syn_replica_note_delete(sh->replica, k->info_hash);
   int rc = syn_index_delete(sh->index, k->info_hash);
   if (rc && rc != -ENOENT) {
     append_error(reply, id, code_of(rc), syn_index_strerror(rc));
@@ -251,27 +252,6 @@ static bool model_lookup(syn_shards *sh, const char *model, uint32_t *dim) {
   return false;
 }
 
-/* Keeps the hits of partitions this node leads (all of them standalone), at most limit. */
-static void keep_primary(syn_shards *sh, syn_hit *hits, size_t *n, uint32_t limit) {
-  size_t kept = 0;
-  for (size_t i = 0; i < *n; i++) {
-    uint8_t key[20];
-    bool mine = syn_hex_decode(hits[i].shard.info_hash, 40, key, 20) == 0 &&
-                syn_replica_is_primary(sh->replica, key);
-    if (mine && kept < limit) {
-      if (kept != i) {
-        syn_hit tmp = hits[kept];
-        hits[kept] = hits[i];
-        hits[i] = tmp;
-      }
-      kept++;
-    }
-  }
-  /* The rest stays in the array for syn_hits_free; only the count shrinks. */
-  for (size_t i = kept; i < *n; i++) syn_shard_free(&hits[i].shard);
-  *n = kept;
-}
-
 static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequest *s,
                           uint32_t now, syn_buf *reply) {
   syn_search_filter filter = {
@@ -286,10 +266,10 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
   size_t nv = 0, nk = 0;
   syn_search_info vinfo = {0}, kinfo = {0};
   int rc = 0;
-  /* Each node answers for the partitions it leads; asking R times deeper leaves about
-   * `limit` of its own after filtering. */
-  uint32_t factor = syn_replica_factor(sh->replica);
-  uint32_t depth = s->limit * factor > SYN_SEARCH_MAX_LIMIT ? SYN_SEARCH_MAX_LIMIT : s->limit * factor;
+  /* Every node answers with its own top `limit` over all it holds; the router merges and
+   * drops the copies a shard's other replicas sent. No node has to agree with another on
+   * who leads a partition, so answers stay complete while partitions move. */
+  uint32_t depth = s->limit;
   float *query = NULL;
   if (s->has_embedding && s->embedding.len >= sizeof(float)) {
     uint32_t dim = (uint32_t)(s->embedding.len / sizeof(float));
@@ -303,10 +283,7 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
   if (rc == 0 && s->query && *s->query)
     rc = syn_index_search_text(sh->index, s->query, &filter, depth, &khits, &nk, &kinfo);
   free(query);
-  if (rc == 0) {
-    keep_primary(sh, vhits, &nv, s->limit);
-    keep_primary(sh, khits, &nk, s->limit);
-  }
+
   hit_view vv = {0}, kv = {0};
   if (rc == 0 && (hit_view_build(sh, vhits, nv, now, &vv) || hit_view_build(sh, khits, nk, now, &kv)))
     rc = -ENOMEM;

@@ -775,6 +775,30 @@ size_t syn_swarm_export(syn_swarm_store *s, bool (*want)(void *ctx, const uint8_
   return emitted;
 }
 
+size_t syn_swarm_drop(syn_swarm_store *s, bool (*want)(void *ctx, const uint8_t info_hash[20]),
+                      void *ctx) {
+  size_t dropped = 0;
+  for (uint32_t k = 0; k < STRIPES; k++) {
+    stripe *st = &s->st[k];
+    pthread_mutex_lock(&st->mu);
+    /* Collect first: deletion shifts table entries, so no deleting while scanning. */
+    uint8_t (*doomed)[20] = st->count ? malloc(st->count * sizeof *doomed) : NULL;
+    size_t n = 0;
+    for (uint32_t i = 0; doomed && i < st->cap; i++)
+      if (st->tab[i].sw && want(ctx, st->tab[i].sw->info_hash))
+        memcpy(doomed[n++], st->tab[i].sw->info_hash, 20);
+    for (size_t j = 0; j < n; j++) {
+      uint32_t slot_i = tab_find(st, ih_hash(s, doomed[j]), doomed[j]);
+      if (slot_i == UINT32_MAX) continue;
+      drop_swarm(st, slot_i);
+      dropped++;
+    }
+    pthread_mutex_unlock(&st->mu);
+    free(doomed);
+  }
+  return dropped;
+}
+
 int syn_swarm_peers(syn_swarm_store *s, const uint8_t info_hash[20], uint32_t now,
                     uint32_t max, syn_announce_result *out) {
   out->complete = out->incomplete = out->downloaded = 0;

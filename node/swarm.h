@@ -115,6 +115,11 @@ typedef void (*syn_swarm_export_fn)(void *ctx, const uint8_t info_hash[20], cons
 size_t syn_swarm_export(syn_swarm_store *store, bool (*want)(void *ctx, const uint8_t info_hash[20]),
                         syn_swarm_export_fn emit, void *ctx, uint32_t now);
 
+/* Drops every swarm `want` accepts (partitions handed off to other nodes). Returns the
+ * number of swarms dropped. */
+size_t syn_swarm_drop(syn_swarm_store *store, bool (*want)(void *ctx, const uint8_t info_hash[20]),
+                      void *ctx);
+
 /* Up to `max` peers of a swarm without announcing (for /api/peers): peer buffers as for
  * syn_swarm_announce (ids not filled); counts and figures set. 0, or -ENOENT for an
  * unknown swarm (figures zero). */
