@@ -80,7 +80,9 @@ static void on_slot_reply(void *ctx, const Synapse__Reply *rep) {
       s->caught_up = !rep->stats->has_caught_up || rep->stats->caught_up;
     return;
   }
-  if (rep->error == SYNAPSE__ERROR_CODE__UNAVAILABLE) s->failing_until = uv_now(c->loop) + FAILING_MS;
+  /* With one node there is nowhere else to go: never stop using it. */
+  if (c->members && rep->error == SYNAPSE__ERROR_CODE__UNAVAILABLE)
+    s->failing_until = uv_now(c->loop) + FAILING_MS;
   c->opts.on_reply(c->opts.ctx, rep);
 }
 
@@ -120,8 +122,9 @@ static void fail_request(syn_cluster *c, uint64_t id) {
 static int on_slot_failed(void *ctx, const uint8_t *batch, size_t len) {
   node_slot *s = ctx;
   syn_cluster *c = s->cluster;
+  if (!c->members) return -1; /* standalone: one node, nothing to fail over to */
   s->failing_until = uv_now(c->loop) + FAILING_MS;
-  if (!c->members || len == 0) return -1;
+  if (len == 0) return -1;
   Synapse__Batch *b = synapse__batch__unpack(NULL, len, batch);
   if (!b) return -1;
   for (size_t i = 0; i < b->n_requests; i++) {

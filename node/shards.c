@@ -327,12 +327,17 @@ static void handle_embed(syn_shards *sh, uint64_t id, const Synapse__EmbedReques
                             .api = cfg->embedding_api,
                             .model = cfg->embedding_model,
                             .prefix = cfg->embedding_query_prefix,
-                            .timeout_ms = cfg->embedding_timeout_ms};
+                            /* Inside the router's deadline, so a slow embedder is
+                             * reported as such, not as a node that stopped answering. */
+                            .timeout_ms = cfg->embedding_timeout_ms < cfg->request_timeout_ms * 3 / 4
+                                              ? cfg->embedding_timeout_ms
+                                              : cfg->request_timeout_ms * 3 / 4};
   float *vec = NULL;
   uint32_t dim = 0;
   char err[256];
   if (syn_embed_text(&ec, e->text, &vec, &dim, err, sizeof err)) {
-    append_error(reply, id, SYNAPSE__ERROR_CODE__UNAVAILABLE, err);
+    /* INTERNAL, not UNAVAILABLE: the node answered; its embedding service did not. */
+    append_error(reply, id, SYNAPSE__ERROR_CODE__INTERNAL, err);
     return;
   }
   Synapse__EmbedReply body = SYNAPSE__EMBED_REPLY__INIT;
