@@ -284,6 +284,7 @@ static int replicate(syn_replica *r, const char *hex, const Synapse__ReplicaRequ
   }
   char urls[SYN_RING_MAX_REPLICATION][SYN_MEMBER_URL_MAX + 1];
   uint32_t factor;
+  atomic_store(&r->stale, true); /* a write goes to the replicas of the ring as it is now */
   size_t n = other_replicas(r, key, urls, NULL, SYN_RING_MAX_REPLICATION, &factor);
   uint32_t need = r->cfg->write_quorum < factor ? r->cfg->write_quorum : factor;
   syn_buf msg = SYN_BUF_INIT;
@@ -938,13 +939,14 @@ static void *handoff_main(void *arg) {
         pthread_mutex_unlock(&r->view_mu);
         plan.first = false;
         atomic_store(&r->caught_up, true);
+        last_entropy = 0; /* compare with the other holders right after a hand-off */
       }
     }
     if (to_drop_from && version == done_version && drop_pass(r, to_drop_from) == 0) {
       syn_ring_free(to_drop_from);
       to_drop_from = NULL;
     }
-    if (!to_drop_from && atomic_load(&r->caught_up) && mono_ms() - last_entropy >= ANTI_ENTROPY_MS) {
+    if (atomic_load(&r->caught_up) && mono_ms() - last_entropy >= ANTI_ENTROPY_MS) {
       anti_entropy(r);
       last_entropy = mono_ms();
     }
