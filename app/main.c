@@ -7,7 +7,9 @@
  *
  * Prints `ready role=<role> http=<port> udp=<port>` on stdout once every port serves, so
  * scripts and tests wait for that line. SIGINT and SIGTERM stop the process cleanly. */
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,18 +32,39 @@ typedef struct app {
   syn_membership *members; /* role node */
   syn_router *router;
   uv_signal_t sigint, sigterm;
+  uv_async_t stop;      /* a node's leave finished: stop the loop */
+  pthread_t leaver;
+  bool leaving;
+  bool members_left; /* no leave thread was started */
 } app;
 
-static void on_signal(uv_signal_t *s, int signum) {
-  app *a = s->data;
-  syn_info("signal %d: shutting down", signum);
-  /* A node leaves gracefully: the others drop it from the ring and pull its partitions
-   * while it still serves them. */
-  if (a->members) syn_node_hand_off(a->node, a->members);
+static void stop_serving(app *a) {
   syn_router_stop(a->router);
   a->router = NULL;
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
+  uv_close((uv_handle_t *)&a->stop, NULL);
+}
+
+static void on_left(uv_async_t *h) { stop_serving(h->data); }
+
+/* A node leaves gracefully off the loop thread, so its admin port keeps answering while
+ * the others drop it from the ring and pull its partitions. */
+static void *leave_main(void *arg) {
+  app *a = arg;
+  syn_node_hand_off(a->node, a->members);
+  uv_async_send(&a->stop);
+  return NULL;
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  app *a = s->data;
+  if (a->leaving) return;
+  syn_info("signal %d: shutting down", signum);
+  a->leaving = true;
+  if (a->members && pthread_create(&a->leaver, NULL, leave_main, a) == 0) return;
+  a->members_left = true;
+  stop_serving(a);
 }
 
 static int ensure_data_dir(const char *dir, char *err, size_t err_len) {
@@ -135,7 +158,8 @@ int main(int argc, char **argv) {
   }
   uv_signal_init(a.loop, &a.sigint);
   uv_signal_init(a.loop, &a.sigterm);
-  a.sigint.data = a.sigterm.data = &a;
+  uv_async_init(a.loop, &a.stop, on_left);
+  a.sigint.data = a.sigterm.data = a.stop.data = &a;
   uv_signal_start(&a.sigint, on_signal, SIGINT);
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
   printf("ready role=%s http=%u udp=%u\n", syn_role_name(a.cfg.role), (unsigned)a.cfg.http_port,
@@ -144,6 +168,7 @@ int main(int argc, char **argv) {
   syn_info("serving: role=%s http=%s:%u udp=%u data=%s", syn_role_name(a.cfg.role), a.cfg.host,
            (unsigned)a.cfg.http_port, (unsigned)a.cfg.udp_port, a.cfg.data_dir);
   uv_run(a.loop, UV_RUN_DEFAULT);
+  if (a.leaving && a.members && !a.members_left) pthread_join(a.leaver, NULL);
   syn_node_stop(a.node);
   if (a.members) syn_membership_stop(a.members);
   uv_loop_close(a.loop);

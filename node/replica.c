@@ -294,7 +294,7 @@ static int replicate(syn_replica *r, const char *hex, const Synapse__ReplicaRequ
   }
   msg.len = protobuf_c_message_pack(&req->base, msg.data);
   /* Leaves the router's deadline some room for the local write and the reply. */
-  uint32_t budget = r->cfg->request_timeout_ms * 2 / 5 + 1;
+  uint32_t budget = r->cfg->request_timeout_ms * 3 / 4 + 1;
   replica_call calls[SYN_RING_MAX_REPLICATION];
   pthread_t threads[SYN_RING_MAX_REPLICATION];
   bool started[SYN_RING_MAX_REPLICATION] = {0};

@@ -37,7 +37,7 @@ from synapse_proc import TrackerProcess, binary_path, free_port  # noqa: E402,F4
 # Fast failure detection for tests (the brief's numbers); the router gives up on a node
 # after REQUEST_TIMEOUT_MS and tries the next replica.
 FAST_CLUSTER = {"probe_interval_ms": 200, "probe_timeout_ms": 100}
-REQUEST_TIMEOUT_MS = 500
+REQUEST_TIMEOUT_MS = 1000  # generous: CI runs two suites at once on two cores
 HTTP_TIMEOUT = 10.0
 MODEL = "cluster-test-model"
 
