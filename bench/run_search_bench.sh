@@ -103,7 +103,8 @@ CC=${CC:-gcc}
 COMMON=(--seed "$SEED" --spread "$SPREAD" --clusters "$CLUSTERS" --dim "$DIM")
 
 echo "search bench: $DIM-d, $CLUSTERS clusters, spread $SPREAD, seed $SEED, $QUERIES queries (+$WARMUP warm-up), $CONNS registration connections"
-echo "machine: $(nproc) cores, load average $(loadavg) at start; binary $SYNAPSE_SRC; data under $DATA"
+echo "machine: $(nproc) cores, load average $(loadavg) at start; data under $DATA"
+echo "binary: $SYNAPSE_SRC, built $(date -u -r "$SYNAPSE_SRC" +%Y-%m-%dT%H:%M:%SZ), md5 $(md5sum <"$BIN" | cut -c1-12); source tree at $(git -C "$ROOT" log -1 --format='%h (%cd)' --date=format:%Y-%m-%dT%H:%M 2>/dev/null || echo unknown)"
 local n largest=0
 for n in $SIZES; do ((n > largest)) && largest=$n; done
 for n in $SIZES $( ((RECALL_SIZE > 0)) && echo "$RECALL_SIZE"); do
@@ -194,19 +195,31 @@ free_port() {
     die "no free port found"
 }
 
-# start_tracker NAME CONF DATADIR LOGDIR: sets TPID and TPORT
+# start_tracker NAME CONF DATADIR LOGDIR: sets TPID and TPORT. A port taken between
+# free_port and the tracker's bind (other work on the machine) is retried with another.
 start_tracker() {
-    local name=$1 conf=$2 ddir=$3 ldir=$4 deadline
-    TPORT=$(free_port)
-    "$BIN" --role standalone --host 127.0.0.1 --port "$TPORT" --udp-port 0 --data-dir "$ddir" \
-        --config "$conf" >"$ldir/tracker.out" 2>"$ldir/tracker.err" &
-    TPID=$!
-    PIDS+=("$TPID")
-    deadline=$((SECONDS + READY_TIMEOUT))
-    until grep -q '^ready ' "$ldir/tracker.out" 2>/dev/null; do
-        kill -0 "$TPID" 2>/dev/null || { tail -n 20 "$ldir/tracker.err" >&2; die "$name: tracker exited at start"; }
-        ((SECONDS < deadline)) || die "$name: no ready line within ${READY_TIMEOUT}s"
-        sleep 0.1
+    local name=$1 conf=$2 ddir=$3 ldir=$4 deadline attempt
+    for attempt in 1 2 3 4 5; do
+        TPORT=$(free_port)
+        "$BIN" --role standalone --host 127.0.0.1 --port "$TPORT" --udp-port 0 --data-dir "$ddir" \
+            --config "$conf" >"$ldir/tracker.out" 2>"$ldir/tracker.err" &
+        TPID=$!
+        PIDS+=("$TPID")
+        deadline=$((SECONDS + READY_TIMEOUT))
+        until grep -q '^ready ' "$ldir/tracker.out" 2>/dev/null; do
+            if ! kill -0 "$TPID" 2>/dev/null; then
+                wait "$TPID" 2>/dev/null || true
+                if grep -q 'address already in use' "$ldir/tracker.err" && ((attempt < 5)); then
+                    echo "   (port $TPORT taken meanwhile: retrying with another)"
+                    continue 2
+                fi
+                tail -n 20 "$ldir/tracker.err" >&2
+                die "$name: tracker exited at start"
+            fi
+            ((SECONDS < deadline)) || die "$name: no ready line within ${READY_TIMEOUT}s"
+            sleep 0.1
+        done
+        return 0
     done
 }
 
