@@ -32,12 +32,12 @@
 #include <stdint.h>
 
 #include "index/index_config.h"
-#include "index/rank.h"
+#include "common/rank.h"
+#include "common/shard_rules.h"
 #include "index/shard_store.h"
 
 typedef struct syn_index syn_index;
 
-#define SYN_SEARCH_MAX_LIMIT 1000 /* largest `limit` a search accepts */
 #define SYN_INDEX_STATS_MAX 32    /* collections reported by syn_index_stats_get */
 
 /* Opens (creating if needed; data_dir's parent must exist) the registry under data_dir,

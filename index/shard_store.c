@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -26,7 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/rank.h"
+#include "common/rank.h"
+#include "common/shard_rules.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "embeddings are stored as little-endian float32; add byte swapping for this target"
@@ -411,12 +413,6 @@ void syn_store_close(syn_store *st) {
 
 /* ---- input checks ---------------------------------------------------------------- */
 
-static bool has_control(const char *s) {
-  for (; *s; s++)
-    if ((unsigned char)*s < 0x20 || *s == 0x7f) return true;
-  return false;
-}
-
 static bool ascii_ieq(const char *a, const char *b) {
   for (; *a && *b; a++, b++) {
     char x = *a, y = *b;
@@ -460,7 +456,7 @@ char *syn_store_tags_json(const char *const *tags, size_t n, bool *bad) {
   size_t cap = 3;
   for (size_t i = 0; i < n; i++) {
     size_t len = tags[i] ? strlen(tags[i]) : 0;
-    if (!tags[i] || len == 0 || len > SYN_SHARD_MAX_TAG || has_control(tags[i])) {
+    if (syn_tag_check("tags", tags[i], len, NULL, 0) != 0) {
       *bad = true;
       return NULL;
     }
@@ -481,20 +477,6 @@ char *syn_store_tags_json(const char *const *tags, size_t n, bool *bad) {
   return out;
 }
 
-static int check_text(const char *s, size_t max, bool required, const char *field, char *err,
-                      size_t errlen) {
-  if (!s) {
-    if (!required) return 0;
-    set_err(err, errlen, "%s is required", field);
-    return -EINVAL;
-  }
-  if (strlen(s) > max) {
-    if (err && errlen) snprintf(err, errlen, "%s is longer than %zu bytes", field, max);
-    return -EINVAL;
-  }
-  return 0;
-}
-
 /* L2 norm of a finite, nonzero vector; 0 when the vector is unusable. */
 static double vec_norm(const float *v, uint32_t n) {
   double s = 0;
@@ -506,31 +488,43 @@ static double vec_norm(const float *v, uint32_t n) {
   return isfinite(r) && r > 1e-30 ? r : 0;
 }
 
+/* The same rules the router applies (common/shard_rules.h), so a write the router let
+ * through is never refused here, and a node never stores what a router would refuse. */
+static int check_strings(const syn_shard_input *in, char *err, size_t errlen) {
+  static const struct {
+    const char *field;
+    size_t offset, max;
+    bool required;
+  } fields[] = {
+      {"display_name", offsetof(syn_shard_input, display_name), SYN_SHARD_MAX_NAME, true},
+      {"description", offsetof(syn_shard_input, description), SYN_SHARD_MAX_TEXT, false},
+      {"metadata", offsetof(syn_shard_input, metadata_json), SYN_SHARD_MAX_METADATA, false},
+      {"creator_agent_id", offsetof(syn_shard_input, creator_agent_id), SYN_SHARD_MAX_FIELD, false},
+      {"creator_public_key", offsetof(syn_shard_input, creator_public_key), SYN_SHARD_MAX_FIELD,
+       false},
+      {"signature", offsetof(syn_shard_input, signature), SYN_SHARD_MAX_FIELD, false},
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    const char *v = *(const char *const *)(const void *)((const char *)in + fields[i].offset);
+    int rc = syn_text_check(fields[i].field, v, v ? strlen(v) : 0, fields[i].max,
+                            fields[i].required, err, errlen);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 static int check_input(const syn_shard_input *in, char *ih, char *model_key, double *norm,
                        char *err, size_t errlen) {
   int rc;
   if (!in->info_hash || syn_info_hash_normalize(in->info_hash, ih) != 0) {
-    set_err(err, errlen, "%s", "info_hash must be 40 or 64 hexadecimal digits");
+    set_err(err, errlen, "%s", "\"info_hash\" must be 40 or 64 hexadecimal characters");
     return -EINVAL;
   }
-  if ((rc = check_text(in->display_name, SYN_SHARD_MAX_NAME, true, "display_name", err, errlen)) ||
-      (rc = check_text(in->model, SYN_SHARD_MAX_MODEL, true, "model", err, errlen)) ||
-      (rc = check_text(in->description, SYN_SHARD_MAX_TEXT, false, "description", err, errlen)) ||
-      (rc = check_text(in->metadata_json, SYN_SHARD_MAX_TEXT, false, "metadata", err, errlen)) ||
-      (rc = check_text(in->creator_agent_id, SYN_SHARD_MAX_FIELD, false, "creator_agent_id", err,
-                       errlen)) ||
-      (rc = check_text(in->creator_public_key, SYN_SHARD_MAX_FIELD, false, "creator_public_key",
-                       err, errlen)) ||
-      (rc = check_text(in->signature, SYN_SHARD_MAX_FIELD, false, "signature", err, errlen)))
+  if ((rc = check_strings(in, err, errlen)) != 0) return rc;
+  if ((rc = syn_model_check("model", in->model, in->model ? strlen(in->model) : 0, err, errlen)))
     return rc;
-  if (syn_model_key(in->model, model_key, SYN_SHARD_MAX_MODEL + 1) != 0) {
-    set_err(err, errlen, "%s", "model name is empty");
-    return -EINVAL;
-  }
-  if (in->dimension == 0 || in->dimension > SYN_SHARD_MAX_DIM) {
-    if (err && errlen) snprintf(err, errlen, "dimension must be 1..%d", SYN_SHARD_MAX_DIM);
-    return -EINVAL;
-  }
+  syn_model_key(in->model, model_key, SYN_SHARD_MAX_MODEL + 1);
+  if ((rc = syn_dimension_check("dimension", in->dimension, err, errlen))) return rc;
   /* A shard without an embedding is stored and found by words, never by vector. */
   *norm = 0;
   if (in->embedding && (*norm = vec_norm(in->embedding, in->dimension)) == 0) {
@@ -631,7 +625,7 @@ int syn_store_put(syn_store *st, const syn_shard_input *in, int64_t now_ms, syn_
   char *tags = syn_store_tags_json(in->tags, in->tag_count, &bad);
   if (!tags) {
     if (bad)
-      snprintf(err, errlen, "at most %d tags of 1..%d bytes without control characters",
+      snprintf(err, errlen, "at most %d tags of 1..%d bytes without control characters or ','",
                SYN_SHARD_MAX_TAGS, SYN_SHARD_MAX_TAG);
     else
       set_err(err, errlen, "%s", "out of memory");

@@ -33,14 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bounds on one record, checked by syn_store_put (the router may check them earlier). */
-#define SYN_SHARD_MAX_DIM 8192
-#define SYN_SHARD_MAX_NAME 1024  /* bytes of display_name */
-#define SYN_SHARD_MAX_MODEL 255  /* bytes of model and of its key */
-#define SYN_SHARD_MAX_TAGS 64    /* tags per shard, and per filter */
-#define SYN_SHARD_MAX_TAG 128    /* bytes per tag; no control characters */
-#define SYN_SHARD_MAX_TEXT 65536 /* bytes of description, and of metadata JSON */
-#define SYN_SHARD_MAX_FIELD 4096 /* bytes of creator_agent_id, creator_public_key, signature */
+/* Bounds on one record: common/shard_rules.h, the rules the router checks too. */
+#include "common/shard_rules.h"
 
 /* A registration, borrowed from the caller for the duration of the call. Optional strings
  * may be NULL; optional integers are -1 when absent. */

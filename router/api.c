@@ -19,7 +19,7 @@
 #include <strings.h>
 
 #include "cluster/cluster.h"
-#include "index/rank.h"
+#include "common/rank.h"
 #include "router/api_json.h"
 
 #define MAX_HOST_LEN 255
@@ -411,7 +411,7 @@ static json_t *fused_results(api_call *c) {
     for (size_t i = 0; i < only->count; i++) json_array_append(out, only->items[i].json);
     return out;
   }
-  const char *vk[SYN_API_MAX_LIMIT], *kk[SYN_API_MAX_LIMIT];
+  const char *vk[SYN_SEARCH_MAX_LIMIT], *kk[SYN_SEARCH_MAX_LIMIT];
   for (size_t i = 0; i < v->count; i++) vk[i] = v->items[i].hash;
   for (size_t i = 0; i < k->count; i++) kk[i] = k->items[i].hash;
   syn_rrf_item *fused = malloc((v->count + k->count) * sizeof *fused);

@@ -3,15 +3,12 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/urlcodec.h"
-
-#define MAX_MODEL_LEN 128
-#define MAX_CREATOR_LEN 4096
-#define MAX_QUERY_LEN 1024
 
 static int fail(char *err, size_t err_len, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -60,13 +57,7 @@ static int load_object(const char *body, size_t len, json_t **doc, char *err, si
 }
 
 int syn_api_parse_hash(const char *text, size_t len, char hex_out[65], uint8_t swarm_key[20]) {
-  if (len != 40 && len != 64) return -1;
-  for (size_t i = 0; i < len; i++) {
-    if (!isxdigit((unsigned char)text[i])) return -1;
-    hex_out[i] = (char)tolower((unsigned char)text[i]);
-  }
-  hex_out[len] = 0;
-  return syn_hex_decode(hex_out, 40, swarm_key, 20) ? -1 : 0;
+  return syn_info_hash_parse(text, len, hex_out, swarm_key) ? -1 : 0;
 }
 
 /* An optional string: NULL when absent; status when present but wrong. */
@@ -78,11 +69,24 @@ static int get_string(json_t *doc, const char *key, size_t max, bool required, c
     return required ? fail(err, err_len, 400, "missing field \"%s\"", key) : 0;
   }
   if (!json_is_string(v)) return fail(err, err_len, 400, "\"%s\" must be a string", key);
+  if (syn_text_check(key, json_string_value(v), json_string_length(v), max, required, err, err_len))
+    return 400;
+  *out = json_string_value(v);
+  return 0;
+}
+
+/* A model name (register, or a search filter): the shared rule, so a blank name is
+ * refused here rather than by every node. */
+static int get_model(json_t *doc, const char *key, const char *field, bool required,
+                     const char **out, char *err, size_t err_len) {
+  json_t *v = json_object_get(doc, key);
+  *out = NULL;
+  if (!v || json_is_null(v))
+    return required ? fail(err, err_len, 400, "missing field \"%s\"", field) : 0;
+  if (!json_is_string(v)) return fail(err, err_len, 400, "\"%s\" must be a string", field);
   size_t len = json_string_length(v);
-  if (len > max) return fail(err, err_len, 400, "\"%s\" is longer than %zu bytes", key, max);
-  if (memchr(json_string_value(v), 0, len))
-    return fail(err, err_len, 400, "\"%s\" contains a NUL character", key);
-  if (required && len == 0) return fail(err, err_len, 400, "\"%s\" must not be empty", key);
+  if (!required && len == 0) return 0; /* an empty filter is no filter */
+  if (syn_model_check(field, json_string_value(v), len, err, err_len)) return 400;
   *out = json_string_value(v);
   return 0;
 }
@@ -107,21 +111,25 @@ static int get_uint(json_t *v, const char *key, uint64_t min, uint64_t max, uint
   return 0;
 }
 
-static int get_tags(json_t *v, const char **tags, size_t *count, char *err, size_t err_len) {
+/* allow_one: a search filter may name one tag as a plain string. */
+static int get_tags(json_t *v, const char *field, bool allow_one, const char **tags,
+                    size_t *count, char *err, size_t err_len) {
   *count = 0;
   if (!v || json_is_null(v)) return 0;
-  if (!json_is_array(v)) return fail(err, err_len, 400, "\"tags\" must be an array of strings");
-  if (json_array_size(v) > SYN_API_MAX_TAGS)
-    return fail(err, err_len, 400, "\"tags\" has more than %d entries", SYN_API_MAX_TAGS);
+  if (allow_one && json_is_string(v)) {
+    if (syn_tag_check(field, json_string_value(v), json_string_length(v), err, err_len)) return 400;
+    tags[(*count)++] = json_string_value(v);
+    return 0;
+  }
+  if (!json_is_array(v)) return fail(err, err_len, 400, "\"%s\" must be an array of strings", field);
+  if (json_array_size(v) > SYN_SHARD_MAX_TAGS)
+    return fail(err, err_len, 400, "\"%s\" has more than %d entries", field, SYN_SHARD_MAX_TAGS);
   size_t i;
   json_t *t;
   json_array_foreach(v, i, t) {
-    if (!json_is_string(t)) return fail(err, err_len, 400, "\"tags\" must be an array of strings");
-    size_t len = json_string_length(t);
-    if (len == 0 || len > SYN_API_MAX_TAG_LEN)
-      return fail(err, err_len, 400, "each tag must be 1 to %d bytes", SYN_API_MAX_TAG_LEN);
-    if (memchr(json_string_value(t), 0, len) || memchr(json_string_value(t), ',', len))
-      return fail(err, err_len, 400, "tags must not contain NUL or ','");
+    if (!json_is_string(t))
+      return fail(err, err_len, 400, "\"%s\" must be an array of strings", field);
+    if (syn_tag_check(field, json_string_value(t), json_string_length(t), err, err_len)) return 400;
     tags[(*count)++] = json_string_value(t);
   }
   return 0;
@@ -131,8 +139,8 @@ static int get_embedding(json_t *v, uint32_t want_dim, float **out, uint32_t *di
                          size_t err_len) {
   if (!json_is_array(v)) return fail(err, err_len, 400, "\"embedding\" must be an array of numbers");
   size_t n = json_array_size(v);
-  if (n == 0 || n > SYN_API_MAX_DIMENSION)
-    return fail(err, err_len, 400, "\"embedding\" must have 1 to %d values", SYN_API_MAX_DIMENSION);
+  if (n == 0 || n > SYN_SHARD_MAX_DIM)
+    return fail(err, err_len, 400, "\"embedding\" must have 1 to %d values", SYN_SHARD_MAX_DIM);
   if (want_dim && n != want_dim)
     return fail(err, err_len, 400, "\"embedding\" has %zu values but the dimension is %u", n, want_dim);
   float *vec = malloc(n * sizeof *vec);
@@ -165,27 +173,32 @@ static int register_strings(syn_register_input *in, char *err, size_t err_len) {
   const char *hash;
   int st = get_string(doc, "info_hash", 64, true, &hash, err, err_len);
   if (st) return st;
-  uint8_t key[20];
-  if (syn_api_parse_hash(hash, strlen(hash), in->hash_hex, key))
+  if (syn_info_hash_parse(hash, strlen(hash), in->hash_hex, NULL))
     return fail(err, err_len, 400, "\"info_hash\" must be 40 or 64 hexadecimal characters");
   s->info_hash = in->hash_hex;
   const char *used;
   json_t *model = get_alias(doc, "model", "embedding_model", &used);
   if (!model || json_is_null(model))
     return fail(err, err_len, 400, "missing field \"model\" (or \"embedding_model\")");
-  if ((st = get_string(doc, used, MAX_MODEL_LEN, true, (const char **)&s->model, err, err_len)))
-    return st;
-  if ((st = get_string(doc, "display_name", SYN_API_MAX_NAME_LEN, true,
-                       (const char **)&s->display_name, err, err_len)) ||
-      (st = get_string(doc, "description", SYN_API_MAX_TEXT_LEN, false,
-                       (const char **)&s->description, err, err_len)) ||
-      (st = get_string(doc, "creator_agent_id", MAX_CREATOR_LEN, false,
-                       (const char **)&s->creator_agent_id, err, err_len)) ||
-      (st = get_string(doc, "creator_public_key", MAX_CREATOR_LEN, false,
-                       (const char **)&s->creator_public_key, err, err_len)) ||
-      (st = get_string(doc, "signature", MAX_CREATOR_LEN, false, (const char **)&s->signature,
-                       err, err_len)))
-    return st;
+  if ((st = get_model(doc, used, used, true, (const char **)&s->model, err, err_len))) return st;
+  static const struct {
+    const char *key;
+    size_t offset, max;
+    bool required;
+  } fields[] = {
+      {"display_name", offsetof(Synapse__Shard, display_name), SYN_SHARD_MAX_NAME, true},
+      {"description", offsetof(Synapse__Shard, description), SYN_SHARD_MAX_TEXT, false},
+      {"creator_agent_id", offsetof(Synapse__Shard, creator_agent_id), SYN_SHARD_MAX_FIELD, false},
+      {"creator_public_key", offsetof(Synapse__Shard, creator_public_key), SYN_SHARD_MAX_FIELD,
+       false},
+      {"signature", offsetof(Synapse__Shard, signature), SYN_SHARD_MAX_FIELD, false},
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    const char **slot = (const char **)(void *)((char *)s + fields[i].offset);
+    if ((st = get_string(doc, fields[i].key, fields[i].max, fields[i].required, slot, err,
+                         err_len)))
+      return st;
+  }
   return 0;
 }
 
@@ -197,8 +210,9 @@ static int register_numbers(syn_register_input *in, char *err, size_t err_len) {
   if (!dim || json_is_null(dim))
     return fail(err, err_len, 400, "missing field \"dimension\" (or \"dimension_size\")");
   uint64_t x;
-  int st = get_uint(dim, used, 1, SYN_API_MAX_DIMENSION, &x, err, err_len);
+  int st = get_uint(dim, used, 0, UINT32_MAX, &x, err, err_len);
   if (st) return st;
+  if (syn_dimension_check(used, x, err, err_len)) return 400;
   s->has_dimension = 1;
   s->dimension = (uint32_t)x;
   json_t *v;
@@ -217,7 +231,8 @@ static int register_structured(syn_register_input *in, char *err, size_t err_len
   json_t *doc = in->doc;
   Synapse__Shard *s = &in->shard;
   size_t ntags;
-  int st = get_tags(json_object_get(doc, "tags"), (const char **)in->tags, &ntags, err, err_len);
+  int st =
+      get_tags(json_object_get(doc, "tags"), "tags", false, (const char **)in->tags, &ntags, err, err_len);
   if (st) return st;
   s->tags = in->tags;
   s->n_tags = ntags;
@@ -226,8 +241,8 @@ static int register_structured(syn_register_input *in, char *err, size_t err_len
     if (!json_is_object(meta)) return fail(err, err_len, 400, "\"metadata\" must be an object");
     in->metadata_json = json_dumps(meta, JSON_COMPACT);
     if (!in->metadata_json) return fail(err, err_len, 500, "out of memory");
-    if (strlen(in->metadata_json) > SYN_API_MAX_METADATA_LEN)
-      return fail(err, err_len, 413, "\"metadata\" is larger than %d bytes", SYN_API_MAX_METADATA_LEN);
+    if (strlen(in->metadata_json) > SYN_SHARD_MAX_METADATA)
+      return fail(err, err_len, 413, "\"metadata\" is larger than %d bytes", SYN_SHARD_MAX_METADATA);
     s->metadata_json = in->metadata_json;
   }
   json_t *emb = json_object_get(doc, "embedding");
@@ -264,18 +279,10 @@ static int search_filters(json_t *doc, syn_search_input *out, char *err, size_t 
   json_t *f = json_object_get(doc, "filters");
   if (!f || json_is_null(f)) return 0;
   if (!json_is_object(f)) return fail(err, err_len, 400, "\"filters\" must be an object");
-  int st = get_string(f, "model", MAX_MODEL_LEN, false, &out->model, err, err_len);
+  int st = get_model(f, "model", "filters.model", false, &out->model, err, err_len);
   if (st) return st;
-  if (out->model && !*out->model) out->model = NULL;
-  json_t *tags = json_object_get(f, "tags");
-  if (json_is_string(tags)) { /* one tag given as a plain string */
-    if (json_string_length(tags) == 0 || json_string_length(tags) > SYN_API_MAX_TAG_LEN)
-      return fail(err, err_len, 400, "each tag must be 1 to %d bytes", SYN_API_MAX_TAG_LEN);
-    out->tags[0] = json_string_value(tags);
-    out->tag_count = 1;
-    return 0;
-  }
-  return get_tags(tags, out->tags, &out->tag_count, err, err_len);
+  return get_tags(json_object_get(f, "tags"), "filters.tags", true, out->tags, &out->tag_count, err,
+                  err_len);
 }
 
 static int search_limits(json_t *doc, syn_search_input *out, char *err, size_t err_len) {
@@ -283,7 +290,7 @@ static int search_limits(json_t *doc, syn_search_input *out, char *err, size_t e
   json_t *v = json_object_get(doc, "limit");
   if (v && !json_is_null(v)) {
     uint64_t x;
-    int st = get_uint(v, "limit", 1, SYN_API_MAX_LIMIT, &x, err, err_len);
+    int st = get_uint(v, "limit", 1, SYN_SEARCH_MAX_LIMIT, &x, err, err_len);
     if (st) return st;
     out->limit = (uint32_t)x;
   }
@@ -311,7 +318,7 @@ int syn_api_parse_search(const char *body, size_t len, bool need_embedding, syn_
     if (!emb || json_is_null(emb)) return fail(err, err_len, 400, "missing field \"embedding\"");
     return get_embedding(emb, 0, &out->embedding, &out->dimension, err, err_len);
   }
-  st = get_string(out->doc, "query", MAX_QUERY_LEN, true, &out->query, err, err_len);
+  st = get_string(out->doc, "query", SYN_SEARCH_MAX_QUERY, true, &out->query, err, err_len);
   if (st) return st;
   for (const char *p = out->query; *p; p++)
     if (!isspace((unsigned char)*p)) return 0;

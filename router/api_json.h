@@ -2,8 +2,9 @@
  * functions over jansson documents, no I/O: unit-tested in api_json_test.c.
  *
  * Validation turns hostile bodies into either a filled request or an HTTP status with a
- * message that names the problem. Bounds (checked before anything is kept):
- * nesting depth, string lengths, tag count, embedding length. */
+ * message that names the problem. Bounds (checked before anything is kept): nesting
+ * depth here; string lengths, tags, model names, dimensions and limits by the rules in
+ * common/shard_rules.h, which the index applies too. */
 #ifndef SYN_ROUTER_API_JSON_H
 #define SYN_ROUTER_API_JSON_H
 
@@ -15,14 +16,9 @@
 #include "common/buf.h"
 #include "proto/tracker.pb-c.h"
 
+#include "common/shard_rules.h"
+
 #define SYN_API_MAX_DEPTH 16
-#define SYN_API_MAX_DIMENSION 4096
-#define SYN_API_MAX_TAGS 64
-#define SYN_API_MAX_TAG_LEN 64
-#define SYN_API_MAX_NAME_LEN 512
-#define SYN_API_MAX_TEXT_LEN 16384
-#define SYN_API_MAX_METADATA_LEN 65536
-#define SYN_API_MAX_LIMIT 1000
 #define SYN_API_DEFAULT_LIMIT 10
 
 /* A shard to register. Strings point into `doc` (owned here), the embedding is a heap
@@ -31,7 +27,7 @@ typedef struct syn_register_input {
   json_t *doc;
   Synapse__Shard shard;
   char hash_hex[65];
-  char *tags[SYN_API_MAX_TAGS];
+  char *tags[SYN_SHARD_MAX_TAGS];
   char *metadata_json; /* heap */
   float *embedding;    /* heap, shard.dimension floats, or NULL */
 } syn_register_input;
@@ -43,7 +39,7 @@ typedef struct syn_search_input {
   const char *query; /* into doc, or NULL */
   uint32_t limit;
   const char *model; /* into doc, or NULL */
-  const char *tags[SYN_API_MAX_TAGS];
+  const char *tags[SYN_SHARD_MAX_TAGS];
   size_t tag_count;
   float min_similarity;
 } syn_search_input;

@@ -1,6 +1,6 @@
 /* Pure ranking helpers: the mapping of raw scores onto the contract's similarity (0..1),
- * reciprocal rank fusion for hybrid search, and the name normalisations that decide which
- * shards share a collection. No state, no allocation, no locks: any thread may call them.
+ * and reciprocal rank fusion for hybrid search (the index maps scores, the router fuses
+ * the lists of many nodes). No state, no allocation, no locks: any thread may call them.
  *
  * Similarity mappings (both monotonic, so they never reorder hits):
  * - cosine c in [-1, 1] (inner product of unit vectors) -> clamp(c, 0, 1). Positive
@@ -9,8 +9,8 @@
  * - FTS5 bm25() b (negative; lower is better) -> r / (1 + r) with r = max(0, -b). A term
  *   that matches one field of a small corpus gives r around 1 (0.5); strong multi-term
  *   matches approach 1. The value orders keyword hits; it is not a cosine. */
-#ifndef SYN_INDEX_RANK_H
-#define SYN_INDEX_RANK_H
+#ifndef SYN_COMMON_RANK_H
+#define SYN_COMMON_RANK_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,16 +34,5 @@ typedef struct syn_rrf_item {
  * deterministic. Returns the number written; cap >= nv + nk always suffices. */
 size_t syn_rrf_fuse(const char *const *vector_keys, size_t nv, const char *const *keyword_keys,
                     size_t nk, double k, syn_rrf_item *out, size_t cap);
-
-/* Model-name normalisation (design decision 6): surrounding spaces trimmed, everything up
- * to the last '/' dropped (the "org/" of a hub name), a trailing ":latest" (Ollama's
- * default tag) dropped, ASCII lower-cased. "nomic-ai/nomic-embed-text-v1.5" and
- * "nomic-embed-text-v1.5" both give "nomic-embed-text-v1.5". Returns 0, or -EINVAL when
- * nothing is left, or -ENAMETOOLONG when out (cap bytes with the NUL) is too small. */
-int syn_model_key(const char *model, char *out, size_t cap);
-
-/* info_hash as 40 (v1) or 64 (v2) hex digits, any case -> lower case into out (65 bytes).
- * Returns 0 or -EINVAL. */
-int syn_info_hash_normalize(const char *in, char out[65]);
 
 #endif

@@ -1,5 +1,5 @@
 /* Pure ranking helpers; see rank.h for the mappings and their reasons. */
-#include "index/rank.h"
+#include "common/rank.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -66,39 +66,4 @@ size_t syn_rrf_fuse(const char *const *vector_keys, size_t nv, const char *const
   if (keyword_keys) n = rrf_add(out, n, cap, keyword_keys, nk, k, false);
   qsort(out, n, sizeof *out, rrf_cmp);
   return n;
-}
-
-int syn_model_key(const char *model, char *out, size_t cap) {
-  if (!model || !out || cap == 0) return -EINVAL;
-  const char *b = model, *e = model + strlen(model);
-  while (b < e && (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r')) b++;
-  while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) e--;
-  for (const char *p = b; p < e; p++)
-    if (*p == '/') b = p + 1;
-  static const char latest[] = ":latest";
-  size_t ll = sizeof latest - 1;
-  if ((size_t)(e - b) > ll && strncasecmp(e - ll, latest, ll) == 0) e -= ll;
-  size_t n = (size_t)(e - b);
-  if (n == 0) return -EINVAL;
-  if (n + 1 > cap) return -ENAMETOOLONG;
-  for (size_t i = 0; i < n; i++) {
-    char c = b[i];
-    out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-  }
-  out[n] = '\0';
-  return 0;
-}
-
-int syn_info_hash_normalize(const char *in, char out[65]) {
-  if (!in) return -EINVAL;
-  size_t n = strlen(in);
-  if (n != 40 && n != 64) return -EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    char c = in[i];
-    if (c >= 'A' && c <= 'F') c = (char)(c - 'A' + 'a');
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return -EINVAL;
-    out[i] = c;
-  }
-  out[n] = '\0';
-  return 0;
 }

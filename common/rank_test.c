@@ -1,4 +1,4 @@
-/* Pure helpers: similarity mappings, rank fusion, name normalisation, config parsing. */
+/* Pure ranking helpers: similarity mappings and rank fusion. */
 /* cmocka needs these before it, in this order. */
 // clang-format off
 #include <stdarg.h>
@@ -8,13 +8,10 @@
 #include <cmocka.h>
 // clang-format on
 
-#include "index/rank.h"
+#include "common/rank.h"
 
-#include <errno.h>
 #include <math.h>
 #include <string.h>
-
-#include "index/index_config.h"
 
 static void test_sim_from_cosine(void **state) {
   (void)state;
@@ -83,70 +80,6 @@ static void test_rrf_duplicates_and_cap(void **state) {
   assert_int_equal(syn_rrf_fuse(NULL, 0, NULL, 0, 60, out, 8), 0);
 }
 
-static void test_model_key(void **state) {
-  (void)state;
-  static const struct {
-    const char *in, *want;
-  } cases[] = {
-      {"nomic-ai/nomic-embed-text-v1.5", "nomic-embed-text-v1.5"},
-      {"nomic-embed-text-v1.5", "nomic-embed-text-v1.5"},
-      {"  Nomic-AI/Nomic-Embed-Text-v1.5 ", "nomic-embed-text-v1.5"},
-      {"sentence-transformers/all-MiniLM-L6-v2", "all-minilm-l6-v2"},
-      {"hf.co/org/model", "model"},
-      {"nomic-embed-text:latest", "nomic-embed-text"},
-      {"nomic-embed-text:v1.5", "nomic-embed-text:v1.5"},
-      {"text-embedding-3-small", "text-embedding-3-small"},
-  };
-  char out[64];
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    assert_int_equal(syn_model_key(cases[i].in, out, sizeof out), 0);
-    assert_string_equal(out, cases[i].want);
-  }
-  static const char *const bad[] = {"", "   ", "org/", "a/b/"};
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    assert_int_equal(syn_model_key(bad[i], out, sizeof out), -EINVAL);
-  assert_int_equal(syn_model_key("abcdef", out, 4), -ENAMETOOLONG);
-}
-
-static void test_info_hash(void **state) {
-  (void)state;
-  char out[65];
-  assert_int_equal(syn_info_hash_normalize("0123456789ABCDEFabcdef0123456789abcdef01", out), 0);
-  assert_string_equal(out, "0123456789abcdefabcdef0123456789abcdef01");
-  char v2[65];
-  memset(v2, 'F', 64);
-  v2[64] = '\0';
-  assert_int_equal(syn_info_hash_normalize(v2, out), 0);
-  assert_int_equal(strlen(out), 64);
-  static const char *const bad[] = {"", "abc", "0123456789abcdef0123456789abcdef0123456g",
-                                    "0123456789abcdef0123456789abcdef012345678",
-                                    "0123456789abcdef0123456789abcdef0123456789"};
-  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-    assert_int_equal(syn_info_hash_normalize(bad[i], out), -EINVAL);
-  assert_int_equal(syn_info_hash_normalize(NULL, out), -EINVAL);
-}
-
-static void test_config(void **state) {
-  (void)state;
-  syn_index_config cfg;
-  syn_index_config_defaults(&cfg);
-  char err[128];
-  assert_int_equal(syn_index_config_validate(&cfg, err, sizeof err), 0);
-  assert_int_equal(cfg.type, SYN_INDEX_AUTO);
-  for (int t = 0; t < SYN_INDEX_TYPE_COUNT; t++) {
-    syn_index_type back;
-    assert_int_equal(syn_index_type_parse(syn_index_type_name((syn_index_type)t), &back), 0);
-    assert_int_equal(back, t);
-  }
-  syn_index_type t;
-  assert_int_equal(syn_index_type_parse("HNSW_SQ8", &t), 0);
-  assert_int_equal(t, SYN_INDEX_HNSW_SQ8);
-  assert_int_equal(syn_index_type_parse("annoy", &t), -EINVAL);
-  cfg.growth = 1.0;
-  assert_int_equal(syn_index_config_validate(&cfg, err, sizeof err), -EINVAL);
-  assert_non_null(strstr(err, "growth"));
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sim_from_cosine),
@@ -154,9 +87,6 @@ int main(void) {
       cmocka_unit_test(test_rrf_order),
       cmocka_unit_test(test_rrf_both_lists_beat_one),
       cmocka_unit_test(test_rrf_duplicates_and_cap),
-      cmocka_unit_test(test_model_key),
-      cmocka_unit_test(test_info_hash),
-      cmocka_unit_test(test_config),
   };
-  return cmocka_run_group_tests_name("rank", tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, NULL, NULL);
 }
