@@ -11,6 +11,8 @@ import subprocess
 import tempfile
 import time
 
+from net import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -21,13 +23,6 @@ def binary_path():
     if not os.access(path, os.X_OK):
         raise RuntimeError(f"tracker binary not found at {path}; build first or set SYNAPSE_BIN")
     return path
-
-
-def free_port(kind=socket.SOCK_STREAM, family=socket.AF_INET):
-    """A port the kernel just handed out; free again when this returns."""
-    with socket.socket(family, kind) as s:
-        s.bind(("127.0.0.1" if family == socket.AF_INET else "::1", 0))
-        return s.getsockname()[1]
 
 
 class TrackerProcess:
@@ -99,6 +94,17 @@ class TrackerProcess:
             self.proc.kill()
             self.proc.wait()
 
+    def close(self, sig=None):
+        """Stops the process (as stop()), then closes its stdout pipe and removes its
+        temporary data directory, even if stopping failed. Returns the exit status."""
+        try:
+            return self.stop(sig)
+        finally:
+            if self.proc and self.proc.stdout:
+                self.proc.stdout.close()
+            if self._tmp:
+                self._tmp.cleanup()
+
     def __enter__(self):
         return self.start()
 
@@ -106,3 +112,9 @@ class TrackerProcess:
         self.stop()
         if self._tmp:
             self._tmp.cleanup()
+
+
+def shutdown(tracker):
+    """Stops a TrackerProcess (SIGTERM, then SIGKILL after a bound), closes its stdout pipe
+    and removes its temporary data directory. Returns the exit status."""
+    return tracker.close()
