@@ -15,9 +15,11 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trackerlib import (ConfigFile, HttpConn, TrackerProcess, binary_path, free_port,  # noqa: E402
-                        free_port_pair, http_get, shutdown)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from http_client import HttpConn, http_get  # noqa: E402
+from net import free_port, free_port_pair  # noqa: E402
+from synapse_proc import TrackerProcess, binary_path, shutdown  # noqa: E402
+from tracker_config import ConfigFile  # noqa: E402
 
 
 class CliTest(unittest.TestCase):

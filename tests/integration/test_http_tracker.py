@@ -12,11 +12,15 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trackerlib import (ConfigFile, HttpConn, TrackerProcess, UdpClient,  # noqa: E402
-                        announce_target, bdecode, compact4, compact6, failure_bytes, http_get,
-                        ipv6_loopback_available, loopback_alias_available, peer_id, ports_of,
-                        rand_hash, scrape_target, shutdown, split_compact)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from bencode import bdecode  # noqa: E402
+from http_client import HttpConn, http_get  # noqa: E402
+from net import ipv6_loopback_available, loopback_alias_available  # noqa: E402
+from synapse_proc import TrackerProcess, shutdown  # noqa: E402
+from tracker_config import ConfigFile  # noqa: E402
+from tracker_proto import (announce_target, compact4, compact6, failure_bytes,  # noqa: E402
+                           peer_id, ports_of, rand_hash, scrape_target, split_compact)
+from udp_tracker import UdpClient  # noqa: E402
 
 
 def counts_prefix(complete, downloaded, incomplete, interval=1800, min_interval=900):

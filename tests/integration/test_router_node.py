@@ -17,11 +17,16 @@ import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trackerlib import (ANNOUNCE, ERROR, ConfigFile, HttpConn, TrackerProcess,  # noqa: E402
-                        UdpClient, announce_target, bdecode, compact4, free_port,
-                        free_port_pair, http_get, peer_id, poll, rand_hash, scrape_target,
-                        shutdown)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from bencode import bdecode  # noqa: E402
+from http_client import HttpConn, http_get  # noqa: E402
+from net import free_port, free_port_pair  # noqa: E402
+from synapse_proc import TrackerProcess, shutdown  # noqa: E402
+from tracker_config import ConfigFile  # noqa: E402
+from tracker_proto import (announce_target, compact4, peer_id, rand_hash,  # noqa: E402
+                           scrape_target)
+from udp_tracker import ANNOUNCE, ERROR, UdpClient  # noqa: E402
+from wait import wait_for  # noqa: E402
 
 REQUEST_TIMEOUT_MS = 300
 # The deadline is measured from when the router sends the batch; allow scheduling slack on
@@ -52,7 +57,7 @@ class RouterNodeTest(unittest.TestCase):
         self.router.start()
         self.addCleanup(shutdown, self.router)
         self.assertIn("role=router", self.router.ready_line)
-        poll(lambda: ready(self.router.http_port), 15, what="router /readyz 200")
+        wait_for(lambda: ready(self.router.http_port), 15, what="router /readyz 200")
 
     def start_node(self):
         node = TrackerProcess(role="node", http_port=self.admin_port,
@@ -159,7 +164,7 @@ class RouterNodeTest(unittest.TestCase):
 
         # ---- a new node on the same address ----
         self.node = self.start_node()
-        poll(lambda: ready(rp), 20, what="router /readyz 200 after the node came back")
+        wait_for(lambda: ready(rp), 20, what="router /readyz 200 after the node came back")
         r, d = self.http_announce(ih, 9007, left=1)
         self.assertEqual(r.body, b"d8:completei0e10:downloadedi0e10:incompletei1e"
                                  b"8:intervali1800e12:min intervali900e5:peers0:e")
@@ -184,7 +189,7 @@ class RouterNodeTest(unittest.TestCase):
         self.assertEqual(list(bdecode(r.body)), [b"failure reason"])
         self.assertEqual(http_get(rp, "/readyz", timeout=10).status, 503)
         self.node = self.start_node()
-        poll(lambda: ready(rp), 20, what="router /readyz 200 after the node came back")
+        wait_for(lambda: ready(rp), 20, what="router /readyz 200 after the node came back")
         _, d = self.http_announce(rand_hash(), 9102)
         self.assertEqual(d[b"incomplete"], 1)
 

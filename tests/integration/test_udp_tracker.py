@@ -13,11 +13,14 @@ import struct
 import sys
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trackerlib import (ANNOUNCE, CONNECT, ERROR, PROTOCOL_ID, SCRAPE,  # noqa: E402
-                        TrackerProcess, UdpClient, UdpError, announce_target, bdecode, compact4, compact6,
-                        http_get, ipv6_loopback_available, loopback_alias_available, peer_id,
-                        rand_hash, shutdown)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from bencode import bdecode  # noqa: E402
+from http_client import http_get  # noqa: E402
+from net import ipv6_loopback_available, loopback_alias_available  # noqa: E402
+from synapse_proc import TrackerProcess, shutdown  # noqa: E402
+from tracker_proto import announce_target, compact4, compact6, peer_id, rand_hash  # noqa: E402
+from udp_tracker import (ANNOUNCE, CONNECT, ERROR, PROTOCOL_ID, SCRAPE,  # noqa: E402
+                         UdpClient, UdpError)
 
 
 class UdpCase(unittest.TestCase):
