@@ -6,13 +6,17 @@ links, live swarm figures, /api/peers, bearer tokens and /api/stats.
 
 Run alone: /usr/bin/python3 tests/integration/test_api_contract.py (SYNAPSE_BIN or the
 default build's binary)."""
+import os
 import random
 import re
+import sys
 import time
 import unittest
 
-from api_util import (SIM_TOL, Tracker, announce, check_topk, clustered_vectors, exact_topk,
-                      magnet_params, rand_hex, similarity)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from api_tracker import Tracker, announce, magnet_params  # noqa: E402
+from tracker_proto import rand_hex  # noqa: E402
+from vectors import SIM_TOL, check_topk, clustered_vectors, exact_topk, similarity  # noqa: E402
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 

@@ -19,10 +19,14 @@ import os
 import random
 import shutil
 import signal
+import sys
 import tempfile
 import unittest
 
-from api_util import SIM_TOL, Tracker, clustered_vectors, rand_hex
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from api_tracker import Tracker  # noqa: E402
+from tracker_proto import rand_hex  # noqa: E402
+from vectors import SIM_TOL, clustered_vectors  # noqa: E402
 
 MODELS = {"durable-a": 32, "nomic-ai/durable-b": 24}
 

@@ -13,11 +13,17 @@ vectors from the same function. Then:
   answers 200 from keywords alone ("mode": "keyword") within the timeout.
 
 Run alone: /usr/bin/python3 tests/integration/test_api_hybrid.py"""
+import os
 import random
+import sys
 import time
 import unittest
 
-from api_util import EmbeddingServer, Tracker, concept_embedding, exact_topk, rand_hex
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from api_tracker import Tracker  # noqa: E402
+from embedding_server import EmbeddingServer, concept_embedding  # noqa: E402
+from tracker_proto import rand_hex  # noqa: E402
+from vectors import exact_topk  # noqa: E402
 
 DIM = 64
 TIMEOUT_MS = 1500

@@ -9,9 +9,13 @@ None = any non-empty message).
 
 Run alone: /usr/bin/python3 tests/integration/test_api_malformed.py"""
 import json
+import os
+import sys
 import unittest
 
-from api_util import Tracker, raw_http
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from api_tracker import Tracker  # noqa: E402
+from http_client import raw_http  # noqa: E402
 
 H = "0123456789abcdef0123456789abcdef01234567"  # a valid 40-hex info_hash
 DIM = 4
