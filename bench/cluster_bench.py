@@ -35,19 +35,17 @@ import json
 import math
 import os
 import random
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-import cluster_util as cu  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import cluster as cu  # noqa: E402
+from net import free_port  # noqa: E402
 
 DEFAULT_TIMINGS = {"probe_interval_ms": None, "probe_timeout_ms": None}  # None: not written
 
@@ -56,8 +54,22 @@ def say(*a):
     print(*a, flush=True)
 
 
+def median(xs):
+    s = sorted(xs)
+    n = len(s)
+    return (s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2) if n else float("nan")
+
+
+def percentile(xs, p):
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    k = min(len(s) - 1, max(0, int(math.ceil(p / 100.0 * len(s))) - 1))
+    return s[k]
+
+
 def stats(xs):
-    return {"n": len(xs), "median": cu.median(xs), "min": min(xs), "max": max(xs)}
+    return {"n": len(xs), "median": median(xs), "min": min(xs), "max": max(xs)}
 
 
 def fmt(xs):
@@ -246,7 +258,7 @@ def bench_search(args, out):
         conn.close()
         with open("/proc/loadavg") as f:
             load = f.read().split()[:3]
-        p50, p99 = cu.percentile(lat, 50), cu.percentile(lat, 99)
+        p50, p99 = percentile(lat, 50), percentile(lat, 99)
         say(f"search through the router (limit 10, {len(lat)} queries, one at a time): "
             f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, mean {sum(lat) / len(lat):.2f} ms, "
             f"partial answers {partial}; load average after: {' '.join(load)}")
@@ -296,7 +308,7 @@ def bench_udp(args, out):
         subprocess.run(["gcc", "-O2", os.path.join(HERE, "udp_load.c"), "-o", "/tmp/udp_load",
                         "-lm", "-lpthread"], check=True)
     results = {}
-    sa = cu.Standalone(udp_port=cu.free_port(socket.SOCK_DGRAM)).start()
+    sa = cu.Standalone(udp_port=free_port(socket.SOCK_DGRAM)).start()
     try:
         run_udp_load(sa.udp_port, 2, args.udp_window)  # warm-up
         line, f = run_udp_load(sa.udp_port, args.udp_duration, args.udp_window)

@@ -29,8 +29,12 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cluster_util as cu  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import cluster as cu  # noqa: E402
+from http_client import KeepAlive  # noqa: E402
+from tracker_proto import ports_of, rand_hash  # noqa: E402
+from vectors import similarity  # noqa: E402
+from wait import wait_for  # noqa: E402
 
 DIM = 16
 DETECTION_BOUND_S = 3.0    # all announces sent this long after the kill must succeed
@@ -48,7 +52,7 @@ class Load:
         self.announces = []
         self.registers = []   # (t, ok, hex, vec, detail)
         self.rng = random.Random(rng_seed)
-        self.hashes = [cu.rand_ih(self.rng) for _ in range(64)]
+        self.hashes = [rand_hash(self.rng) for _ in range(64)]
         self.threads = [threading.Thread(target=self.announce_loop, daemon=True),
                         threading.Thread(target=self.register_loop, daemon=True)]
 
@@ -62,7 +66,7 @@ class Load:
             t.join(30)
 
     def announce_loop(self):
-        conn = cu.KeepAlive(self.router.host, self.router.http_port, timeout=10)
+        conn = KeepAlive(self.router.host, self.router.http_port, timeout=10)
         rng = random.Random(1)
         port = 40000
         while not self.stop.is_set():
@@ -78,10 +82,10 @@ class Load:
         conn.close()
 
     def register_loop(self):
-        conn = cu.KeepAlive(self.router.host, self.router.http_port, timeout=10)
+        conn = KeepAlive(self.router.host, self.router.http_port, timeout=10)
         rng = random.Random(2)
         while not self.stop.is_set():
-            h = cu.rand_ih(rng).hex()
+            h = rand_hash(rng).hex()
             v = cu.make_vectors(rng, 1, DIM, clusters=1)[0]
             t = time.monotonic()
             try:
@@ -109,12 +113,12 @@ class ClusterFailoverTest(unittest.TestCase):
         # ---- before the kill: shards and peers, replicated everywhere ----
         acked = {}
         for v in cu.make_vectors(rng, 60, DIM):
-            h = cu.rand_ih(rng).hex()
+            h = rand_hash(rng).hex()
             cu.register(router, h, v)
             acked[h] = v
         swarms = {}
         for i in range(30):
-            ih = cu.rand_ih(rng)
+            ih = rand_hash(rng)
             ports = [50000 + 2 * i, 50001 + 2 * i]
             cu.announce(router, ih, ports[0], left=0)
             cu.announce(router, ih, ports[1], left=5)
@@ -123,12 +127,12 @@ class ClusterFailoverTest(unittest.TestCase):
         cu.log(f"{victim_primary} of {len(swarms)} swarms have {VICTIM} as primary")
         self.assertGreater(victim_primary, 0, "no swarm on the victim: pick other hashes")
         for nid in nodes:  # R = 3 of 3: every node holds every swarm and shard
-            cu.wait_for(lambda: (self.node_self(nid, "swarms"), self.node_self(nid, "peers"),
-                                 self.node_self(nid, "shards")) == (30, 60, 60), 10,
-                        what=f"{nid} holds 30 swarms, 60 peers, 60 shards")
+            wait_for(lambda: (self.node_self(nid, "swarms"), self.node_self(nid, "peers"),
+                              self.node_self(nid, "shards")) == (30, 60, 60), 10,
+                     what=f"{nid} holds 30 swarms, 60 peers, 60 shards")
 
         primaries = {nid: m["partitions_primary"] for nid, m in router.members().items()}
-        sample = [cu.rand_ih(rng).hex() for _ in range(40)]
+        sample = [rand_hash(rng).hex() for _ in range(40)]
         owners_before = {h: router.owner(h)["replicas"] for h in sample}
 
         # ---- load, then the kill ----
@@ -154,7 +158,7 @@ class ClusterFailoverTest(unittest.TestCase):
                 if st in ("dead", "left"):
                     detected[m.id] = time.monotonic() - t_kill
             return len(detected) == len(survivors)
-        cu.wait_for(all_dead, 20, what=f"every survivor reports {VICTIM} dead")
+        wait_for(all_dead, 20, what=f"every survivor reports {VICTIM} dead")
         cu.log("detection (s after kill):", {k: round(v, 2) for k, v in detected.items()},
                "suspect seen first:", seen_suspect)
 
@@ -205,7 +209,7 @@ class ClusterFailoverTest(unittest.TestCase):
             missing = []
             for i, (ih, ports) in enumerate(swarms.items()):
                 d = cu.announce(router, ih, 55000 + i, left=3)
-                got = set(cu.compact_ports(d[b"peers"]))
+                got = set(ports_of(d[b"peers"]))
                 if not set(ports) <= got:
                     missing.append((ih.hex(), router.owner(ih.hex())["replicas"], ports, sorted(got)))
             self.assertEqual(missing, [], "swarms that lost peers announced before the kill")
@@ -237,11 +241,11 @@ class ClusterFailoverTest(unittest.TestCase):
                 universe = dict(acked, **maybe)
                 for hh, sim in got:
                     self.assertIn(hh, universe)
-                    self.assertAlmostEqual(sim, cu.similarity(qv, universe[hh]), delta=1e-4)
+                    self.assertAlmostEqual(sim, similarity(qv, universe[hh]), delta=1e-4)
                 self.assertEqual(len(got), 15)
                 floor = got[-1][1]
                 missing = [hh for hh, v in acked.items()
-                           if cu.similarity(qv, v) > floor + 1e-4 and hh not in dict(got)]
+                           if similarity(qv, v) > floor + 1e-4 and hh not in dict(got)]
                 self.assertEqual(missing, [], "acknowledged shards missing from the top-k")
 
         # ---- the node restarts with its id and data: no reshuffle, it catches up ----
@@ -252,7 +256,7 @@ class ClusterFailoverTest(unittest.TestCase):
         t0 = time.monotonic()
         n0 = self.cluster.restart_node(VICTIM)
         self.cluster.wait_converged(20)
-        cu.wait_for(n0.ready, 20, what=f"restarted {VICTIM} /readyz 200")
+        wait_for(n0.ready, 20, what=f"restarted {VICTIM} /readyz 200")
         cu.log(f"{VICTIM} restarted: alive everywhere and ready after "
                f"{time.monotonic() - t0:.2f}s")
         with self.subTest("restart: no reshuffle"):
@@ -265,7 +269,7 @@ class ClusterFailoverTest(unittest.TestCase):
                 counts = {nid: self.node_self(nid, "shards") for nid in self.cluster.nodes}
                 return counts if counts[VICTIM] >= len(acked) else None
             try:
-                cu.wait_for(caught_up, 15, what=f"{VICTIM} holds every acknowledged shard")
+                wait_for(caught_up, 15, what=f"{VICTIM} holds every acknowledged shard")
             finally:
                 cu.log("shards per node after restart:",
                        {nid: self.node_self(nid, "shards") for nid in self.cluster.nodes},
@@ -274,7 +278,7 @@ class ClusterFailoverTest(unittest.TestCase):
             missing = []
             for i, (ih, ports) in enumerate(swarms.items()):
                 d = cu.announce(router, ih, 56000 + i, left=3)
-                got = set(cu.compact_ports(d[b"peers"]))
+                got = set(ports_of(d[b"peers"]))
                 if not set(ports) <= got:
                     missing.append((ih.hex(), router.owner(ih.hex())["replicas"][0]))
             self.assertEqual(missing, [], "swarms whose peers were lost once the restarted "
@@ -307,15 +311,15 @@ class NextReplicaTest(unittest.TestCase):
             cu.register(router, shard_hex, vec)
             cases.append((ih, 31000 + k, shard_hex, new_hex, vec))
         for nid in c.nodes:
-            cu.wait_for(lambda: c.nodes[nid].members()[nid]["peers"] == 4, 10,
-                        what=f"{nid} holds the 4 peers")
+            wait_for(lambda: c.nodes[nid].members()[nid]["peers"] == 4, 10,
+                     what=f"{nid} holds the 4 peers")
         c.nodes[victim].kill9()
         t_kill = time.monotonic()
         failures = []
         timings = []
         for k, (ih, port, shard_hex, new_hex, vec) in enumerate(cases):
             for what, fn in (
-                    ("announce", lambda: cu.compact_ports(
+                    ("announce", lambda: ports_of(
                         cu.announce(router, ih, 32000 + k, left=1)[b"peers"])),
                     ("get", lambda: cu.get_shard(router, shard_hex)),
                     ("register", lambda: cu.register(router, new_hex, vec)),

@@ -28,6 +28,7 @@ dead): it serves every live shard and none of the deleted ones.
 
 Run: /usr/bin/python3 tests/integration/test_cluster_membership.py (SYNAPSE_BIN picks the binary).
 """
+import json
 import os
 import random
 import signal
@@ -36,8 +37,12 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cluster_util as cu  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import cluster as cu  # noqa: E402
+from http_client import KeepAlive  # noqa: E402
+from tracker_proto import ports_of, rand_hash  # noqa: E402
+from vectors import topk_mismatch  # noqa: E402
+from wait import wait_for  # noqa: E402
 
 DIM = 16
 LOOP_MODEL, LOOP_DIM = "cluster-loop-model", 8
@@ -74,8 +79,8 @@ class Checker:
         """Stops new registrations and waits for the one in flight."""
         self.pause_registers.set()
         r = self.rounds
-        cu.wait_for(lambda: self.rounds >= r + 2 or not self.thread.is_alive(), 20,
-                    what="checker rounds")
+        wait_for(lambda: self.rounds >= r + 2 or not self.thread.is_alive(), 20,
+                 what="checker rounds")
 
     def summary(self, t0):
         kinds = {}
@@ -87,7 +92,7 @@ class Checker:
         self.failures.append((time.monotonic(), what, str(detail)[:300]))
 
     def run(self):
-        conn = cu.KeepAlive(self.router.host, self.router.http_port, timeout=10)
+        conn = KeepAlive(self.router.host, self.router.http_port, timeout=10)
         keys = list(self.items)
         swarm_keys = list(self.swarms)
         while not self.stop.is_set():
@@ -96,7 +101,7 @@ class Checker:
             ih = swarm_keys[i % len(swarm_keys)]
             try:
                 d = cu.announce(self.router, ih, 41000 + i % 50, left=1, conn=conn)
-                got = set(cu.compact_ports(d[b"peers"]))
+                got = set(ports_of(d[b"peers"]))
                 if not set(self.swarms[ih]) <= got:
                     self.fail("announce", f"{ih.hex()}: peers {sorted(got)} lack {self.swarms[ih]}")
             except Exception as e:
@@ -108,7 +113,7 @@ class Checker:
                     self.fail("get", f"{h}: {s} {doc}")
             except Exception as e:
                 self.fail("get", e)
-            nh = cu.rand_ih(self.rng).hex()
+            nh = rand_hash(self.rng).hex()
             nv = [self.rng.gauss(0, 1) for _ in range(LOOP_DIM)]
             if not self.pause_registers.is_set():
                 try:
@@ -127,7 +132,7 @@ class Checker:
                         self.fail("search", "partial answer")
                     results = [r for r in doc["results"] if r["info_hash"] not in self.doomed]
                     err = None if len(doc["results"]) == 10 else f"{len(doc['results'])} hits"
-                    err = err or cu.topk_mismatch(results, qv, self.items, len(results))
+                    err = err or topk_mismatch(results, qv, self.items, len(results))
                     if err:
                         self.fail("search", err)
                 except Exception as e:
@@ -149,7 +154,7 @@ class ClusterMembershipTest(unittest.TestCase):
         """(total_shards, active_torrents) from the router's /api/stats: what one tracker
         holding the same data would answer, whatever the replication."""
         s, raw = self.router.get("/api/stats")
-        doc = cu.json.loads(raw)
+        doc = json.loads(raw)
         cu.log("/api/stats:", doc)
         return doc.get("total_shards"), doc.get("active_torrents")
 
@@ -176,7 +181,7 @@ class ClusterMembershipTest(unittest.TestCase):
             return all(want[n][0] <= got[n] <= want[n][1] for n in node_ids)
         check.last = None
         try:
-            cu.wait_for(check, timeout, interval=0.1, what=f"{what}: {key} in {want}")
+            wait_for(check, timeout, interval=0.1, what=f"{what}: {key} in {want}")
         finally:
             cu.log(f"{what}: {key} want {want} got {check.last}")
 
@@ -185,20 +190,20 @@ class ClusterMembershipTest(unittest.TestCase):
         router, cluster = self.router, self.cluster
         items = {}
         for v in cu.make_vectors(rng, N_SHARDS, DIM):
-            h = cu.rand_ih(rng).hex()
+            h = rand_hash(rng).hex()
             cu.register(router, h, v)
             items[h] = v
         swarms = {}
         for i in range(N_SWARMS):
-            ih = cu.rand_ih(rng)
+            ih = rand_hash(rng)
             swarms[ih] = [52000 + 2 * i, 52001 + 2 * i]
             cu.announce(router, ih, swarms[ih][0], left=0)
             cu.announce(router, ih, swarms[ih][1], left=9)
         for nid in cluster.nodes:
-            cu.wait_for(lambda: (self.figure(nid, "shards"), self.figure(nid, "swarms"))
-                        == (N_SHARDS, N_SWARMS), 10, what=f"{nid} holds everything")
+            wait_for(lambda: (self.figure(nid, "shards"), self.figure(nid, "swarms"))
+                     == (N_SHARDS, N_SWARMS), 10, what=f"{nid} holds everything")
         self.assertEqual(len(items), N_SHARDS)
-        sample = [cu.rand_ih(rng).hex() for _ in range(400)]
+        sample = [rand_hash(rng).hex() for _ in range(400)]
         owners_before = {h: router.owner(h)["replicas"] for h in sample}
 
         # ================= join =================
@@ -222,9 +227,9 @@ class ClusterMembershipTest(unittest.TestCase):
         deleting = threading.Thread(target=deleter, daemon=True)
         deleting.start()
         n3 = cluster.add_node("n3")
-        cu.wait_for(lambda: cluster.converged(["n3"]), 30, what="every member lists n3 alive")
+        wait_for(lambda: cluster.converged(["n3"]), 30, what="every member lists n3 alive")
         cu.log(f"join: n3 alive everywhere {time.monotonic() - t0:.2f}s after its start")
-        cu.wait_for(n3.ready, 30, what="n3 /readyz")
+        wait_for(n3.ready, 30, what="n3 /readyz")
 
         view = router.members()
         primaries = {nid: view[nid]["partitions_primary"] for nid in cluster.nodes}
@@ -301,7 +306,7 @@ class ClusterMembershipTest(unittest.TestCase):
                 if "n1" in v and v["n1"]["state"] != "left":
                     return False
             return True
-        cu.wait_for(left_everywhere, 20, what="every member lists n1 as left")
+        wait_for(left_everywhere, 20, what="every member lists n1 as left")
         cu.log(f"leave: n1 left everywhere {time.monotonic() - t0:.2f}s after SIGTERM")
         rc = leaver.wait_exit(30)
         cu.log(f"leave: n1 exited with {rc} {time.monotonic() - t0:.2f}s after SIGTERM")
@@ -374,8 +379,8 @@ class ClusterMembershipTest(unittest.TestCase):
             for m in frozen:
                 m.proc.proc.send_signal(signal.SIGSTOP)
             try:
-                cu.wait_for(lambda: all(router.members()[m.id]["state"] == "dead" for m in frozen),
-                            20, what=f"router declares all but {alone} dead")
+                wait_for(lambda: all(router.members()[m.id]["state"] == "dead" for m in frozen),
+                         20, what=f"router declares all but {alone} dead")
                 missing = [h for h in live if cu.get_shard(router, h)[0] != 200]
                 back = [h for h in doomed if cu.get_shard(router, h)[0] != 404]
             finally:
@@ -391,7 +396,7 @@ class ClusterMembershipTest(unittest.TestCase):
                 self.assertEqual(missing, [])
             with self.subTest(f"{alone} alone holds no deleted shard"):
                 self.assertEqual(back, [], f"deleted shards still served by {alone}")
-            cu.wait_for(lambda: cluster.converged(remaining), 30, what="all alive again")
+            wait_for(lambda: cluster.converged(remaining), 30, what="all alive again")
             if missing:
                 cu.log(f"the shards {alone} lacks, through the router with every node up:",
                        [(h[:8], cu.get_shard(router, h)[0]) for h in missing])

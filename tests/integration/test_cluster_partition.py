@@ -27,8 +27,9 @@ import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cluster_util as cu  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import cluster as cu  # noqa: E402
+from wait import wait_for  # noqa: E402
 
 SUBNET = "10.200.7"
 DATA_PORT, ADMIN_PORT = 7000, 8000
@@ -163,7 +164,7 @@ class ClusterPartitionTest(unittest.TestCase):
 
     def test_partition_and_heal(self):
         n0, n1, n2 = self.nodes
-        cu.wait_for(self.all_alive, 30, interval=0.1, what="all three nodes alive everywhere")
+        wait_for(self.all_alive, 30, interval=0.1, what="all three nodes alive everywhere")
         before = n0.members()
         inc_before = max(m.members()["n2"]["incarnation"] for m in self.nodes)
         primaries = {i: before[i]["partitions_primary"] for i in ("n0", "n1", "n2")}
@@ -212,8 +213,8 @@ class ClusterPartitionTest(unittest.TestCase):
                 self.assertLess(suspect_at[m.id], dead_at[m.id])
                 self.assertLess(dead_at[m.id], DEAD_BOUND_S)
         with self.subTest("the isolated node loses sight of the others"):
-            cu.wait_for(lambda: all(n2.members(timeout=2)[i]["state"] in ("suspect", "dead")
-                                    for i in ("n0", "n1")), 10, what="n2 suspects n0 and n1")
+            wait_for(lambda: all(n2.members(timeout=2)[i]["state"] in ("suspect", "dead")
+                                 for i in ("n0", "n1")), 10, what="n2 suspects n0 and n1")
         with self.subTest("n0 and n1 still see each other alive"):
             for m in others:
                 v = m.members()
@@ -225,8 +226,8 @@ class ClusterPartitionTest(unittest.TestCase):
         # ---- heal ----
         self.lab.link(2, up=True)
         t_heal = time.monotonic()
-        cu.wait_for(self.all_alive, HEAL_BOUND_S, interval=0.05,
-                    what=f"every node alive everywhere within {HEAL_BOUND_S}s of the heal")
+        wait_for(self.all_alive, HEAL_BOUND_S, interval=0.05,
+                 what=f"every node alive everywhere within {HEAL_BOUND_S}s of the heal")
         healed = time.monotonic() - t_heal
         incs = {m.id: m.members()["n2"]["incarnation"] for m in self.nodes}
         cu.log(f"heal: converged {healed:.2f}s after the link came back; n2 incarnation "

@@ -15,14 +15,20 @@
 
 Run: /usr/bin/python3 tests/integration/test_cluster_routing.py (SYNAPSE_BIN picks the binary).
 """
+import json
 import os
 import random
 import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cluster_util as cu  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import cluster as cu  # noqa: E402
+from bencode import bdecode  # noqa: E402
+from tracker_proto import ports_of, rand_hash  # noqa: E402
+from udp_tracker import UdpClient  # noqa: E402
+from vectors import similarity, topk_mismatch  # noqa: E402
+from wait import wait_for  # noqa: E402
 
 R = 2
 PARTITIONS = 1024
@@ -73,7 +79,7 @@ class ClusterRoutingTest(unittest.TestCase):
     # ------------------------------------------------------------------------------
     def test_1_announces_land_on_owners(self):
         rng = random.Random(1)
-        hashes = [cu.rand_ih(rng) for _ in range(60)]
+        hashes = [rand_hash(rng) for _ in range(60)]
         want_swarms = {nid: 0 for nid in self.nodes}
         want_peers = {nid: 0 for nid in self.nodes}
         for i, ih in enumerate(hashes):
@@ -85,7 +91,7 @@ class ClusterRoutingTest(unittest.TestCase):
             for j in range(npeers):
                 d = cu.announce(self.router, ih, 20000 + 10 * i + j, left=j)
                 self.track(ih, 20000 + 10 * i + j, j)
-                self.assertEqual(cu.compact_ports(d[b"peers"]),
+                self.assertEqual(ports_of(d[b"peers"]),
                                  [20000 + 10 * i + k for k in range(j)],
                                  "announce reply lists the peers announced before")
                 self.assertEqual((d[b"complete"], d[b"incomplete"]), (1, j))
@@ -98,19 +104,21 @@ class ClusterRoutingTest(unittest.TestCase):
             got = (self.node_figures("swarms"), self.node_figures("peers"))
             return got if got == (want_swarms, want_peers) else None
         try:
-            cu.wait_for(figures_match, 10, what="per-node swarms/peers equal the owners' share")
+            wait_for(figures_match, 10, what="per-node swarms/peers equal the owners' share")
         finally:
             cu.log("nodes report swarms", self.node_figures("swarms"),
                    "peers", self.node_figures("peers"))
-        cu.wait_for(lambda: self.router_figures("swarms") == want_swarms, 10,
-                    what=f"router's per-node swarms = {want_swarms}")
+        wait_for(lambda: self.router_figures("swarms") == want_swarms, 10,
+                 what=f"router's per-node swarms = {want_swarms}")
         self.assertEqual(self.router_figures("peers"), want_peers)
 
         # a UDP announce through the router reaches the same swarm
-        u = cu.UdpClient(self.router.host, self.router.udp_port)
+        u = UdpClient(self.router.udp_port, host=self.router.host)
         self.addCleanup(u.close)
         cid = u.connect()
-        leechers, seeders, ports = u.announce(cid, hashes[2], 29999, left=7)
+        _, leechers, seeders, peers = u.announce(cid, hashes[2], b"-SYCLU1-%012d" % 29999, 29999,
+                                                 left=7, event=2, numwant=200)
+        ports = ports_of(b"".join(peers))
         self.track(hashes[2], 29999, 7)
         self.assertEqual((seeders, leechers), (1, 3))  # counts include the announcer
         self.assertEqual(ports, [20020, 20021, 20022])
@@ -138,7 +146,7 @@ class ClusterRoutingTest(unittest.TestCase):
                 self.track(ih, 30090 + 100 * i, 0, "completed")
                 seeders, downloaded = seeders + 1, 1
             want[ih] = (seeders, downloaded, leechers)
-        unknown = cu.rand_ih(rng)
+        unknown = rand_hash(rng)
         order = hashes[::-1] + [unknown]
 
         files = cu.scrape(self.router, order)
@@ -152,7 +160,7 @@ class ClusterRoutingTest(unittest.TestCase):
             self.assertEqual((f[b"complete"], f[b"downloaded"], f[b"incomplete"]), (0, 0, 0))
         self.assertLessEqual(set(files), set(order))
 
-        u = cu.UdpClient(self.router.host, self.router.udp_port)
+        u = UdpClient(self.router.udp_port, host=self.router.host)
         self.addCleanup(u.close)
         cid = u.connect()
         got = u.scrape(cid, order)
@@ -166,7 +174,7 @@ class ClusterRoutingTest(unittest.TestCase):
         vecs = cu.make_vectors(rng, n, DIM)
         items = {}
         for i, v in enumerate(vecs):
-            h = cu.rand_ih(rng).hex()
+            h = rand_hash(rng).hex()
             items[h] = v
             doc = cu.register(self.router, h, v)
             self.assertEqual(doc.get("info_hash"), h, doc)
@@ -187,9 +195,9 @@ class ClusterRoutingTest(unittest.TestCase):
             self.assertEqual(got_hash, h, doc)
             for nid in self.owners(h):
                 want_shards[nid] += 1
-        cu.wait_for(lambda: self.node_figures("shards") == want_shards, 10,
-                    what=f"per-node shard counts = {want_shards} "
-                         f"(got {self.node_figures('shards')})")
+        wait_for(lambda: self.node_figures("shards") == want_shards, 10,
+                 what=f"per-node shard counts = {want_shards} "
+                      f"(got {self.node_figures('shards')})")
 
         queries = cu.make_vectors(random.Random(33), 6, DIM) + [items[next(iter(items))]]
         for qi, qv in enumerate(queries):
@@ -197,10 +205,10 @@ class ClusterRoutingTest(unittest.TestCase):
                 doc = cu.search(self.router, qv, limit=k)
                 self.assertFalse(doc.get("partial"), f"query {qi}: partial answer {doc}")
                 self.assertEqual(doc["count"], len(doc["results"]))
-                err = cu.topk_mismatch(doc["results"], qv, items, k)
+                err = topk_mismatch(doc["results"], qv, items, k)
                 self.assertIsNone(err, f"cluster search, query {qi}, k={k}: {err}")
                 ref = cu.search(sa, qv, limit=k)
-                err = cu.topk_mismatch(ref["results"], qv, items, k)
+                err = topk_mismatch(ref["results"], qv, items, k)
                 self.assertIsNone(err, f"standalone search, query {qi}, k={k}: {err}")
                 self.assertEqual(len(doc["results"]), len(ref["results"]))
                 by_hash = {x["info_hash"]: x for x in ref["results"]}
@@ -210,8 +218,8 @@ class ClusterRoutingTest(unittest.TestCase):
                                            msg=f"query {qi}, k={k}, rank {rank}")
                     if a["info_hash"] != b["info_hash"]:
                         self.assertAlmostEqual(
-                            cu.similarity(qv, items[a["info_hash"]]),
-                            cu.similarity(qv, items[b["info_hash"]]), delta=1e-5,
+                            similarity(qv, items[a["info_hash"]]),
+                            similarity(qv, items[b["info_hash"]]), delta=1e-5,
                             msg=f"query {qi}, k={k}, rank {rank}: cluster {a['info_hash']} "
                                 f"standalone {b['info_hash']}")
                     if a["info_hash"] in by_hash:
@@ -265,7 +273,7 @@ class ClusterRoutingTest(unittest.TestCase):
         # each once, with its counts, as a canonical bencoded dictionary
         s, body = self.router.get("/scrape")
         self.assertEqual(s, 200)
-        files = cu.bdecode(body, strict=True)[b"files"]
+        files = bdecode(body, strict=True)[b"files"]
         want = {ih: (sum(p.values()), self.completed.get(ih, 0), sum(not x for x in p.values()))
                 for ih, p in self.peers.items()}
         got = {ih: (f[b"complete"], f[b"downloaded"], f[b"incomplete"]) for ih, f in files.items()}
@@ -276,7 +284,7 @@ class ClusterRoutingTest(unittest.TestCase):
         # what one tracker holding the same data would (R copies are not R shards).
         s, raw = self.router.get("/api/stats")
         self.assertEqual(s, 200, raw)
-        doc = cu.json.loads(raw)
+        doc = json.loads(raw)
         cu.log("/api/stats:", doc)
         want = {"total_shards": len(self.shards),
                 "active_torrents": len(self.peers),
