@@ -1,4 +1,5 @@
-"""Starts the tracker an interop test talks to, and scrapes it with a tiny independent client.
+"""Starts the tracker an interop test talks to, and scrapes it with a tiny client of its own
+(tests/lib's bencode decoder and BEP 15 client, which share nothing with the tracker).
 
 INTEROP_TRACKER selects the tracker:
   synapse (default)  the real synapse-tracker, started through tests/lib/synapse_proc.py
@@ -12,7 +13,6 @@ import os
 import secrets
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -25,7 +25,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import synapse_proc  # noqa: E402  (tests/lib)
-from bencode_mini import decode as bdecode  # noqa: E402
+from bencode import bdecode  # noqa: E402
+from net import free_port  # noqa: E402
+from udp_tracker import UdpClient, UdpError  # noqa: E402
 
 HOST = "127.0.0.1"
 OPENTRACKER = os.environ.get("OPENTRACKER_BIN", "/usr/bin/opentracker")
@@ -110,8 +112,8 @@ class OpenTracker(_Tracker):
     def __init__(self, info_hashes=(), ready_timeout=15.0):
         if not os.access(OPENTRACKER, os.X_OK):
             raise RuntimeError(f"{OPENTRACKER} not found (apt-get install opentracker)")
-        self.http_port = synapse_proc.free_port()
-        self.udp_port = synapse_proc.free_port(socket.SOCK_DGRAM)
+        self.http_port = free_port()
+        self.udp_port = free_port(socket.SOCK_DGRAM)
         self.ready_timeout = ready_timeout
         self.info_hashes = [bytes(h) for h in info_hashes]
         self._probe = secrets.token_bytes(20)
@@ -255,47 +257,18 @@ def http_scrape(announce_url, info_hash, timeout=5.0):
     return out
 
 
-UDP_MAGIC = 0x41727101980
-
-
-def _udp_exchange(sock, addr, packet, tid, timeout, tries):
-    for _ in range(tries):
-        sock.sendto(packet, addr)
-        end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            sock.settimeout(left)
-            try:
-                data, src = sock.recvfrom(65536)
-            except socket.timeout:
-                break
-            if len(data) >= 8 and struct.unpack_from(">I", data, 4)[0] == tid:
-                action = struct.unpack_from(">I", data, 0)[0]
-                if action == 3:
-                    raise ValueError("UDP tracker error: " + data[8:].decode(errors="replace"))
-                return action, data
-    raise TimeoutError(f"no UDP tracker reply from {addr} after {tries} tries")
-
-
 def udp_scrape(host, port, info_hash, timeout=2.0, tries=3):
-    """BEP 15 connect + scrape; returns {'complete', 'incomplete', 'downloaded'}."""
-    addr = (host, port)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        tid = secrets.randbits(32)
-        action, data = _udp_exchange(s, addr, struct.pack(">QII", UDP_MAGIC, 0, tid),
-                                     tid, timeout, tries)
-        if action != 0 or len(data) < 16:
-            raise ValueError(f"bad UDP connect reply: action={action} len={len(data)}")
-        conn_id = struct.unpack_from(">Q", data, 8)[0]
-        tid = secrets.randbits(32)
-        action, data = _udp_exchange(s, addr, struct.pack(">QII", conn_id, 2, tid) + bytes(info_hash),
-                                     tid, timeout, tries)
-        if action != 2 or len(data) < 20:
-            raise ValueError(f"bad UDP scrape reply: action={action} len={len(data)}")
-        seeders, completed, leechers = struct.unpack_from(">III", data, 8)
-        return {"complete": seeders, "incomplete": leechers, "downloaded": completed}
+    """BEP 15 connect + scrape; returns {'complete', 'incomplete', 'downloaded'}. Each
+    request is sent up to `tries` times; an error packet or a malformed reply raises
+    ValueError, no reply TimeoutError."""
+    with UdpClient(port, host=host, timeout=timeout, tries=tries) as c:
+        try:
+            seeders, completed, leechers = c.scrape(c.connect(), [bytes(info_hash)])[0]
+        except UdpError as e:
+            raise ValueError(f"UDP tracker error: {e.message}") from e
+        except AssertionError as e:
+            raise ValueError(f"bad UDP tracker reply: {e}") from e
+    return {"complete": seeders, "incomplete": leechers, "downloaded": completed}
 
 
 def scrape(transport, announce_url, info_hash, host=HOST, udp_port=None):
