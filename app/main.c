@@ -16,10 +16,11 @@
 #include <sys/stat.h>
 #include <uv.h>
 
-#include "common/config.h"
-#include "common/log.h"
-#include "cluster/cluster.h"
 #include "cluster/membership.h"
+#include "cluster/view.h"
+#include "common/config.h"
+#include "common/identity.h"
+#include "common/log.h"
 #include "node/node.h"
 #include "router/router.h"
 
@@ -30,6 +31,7 @@ typedef struct app {
   syn_config cfg;
   syn_node *node;
   syn_membership *members; /* role node */
+  syn_view_source *view;   /* role node: shared by the node and its admin port */
   syn_router *router;
   uv_signal_t sigint, sigterm;
   uv_async_t stop;      /* a node's leave finished: stop the loop */
@@ -75,17 +77,13 @@ static int ensure_data_dir(const char *dir, char *err, size_t err_len) {
   return -1;
 }
 
-/* A node joins the cluster: it listens for gossip and replication on its peer URL (the
- * cluster address's next port) and contacts the seeds' peer URLs. */
+/* A node joins the cluster: it listens for gossip and replication on its peer address
+ * and contacts the seeds at theirs (their cluster address's port + 1). */
 static syn_membership *join_cluster(const syn_config *cfg, char *err, size_t err_len) {
-  static char peer_url[300], seed_urls[SYN_MAX_SEEDS][300];
+  static char seed_urls[SYN_MAX_SEEDS][300];
   const char *seeds[SYN_MAX_SEEDS];
-  if (syn_cluster_peer_url(cfg->cluster_addr, peer_url, sizeof peer_url)) {
-    snprintf(err, err_len, "--cluster-addr: \"%s\" is not a tcp://HOST:PORT URL", cfg->cluster_addr);
-    return NULL;
-  }
   for (size_t i = 0; i < cfg->seed_count; i++) {
-    if (syn_cluster_peer_url(cfg->seeds[i], seed_urls[i], sizeof seed_urls[i])) {
+    if (syn_peer_url_default(cfg->seeds[i], seed_urls[i], sizeof seed_urls[i])) {
       snprintf(err, err_len, "--seeds: \"%s\" is not a tcp://HOST:PORT URL", cfg->seeds[i]);
       return NULL;
     }
@@ -93,16 +91,13 @@ static syn_membership *join_cluster(const syn_config *cfg, char *err, size_t err
   }
   syn_membership_config mc;
   syn_membership_config_defaults(&mc);
+  syn_membership_config_apply(&mc, cfg);
   mc.self_id = cfg->node_id;
   mc.role = SYN_ROLE_NODE;
   mc.data_url = cfg->cluster_addr;
-  mc.peer_url = peer_url;
+  mc.peer_url = cfg->peer_addr;
   mc.seeds = seeds;
   mc.n_seeds = cfg->seed_count;
-  mc.probe_interval_ms = cfg->probe_interval_ms;
-  mc.probe_timeout_ms = cfg->probe_timeout_ms;
-  mc.suspicion_mult = cfg->suspicion_mult;
-  mc.reap_timeout_ms = cfg->reap_timeout_s * 1000;
   return syn_membership_start(&mc, err, err_len);
 }
 
@@ -111,14 +106,19 @@ static int start_roles(app *a, char *err, size_t err_len) {
   syn_router_options ro = {0};
   switch (cfg->role) {
   case SYN_PROCESS_STANDALONE:
-    a->node = syn_node_start(cfg, STANDALONE_NODE_URL, NULL, err, err_len);
+    a->node = syn_node_start(cfg, STANDALONE_NODE_URL, NULL, NULL, err, err_len);
     ro.node_url = STANDALONE_NODE_URL;
     break;
   case SYN_PROCESS_NODE:
     a->members = join_cluster(cfg, err, err_len);
     if (!a->members) return -1;
-    a->node = syn_node_start(cfg, cfg->cluster_addr, a->members, err, err_len);
-    ro.membership = a->members;
+    a->view = syn_view_source_new(a->members, cfg->partitions, cfg->replication);
+    if (!a->view) {
+      snprintf(err, err_len, "out of memory");
+      return -1;
+    }
+    a->node = syn_node_start(cfg, cfg->cluster_addr, a->members, a->view, err, err_len);
+    ro.view = a->view;
     ro.admin_only = true;
     break;
   case SYN_PROCESS_ROUTER:
@@ -140,18 +140,22 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (rc == 0) rc = ensure_data_dir(a.cfg.data_dir, err, sizeof err);
+  bool new_id = false;
+  if (rc == 0) rc = syn_identity_resolve(&a.cfg, &new_id, err, sizeof err);
   if (rc) {
     fprintf(stderr, "synapse-tracker: %s\n", err);
     syn_config_free(&a.cfg);
     return 2;
   }
   syn_log_threshold = a.cfg.debug ? SYN_LOG_DEBUG : SYN_LOG_INFO;
+
   signal(SIGPIPE, SIG_IGN);
   a.loop = uv_default_loop();
   if (start_roles(&a, err, sizeof err)) {
     fprintf(stderr, "synapse-tracker: %s\n", err);
     uv_run(a.loop, UV_RUN_NOWAIT);
     syn_node_stop(a.node);
+    syn_view_source_free(a.view);
     if (a.members) syn_membership_stop(a.members);
     syn_config_free(&a.cfg);
     return 1;
@@ -167,9 +171,13 @@ int main(int argc, char **argv) {
   fflush(stdout);
   syn_info("serving: role=%s http=%s:%u udp=%u data=%s", syn_role_name(a.cfg.role), a.cfg.host,
            (unsigned)a.cfg.http_port, (unsigned)a.cfg.udp_port, a.cfg.data_dir);
+  if (a.cfg.role != SYN_PROCESS_STANDALONE)
+    syn_info("member id %s%s, peer address %s", a.cfg.node_id,
+             new_id ? " (new: kept in the data directory)" : "", a.cfg.peer_addr);
   uv_run(a.loop, UV_RUN_DEFAULT);
   if (a.leaving && a.members && !a.members_left) pthread_join(a.leaver, NULL);
   syn_node_stop(a.node);
+  syn_view_source_free(a.view);
   if (a.members) syn_membership_stop(a.members);
   uv_loop_close(a.loop);
   syn_config_free(&a.cfg);

@@ -46,6 +46,7 @@
 #include <time.h>
 
 #include "cluster/gossip_wire.h"
+#include "common/config.h"
 #include "cluster/swim.h"
 
 #define MAX_ASYNC_CALLS 256   /* gossip-thread calls in flight; more fail at once */
@@ -962,4 +963,11 @@ void syn_membership_stats_get(syn_membership *m, syn_membership_stats *out) {
   pthread_mutex_lock(&m->lock);
   syn_swim_stats_add(m->swim, out);
   pthread_mutex_unlock(&m->lock);
+}
+
+void syn_membership_config_apply(syn_membership_config *mc, const syn_config *cfg) {
+  if (cfg->probe_interval_ms) mc->probe_interval_ms = cfg->probe_interval_ms;
+  if (cfg->probe_timeout_ms) mc->probe_timeout_ms = cfg->probe_timeout_ms;
+  if (cfg->suspicion_mult) mc->suspicion_mult = cfg->suspicion_mult;
+  if (cfg->reap_timeout_s) mc->reap_timeout_ms = cfg->reap_timeout_s * 1000;
 }

@@ -109,6 +109,11 @@ typedef struct syn_membership_config {
 /* Fills the defaults (memberlist's LAN values, facts.md). */
 void syn_membership_config_defaults(syn_membership_config *cfg);
 
+struct syn_config;
+/* Takes the failure-detection knobs the process configuration sets (cluster.*), leaving
+ * the rest at their defaults. Identity, URLs and seeds are the caller's. */
+void syn_membership_config_apply(syn_membership_config *mc, const struct syn_config *cfg);
+
 /* Counters for /metrics; monotonic since start. */
 typedef struct syn_membership_stats {
   uint64_t msgs_in;      /* peer requests and replies decoded */

@@ -56,21 +56,17 @@ static uint32_t derived_peer_timeout(uint32_t announce_interval) {
   return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }
 
-static const char *default_node_id(char *buf, size_t len) {
-  /* The host name is stable across restarts of a pod in a StatefulSet, which keeps the
-   * member id, and so the node's partitions, unchanged (design decision 1). */
-  if (gethostname(buf, len) != 0) return "node-0";
-  buf[len - 1] = '\0'; /* POSIX leaves truncated names unterminated */
-  return buf[0] != '\0' ? buf : "node-0";
-}
-
 static void set_default_strings(syn_config *cfg) {
-  char hostname[256];
   /* All interfaces: a tracker is a public service, and containers need it. */
   cfg->host = strdup("0.0.0.0");
-  cfg->node_id = strdup(default_node_id(hostname, sizeof hostname));
+  /* Empty: a node keeps the id it generated on its first start in its data directory
+   * (stable across restarts, unique across hosts: design decision 1); a router, which
+   * owns nothing, takes a fresh random one. See syn_config_resolve_identity. */
+  cfg->node_id = strdup("");
   /* Loopback: a standalone process needs no reachable cluster address. */
   cfg->cluster_addr = strdup("tcp://127.0.0.1:7000");
+  /* Empty: the cluster port + 1, the convention seeds are reached by. */
+  cfg->peer_addr = strdup("");
   /* Relative to the working directory, like the seed's ./tracker.db. */
   cfg->data_dir = strdup("./data");
   /* Empty = random key: correct for one router; a cluster must share a secret. */
@@ -135,6 +131,7 @@ void syn_config_free(syn_config *cfg) {
   free(cfg->host);
   free(cfg->node_id);
   free(cfg->cluster_addr);
+  free(cfg->peer_addr);
   free(cfg->data_dir);
   free(cfg->udp_secret);
   for (size_t i = 0; i < cfg->seed_count; i++) free(cfg->seeds[i]);
@@ -316,6 +313,7 @@ static const key_spec keys[] = {
     {"tracker", "role", KIND_ROLE, FIELD(role), 0, 0},
     {"tracker", "node_id", KIND_STR, FIELD(node_id), 0, 0},
     {"tracker", "cluster_addr", KIND_STR, FIELD(cluster_addr), 0, 0},
+    {"cluster", "peer_addr", KIND_STR, FIELD(peer_addr), 0, 0},
     {"tracker", "seeds", KIND_STR_LIST, LIST(seeds, seed_count, SYN_MAX_SEEDS)},
     {"tracker", "data_dir", KIND_STR, FIELD(data_dir), 0, 0},
     {"tracker", "debug", KIND_BOOL, FIELD(debug), 0, 0},
@@ -638,6 +636,7 @@ enum {
   OPT_ROLE,
   OPT_NODE_ID,
   OPT_CLUSTER_ADDR,
+  OPT_PEER_ADDR,
   OPT_SEEDS,
   OPT_PUBLIC_URL,
 };
@@ -651,6 +650,7 @@ static const struct option long_opts[] = {
     {"role", required_argument, NULL, OPT_ROLE},
     {"node-id", required_argument, NULL, OPT_NODE_ID},
     {"cluster-addr", required_argument, NULL, OPT_CLUSTER_ADDR},
+    {"peer-addr", required_argument, NULL, OPT_PEER_ADDR},
     {"seeds", required_argument, NULL, OPT_SEEDS},
     {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
     {"debug", no_argument, NULL, 'd'},
@@ -675,6 +675,7 @@ static const struct {
     {OPT_ROLE, "tracker", "role"},
     {OPT_NODE_ID, "tracker", "node_id"},
     {OPT_CLUSTER_ADDR, "tracker", "cluster_addr"},
+    {OPT_PEER_ADDR, "cluster", "peer_addr"},
     {OPT_SEEDS, "tracker", "seeds"},
     {OPT_PUBLIC_URL, "server", "public_announce_urls"},
 };
@@ -689,9 +690,14 @@ const char *syn_config_usage(void) {
          "      --udp-port N          UDP port, 0 disables UDP (default 6969)\n"
          "      --data-dir DIR        snapshots and SQLite files (default ./data)\n"
          "      --role ROLE           standalone, node or router (default standalone)\n"
-         "      --node-id ID          cluster member id (default: the host name)\n"
-         "      --cluster-addr URL    nng URL this node listens on (default\n"
+         "      --node-id ID          cluster member id (default: a node's id kept in its\n"
+         "                            data directory, made on its first start; a\n"
+         "                            router's random one)\n"
+         "      --cluster-addr URL    nng URL a node serves routers on (default\n"
          "                            tcp://127.0.0.1:7000)\n"
+         "      --peer-addr URL       nng URL for gossip and replication (default: the\n"
+         "                            cluster address's port + 1; a router's gossip\n"
+         "                            address, default its --cluster-addr)\n"
          "      --seeds URL[,URL...]  nodes to contact on start (replaces the file's list)\n"
          "      --public-url URL      announce URL for magnet links (repeatable)\n"
          "  -d, --debug               debug logging\n"
@@ -881,7 +887,6 @@ static int check_strings(const syn_config *c, char *err, size_t err_len) {
     const char *name, *value;
   } required[] = {
       {"tracker.host", c->host},
-      {"tracker.node_id", c->node_id},
       {"tracker.cluster_addr", c->cluster_addr},
       {"tracker.data_dir", c->data_dir},
   };

@@ -35,8 +35,11 @@ typedef struct syn_config {
   uint16_t http_port; /* HTTP announce/scrape/API; for --role node, the admin port */
   uint16_t udp_port;  /* BEP 15; 0 disables UDP */
   syn_role role;
-  char *node_id;       /* stable member id; defaults to the host name */
-  char *cluster_addr;  /* nng URL a node listens on and advertises */
+  char *node_id;       /* member id; empty = a node's id stored in its data directory
+                          (generated on its first start), a router's fresh random one */
+  char *cluster_addr;  /* nng URL a node listens on for routers and advertises */
+  char *peer_addr;     /* nng URL for gossip and replication; empty = cluster_addr's
+                          port + 1 (a router: cluster_addr itself) */
   char *seeds[SYN_MAX_SEEDS]; /* nng URLs of nodes a router or node contacts */
   size_t seed_count;
   char *data_dir;      /* swarm snapshots, SQLite, index snapshots */

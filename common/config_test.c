@@ -39,7 +39,8 @@ static void check_defaults(const syn_config *c) {
   assert_int_equal(c->udp_port, 6969);
   assert_int_equal(c->role, SYN_PROCESS_STANDALONE);
   assert_non_null(c->node_id);
-  assert_true(c->node_id[0] != '\0');
+  assert_string_equal(c->node_id, ""); /* resolved at start: stored or random */
+  assert_string_equal(c->peer_addr, "");
   assert_string_equal(c->cluster_addr, "tcp://127.0.0.1:7000");
   assert_int_equal(c->seed_count, 0);
   assert_string_equal(c->data_dir, "./data");

@@ -343,7 +343,8 @@ static int open_index(syn_node *node, const syn_config *cfg, char *err, size_t e
 }
 
 syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
-                         struct syn_membership *members, char *err, size_t err_len) {
+                         struct syn_membership *members, struct syn_view_source *view, char *err,
+                         size_t err_len) {
   syn_node *node = calloc(1, sizeof *node);
   if (!node) {
     snprintf(err, err_len, "node: out of memory");
@@ -366,8 +367,8 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
     return NULL;
   }
   if (members) {
-    node->shards.replica = syn_replica_start(cfg, members, node->swarms, node->shards.index, err,
-                                             err_len);
+    node->shards.replica = syn_replica_start(cfg, members, view, node->swarms,
+                                             node->shards.index, err, err_len);
     if (!node->shards.replica) {
       syn_node_stop(node);
       return NULL;

@@ -18,13 +18,15 @@
 typedef struct syn_node syn_node;
 
 struct syn_membership;
+struct syn_view_source;
 
 /* Listens on `listen_url` (inproc://, ipc:// or tcp://). With a membership (role node),
  * the node takes part in the cluster: it replicates and hands off partitions
  * (node/replica.h); without one (standalone) it holds everything. NULL with a message in
  * err. */
 syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
-                         struct syn_membership *members, char *err, size_t err_len);
+                         struct syn_membership *members, struct syn_view_source *view, char *err,
+                         size_t err_len);
 void syn_node_stop(syn_node *node);
 
 /* Graceful leave (SIGTERM): announces the departure and keeps serving the other nodes'

@@ -42,6 +42,7 @@ typedef struct target_queue {
 struct syn_replica {
   const syn_config *cfg;
   syn_membership *m;
+  syn_view_source *view_source;
   syn_swarm_store *swarms;
   syn_index *index;
   /* view */
@@ -974,8 +975,8 @@ bool syn_replica_caught_up(syn_replica *r) { return !r || atomic_load(&r->caught
 /* ---- lifetime ---- */
 
 syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
-                               syn_swarm_store *swarms, syn_index *index, char *err,
-                               size_t err_len) {
+                               syn_view_source *view, syn_swarm_store *swarms, syn_index *index,
+                               char *err, size_t err_len) {
   syn_replica *r = calloc(1, sizeof *r);
   if (!r) {
     snprintf(err, err_len, "out of memory");
@@ -983,6 +984,7 @@ syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
   }
   r->cfg = cfg;
   r->m = members;
+  r->view_source = view;
   r->swarms = swarms;
   r->index = index;
   r->self_index = -1;
@@ -990,7 +992,7 @@ syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
   pthread_mutex_init(&r->queue_mu, NULL);
   pthread_mutex_init(&r->deleted_mu, NULL);
   atomic_store(&r->stale, true);
-  syn_membership_set_on_change(members, on_membership_change, r);
+  syn_view_source_listen(view, on_membership_change, r);
   syn_membership_set_app_handler(members, on_app_request, r);
   r->pusher_started = pthread_create(&r->pusher, NULL, pusher_main, r) == 0;
   r->handoff_started = pthread_create(&r->handoff, NULL, handoff_main, r) == 0;
@@ -1005,7 +1007,7 @@ syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
 void syn_replica_stop(syn_replica *r) {
   if (!r) return;
   atomic_store(&r->stopping, true);
-  syn_membership_set_on_change(r->m, NULL, NULL);
+  syn_view_source_unlisten(r->view_source, on_membership_change, r);
   if (r->pusher_started) pthread_join(r->pusher, NULL);
   if (r->handoff_started) pthread_join(r->handoff, NULL);
   syn_membership_set_app_handler(r->m, NULL, NULL);

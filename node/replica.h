@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "cluster/membership.h"
+#include "cluster/view.h"
 #include "common/config.h"
 #include "index/index.h"
 #include "node/swarm.h"
@@ -32,8 +33,8 @@ typedef struct syn_replica syn_replica;
 /* Registers the app handler on `members` and starts the replication and hand-off threads.
  * NULL with a message in err. */
 syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
-                               syn_swarm_store *swarms, syn_index *index, char *err,
-                               size_t err_len);
+                               syn_view_source *view, syn_swarm_store *swarms, syn_index *index,
+                               char *err, size_t err_len);
 void syn_replica_stop(syn_replica *r);
 
 

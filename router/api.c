@@ -1,8 +1,15 @@
 /* JSON API. Design notes:
  *
- * - Each API request becomes an api_call owned by the router until its response is
- *   written; pending entries point at it. A search sends one request per node and
- *   finishes when every node answered or failed (then the answer is marked partial).
+ * - Each API request becomes an api_call that lives until its response is written. A
+ *   single request (register, get, delete, peers, embed) is one routed syn_req whose
+ *   callback answers and frees the call; a search is one call group (router/call_group.h)
+ *   whose completion answers and frees it, so no part can outlive the call.
+ * - A search asks every node; each answers with its own top-k over all it holds, and a
+ *   hit is kept only from the replica that serves its partition (the first replica, in
+ *   routing order, that answered), so copies are dropped and a replica that lags behind
+ *   (a shard deleted elsewhere) is never trusted over the one that serves reads. The
+ *   top-k of a subset holding a shard contains it whenever the global top-k does, so the
+ *   merge is exact over the union.
  * - Text search with an embedding service takes two steps: an EmbedRequest (a node does
  *   the blocking HTTP call on a worker thread), then the search with the vector and the
  *   words. If embedding fails, the search runs on keywords alone and says so ("mode").
@@ -11,6 +18,7 @@
 #include "router/api.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <llhttp.h>
 #include <stdio.h>
@@ -18,9 +26,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cluster/cluster.h"
 #include "common/rank.h"
 #include "router/api_json.h"
+#include "router/call_group.h"
 
 #define MAX_HOST_LEN 255
 
@@ -37,6 +45,8 @@ typedef struct hit {
   json_t *json; /* result object, owned */
   double similarity;
   char hash[65];
+  uint8_t key[20];
+  int slot; /* the node that sent it */
 } hit;
 
 typedef struct hit_list {
@@ -46,14 +56,18 @@ typedef struct hit_list {
 } hit_list;
 
 typedef struct api_call {
+  syn_api api;
   call_kind kind;
   syn_http_slot *slot;
   char hash_hex[65];
+  uint8_t key[20];
   syn_search_input search; /* searches: owned inputs */
   bool text_search;
   bool embedded;           /* the text query was embedded */
-  uint32_t outstanding;    /* node replies still expected */
   bool partial;
+  bool answered[SYN_NODES_MAX]; /* search: nodes whose part succeeded */
+  int error_status;        /* search: a node refused the query (4xx) */
+  char error[256];
   bool model_known;
   uint32_t model_dimension;
   hit_list vector_hits;
@@ -118,56 +132,37 @@ static void respond_node_error(syn_http_slot *slot, const Synapse__Reply *rep, c
 
 /* ---- request plumbing ---- */
 
-static api_call *call_new(call_kind kind, syn_http_slot *slot, uv_loop_t *loop) {
+static api_call *call_new(const syn_api *api, call_kind kind, syn_http_slot *slot) {
   api_call *c = calloc(1, sizeof *c);
   if (!c) return NULL;
+  c->api = *api;
   c->kind = kind;
   c->slot = slot;
-  c->started_ms = uv_now(loop);
+  c->started_ms = uv_now(api->loop);
   return c;
 }
 
-/* Sends one request for `c` to a node slot; false when it could not go out. */
-static bool send_call(syn_router *r, api_call *c, int node, Synapse__Request *req) {
-  uint64_t id;
-  pending *p = syn_router_pending_take(r, PENDING_API, &id);
-  if (!p) return false;
-  p->call = c;
-  req->id = id;
-  if (syn_router_submit(r, p, node, req)) return false;
-  c->outstanding++;
-  return true;
-}
+static void on_single_reply(syn_req *req, const Synapse__Reply *rep);
 
-/* Sends to the node serving the shard's info_hash; answers 503 when it cannot. */
-static void send_or_fail(syn_router *r, api_call *c, Synapse__Request *req) {
-  uint8_t key[20];
-  char hex[65];
-  syn_api_parse_hash(c->hash_hex, strlen(c->hash_hex), hex, key);
-  int node = syn_cluster_route(r->cluster, key);
-  if (send_call(r, c, node, req)) return;
-  respond_error(c->slot, 503, node < 0 ? "no node available for this shard, retry later"
-                                       : "tracker overloaded, retry later");
-  call_free(c);
-}
-
-/* Sends to every usable node (search); answers 503 when none took it. */
-static void fan_out_or_fail(syn_router *r, api_call *c, Synapse__Request *req) {
-  int slots[SYN_CLUSTER_MAX_NODES];
-  size_t n = syn_cluster_fanout(r->cluster, slots, SYN_CLUSTER_MAX_NODES);
-  c->outstanding = 1; /* held while requests go out */
-  for (size_t i = 0; i < n; i++)
-    if (!send_call(r, c, slots[i], req)) c->partial = true;
-  if (--c->outstanding > 0) return;
-  respond_error(c->slot, 503, "no node available, retry later");
+/* Sends one request for `c` to the node serving its info_hash (with failover); answers
+ * 503 and frees the call when it cannot go out. */
+static void send_routed(api_call *c, Synapse__Request *msg) {
+  syn_nodes *nodes = c->api.nodes;
+  syn_req *req = syn_nodes_req(nodes, on_single_reply, c);
+  int rc = req ? syn_nodes_send(nodes, req, c->key, msg) : -EBUSY;
+  if (rc == 0) return;
+  respond_error(c->slot, 503, rc == -ENODEV ? "no node available for this shard, retry later"
+                                            : "tracker overloaded, retry later");
   call_free(c);
 }
 
 /* Sends to one usable node (embedding a query needs any one). */
-static void send_any_or_fail(syn_router *r, api_call *c, Synapse__Request *req) {
-  int slots[SYN_CLUSTER_MAX_NODES];
-  size_t n = syn_cluster_fanout(r->cluster, slots, SYN_CLUSTER_MAX_NODES);
-  if (n && send_call(r, c, slots[0], req)) return;
+static void send_any(api_call *c, Synapse__Request *msg) {
+  syn_nodes *nodes = c->api.nodes;
+  int slots[SYN_NODES_MAX];
+  size_t n = syn_nodes_fanout(nodes, slots, SYN_NODES_MAX);
+  syn_req *req = n ? syn_nodes_req(nodes, on_single_reply, c) : NULL;
+  if (req && syn_nodes_send_to(nodes, req, slots[0], msg) == 0) return;
   respond_error(c->slot, 503, "no node available, retry later");
   call_free(c);
 }
@@ -180,8 +175,8 @@ static bool token_matches(const char *given, size_t len, const char *token) {
 }
 
 /* 0 when writes are open or the bearer token is known; else answers 401 or 403. */
-static int check_token(syn_router *r, const syn_http_request *req, syn_http_slot *slot) {
-  const syn_config *cfg = r->cfg;
+static int check_token(const syn_api *api, const syn_http_request *req, syn_http_slot *slot) {
+  const syn_config *cfg = api->cfg;
   if (cfg->api_token_count == 0) return 0;
   const char *auth = req->authorization;
   if (!auth || req->authorization_len < 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
@@ -199,8 +194,8 @@ static int check_token(syn_router *r, const syn_http_request *req, syn_http_slot
 
 /* ---- register, get, delete, peers ---- */
 
-static void api_register(syn_router *r, const syn_http_request *req, syn_http_slot *slot) {
-  if (check_token(r, req, slot)) return;
+static void api_register(const syn_api *api, const syn_http_request *req, syn_http_slot *slot) {
+  if (check_token(api, req, slot)) return;
   syn_register_input in;
   char err[256];
   int status = syn_api_parse_register(req->body, req->body_len, &in, err, sizeof err);
@@ -209,39 +204,42 @@ static void api_register(syn_router *r, const syn_http_request *req, syn_http_sl
     respond_error(slot, status, err);
     return;
   }
-  api_call *c = call_new(CALL_REGISTER, slot, r->loop);
+  api_call *c = call_new(api, CALL_REGISTER, slot);
   if (!c) {
     syn_register_input_free(&in);
     respond_error(slot, 500, "out of memory");
     return;
   }
   memcpy(c->hash_hex, in.hash_hex, sizeof c->hash_hex);
+  syn_info_hash_parse(c->hash_hex, strlen(c->hash_hex), c->hash_hex, c->key);
   Synapse__RegisterRequest reg = SYNAPSE__REGISTER_REQUEST__INIT;
   reg.shard = &in.shard;
   Synapse__Request msg = SYNAPSE__REQUEST__INIT;
   msg.body_case = SYNAPSE__REQUEST__BODY_REGISTER;
   msg.register_ = &reg;
-  send_or_fail(r, c, &msg); /* encoded at once: `in` may go */
+  api->counters->registrations++;
+  send_routed(c, &msg); /* encoded at once: `in` may go */
   syn_register_input_free(&in);
-  r->counters.registrations++;
 }
 
-static void key_request(syn_router *r, call_kind kind, const char *hex, syn_http_slot *slot) {
-  api_call *c = call_new(kind, slot, r->loop);
+static void key_request(const syn_api *api, call_kind kind, const char *hex, const uint8_t key[20],
+                        syn_http_slot *slot) {
+  api_call *c = call_new(api, kind, slot);
   if (!c) {
     respond_error(slot, 500, "out of memory");
     return;
   }
   memcpy(c->hash_hex, hex, sizeof c->hash_hex);
-  Synapse__ShardKey key = SYNAPSE__SHARD_KEY__INIT;
-  key.info_hash = c->hash_hex;
+  memcpy(c->key, key, 20);
+  Synapse__ShardKey sk = SYNAPSE__SHARD_KEY__INIT;
+  sk.info_hash = c->hash_hex;
   Synapse__Request msg = SYNAPSE__REQUEST__INIT;
   switch (kind) {
-  case CALL_GET: msg.body_case = SYNAPSE__REQUEST__BODY_GET; msg.get = &key; break;
-  case CALL_DELETE: msg.body_case = SYNAPSE__REQUEST__BODY_DELETE; msg.delete_ = &key; break;
-  default: msg.body_case = SYNAPSE__REQUEST__BODY_PEERS; msg.peers = &key; break;
+  case CALL_GET: msg.body_case = SYNAPSE__REQUEST__BODY_GET; msg.get = &sk; break;
+  case CALL_DELETE: msg.body_case = SYNAPSE__REQUEST__BODY_DELETE; msg.delete_ = &sk; break;
+  default: msg.body_case = SYNAPSE__REQUEST__BODY_PEERS; msg.peers = &sk; break;
   }
-  send_or_fail(r, c, &msg);
+  send_routed(c, &msg);
 }
 
 /* ---- search ---- */
@@ -259,8 +257,8 @@ static bool host_is_safe(const char *host, size_t len) {
 
 /* Announce URLs for magnet links: the configured public ones, else this tracker's own as
  * the client reached it (its Host header). */
-static void choose_trackers(syn_router *r, const syn_http_request *req, api_call *c) {
-  const syn_config *cfg = r->cfg;
+static void choose_trackers(const syn_http_request *req, api_call *c) {
+  const syn_config *cfg = c->api.cfg;
   if (cfg->public_url_count) {
     for (size_t i = 0; i < cfg->public_url_count; i++) c->trackers[i] = cfg->public_urls[i];
     c->tracker_count = cfg->public_url_count;
@@ -285,7 +283,11 @@ static void choose_trackers(syn_router *r, const syn_http_request *req, api_call
   c->trackers[c->tracker_count++] = c->tracker_buf[1];
 }
 
-static void send_search(syn_router *r, api_call *c, const float *embedding, uint32_t dim) {
+static bool on_search_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep);
+static void on_search_done(void *ctx, syn_group_end how, uint32_t parts_out);
+
+/* Asks every usable node; the group's completion answers. */
+static void send_search(api_call *c, const float *embedding, uint32_t dim) {
   syn_search_input *in = &c->search;
   Synapse__SearchRequest s = SYNAPSE__SEARCH_REQUEST__INIT;
   if (embedding) {
@@ -297,7 +299,7 @@ static void send_search(syn_router *r, api_call *c, const float *embedding, uint
   s.limit = in->limit;
   s.model = (char *)in->model;
   /* An embedded text query compares only with shards of the embedding service's model. */
-  if (c->embedded && !in->model) s.vector_model = r->cfg->embedding_model;
+  if (c->embedded && !in->model) s.vector_model = c->api.cfg->embedding_model;
   s.tags = (char **)in->tags;
   s.n_tags = in->tag_count;
   s.has_min_similarity = 1;
@@ -306,12 +308,28 @@ static void send_search(syn_router *r, api_call *c, const float *embedding, uint
   msg.body_case = SYNAPSE__REQUEST__BODY_SEARCH;
   msg.search = &s;
   c->kind = CALL_SEARCH;
-  fan_out_or_fail(r, c, &msg);
+  syn_nodes *nodes = c->api.nodes;
+  int slots[SYN_NODES_MAX];
+  size_t n = syn_nodes_fanout(nodes, slots, SYN_NODES_MAX);
+  syn_group *g = n ? syn_group_new(nodes, c->api.loop, 0, on_search_part, on_search_done, c)
+                   : NULL;
+  if (!g) {
+    respond_error(c->slot, 503, "no node available, retry later");
+    call_free(c);
+    return;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (syn_group_send_to(g, slots[i], 0, &msg)) c->partial = true;
+  if (syn_group_sent(g) == 0) {
+    c->error_status = 503;
+    snprintf(c->error, sizeof c->error, "tracker overloaded, retry later");
+  }
+  syn_group_seal(g); /* completes at once when nothing went out */
 }
 
-static void api_search(syn_router *r, const syn_http_request *req, syn_http_slot *slot,
+static void api_search(const syn_api *api, const syn_http_request *req, syn_http_slot *slot,
                        bool by_embedding) {
-  api_call *c = call_new(CALL_SEARCH, slot, r->loop);
+  api_call *c = call_new(api, CALL_SEARCH, slot);
   if (!c) {
     respond_error(slot, 500, "out of memory");
     return;
@@ -323,15 +341,15 @@ static void api_search(syn_router *r, const syn_http_request *req, syn_http_slot
     call_free(c);
     return;
   }
-  r->counters.searches++;
-  choose_trackers(r, req, c);
+  api->counters->searches++;
+  choose_trackers(req, c);
   c->text_search = !by_embedding;
   if (by_embedding) {
-    send_search(r, c, c->search.embedding, c->search.dimension);
+    send_search(c, c->search.embedding, c->search.dimension);
     return;
   }
-  if (!r->cfg->embedding_url || !*r->cfg->embedding_url) {
-    send_search(r, c, NULL, 0);
+  if (!api->cfg->embedding_url || !*api->cfg->embedding_url) {
+    send_search(c, NULL, 0);
     return;
   }
   Synapse__EmbedRequest e = SYNAPSE__EMBED_REQUEST__INIT;
@@ -340,10 +358,10 @@ static void api_search(syn_router *r, const syn_http_request *req, syn_http_slot
   msg.body_case = SYNAPSE__REQUEST__BODY_EMBED;
   msg.embed = &e;
   c->kind = CALL_EMBED;
-  send_any_or_fail(r, c, &msg);
+  send_any(c, &msg);
 }
 
-static int hit_list_push(hit_list *l, json_t *json, double similarity, const char *hash) {
+static int hit_list_push(hit_list *l, json_t *json, double similarity, const char *hash, int slot) {
   if (l->count == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 16;
     hit *items = realloc(l->items, cap * sizeof *items);
@@ -355,6 +373,8 @@ static int hit_list_push(hit_list *l, json_t *json, double similarity, const cha
   h->json = json;
   h->similarity = similarity;
   snprintf(h->hash, sizeof h->hash, "%s", hash);
+  h->slot = slot;
+  if (syn_info_hash_parse(h->hash, strlen(h->hash), h->hash, h->key)) memset(h->key, 0, 20);
   return 0;
 }
 
@@ -369,11 +389,30 @@ static json_t *hit_json(api_call *c, const Synapse__SearchHit *h) {
   return o;
 }
 
-static void collect_hits(api_call *c, hit_list *l, Synapse__SearchHit **hits, size_t n) {
+static void collect_hits(api_call *c, hit_list *l, Synapse__SearchHit **hits, size_t n,
+                         int slot) {
   for (size_t i = 0; i < n; i++) {
+    if (!hits[i]->shard->info_hash) continue;
     json_t *o = hit_json(c, hits[i]);
-    if (!o || hit_list_push(l, o, hits[i]->similarity, hits[i]->shard->info_hash)) json_decref(o);
+    if (!o || hit_list_push(l, o, hits[i]->similarity, hits[i]->shard->info_hash, slot))
+      json_decref(o);
   }
+}
+
+/* Keeps each hit only from the replica that serves its partition: the first one, in
+ * routing order, whose part answered. */
+static void keep_serving_copies(api_call *c, hit_list *l) {
+  size_t kept = 0;
+  for (size_t i = 0; i < l->count; i++) {
+    int slots[SYN_RING_MAX_REPLICATION];
+    size_t n = syn_nodes_replicas(c->api.nodes, l->items[i].key, slots, SYN_RING_MAX_REPLICATION);
+    int serving = -1;
+    for (size_t k = 0; k < n && serving < 0; k++)
+      if (c->answered[slots[k]]) serving = slots[k];
+    if (serving == l->items[i].slot) l->items[kept++] = l->items[i];
+    else json_decref(l->items[i].json);
+  }
+  l->count = kept;
 }
 
 static int by_similarity(const void *a, const void *b) {
@@ -427,16 +466,12 @@ static json_t *fused_results(api_call *c) {
   return out;
 }
 
-static void record_latency(syn_router *r, uint64_t ms) {
-  static const uint64_t bounds[8] = {1, 5, 10, 25, 50, 100, 1000, 5000};
-  r->counters.search_latency_us_sum += ms * 1000;
-  r->counters.search_latency_count++;
-  for (int i = 0; i < 8; i++)
-    if (ms <= bounds[i]) r->counters.search_latency_buckets[i]++;
-}
-
-static void finish_search(syn_router *r, api_call *c) {
+static void finish_search(api_call *c) {
   syn_search_input *in = &c->search;
+  if (c->error_status) {
+    respond_error(c->slot, c->error_status, c->error);
+    return;
+  }
   if (in->model && !c->model_known && !c->partial) {
     char msg[256];
     snprintf(msg, sizeof msg, "unknown model \"%s\": no shard is registered with it", in->model);
@@ -451,6 +486,8 @@ static void finish_search(syn_router *r, api_call *c) {
     respond_error(c->slot, 400, msg);
     return;
   }
+  keep_serving_copies(c, &c->vector_hits);
+  keep_serving_copies(c, &c->keyword_hits);
   sort_and_cut(&c->vector_hits, in->limit);
   sort_and_cut(&c->keyword_hits, in->limit);
   json_t *results = fused_results(c);
@@ -460,52 +497,60 @@ static void finish_search(syn_router *r, api_call *c) {
     const char *mode = c->embedded ? "hybrid" : "keyword";
     json_object_set_new(doc, "mode", json_string(mode));
   }
-  record_latency(r, uv_now(r->loop) - c->started_ms);
+  syn_counters_search_latency(c->api.counters, uv_now(c->api.loop) - c->started_ms);
   respond(c->slot, 200, doc);
 }
 
 /* ---- replies ---- */
 
-static void embed_reply(syn_router *r, api_call *c, const Synapse__Reply *rep) {
+static void embed_reply(api_call *c, const Synapse__Reply *rep) {
   if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_EMBED ||
       rep->embed->embedding.len % sizeof(float) || rep->embed->embedding.len == 0) {
-    send_search(r, c, NULL, 0); /* keyword search alone; mode says so */
+    send_search(c, NULL, 0); /* keyword search alone; mode says so */
     return;
   }
   c->embedded = true;
   uint32_t dim = (uint32_t)(rep->embed->embedding.len / sizeof(float));
   float *vec = malloc(rep->embed->embedding.len);
   if (!vec) {
-    send_search(r, c, NULL, 0);
+    send_search(c, NULL, 0);
     return;
   }
   memcpy(vec, rep->embed->embedding.data, rep->embed->embedding.len);
   free(c->search.embedding);
   c->search.embedding = vec;
   c->search.dimension = dim;
-  send_search(r, c, vec, dim);
+  send_search(c, vec, dim);
 }
 
-static void search_reply(syn_router *r, api_call *c, const Synapse__Reply *rep) {
+static bool on_search_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep) {
+  api_call *c = ctx;
   if (rep->error == SYNAPSE__ERROR_CODE__BAD_REQUEST) {
-    c->outstanding = 0;
-    respond_node_error(c->slot, rep, "bad search");
-    call_free(c);
-    return;
+    /* Every node applies the same rules: one refusal is the answer. */
+    c->error_status = 400;
+    snprintf(c->error, sizeof c->error, "%s",
+             rep->message && *rep->message ? rep->message : "bad search");
+    return false;
   }
   if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_SEARCH) {
     c->partial = true;
-  } else {
-    const Synapse__SearchReply *s = rep->search;
-    if (s->has_model_known && s->model_known) {
-      c->model_known = true;
-      if (s->has_model_dimension) c->model_dimension = s->model_dimension;
-    }
-    collect_hits(c, &c->vector_hits, s->vector_hits, s->n_vector_hits);
-    collect_hits(c, &c->keyword_hits, s->keyword_hits, s->n_keyword_hits);
+    return true;
   }
-  if (--c->outstanding > 0) return;
-  finish_search(r, c);
+  const Synapse__SearchReply *s = rep->search;
+  c->answered[slot] = true;
+  if (s->has_model_known && s->model_known) {
+    c->model_known = true;
+    if (s->has_model_dimension) c->model_dimension = s->model_dimension;
+  }
+  collect_hits(c, &c->vector_hits, s->vector_hits, s->n_vector_hits, slot);
+  collect_hits(c, &c->keyword_hits, s->keyword_hits, s->n_keyword_hits, slot);
+  return true;
+}
+
+static void on_search_done(void *ctx, syn_group_end how, uint32_t parts_out) {
+  api_call *c = ctx;
+  if (parts_out) c->partial = true;
+  finish_search(c);
   call_free(c);
 }
 
@@ -574,15 +619,10 @@ static void peers_reply(api_call *c, const Synapse__Reply *rep) {
                     (json_int_t)json_array_size(list), "peers", list));
 }
 
-void syn_api_on_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
-  api_call *c = p->call;
-  if (c->kind == CALL_SEARCH) {
-    search_reply(r, c, rep);
-    return;
-  }
-  c->outstanding--;
+static void on_single_reply(syn_req *req, const Synapse__Reply *rep) {
+  api_call *c = req->ctx;
   switch (c->kind) {
-  case CALL_EMBED: embed_reply(r, c, rep); return; /* the call goes on */
+  case CALL_EMBED: embed_reply(c, rep); return; /* the call goes on as a search */
   case CALL_REGISTER: register_reply(c, rep); break;
   case CALL_GET: get_reply(c, rep); break;
   case CALL_DELETE: delete_reply(c, rep); break;
@@ -610,7 +650,7 @@ static void method_not_allowed(syn_http_slot *slot, const char *allow) {
   syn_http_respond(slot, 405, "application/json", body, strlen(body), headers);
 }
 
-static void shard_route(syn_router *r, const syn_http_request *req, syn_http_slot *slot,
+static void shard_route(const syn_api *api, const syn_http_request *req, syn_http_slot *slot,
                         const char *rest, size_t len, bool peers) {
   char hex[65];
   uint8_t key[20];
@@ -619,14 +659,14 @@ static void shard_route(syn_router *r, const syn_http_request *req, syn_http_slo
     return;
   }
   if (peers) {
-    if (req->method == HTTP_GET) key_request(r, CALL_PEERS, hex, slot);
+    if (req->method == HTTP_GET) key_request(api, CALL_PEERS, hex, key, slot);
     else method_not_allowed(slot, "GET");
     return;
   }
   if (req->method == HTTP_GET) {
-    key_request(r, CALL_GET, hex, slot);
+    key_request(api, CALL_GET, hex, key, slot);
   } else if (req->method == HTTP_DELETE) {
-    if (check_token(r, req, slot) == 0) key_request(r, CALL_DELETE, hex, slot);
+    if (check_token(api, req, slot) == 0) key_request(api, CALL_DELETE, hex, key, slot);
   } else {
     method_not_allowed(slot, "GET, DELETE");
   }
@@ -637,23 +677,23 @@ static bool path_is(const syn_http_request *req, const char *path) {
   return req->path_len == n && memcmp(req->path, path, n) == 0;
 }
 
-bool syn_api_handle(syn_router *r, const syn_http_request *req, syn_http_slot *slot) {
+bool syn_api_handle(const syn_api *api, const syn_http_request *req, syn_http_slot *slot) {
   const char *rest;
   size_t len;
   bool post = req->method == HTTP_POST;
   if (path_is(req, "/api/register")) {
-    if (post) api_register(r, req, slot);
+    if (post) api_register(api, req, slot);
     else method_not_allowed(slot, "POST");
   } else if (path_is(req, "/api/search/embedding")) {
-    if (post) api_search(r, req, slot, true);
+    if (post) api_search(api, req, slot, true);
     else method_not_allowed(slot, "POST");
   } else if (path_is(req, "/api/search")) {
-    if (post) api_search(r, req, slot, false);
+    if (post) api_search(api, req, slot, false);
     else method_not_allowed(slot, "POST");
   } else if (prefix_is(req, "/api/shard/", &rest, &len)) {
-    shard_route(r, req, slot, rest, len, false);
+    shard_route(api, req, slot, rest, len, false);
   } else if (prefix_is(req, "/api/peers/", &rest, &len)) {
-    shard_route(r, req, slot, rest, len, true);
+    shard_route(api, req, slot, rest, len, true);
   } else {
     return false;
   }

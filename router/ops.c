@@ -1,6 +1,5 @@
-/* Operations endpoints. A gather is one HTTP request waiting for a StatsReply from each
- * node it asked; it answers when the last one arrived or failed (the upstream deadline
- * bounds the wait). */
+/* Operations endpoints. A gather is one HTTP request waiting, as one call group, for a
+ * StatsReply from each node it asked; the group's completion answers and frees it. */
 #include "router/ops.h"
 
 #include <jansson.h>
@@ -9,34 +8,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster/cluster.h"
 #include "router/api_json.h"
+#include "router/call_group.h"
 
 enum gather_kind { GATHER_METRICS, GATHER_STATS, GATHER_READY, GATHER_STATUS };
 
 typedef struct node_figures {
-  char id[72];
+  char id[SYN_MEMBER_ID_MAX + 8];
   bool self; /* this process's own node (a node's admin port) */
   bool answered;
   Synapse__StatsReply stats; /* copied scalars */
 } node_figures;
 
 /* Operations answers do not wait for a node that went silent: after OPS_DEADLINE_MS the
- * answer goes out with what arrived (marked partial); late replies are just counted. */
+ * answer goes out with what arrived (marked partial). */
 #define OPS_DEADLINE_MS 300
 
 typedef struct gather {
   enum gather_kind kind;
+  syn_ops ops;
   syn_http_slot *slot;
-  syn_router *router;
-  uv_timer_t timer;
-  bool responded;
-  bool timer_closed;
-  uint32_t outstanding;
   uint32_t asked;
   uint32_t answered;
   Synapse__StatsReply sum;
-  node_figures nodes[SYN_CLUSTER_MAX_NODES];
+  node_figures nodes[SYN_NODES_MAX];
 } gather;
 
 static void respond_doc(syn_http_slot *slot, int status, json_t *doc) {
@@ -53,11 +48,11 @@ static void metric(syn_buf *b, const char *name, const char *type, const char *h
 }
 
 /* Search latency as a Prometheus histogram (seconds). */
-static void search_histogram(syn_buf *b, const router_counters *c) {
-  static const char *const le[8] = {"0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "1", "5"};
+static void search_histogram(syn_buf *b, const syn_router_counters *c) {
+  static const char *const le[SYN_LATENCY_BUCKETS] = SYN_LATENCY_BOUNDS_LE;
   syn_buf_printf(b, "# HELP synapse_search_latency_seconds Search latency at the router.\n"
                     "# TYPE synapse_search_latency_seconds histogram\n");
-  for (int i = 0; i < 8; i++)
+  for (int i = 0; i < SYN_LATENCY_BUCKETS; i++)
     syn_buf_printf(b, "synapse_search_latency_seconds_bucket{le=\"%s\"} %llu\n", le[i],
                    (unsigned long long)c->search_latency_buckets[i]);
   syn_buf_printf(b, "synapse_search_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
@@ -68,12 +63,14 @@ static void search_histogram(syn_buf *b, const router_counters *c) {
                  (unsigned long long)c->search_latency_count);
 }
 
-static void router_metrics(syn_router *r, syn_buf *b) {
-  const router_counters *c = &r->counters;
+static void router_metrics(const syn_ops *o, syn_buf *b) {
+  const syn_router_counters *c = o->counters;
   syn_http_stats hs;
-  syn_http_stats_get(r->http, &hs);
+  syn_http_stats_get(o->http, &hs);
   syn_udp_stats us = {0};
-  if (r->udp) syn_udp_stats_get(r->udp, &us);
+  if (o->udp) syn_udp_stats_get(o->udp, &us);
+  syn_nodes_stats ns;
+  syn_nodes_stats_get(o->nodes, &ns);
   metric(b, "synapse_tracker_announces_total", "counter", "Announces received (HTTP and UDP).",
          c->http_announces + c->udp_announces);
   metric(b, "synapse_tracker_http_announces_total", "counter", "HTTP announces.", c->http_announces);
@@ -97,13 +94,18 @@ static void router_metrics(syn_router *r, syn_buf *b) {
   metric(b, "synapse_registrations_total", "counter", "Shard registrations received.",
          c->registrations);
   metric(b, "synapse_search_queries_total", "counter", "Searches received.", c->searches);
+  metric(b, "synapse_router_failovers_total", "counter",
+         "Requests resent to the next replica after a node failed to answer.", ns.failovers);
+  metric(b, "synapse_router_node_link_losses_total", "counter",
+         "Connections to nodes that broke.", ns.link_losses);
+  metric(b, "synapse_router_node_failures_total", "counter",
+         "Batches a node did not answer in time.", ns.node_failures);
   search_histogram(b, c);
 }
 
-static void finish_metrics(syn_router *r, gather *g) {
-  syn_buf *b = &r->scratch;
-  syn_buf_reset(b);
-  router_metrics(r, b);
+static void finish_metrics(gather *g) {
+  syn_buf buf = SYN_BUF_INIT, *b = &buf;
+  router_metrics(&g->ops, b);
   const Synapse__StatsReply *s = &g->sum;
   metric(b, "synapse_tracker_nodes_asked", "gauge", "Nodes asked for figures.", g->asked);
   metric(b, "synapse_tracker_nodes_answered", "gauge", "Nodes that answered.", g->answered);
@@ -115,22 +117,23 @@ static void finish_metrics(syn_router *r, gather *g) {
   metric(b, "synapse_vector_index_size", "gauge", "Vectors in the nodes' indexes.", s->vectors);
   metric(b, "synapse_node_searches_total", "counter", "Searches served by nodes.", s->searches);
   syn_http_respond(g->slot, 200, "text/plain; version=0.0.4", b->data, b->len, NULL);
+  syn_buf_free(b);
 }
 
-static void finish_stats(syn_router *r, gather *g) {
+static void finish_stats(gather *g) {
   if (g->answered == 0) {
     respond_doc(g->slot, 503, syn_api_error("no node answered"));
     return;
   }
   /* Every shard and swarm is held by R nodes: the sums count each R times. */
-  uint32_t rf = syn_cluster_replication(r->cluster);
+  uint32_t rf = syn_nodes_replication(g->ops.nodes);
   Synapse__StatsReply unique = g->sum;
   unique.shards = (g->sum.shards + rf / 2) / rf;
   unique.peers = (g->sum.peers + rf / 2) / rf;
   unique.seeders = (g->sum.seeders + rf / 2) / rf;
   unique.torrents = (g->sum.torrents + rf / 2) / rf;
   const Synapse__StatsReply *s = &unique;
-  const router_counters *c = &r->counters;
+  const syn_router_counters *c = g->ops.counters;
   respond_doc(g->slot, 200,
               json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "status", "success", "total_shards",
                         (json_int_t)s->shards, "total_peers", (json_int_t)s->peers, "total_seeders",
@@ -140,8 +143,8 @@ static void finish_stats(syn_router *r, gather *g) {
                         "partial", g->answered < g->asked));
 }
 
-static void finish_status(syn_router *r, gather *g) {
-  json_t *members = syn_cluster_members_json(r->cluster);
+static void finish_status(gather *g) {
+  json_t *members = syn_nodes_members_json(g->ops.nodes);
   size_t i;
   json_t *m;
   json_array_foreach(members, i, m) {
@@ -153,7 +156,7 @@ static void finish_status(syn_router *r, gather *g) {
     json_object_set_new(m, "peers", f ? json_integer((json_int_t)f->stats.peers) : json_null());
     json_object_set_new(m, "shards", f ? json_integer((json_int_t)f->stats.shards) : json_null());
   }
-  const syn_config *cfg = r->cfg;
+  const syn_config *cfg = g->ops.cfg;
   bool clustered = cfg->role != SYN_PROCESS_STANDALONE;
   respond_doc(g->slot, 200,
               json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:o}", "status", "success", "self",
@@ -163,15 +166,13 @@ static void finish_status(syn_router *r, gather *g) {
                         clustered ? (int)cfg->write_quorum : 1, "members", members));
 }
 
-static void respond_once(syn_router *r, gather *g) {
-  if (g->responded) return;
-  g->responded = true;
+static void respond(gather *g) {
   switch (g->kind) {
-  case GATHER_METRICS: finish_metrics(r, g); break;
-  case GATHER_STATS: finish_stats(r, g); break;
-  case GATHER_STATUS: finish_status(r, g); break;
+  case GATHER_METRICS: finish_metrics(g); break;
+  case GATHER_STATS: finish_stats(g); break;
+  case GATHER_STATUS: finish_status(g); break;
   case GATHER_READY: { /* a node's admin port: joined, and this node caught up */
-    bool ok = g->answered > 0 && syn_cluster_ready(r->cluster);
+    bool ok = g->answered > 0 && syn_nodes_ready(g->ops.nodes);
     for (uint32_t k = 0; k < g->asked; k++)
       if (g->nodes[k].self && !(g->nodes[k].answered && g->nodes[k].stats.caught_up)) ok = false;
     syn_http_respond(g->slot, ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n",
@@ -179,29 +180,6 @@ static void respond_once(syn_router *r, gather *g) {
     break;
   }
   }
-}
-
-static void on_timer_closed(uv_handle_t *h) {
-  gather *g = h->data;
-  g->timer_closed = true;
-  if (g->outstanding == 0) free(g);
-}
-
-static void close_timer(gather *g) {
-  if (!uv_is_closing((uv_handle_t *)&g->timer)) uv_close((uv_handle_t *)&g->timer, on_timer_closed);
-}
-
-static void on_deadline(uv_timer_t *t) {
-  gather *g = t->data;
-  respond_once(g->router, g);
-  close_timer(g);
-}
-
-/* The last expected reply (or failure) arrived. */
-static void finish(syn_router *r, gather *g) {
-  respond_once(r, g);
-  if (g->timer_closed) free(g);
-  else close_timer(g);
 }
 
 static void add(Synapse__StatsReply *sum, const Synapse__StatsReply *s) {
@@ -216,52 +194,50 @@ static void add(Synapse__StatsReply *sum, const Synapse__StatsReply *s) {
   sum->searches += s->searches;
 }
 
-void syn_ops_on_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
-  gather *g = p->gather;
-  node_figures *f = &g->nodes[p->node_index];
+static bool on_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep) {
+  gather *g = ctx;
+  node_figures *f = &g->nodes[tag];
   if (!rep->error && rep->body_case == SYNAPSE__REPLY__BODY_STATS) {
     f->answered = true;
     f->stats = *rep->stats;
     add(&g->sum, rep->stats);
     g->answered++;
   }
-  if (--g->outstanding == 0) finish(r, g);
+  return true;
 }
 
-static void start_gather(syn_router *r, enum gather_kind kind, syn_http_slot *slot) {
+static void on_done(void *ctx, syn_group_end how, uint32_t parts_out) {
+  gather *g = ctx;
+  respond(g);
+  free(g);
+}
+
+static void start_gather(const syn_ops *o, enum gather_kind kind, syn_http_slot *slot) {
   gather *g = calloc(1, sizeof *g);
-  if (!g) {
+  syn_group *grp = g ? syn_group_new(o->nodes, o->loop, OPS_DEADLINE_MS, on_part, on_done, g)
+                     : NULL;
+  if (!grp) {
+    free(g);
     syn_http_respond(slot, 500, "text/plain", "out of memory\n", 14, NULL);
     return;
   }
   g->kind = kind;
+  g->ops = *o;
   g->slot = slot;
-  g->router = r;
-  uv_timer_init(r->loop, &g->timer);
-  g->timer.data = g;
-  uv_timer_start(&g->timer, on_deadline, OPS_DEADLINE_MS, 0);
-  int slots[SYN_CLUSTER_MAX_NODES];
-  size_t n = syn_cluster_fanout(r->cluster, slots, SYN_CLUSTER_MAX_NODES);
+  int slots[SYN_NODES_MAX];
+  size_t n = syn_nodes_fanout(o->nodes, slots, SYN_NODES_MAX);
   Synapse__StatsRequest s = SYNAPSE__STATS_REQUEST__INIT;
-  Synapse__Request req = SYNAPSE__REQUEST__INIT;
-  req.body_case = SYNAPSE__REQUEST__BODY_STATS;
-  req.stats = &s;
-  g->outstanding = 1; /* held until every request is out, so none can finish early */
+  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
+  msg.body_case = SYNAPSE__REQUEST__BODY_STATS;
+  msg.stats = &s;
   for (size_t i = 0; i < n; i++) {
-    uint64_t id;
-    pending *p = syn_router_pending_take(r, PENDING_GATHER, &id);
-    if (!p) break;
-    const char *node_id = syn_cluster_slot_id(r->cluster, slots[i]);
-    snprintf(g->nodes[g->asked].id, sizeof g->nodes[g->asked].id, "%s", node_id ? node_id : "");
-    g->nodes[g->asked].self = syn_cluster_slot_is_self(r->cluster, slots[i]);
-    p->gather = g;
-    p->node_index = g->asked;
-    req.id = id;
-    if (syn_router_submit(r, p, slots[i], &req)) continue;
-    g->asked++;
-    g->outstanding++;
+    node_figures *f = &g->nodes[g->asked];
+    const char *node_id = syn_nodes_slot_id(o->nodes, slots[i]);
+    snprintf(f->id, sizeof f->id, "%s", node_id ? node_id : "");
+    f->self = syn_nodes_slot_is_self(o->nodes, slots[i]);
+    if (syn_group_send_to(grp, slots[i], g->asked, &msg) == 0) g->asked++;
   }
-  if (--g->outstanding == 0) finish(r, g);
+  syn_group_seal(grp);
 }
 
 static bool path_is(const syn_http_request *req, const char *path) {
@@ -269,7 +245,7 @@ static bool path_is(const syn_http_request *req, const char *path) {
   return req->path_len == n && memcmp(req->path, path, n) == 0;
 }
 
-static void owner(syn_router *r, const syn_http_request *req, syn_http_slot *slot) {
+static void owner(const syn_ops *o, const syn_http_request *req, syn_http_slot *slot) {
   const char *hex = req->path + strlen("/cluster/owner/");
   size_t len = req->path_len - strlen("/cluster/owner/");
   char norm[65];
@@ -278,20 +254,20 @@ static void owner(syn_router *r, const syn_http_request *req, syn_http_slot *slo
     respond_doc(slot, 400, syn_api_error("info_hash must be 40 or 64 hexadecimal characters"));
     return;
   }
-  json_t *doc = syn_cluster_owner_json(r->cluster, key);
+  json_t *doc = syn_nodes_owner_json(o->nodes, key);
   json_object_set_new(doc, "info_hash", json_string(norm));
   respond_doc(slot, 200, doc);
 }
 
-bool syn_ops_handle(syn_router *r, const syn_http_request *req, syn_http_slot *slot) {
+bool syn_ops_handle(const syn_ops *o, const syn_http_request *req, syn_http_slot *slot) {
   bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
   enum gather_kind kind;
   if (path_is(req, "/metrics")) kind = GATHER_METRICS;
   else if (path_is(req, "/readyz")) kind = GATHER_READY;
   else if (path_is(req, "/cluster/status")) kind = GATHER_STATUS;
-  else if (path_is(req, "/api/stats") && !r->opts.admin_only) kind = GATHER_STATS;
+  else if (path_is(req, "/api/stats") && !o->admin_only) kind = GATHER_STATS;
   else if (req->path_len > 15 && !memcmp(req->path, "/cluster/owner/", 15)) {
-    if (get) owner(r, req, slot);
+    if (get) owner(o, req, slot);
     else respond_doc(slot, 405, syn_api_error("method not allowed"));
     return true;
   } else return false;
@@ -299,12 +275,12 @@ bool syn_ops_handle(syn_router *r, const syn_http_request *req, syn_http_slot *s
     respond_doc(slot, 405, syn_api_error("method not allowed"));
     return true;
   }
-  if (kind == GATHER_READY && !r->opts.admin_only) { /* a router is ready with its view */
-    bool ok = syn_cluster_ready(r->cluster);
+  if (kind == GATHER_READY && !o->admin_only) { /* a router is ready with its view */
+    bool ok = syn_nodes_ready(o->nodes);
     syn_http_respond(slot, ok ? 200 : 503, "text/plain", ok ? "ready\n" : "not ready\n",
                      ok ? 6 : 10, NULL);
     return true;
   }
-  start_gather(r, kind, slot);
+  start_gather(o, kind, slot);
   return true;
 }

@@ -1,74 +1,76 @@
 /* Router: request dispatch. Design notes:
  *
- * - Every request forwarded to a node gets a pending entry; the entry's id travels in the
- *   Request and comes back in the Reply. Ids carry a generation, so a reply for an entry
- *   that was already answered (late, duplicated, or failed by the upstream) is ignored.
- * - The upstream guarantees one reply per request within the deadline, so entries never
- *   leak and no sweep is needed.
- * - Counters live here and in the HTTP and UDP components; nothing on the hot path logs. */
+ * - Every request forwarded to a node is a syn_req (router/request.h) whose callback
+ *   answers the client; an announce keeps its reply address in the request's own data,
+ *   so the hot path allocates nothing. Scrapes, searches and operations figures are call
+ *   groups (router/call_group.h) in their own files.
+ * - router/nodes.h guarantees one callback per request within the deadline, so nothing
+ *   leaks and no sweep is needed.
+ * - Counters live here (router/counters.h) and in the HTTP and UDP components; nothing on
+ *   the hot path logs. */
 #include "router/router.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "cluster/cluster.h"
 #include "common/bencode.h"
 #include "common/buf.h"
+#include "common/identity.h"
 #include "common/log.h"
 #include "router/api.h"
-#include "router/internal.h"
+#include "router/counters.h"
+#include "router/http.h"
+#include "router/nodes.h"
 #include "router/ops.h"
 #include "router/scrape.h"
 #include "router/tracker_query.h"
+#include "router/udp.h"
 
-/* ---- pending table ---- */
+#define FULL_SCRAPE_CLIENTS 1024
 
-static int pending_grow(syn_router *r) {
-  uint32_t cap = r->pending_cap ? r->pending_cap * 2 : PENDING_INITIAL;
-  if (cap > PENDING_MAX) return -EBUSY;
-  pending *p = realloc(r->pending, sizeof *p * cap);
-  if (!p) return -ENOMEM;
-  memset(p + r->pending_cap, 0, sizeof *p * (cap - r->pending_cap));
-  for (uint32_t i = r->pending_cap; i < cap; i++) p[i].next_free = i + 1 < cap ? i + 1 : UINT32_MAX;
-  r->pending_free = r->pending_cap;
-  r->pending = p;
-  r->pending_cap = cap;
-  return 0;
-}
+typedef struct full_scrape_client {
+  uint8_t ip[16];
+  uint32_t last;
+} full_scrape_client;
 
-pending *syn_router_pending_take(syn_router *r, uint8_t kind, uint64_t *id) {
-  if (r->pending_free == UINT32_MAX && pending_grow(r)) return NULL;
-  uint32_t idx = r->pending_free;
-  pending *p = &r->pending[idx];
-  r->pending_free = p->next_free;
-  p->kind = kind;
-  p->generation++;
-  r->pending_used++;
-  *id = (uint64_t)p->generation << 32 | idx;
-  return p;
-}
+struct syn_router {
+  uv_loop_t *loop;
+  const syn_config *cfg;
+  syn_router_options opts;
+  syn_http_server *http;
+  syn_udp *udp;
+  syn_nodes *nodes;
+  syn_router_counters counters;
+  syn_api api;
+  syn_ops ops;
+  syn_scraper scraper;
+  full_scrape_client full_scrape[FULL_SCRAPE_CLIENTS];
+  syn_buf scratch;
+};
 
-void syn_router_pending_release(syn_router *r, pending *p) {
-  p->kind = PENDING_FREE;
-  p->slot = NULL;
-  p->call = NULL;
-  p->next_free = r->pending_free;
-  r->pending_free = (uint32_t)(p - r->pending);
-  r->pending_used--;
-}
+/* What an announce in flight needs to answer its client (in the request's data). */
+typedef struct http_announce_state {
+  syn_router *router;
+  syn_http_slot *slot;
+  bool compact;
+  bool no_peer_id;
+} http_announce_state;
 
-static pending *pending_find(syn_router *r, uint64_t id) {
-  uint32_t idx = (uint32_t)id;
-  if (idx >= r->pending_cap) return NULL;
-  pending *p = &r->pending[idx];
-  if (p->kind == PENDING_FREE || p->generation != (uint32_t)(id >> 32)) return NULL;
-  return p;
-}
+typedef struct udp_announce_state {
+  syn_router *router;
+  uint32_t transaction_id;
+  syn_udp_peer peer;
+} udp_announce_state;
+
+_Static_assert(sizeof(udp_announce_state) <= SYN_REQ_DATA, "UDP announce state fits a request");
+_Static_assert(sizeof(http_announce_state) <= SYN_REQ_DATA, "HTTP announce state fits a request");
+
+static void http_announce_reply(syn_req *req, const Synapse__Reply *rep);
+static void udp_announce_reply(syn_req *req, const Synapse__Reply *rep);
 
 /* ---- small reply helpers ---- */
 
@@ -91,14 +93,6 @@ static uint32_t clamp_numwant(const syn_config *cfg, int64_t asked) {
   return asked > cfg->max_numwant ? cfg->max_numwant : (uint32_t)asked;
 }
 
-int syn_router_submit(syn_router *r, pending *p, int slot, const Synapse__Request *req) {
-  int rc = slot < 0 ? -ENODEV : syn_cluster_submit(r->cluster, slot, req);
-  if (rc == 0) return 0;
-  r->counters.overloaded++;
-  syn_router_pending_release(r, p);
-  return rc;
-}
-
 /* ---- HTTP announce and scrape ---- */
 
 static void http_announce(syn_router *r, const syn_http_request *hr, syn_http_slot *slot) {
@@ -109,15 +103,14 @@ static void http_announce(syn_router *r, const syn_http_request *hr, syn_http_sl
     return;
   }
   r->counters.http_announces++;
-  uint64_t id;
-  pending *p = syn_router_pending_take(r, PENDING_HTTP_ANNOUNCE, &id);
-  if (!p) {
+  syn_req *req = syn_nodes_req(r->nodes, http_announce_reply, NULL);
+  if (!req) {
+    r->counters.overloaded++;
     respond_failure(r, slot, "tracker overloaded, retry later");
     return;
   }
-  p->slot = slot;
-  p->compact = q.compact;
-  p->no_peer_id = q.no_peer_id;
+  http_announce_state *st = (http_announce_state *)(void *)req->data;
+  *st = (http_announce_state){r, slot, q.compact, q.no_peer_id};
   Synapse__AnnounceRequest a = SYNAPSE__ANNOUNCE_REQUEST__INIT;
   a.info_hash = (ProtobufCBinaryData){20, q.info_hash};
   a.peer_id = (ProtobufCBinaryData){20, q.peer_id};
@@ -133,14 +126,14 @@ static void http_announce(syn_router *r, const syn_http_request *hr, syn_http_sl
   a.numwant = clamp_numwant(r->cfg, q.numwant);
   a.has_want_peer_ids = 1;
   a.want_peer_ids = !q.compact && !q.no_peer_id;
-  Synapse__Request req = SYNAPSE__REQUEST__INIT;
-  req.id = id;
-  req.body_case = SYNAPSE__REQUEST__BODY_ANNOUNCE;
-  req.announce = &a;
-  int node = syn_cluster_route(r->cluster, q.info_hash);
-  if (syn_router_submit(r, p, node, &req))
-    respond_failure(r, slot, node < 0 ? "no node available for this torrent, retry later"
-                                      : "tracker overloaded, retry later");
+  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
+  msg.body_case = SYNAPSE__REQUEST__BODY_ANNOUNCE;
+  msg.announce = &a;
+  int rc = syn_nodes_send(r->nodes, req, q.info_hash, &msg);
+  if (rc == 0) return;
+  r->counters.overloaded++;
+  respond_failure(r, slot, rc == -ENODEV ? "no node available for this torrent, retry later"
+                                         : "tracker overloaded, retry later");
 }
 
 /* At most one full scrape per client address per interval; a small hashed table whose
@@ -175,16 +168,13 @@ static void http_scrape(syn_router *r, const syn_http_request *hr, syn_http_slot
     return;
   }
   r->counters.http_scrapes++;
-  scrape_call *sc = scrape_call_new(q.hashes, q.count);
-  if (!sc) {
-    respond_failure(r, slot, "out of memory");
-    return;
-  }
-  sc->slot = slot;
-  scrape_start(r, sc);
+  syn_scrape_http(&r->scraper, (const uint8_t(*)[20])q.hashes, q.count, slot);
 }
 
-static void http_announce_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
+static void http_announce_reply(syn_req *req, const Synapse__Reply *rep) {
+  const http_announce_state *p = (const http_announce_state *)(const void *)req->data;
+  syn_router *r = p->router;
+  if (rep->error == SYNAPSE__ERROR_CODE__UNAVAILABLE) r->counters.node_errors++;
   if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_ANNOUNCE) {
     respond_failure(r, p->slot, rep->message ? rep->message : "announce failed");
     return;
@@ -223,14 +213,16 @@ static void udp_announce(syn_router *r, const syn_udp_request *u, const syn_udp_
     syn_udp_send_error(r->udp, from, u->transaction_id, "invalid port");
     return;
   }
-  uint64_t id;
-  pending *p = syn_router_pending_take(r, PENDING_UDP_ANNOUNCE, &id);
-  if (!p) {
+  syn_req *req = syn_nodes_req(r->nodes, udp_announce_reply, NULL);
+  if (!req) {
+    r->counters.overloaded++;
     syn_udp_send_error(r->udp, from, u->transaction_id, "tracker overloaded, retry later");
     return;
   }
-  p->udp_tid = u->transaction_id;
-  p->udp_peer = *from;
+  udp_announce_state *st = (udp_announce_state *)(void *)req->data;
+  st->router = r;
+  st->transaction_id = u->transaction_id;
+  st->peer = *from;
   Synapse__AnnounceRequest a = SYNAPSE__ANNOUNCE_REQUEST__INIT;
   a.info_hash = (ProtobufCBinaryData){20, (uint8_t *)u->info_hash};
   a.peer_id = (ProtobufCBinaryData){20, (uint8_t *)u->peer_id};
@@ -246,28 +238,21 @@ static void udp_announce(syn_router *r, const syn_udp_request *u, const syn_udp_
   a.numwant = clamp_numwant(r->cfg, u->num_want);
   a.has_families = 1;
   a.families = from->ip_len == 4 ? 1 : 2; /* one address family per UDP reply */
-  Synapse__Request req = SYNAPSE__REQUEST__INIT;
-  req.id = id;
-  req.body_case = SYNAPSE__REQUEST__BODY_ANNOUNCE;
-  req.announce = &a;
-  int node = syn_cluster_route(r->cluster, u->info_hash);
-  if (syn_router_submit(r, p, node, &req))
-    syn_udp_send_error(r->udp, from, u->transaction_id,
-                       node < 0 ? "no node available for this torrent, retry later"
-                                : "tracker overloaded, retry later");
+  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
+  msg.body_case = SYNAPSE__REQUEST__BODY_ANNOUNCE;
+  msg.announce = &a;
+  int rc = syn_nodes_send(r->nodes, req, u->info_hash, &msg);
+  if (rc == 0) return;
+  r->counters.overloaded++;
+  syn_udp_send_error(r->udp, from, u->transaction_id,
+                     rc == -ENODEV ? "no node available for this torrent, retry later"
+                                   : "tracker overloaded, retry later");
 }
 
 static void udp_scrape(syn_router *r, const syn_udp_request *u, const syn_udp_peer *from) {
   r->counters.udp_scrapes++;
-  scrape_call *sc = scrape_call_new((const uint8_t(*)[20])u->scrape_hashes, u->scrape_count);
-  if (!sc) {
-    syn_udp_send_error(r->udp, from, u->transaction_id, "out of memory");
-    return;
-  }
-  sc->udp = true;
-  sc->udp_tid = u->transaction_id;
-  sc->udp_peer = *from;
-  scrape_start(r, sc);
+  syn_scrape_udp(&r->scraper, (const uint8_t(*)[20])u->scrape_hashes, u->scrape_count,
+                 u->transaction_id, from);
 }
 
 static void on_udp_request(void *ctx, const syn_udp_request *u, const syn_udp_peer *from) {
@@ -276,39 +261,25 @@ static void on_udp_request(void *ctx, const syn_udp_request *u, const syn_udp_pe
   else udp_scrape(r, u, from);
 }
 
-static void udp_announce_reply(syn_router *r, pending *p, const Synapse__Reply *rep) {
+static void udp_announce_reply(syn_req *req, const Synapse__Reply *rep) {
+  const udp_announce_state *p = (const udp_announce_state *)(const void *)req->data;
+  syn_router *r = p->router;
+  if (rep->error == SYNAPSE__ERROR_CODE__UNAVAILABLE) r->counters.node_errors++;
   if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_ANNOUNCE) {
     r->counters.failures++;
-    syn_udp_send_error(r->udp, &p->udp_peer, p->udp_tid,
+    syn_udp_send_error(r->udp, &p->peer, p->transaction_id,
                        rep->message ? rep->message : "announce failed");
     return;
   }
   const Synapse__AnnounceReply *a = rep->announce;
-  const ProtobufCBinaryData *peers = p->udp_peer.ip_len == 4 ? &a->peers4 : &a->peers6;
+  const ProtobufCBinaryData *peers = p->peer.ip_len == 4 ? &a->peers4 : &a->peers6;
   uint8_t pkt[20 + 18 * 1000];
-  size_t len = syn_udp_build_announce(pkt, sizeof pkt, p->udp_tid, r->cfg->announce_interval,
-                                      a->incomplete, a->complete, peers->data, peers->len);
-  if (len) syn_udp_send(r->udp, &p->udp_peer, pkt, len);
+  size_t len = syn_udp_build_announce(pkt, sizeof pkt, p->transaction_id,
+                                      r->cfg->announce_interval, a->incomplete, a->complete,
+                                      peers->data, peers->len);
+  if (len) syn_udp_send(r->udp, &p->peer, pkt, len);
 }
 
-
-/* ---- replies from the node ---- */
-
-static void on_node_reply(void *ctx, const Synapse__Reply *rep) {
-  syn_router *r = ctx;
-  pending *p = pending_find(r, rep->id);
-  if (!p) return; /* already answered */
-  if (rep->error == SYNAPSE__ERROR_CODE__UNAVAILABLE) r->counters.node_errors++;
-  switch (p->kind) {
-  case PENDING_HTTP_ANNOUNCE: http_announce_reply(r, p, rep); break;
-  case PENDING_SCRAPE_PART: scrape_part_reply(r, p, rep); break;
-  case PENDING_GATHER: syn_ops_on_reply(r, p, rep); break;
-  case PENDING_UDP_ANNOUNCE: udp_announce_reply(r, p, rep); break;
-  case PENDING_API: syn_api_on_reply(r, p, rep); break;
-  default: break;
-  }
-  syn_router_pending_release(r, p);
-}
 
 /* ---- HTTP routing ---- */
 
@@ -329,7 +300,7 @@ static void on_http_request(void *ctx, const syn_http_request *req, syn_http_slo
   bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
   if (path_is(req, "/healthz")) {
     respond_text(slot, 200, "ok\n");
-  } else if (syn_ops_handle(r, req, slot)) {
+  } else if (syn_ops_handle(&r->ops, req, slot)) {
     /* answered by the operations endpoints */
   } else if (r->opts.admin_only) {
     respond_text(slot, 404, "not found\n");
@@ -339,7 +310,7 @@ static void on_http_request(void *ctx, const syn_http_request *req, syn_http_slo
   } else if (path_is(req, "/scrape")) {
     if (get) http_scrape(r, req, slot);
     else method_not_allowed(slot, "GET");
-  } else if (syn_api_handle(r, req, slot)) {
+  } else if (syn_api_handle(&r->api, req, slot)) {
     /* answered by the JSON API */
   } else {
     const char *body = "{\"status\":\"error\",\"error\":\"not found\"}";
@@ -349,30 +320,28 @@ static void on_http_request(void *ctx, const syn_http_request *req, syn_http_slo
 
 /* ---- lifetime ---- */
 
-static int open_cluster(syn_router *r, uv_loop_t *loop, const syn_config *cfg,
-                        const syn_router_options *opts, char *err, size_t err_len) {
+static int open_nodes(syn_router *r, uv_loop_t *loop, const syn_config *cfg,
+                      const syn_router_options *opts, char *err, size_t err_len) {
   char peer_urls[SYN_MAX_SEEDS][300];
   const char *seeds[SYN_MAX_SEEDS];
   for (size_t i = 0; i < cfg->seed_count; i++) {
-    if (syn_cluster_peer_url(cfg->seeds[i], peer_urls[i], sizeof peer_urls[i])) {
+    if (syn_peer_url_default(cfg->seeds[i], peer_urls[i], sizeof peer_urls[i])) {
       snprintf(err, err_len, "--seeds: \"%s\" is not a tcp://HOST:PORT URL", cfg->seeds[i]);
       return -1;
     }
     seeds[i] = peer_urls[i];
   }
-  syn_cluster_options co = {
+  syn_nodes_options no = {
       .cfg = cfg,
       .static_node_url = opts->node_url,
+      .view = opts->view,
       .self_id = cfg->node_id,
-      .peer_url = cfg->cluster_addr,
+      .peer_url = cfg->peer_addr,
       .seed_peer_urls = seeds,
       .seed_count = cfg->seed_count,
-      .membership = opts->membership,
-      .on_reply = on_node_reply,
-      .ctx = r,
   };
-  r->cluster = syn_cluster_open(loop, &co, err, err_len);
-  return r->cluster ? 0 : -1;
+  r->nodes = syn_nodes_open(loop, &no, err, err_len);
+  return r->nodes ? 0 : -1;
 }
 
 syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
@@ -385,14 +354,16 @@ syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
   r->loop = loop;
   r->cfg = cfg;
   r->opts = *opts;
-  r->pending_free = UINT32_MAX;
-  if (open_cluster(r, loop, cfg, opts, err, err_len)) goto fail;
+  if (open_nodes(r, loop, cfg, opts, err, err_len)) goto fail;
   r->http = syn_http_listen(loop, cfg, on_http_request, r, err, err_len);
   if (!r->http) goto fail;
   if (!opts->admin_only && cfg->udp_port) {
     r->udp = syn_udp_start(loop, cfg, on_udp_request, r, err, err_len);
     if (!r->udp) goto fail;
   }
+  r->api = (syn_api){loop, cfg, r->nodes, &r->counters};
+  r->scraper = (syn_scraper){loop, cfg, r->nodes, r->udp, &r->counters};
+  r->ops = (syn_ops){loop, cfg, r->nodes, r->http, r->udp, &r->counters, opts->admin_only};
   return r;
 fail:
   syn_router_stop(r);
@@ -402,10 +373,9 @@ fail:
 void syn_router_stop(syn_router *r) {
   if (!r) return;
   /* Fail what is in flight first: replies may still be written to open connections. */
-  if (r->cluster) syn_cluster_close(r->cluster);
+  if (r->nodes) syn_nodes_close(r->nodes);
   if (r->http) syn_http_close(r->http);
   if (r->udp) syn_udp_close(r->udp);
-  free(r->pending);
   syn_buf_free(&r->scratch);
   free(r);
 }

@@ -18,18 +18,18 @@
 
 typedef struct syn_router syn_router;
 
-struct syn_membership;
+struct syn_view_source;
 
 typedef struct syn_router_options {
   const char *node_url; /* standalone: nng URL of the one node serving everything */
   bool admin_only;      /* serve operations endpoints only, no UDP (a node's admin port) */
-  struct syn_membership *membership; /* a node's own membership to follow, or NULL */
+  struct syn_view_source *view; /* a node's own cluster view to follow, or NULL */
 } syn_router_options;
 
 /* Binds the HTTP and UDP ports. With node_url, forwards everything to that node; with
- * a membership, follows it; otherwise joins the cluster as a router through cfg->seeds
- * (node data URLs), listening for gossip on cfg->cluster_addr. NULL with a one-line message in err. `cfg` must outlive
- * the router. */
+ * a view, follows it; otherwise joins the cluster as a router through cfg->seeds (node
+ * data URLs), listening for gossip on cfg->peer_addr. NULL with a one-line message in
+ * err. `cfg` must outlive the router. */
 syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
                              const syn_router_options *opts, char *err, size_t err_len);
 

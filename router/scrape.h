@@ -1,36 +1,35 @@
 /* Scrapes split by owner: the hashes of one scrape (HTTP BEP 48 or UDP BEP 15) are
- * grouped by the node that serves each, one ScrapeRequest goes to each such node, and
- * the replies are merged into one answer (UDP: in the order asked). A full scrape asks
- * every node. If any part fails, the client gets a failure reason or error packet.
- * Loop thread only. */
+ * grouped by the node that serves each, one ScrapeRequest goes to each such node as a
+ * part of one call group (router/call_group.h), and the replies are merged into one
+ * answer (UDP: in the order asked; unknown hashes as zeros). A full scrape asks every
+ * node. If any part fails, the group ends at once and the client gets a failure reason
+ * or an error packet. Loop thread only. */
 #ifndef SYN_ROUTER_SCRAPE_H
 #define SYN_ROUTER_SCRAPE_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
-#include "common/buf.h"
-#include "router/internal.h"
+#include "common/config.h"
+#include "router/counters.h"
+#include "router/http.h"
+#include "router/nodes.h"
+#include "router/udp.h"
 
-typedef struct scrape_call {
-  bool udp;
-  syn_http_slot *slot;   /* HTTP */
-  uint32_t udp_tid;      /* UDP */
-  syn_udp_peer udp_peer; /* UDP */
-  uint32_t outstanding;
-  bool failed;
-  char error[160];
-  size_t count;          /* hashes asked; 0 = full scrape */
-  uint8_t (*hashes)[20]; /* heap, in the order asked */
-  syn_buf entries;       /* merged node entries, 32 bytes each */
-} scrape_call;
+typedef struct syn_scraper {
+  uv_loop_t *loop;
+  const syn_config *cfg;
+  syn_nodes *nodes;
+  syn_udp *udp; /* NULL when UDP is off */
+  syn_router_counters *counters;
+} syn_scraper;
 
-/* A call for `count` hashes (copied); NULL on ENOMEM. */
-scrape_call *scrape_call_new(const uint8_t (*hashes)[20], size_t count);
-/* Sends the parts, or answers at once when nothing can be sent. Takes ownership. */
-void scrape_start(syn_router *r, scrape_call *sc);
-/* One node's reply for a PENDING_SCRAPE_PART entry. */
-void scrape_part_reply(syn_router *r, pending *p, const Synapse__Reply *rep);
+/* Scrapes `count` hashes (copied; 0 = a full scrape) and answers on the HTTP slot. */
+void syn_scrape_http(const syn_scraper *s, const uint8_t (*hashes)[20], size_t count,
+                     syn_http_slot *slot);
+/* The same for a UDP client (at most SYN_UDP_MAX_SCRAPE hashes). */
+void syn_scrape_udp(const syn_scraper *s, const uint8_t (*hashes)[20], size_t count,
+                    uint32_t transaction_id, const syn_udp_peer *to);
 
 #endif

@@ -7,13 +7,18 @@
  *   send -> recv -> done. "Done" slots are put on a mutex-protected list and the loop is
  *   woken; a slot holds at most one outcome, so the list is bounded by `window`.
  * - The node answers in request order; if a reply is missing or out of order, every id
- *   of the batch is then also failed: the router ignores ids it has already completed. */
-#include "cluster/upstream.h"
+ *   of the batch is then also failed: the router ignores ids it has already completed.
+ * - Pipe notifications (nng threads) count the connections and flag a loss; the loop
+ *   then cancels every aio in flight, so their batches fail over at once. Without that,
+ *   req0 would keep a request whose connection broke and resend it after the redial,
+ *   to a node that may have applied it already. */
+#include "router/upstream.h"
 
 #include <errno.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +65,10 @@ struct syn_upstream {
   /* slots finished on nng threads, waiting for the loop */
   pthread_mutex_t done_lock;
   upstream_slot *done_head;
+  bool wake_closed;  /* under done_lock: pipe callbacks must not wake a closed handle */
+  atomic_int pipes;  /* connections up now */
+  atomic_bool link_lost; /* a connection went down since the loop last looked */
+  bool connected_seen;   /* what on_link was last told (loop thread) */
   syn_arena arena;
 };
 
@@ -134,8 +143,41 @@ static void deliver(syn_upstream *up, upstream_slot *s) {
   if (!replies_match(br, s)) fail_ids(up, s->ids, s->id_count, "node reply incomplete");
 }
 
+/* nng thread. */
+static void on_pipe(nng_pipe pipe, nng_pipe_ev ev, void *arg) {
+  (void)pipe;
+  syn_upstream *up = arg;
+  if (ev == NNG_PIPE_EV_ADD_POST) atomic_fetch_add(&up->pipes, 1);
+  if (ev == NNG_PIPE_EV_REM_POST) {
+    atomic_fetch_sub(&up->pipes, 1);
+    atomic_store(&up->link_lost, true);
+  }
+  pthread_mutex_lock(&up->done_lock);
+  if (!up->wake_closed) uv_async_send(&up->wake);
+  pthread_mutex_unlock(&up->done_lock);
+}
+
+/* The connection broke: what is in flight will not be answered by that process. */
+static void abort_in_flight(syn_upstream *up) {
+  for (size_t i = 0; i < up->slot_count; i++) {
+    enum slot_state st = up->slots[i].state;
+    if (st == SLOT_SENDING || st == SLOT_RECEIVING) nng_aio_cancel(up->slots[i].aio);
+  }
+}
+
+static void follow_link(syn_upstream *up) {
+  if (atomic_exchange(&up->link_lost, false)) abort_in_flight(up);
+  bool connected = atomic_load(&up->pipes) > 0;
+  if (connected == up->connected_seen) return;
+  up->connected_seen = connected;
+  if (up->opts.on_link) up->opts.on_link(up->opts.ctx, connected);
+}
+
+bool syn_upstream_connected(const syn_upstream *up) { return atomic_load(&up->pipes) > 0; }
+
 static void on_wake(uv_async_t *handle) {
   syn_upstream *up = handle->data;
+  if (!up->closing) follow_link(up);
   pthread_mutex_lock(&up->done_lock);
   upstream_slot *done = up->done_head;
   up->done_head = NULL;
@@ -217,6 +259,8 @@ static int open_socket(syn_upstream *up, char *err, size_t err_len) {
   if (rv == 0) rv = nng_socket_set_size(up->sock, NNG_OPT_RECVMAXSZ, SYN_WIRE_MAX_REPLY);
   if (rv == 0) rv = nng_socket_set_ms(up->sock, NNG_OPT_RECONNMINT, 50);
   if (rv == 0) rv = nng_socket_set_ms(up->sock, NNG_OPT_RECONNMAXT, 1000);
+  if (rv == 0) rv = nng_pipe_notify(up->sock, NNG_PIPE_EV_ADD_POST, on_pipe, up);
+  if (rv == 0) rv = nng_pipe_notify(up->sock, NNG_PIPE_EV_REM_POST, on_pipe, up);
   if (rv == 0) rv = nng_dial(up->sock, up->opts.url, NULL, NNG_FLAG_NONBLOCK);
   if (rv) snprintf(err, err_len, "cannot dial node at %s: %s", up->opts.url, nng_strerror(rv));
   return rv ? -1 : 0;
@@ -250,6 +294,11 @@ static void free_up(syn_upstream *up) {
   free(up);
 }
 
+static void on_handle_closed(uv_handle_t *h) {
+  syn_upstream *up = h->data;
+  if (--up->open_handles == 0) free_up(up);
+}
+
 syn_upstream *syn_upstream_open(uv_loop_t *loop, const syn_upstream_options *opts, char *err,
                                 size_t err_len) {
   syn_upstream *up = calloc(1, sizeof *up);
@@ -262,23 +311,25 @@ syn_upstream *syn_upstream_open(uv_loop_t *loop, const syn_upstream_options *opt
   pthread_mutex_init(&up->done_lock, NULL);
   syn_arena_init(&up->arena, 256 * 1024);
   up->batch_ids = malloc(sizeof *up->batch_ids * up->opts.max_batch);
+  /* The wake handle first: pipe notifications may arrive as soon as the dial starts. */
+  uv_async_init(loop, &up->wake, on_wake);
+  up->wake.data = up;
   if (!up->batch_ids || open_socket(up, err, err_len) || open_slots(up, err, err_len)) {
     if (!up->batch_ids) snprintf(err, err_len, "out of memory");
     nng_close(up->sock);
-    free_up(up);
+    pthread_mutex_lock(&up->done_lock);
+    up->wake_closed = true;
+    pthread_mutex_unlock(&up->done_lock);
+    up->open_handles = 1;
+    up->closing = true;
+    uv_close((uv_handle_t *)&up->wake, on_handle_closed);
     return NULL;
   }
-  uv_async_init(loop, &up->wake, on_wake);
   uv_check_init(loop, &up->turn_end);
-  up->wake.data = up->turn_end.data = up;
+  up->turn_end.data = up;
   uv_check_start(&up->turn_end, on_turn_end);
   up->open_handles = 2;
   return up;
-}
-
-static void on_handle_closed(uv_handle_t *h) {
-  syn_upstream *up = h->data;
-  if (--up->open_handles == 0) free_up(up);
 }
 
 void syn_upstream_close(syn_upstream *up) {
@@ -292,6 +343,9 @@ void syn_upstream_close(syn_upstream *up) {
         up->opts.on_failed(up->opts.ctx, up->batch.data, up->batch.len) == 0))
     fail_ids(up, up->batch_ids, up->batch_count, "shutting down");
   up->batch_count = 0;
+  pthread_mutex_lock(&up->done_lock);
+  up->wake_closed = true;
+  pthread_mutex_unlock(&up->done_lock);
   uv_close((uv_handle_t *)&up->wake, on_handle_closed);
   uv_close((uv_handle_t *)&up->turn_end, on_handle_closed);
 }

@@ -11,10 +11,17 @@
  * Every submitted request gets exactly one callback: its Reply, or a Reply carrying
  * UNAVAILABLE when the node does not answer within the deadline (set on the nng aio, so
  * it holds even when no node is connected). All functions are called on the loop thread;
- * none blocks. */
-#ifndef SYN_CLUSTER_UPSTREAM_H
-#define SYN_CLUSTER_UPSTREAM_H
+ * none blocks.
+ *
+ * The link follows its TCP connection: when the connection to the node breaks (the
+ * process died: the kernel resets the connection at once), every batch in flight is
+ * handed back through on_failed right away instead of at its deadline, and
+ * syn_upstream_connected turns false until nng has dialled the node again, so a caller
+ * can route around a dead node in milliseconds rather than waiting for gossip. */
+#ifndef SYN_ROUTER_UPSTREAM_H
+#define SYN_ROUTER_UPSTREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -33,6 +40,9 @@ typedef void (*syn_upstream_reply_fn)(void *ctx, const Synapse__Reply *reply);
  * callee), or -1 to have them failed with UNAVAILABLE as usual. */
 typedef int (*syn_upstream_failed_fn)(void *ctx, const uint8_t *batch, size_t len);
 
+/* Called on the loop thread when the link comes up or goes down. */
+typedef void (*syn_upstream_link_fn)(void *ctx, bool connected);
+
 typedef struct syn_upstream_options {
   const char *url;          /* nng URL of the node: inproc://, ipc:// or tcp:// */
   uint32_t timeout_ms;      /* deadline of a batch from send to reply */
@@ -41,6 +51,7 @@ typedef struct syn_upstream_options {
   uint32_t max_queued;      /* requests waiting for a free slot before submit fails */
   syn_upstream_reply_fn on_reply;
   syn_upstream_failed_fn on_failed; /* optional */
+  syn_upstream_link_fn on_link;     /* optional */
   void *ctx;
 } syn_upstream_options;
 
@@ -56,6 +67,9 @@ int syn_upstream_submit(syn_upstream *up, const Synapse__Request *req);
 /* Sends whatever is queued if a slot is free. Called by the upstream itself at the end of
  * each loop turn; exposed for callers that want to push early. */
 void syn_upstream_flush(syn_upstream *up);
+
+/* Whether a connection to the node is up now. */
+bool syn_upstream_connected(const syn_upstream *up);
 
 /* Requests queued or in flight. */
 size_t syn_upstream_pending(const syn_upstream *up);
