@@ -55,6 +55,7 @@
 #define EVICT_EVERY_MS 10000
 #define APP_OVERHEAD 512      /* envelope bytes around an app payload */
 #define WORKER_POLL_MS 100    /* server threads check for stop this often when idle */
+#define PAUSE_GAP_MS 2000     /* a gossip turn this late: the process was paused */
 
 /* A call in flight, listed so that stop can cancel it. */
 typedef struct flight {
@@ -108,6 +109,7 @@ struct syn_membership {
   void *on_change_ctx;
   syn_membership_app_fn app_fn;
   void *app_ctx;
+  size_t app_running; /* handler calls in progress (set_app_handler waits for them) */
   peer *peers;
   size_t async_calls; /* out_calls in flight */
   size_t inflight;    /* every call in flight, async and sync */
@@ -128,6 +130,8 @@ struct syn_membership {
   bool gossip_started, seeder_started;
 
   atomic_uint_fast64_t msgs_in, msgs_out, dropped, calls_failed, app_in, app_out;
+  atomic_uint_fast64_t last_tick; /* monotonic ms of the gossip thread's last turn */
+  atomic_uint_fast64_t pauses;    /* turns that came PAUSE_GAP_MS or more late */
 };
 
 static uint64_t now_ms(void) {
@@ -403,6 +407,8 @@ static void *gossip_main(void *arg) {
       break;
     }
     uint64_t now = now_ms();
+    uint64_t prev = atomic_exchange(&m->last_tick, now);
+    if (prev && now - prev > PAUSE_GAP_MS) atomic_fetch_add(&m->pauses, 1);
     syn_swim_tick(m->swim, now);
     size_t n = syn_swim_take_calls(m->swim, calls, 64);
     peer *idle = NULL;
@@ -520,11 +526,16 @@ static int serve_app(syn_membership *m, const syn_gossip_decoded *d, syn_buf *ou
   pthread_mutex_lock(&m->lock);
   syn_membership_app_fn fn = m->app_fn;
   void *ctx = m->app_ctx;
+  if (fn) m->app_running++;
   pthread_mutex_unlock(&m->lock);
   if (!fn) return syn_gossip_encode_app(m->self_id, NULL, 0, 1, "no app handler", out);
   syn_buf_reset(scratch);
-  if (fn(ctx, d->app, d->app_len, scratch) != 0)
-    return syn_gossip_encode_app(m->self_id, NULL, 0, 1, "app handler failed", out);
+  int rc = fn(ctx, d->app, d->app_len, scratch);
+  pthread_mutex_lock(&m->lock);
+  m->app_running--;
+  pthread_cond_broadcast(&m->cond);
+  pthread_mutex_unlock(&m->lock);
+  if (rc != 0) return syn_gossip_encode_app(m->self_id, NULL, 0, 1, "app handler failed", out);
   if (scratch->len + APP_OVERHEAD > m->cfg.max_message_bytes)
     return syn_gossip_encode_app(m->self_id, NULL, 0, 1, "app reply too large", out);
   return syn_gossip_encode_app(m->self_id, scratch->data, scratch->len, 1, NULL, out);
@@ -880,8 +891,10 @@ void syn_membership_set_app_handler(syn_membership *m, syn_membership_app_fn fn,
   pthread_mutex_lock(&m->lock);
   m->app_fn = fn;
   m->app_ctx = ctx;
-  pthread_mutex_unlock(&m->lock);
-}
+  /* Whoever replaces the handler may free the old one's context: wait until no call of
+   * it is still running. */
+  while (m->app_running > 0) wait_until(m, now_ms() + 20);
+  pthread_mutex_unlock(&m->lock);}
 
 int syn_membership_app_call(syn_membership *m, const char *peer_url, const void *req,
                             size_t len, uint32_t timeout_ms, syn_buf *reply) {
@@ -944,6 +957,9 @@ bool syn_membership_joined(syn_membership *m) {
   pthread_mutex_unlock(&m->lock);
   return joined;
 }
+
+uint64_t syn_membership_last_tick_ms(syn_membership *m) { return atomic_load(&m->last_tick); }
+uint64_t syn_membership_pauses(syn_membership *m) { return atomic_load(&m->pauses); }
 
 uint64_t syn_membership_self_incarnation(syn_membership *m) {
   pthread_mutex_lock(&m->lock);

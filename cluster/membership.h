@@ -164,7 +164,8 @@ void syn_membership_stop(syn_membership *m);
 void syn_membership_set_on_change(syn_membership *m, syn_membership_change_fn fn, void *ctx);
 
 /* Sets the app handler (NULL to clear: app requests are then answered with an error). Set
- * it before others can send app requests; any thread. */
+ * it before others can send app requests; any thread. Returns once no call of the
+ * previous handler is running, so its context may be freed then. */
 void syn_membership_set_app_handler(syn_membership *m, syn_membership_app_fn fn, void *ctx);
 
 /* Sends an app request to the member listening at peer_url and waits for its reply (the
@@ -192,6 +193,13 @@ syn_ring *syn_membership_build_ring(syn_membership *m, uint32_t partitions,
 bool syn_membership_joined(syn_membership *m);
 
 uint64_t syn_membership_self_incarnation(syn_membership *m);
+
+/* Monotonic ms of the gossip thread's last turn (it turns at least every gossip
+ * interval): a reader that finds it far in the past knows the process was paused. */
+uint64_t syn_membership_last_tick_ms(syn_membership *m);
+/* How many gossip turns came two seconds or more late (the process was paused, or
+ * starved of CPU that long): a member that was away may have missed writes. */
+uint64_t syn_membership_pauses(syn_membership *m);
 void syn_membership_stats_get(syn_membership *m, syn_membership_stats *out);
 
 #endif

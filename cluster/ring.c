@@ -10,6 +10,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "common/keyspace.h"
+
 struct syn_ring {
   uint32_t partitions;
   uint32_t replication; /* effective: min(requested, n) */
@@ -24,9 +26,7 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 uint32_t syn_ring_partition_of(uint32_t partitions, const uint8_t info_hash[20]) {
-  uint32_t head = (uint32_t)info_hash[0] << 24 | (uint32_t)info_hash[1] << 16 |
-                  (uint32_t)info_hash[2] << 8 | info_hash[3];
-  return head % partitions;
+  return syn_partition_of(partitions, info_hash); /* the one mapping: common/keyspace.h */
 }
 
 uint32_t syn_ring_partition(const syn_ring *ring, const uint8_t info_hash[20]) {

@@ -125,6 +125,12 @@ void syn_config_defaults(syn_config *cfg) {
   cfg->suspicion_mult = 4;       /* memberlist's LAN default */
   cfg->reap_timeout_s = 600;     /* a restarting pod keeps its partitions for 10 minutes */
   cfg->replication_interval_ms = 100; /* a lost update costs at most this much + an interval */
+  /* 7 days: a node away longer than this discards its data and pulls it again, so a
+   * delete only has to be remembered this long to never come back. */
+  cfg->tombstone_grace_s = 7 * 86400;
+  /* 10 s: differences left by a missed write are repaired within seconds; a round where
+   * nothing differs costs one 8 KiB digest exchange per pair of nodes. */
+  cfg->anti_entropy_interval_ms = 10000;
 }
 
 void syn_config_free(syn_config *cfg) {
@@ -348,6 +354,8 @@ static const key_spec keys[] = {
     {"cluster", "suspicion_mult", KIND_U32, FIELD(suspicion_mult), 0, 0},
     {"cluster", "reap_timeout_s", KIND_U32, FIELD(reap_timeout_s), 0, 0},
     {"cluster", "replication_interval_ms", KIND_U32, FIELD(replication_interval_ms), 0, 0},
+    {"cluster", "tombstone_grace_s", KIND_U32, FIELD(tombstone_grace_s), 0, 0},
+    {"cluster", "anti_entropy_interval_ms", KIND_U32, FIELD(anti_entropy_interval_ms), 0, 0},
     {"api", "tokens", KIND_STR_LIST, LIST(api_tokens, api_token_count, SYN_MAX_API_TOKENS)},
     {"embedding", "url", KIND_STR, FIELD(embedding_url), 0, 0},
     {"embedding", "api", KIND_STR, FIELD(embedding_api), 0, 0},
@@ -865,6 +873,8 @@ static int check_ranges(const syn_config *c, char *err, size_t err_len) {
       {"cluster.suspicion_mult", c->suspicion_mult, 1, 100},
       {"cluster.reap_timeout_s", c->reap_timeout_s, 1, 7 * 86400},
       {"cluster.replication_interval_ms", c->replication_interval_ms, 1, 60000},
+      {"cluster.tombstone_grace_s", c->tombstone_grace_s, 2, 365 * 86400},
+      {"cluster.anti_entropy_interval_ms", c->anti_entropy_interval_ms, 100, 3600000},
       {"limits.max_request_line", c->max_request_line, 64, 1048576},
       {"limits.max_header_bytes", c->max_header_bytes, 256, 1048576},
       {"limits.max_headers", c->max_headers, 1, 1024},
@@ -920,6 +930,13 @@ static int check_relations(const syn_config *c, char *err, size_t err_len) {
     set_err(err, err_len,
             "server.default_numwant (%u) is greater than server.max_peers_returned (%u)",
             c->default_numwant, c->max_numwant);
+    return -1;
+  }
+  if (c->tombstone_grace_s <= c->reap_timeout_s) {
+    set_err(err, err_len,
+            "cluster.tombstone_grace_s (%u) must be longer than cluster.reap_timeout_s (%u): a "
+            "node away that long must find its deletes remembered",
+            c->tombstone_grace_s, c->reap_timeout_s);
     return -1;
   }
   if (c->role == SYN_PROCESS_ROUTER && c->seed_count == 0) {

@@ -83,6 +83,9 @@ typedef struct syn_config {
   uint32_t suspicion_mult;    /* SWIM: suspect -> dead after mult*max(1,log10 N)*interval */
   uint32_t reap_timeout_s;    /* a dead node leaves the ring after this long */
   uint32_t replication_interval_ms; /* swarm changes are pushed to replicas this often */
+  uint32_t tombstone_grace_s; /* deletes are remembered (tombstones) this long; always
+                                 longer than reap_timeout_s */
+  uint32_t anti_entropy_interval_ms; /* replicas compare partition digests this often */
 
   /* api: */
   char *api_tokens[SYN_MAX_API_TOKENS]; /* bearer tokens for register and delete; none =

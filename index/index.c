@@ -358,7 +358,7 @@ syn_index *syn_index_open(const syn_index_config *cfg, const char *data_dir, cha
   if (rc != 0 && err && errlen)
     snprintf(err, errlen, "index: cannot create %s: %s", failed, strerror(-rc));
   syn_store_options so = {cfg->read_connections, cfg->sync_full, cfg->sqlite_mmap_mb,
-                          cfg->sqlite_cache_mb};
+                          cfg->sqlite_cache_mb, cfg->partitions, 0};
   if (rc == 0 && !(idx->store = syn_store_open(db, &so, err, errlen))) rc = -EIO;
   free(db);
   idx->src = (syn_vsource){idx->store, src_scan, src_scan_ids, src_get};
@@ -431,12 +431,13 @@ static void apply_put(syn_index *idx, const syn_store_change *chg, uint32_t dim,
 
 /* A shard registered without an embedding: stored (keyword search finds it), and any
  * vector of a version it replaces leaves its collection. */
-static int register_without_vector(syn_index *idx, const syn_shard_input *in, int64_t now_ms,
-                                   char *err, size_t errlen) {
+static int register_without_vector(syn_index *idx, const syn_shard_input *in,
+                                   const syn_version *v, bool *applied, char *err,
+                                   size_t errlen) {
   syn_store_change chg;
   syn_vindex *old_vi = NULL;
   pthread_mutex_lock(&idx->write_mu);
-  int rc = syn_store_put(idx->store, in, now_ms, &chg, err, errlen);
+  int rc = syn_store_put(idx->store, in, v, &chg, err, errlen);
   if (rc == 0 && chg.old_id &&
       (old_vi = coll_get(idx, chg.old_model_key, chg.old_dimension, false)) != NULL &&
       syn_vindex_remove(old_vi, chg.old_id) != 0)
@@ -444,19 +445,18 @@ static int register_without_vector(syn_index *idx, const syn_shard_input *in, in
              chg.old_dimension, (long long)chg.old_id);
   pthread_mutex_unlock(&idx->write_mu);
   if (rc != 0) return rc;
-  atomic_fetch_add(&idx->registrations, 1);
+  if (applied) *applied = chg.applied;
+  if (chg.applied) atomic_fetch_add(&idx->registrations, 1);
   maybe_queue(idx, old_vi);
   return 0;
 }
 
-int syn_index_register(syn_index *idx, const syn_shard_input *in, int64_t now_ms, char *err,
-                       size_t errlen) {
+int syn_index_register(syn_index *idx, const syn_shard_input *in, const syn_version *v,
+                       bool *applied, char *err, size_t errlen) {
   if (err && errlen) err[0] = '\0';
-  if (!in || in->dimension == 0 || in->dimension > SYN_SHARD_MAX_DIM) {
-    if (err && errlen) snprintf(err, errlen, "dimension must be 1..%d", SYN_SHARD_MAX_DIM);
-    return -EINVAL;
-  }
-  if (!in->embedding) return register_without_vector(idx, in, now_ms, err, errlen);
+  if (applied) *applied = false;
+  if (!in || !v || syn_dimension_check("dimension", in->dimension, err, errlen)) return -EINVAL;
+  if (!in->embedding) return register_without_vector(idx, in, v, applied, err, errlen);
   float *unit = malloc(4 * (size_t)in->dimension);
   if (!unit) return -ENOMEM;
   if (!normalise(in->embedding, in->dimension, unit)) {
@@ -467,12 +467,13 @@ int syn_index_register(syn_index *idx, const syn_shard_input *in, int64_t now_ms
   syn_store_change chg;
   syn_vindex *vi = NULL, *old_vi = NULL;
   pthread_mutex_lock(&idx->write_mu);
-  int rc = syn_store_put(idx->store, in, now_ms, &chg, err, errlen);
-  if (rc == 0) apply_put(idx, &chg, in->dimension, unit, &vi, &old_vi);
+  int rc = syn_store_put(idx->store, in, v, &chg, err, errlen);
+  if (rc == 0 && chg.applied) apply_put(idx, &chg, in->dimension, unit, &vi, &old_vi);
   pthread_mutex_unlock(&idx->write_mu);
   free(unit);
   if (rc != 0) return rc;
-  atomic_fetch_add(&idx->registrations, 1);
+  if (applied) *applied = chg.applied;
+  if (chg.applied) atomic_fetch_add(&idx->registrations, 1);
   maybe_queue(idx, vi);
   maybe_queue(idx, old_vi);
   return 0;
@@ -482,21 +483,61 @@ int syn_index_get(syn_index *idx, const char *info_hash, bool with_embedding, sy
   return syn_store_get(idx->store, info_hash, with_embedding, out);
 }
 
-int syn_index_delete(syn_index *idx, const char *info_hash) {
+/* A record left the store (delete or forget): its vector leaves its collection. */
+static void vector_gone(syn_index *idx, const syn_store_change *chg, syn_vindex **vi) {
+  if (!chg->old_id) return;
+  *vi = coll_get(idx, chg->old_model_key, chg->old_dimension, false);
+  if (*vi && syn_vindex_remove(*vi, chg->old_id) != 0)
+    syn_warn("index %s/%u: removal of row %lld failed; rebuild queued", chg->old_model_key,
+             chg->old_dimension, (long long)chg->old_id);
+}
+
+int syn_index_delete(syn_index *idx, const char *info_hash, const syn_version *v, int64_t now_ms,
+                     bool *applied, bool *existed) {
   syn_store_change chg;
   syn_vindex *vi = NULL;
   pthread_mutex_lock(&idx->write_mu);
-  int rc = syn_store_delete(idx->store, info_hash, &chg);
-  if (rc == 0 && (vi = coll_get(idx, chg.old_model_key, chg.old_dimension, false)) != NULL &&
-      syn_vindex_remove(vi, chg.old_id) != 0)
-    syn_warn("index %s/%u: removal of row %lld failed; rebuild queued", chg.old_model_key,
-             chg.old_dimension, (long long)chg.old_id);
+  int rc = syn_store_delete(idx->store, info_hash, v, now_ms, &chg);
+  if (rc == 0 && chg.applied) vector_gone(idx, &chg, &vi);
   pthread_mutex_unlock(&idx->write_mu);
-  if (rc == 0) {
-    atomic_fetch_add(&idx->deletions, 1);
-    maybe_queue(idx, vi);
-  }
+  if (rc != 0) return rc;
+  if (applied) *applied = chg.applied;
+  if (existed) *existed = chg.existed;
+  if (chg.applied && chg.existed) atomic_fetch_add(&idx->deletions, 1);
+  maybe_queue(idx, vi);
+  return 0;
+}
+
+int syn_index_forget(syn_index *idx, const char *info_hash) {
+  syn_store_change chg;
+  syn_vindex *vi = NULL;
+  pthread_mutex_lock(&idx->write_mu);
+  int rc = syn_store_forget(idx->store, info_hash, &chg);
+  if (rc == 0) vector_gone(idx, &chg, &vi);
+  pthread_mutex_unlock(&idx->write_mu);
+  maybe_queue(idx, vi);
   return rc;
+}
+
+int syn_index_version(syn_index *idx, const char *info_hash, syn_key_version *out) {
+  return syn_store_version(idx->store, info_hash, out);
+}
+
+int syn_index_bucket_keys(syn_index *idx, uint32_t bucket, syn_key_version **out, size_t *n,
+                          size_t *cap) {
+  return syn_store_bucket_keys(idx->store, bucket, out, n, cap);
+}
+
+int syn_index_partition_keys(syn_index *idx, uint32_t partition, char (**out)[65], size_t *n) {
+  return syn_store_partition_keys(idx->store, partition, out, n);
+}
+
+uint32_t syn_index_partitions(const syn_index *idx) { return syn_store_partitions(idx->store); }
+uint32_t syn_index_buckets(const syn_index *idx) { return syn_store_buckets(idx->store); }
+void syn_index_digests(syn_index *idx, uint64_t *out) { syn_store_digests(idx->store, out); }
+
+int syn_index_purge_tombstones(syn_index *idx, int64_t older_than_ms, size_t max, size_t *purged) {
+  return syn_store_purge_tombstones(idx->store, older_than_ms, max, purged);
 }
 
 /* ---- search ------------------------------------------------------------------------------ */

@@ -54,21 +54,45 @@ syn_index *syn_index_open(const syn_index_config *cfg, const char *data_dir, cha
  * changed indexes, and frees everything. No other call may be running or follow. */
 void syn_index_close(syn_index *idx);
 
-/* Registers a shard, or replaces the existing record of its info_hash (created_at is
- * kept). Returns after the record is committed to SQLite and its vector is in the index:
- * the shard is searchable as soon as this returns, and survives kill -9. now_ms is the
- * registration time (ms since the epoch), chosen by the primary so replicas agree.
- * 0, -EINVAL with a message naming the field in err, -ENOMEM, or -EIO. */
-int syn_index_register(syn_index *idx, const syn_shard_input *in, int64_t now_ms, char *err,
-                       size_t errlen);
+/* Registers a shard with version v (common/version.h), or replaces the existing record
+ * of its info_hash (created_at is kept), when v is newer than what is stored (record or
+ * tombstone); *applied tells (may be NULL). Returns after the record is committed to
+ * SQLite and its vector is in the index: the shard is searchable as soon as this
+ * returns, and survives kill -9. updated_at is v's time. 0, -EINVAL with a message
+ * naming the field in err, -ENOMEM, or -EIO. */
+int syn_index_register(syn_index *idx, const syn_shard_input *in, const syn_version *v,
+                       bool *applied, char *err, size_t errlen);
 
 /* Reads a shard (40 or 64 hex, any case); the embedding only when asked for. *out is
  * filled on success (free with syn_shard_free). 0, -ENOENT, -EINVAL, -EIO. */
 int syn_index_get(syn_index *idx, const char *info_hash, bool with_embedding, syn_shard *out);
 
-/* Deletes a shard: committed, and gone from every result, on return. 0, -ENOENT,
- * -EINVAL, -EIO. */
-int syn_index_delete(syn_index *idx, const char *info_hash);
+/* Deletes a shard with version v: when v is newer than what is stored, the record goes
+ * (committed, and gone from every result, on return) and a tombstone stays, stored at
+ * now_ms, until syn_index_purge_tombstones removes it after its grace. *applied and
+ * *existed (a live record was there) may be NULL. 0, -EINVAL, -EIO. */
+int syn_index_delete(syn_index *idx, const char *info_hash, const syn_version *v, int64_t now_ms,
+                     bool *applied, bool *existed);
+
+/* Removes the local record or tombstone without leaving a tombstone: the partition moved
+ * to other nodes, or is discarded to be pulled again. 0, -ENOENT, -EINVAL, -EIO. */
+int syn_index_forget(syn_index *idx, const char *info_hash);
+
+/* ---- anti-entropy (shard_store.h has the details) ---- */
+
+/* The version stored for an info_hash, record or tombstone. 0, -ENOENT, -EINVAL. */
+int syn_index_version(syn_index *idx, const char *info_hash, syn_key_version *out);
+/* Every record and tombstone of a bucket, appended to *out (caller frees). */
+int syn_index_bucket_keys(syn_index *idx, uint32_t bucket, syn_key_version **out, size_t *n,
+                          size_t *cap);
+/* The info_hashes of a partition's records and tombstones (caller frees *out). */
+int syn_index_partition_keys(syn_index *idx, uint32_t partition, char (**out)[65], size_t *n);
+/* Layout, and a copy of every bucket digest (partitions x buckets; kept by every write). */
+uint32_t syn_index_partitions(const syn_index *idx);
+uint32_t syn_index_buckets(const syn_index *idx);
+void syn_index_digests(syn_index *idx, uint64_t *out);
+/* Removes up to max tombstones stored before older_than_ms. */
+int syn_index_purge_tombstones(syn_index *idx, int64_t older_than_ms, size_t max, size_t *purged);
 
 typedef struct syn_search_filter {
   const char *model;       /* NULL: every collection of the query's dimension; otherwise

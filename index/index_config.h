@@ -97,6 +97,11 @@ typedef struct syn_index_config {
   uint32_t sqlite_mmap_mb;
   /* SQLite's own page cache per connection, MiB (SQLite's default is 2). */
   uint32_t sqlite_cache_mb;
+
+  /* The cluster's partition count: records are kept in anti-entropy buckets of their
+   * partition (common/keyspace.h), so replicas compare digests per partition and bucket.
+   * 0 = 1024. Changing it recomputes every bucket at the next open. */
+  uint32_t partitions;
 } syn_index_config;
 
 /* Fills every field with its default. */

@@ -13,6 +13,8 @@
 
 #include "index/index.h"
 
+#include "common/hlc.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -31,6 +33,15 @@ typedef struct fx {
   size_t nvecs;
   unsigned char *live; /* which shards are registered now */
 } fx;
+
+/* A version at `ms`, strictly after every earlier one this test made (node "t"). */
+static const syn_version *tv(int64_t ms) {
+  static syn_version v;
+  static uint64_t seq;
+  v.hlc = syn_hlc_from_ms(ms) + ++seq;
+  snprintf(v.node, sizeof v.node, "t");
+  return &v;
+}
 
 static void hash_of(size_t i, char out[41]) { snprintf(out, 41, "%040zx", i + 1); }
 
@@ -89,7 +100,7 @@ static void reg(fx *f, size_t i, const char *model, const char *tag1, const char
                         .file_size = -1,
                         .entry_count = -1};
   char err[256] = "";
-  int rc = syn_index_register(f->idx, &in, 1000 + (int64_t)i, err, sizeof err);
+  int rc = syn_index_register(f->idx, &in, tv(1000 + (int64_t)i), NULL, err, sizeof err);
   if (rc) fail_msg("register %zu: %s", i, err);
   f->live[i] = 1;
 }
@@ -97,7 +108,9 @@ static void reg(fx *f, size_t i, const char *model, const char *tag1, const char
 static void del(fx *f, size_t i) {
   char h[41];
   hash_of(i, h);
-  assert_int_equal(syn_index_delete(f->idx, h), 0);
+  bool existed = false;
+  assert_int_equal(syn_index_delete(f->idx, h, tv(1 << 30), 1, NULL, &existed), 0);
+  assert_true(existed);
   f->live[i] = 0;
 }
 
@@ -150,9 +163,12 @@ static void test_register_get_delete(void **state) {
   assert_int_equal(hits[0].shard.tag_count, 1);
   assert_null(hits[0].shard.embedding);
   syn_hits_free(hits, n);
-  assert_int_equal(syn_index_delete(f->idx, h), 0);
+  bool existed = false;
+  assert_int_equal(syn_index_delete(f->idx, h, tv(1 << 30), 5, NULL, &existed), 0);
+  assert_true(existed);
   assert_int_equal(syn_index_get(f->idx, h, false, &s), -ENOENT);
-  assert_int_equal(syn_index_delete(f->idx, h), -ENOENT);
+  assert_int_equal(syn_index_delete(f->idx, h, tv(1 << 30), 6, NULL, &existed), 0);
+  assert_false(existed); /* a second delete finds only the tombstone */
   assert_int_equal(search(f, f->vecs, NULL, 5, &hits, &n, NULL), 0);
   assert_int_equal(n, 0);
   syn_hits_free(hits, n);
@@ -204,7 +220,7 @@ static void test_bad_input(void **state) {
                         .model = "m",
                         .dimension = D,
                         .embedding = f->vecs};
-  assert_int_equal(syn_index_register(f->idx, &in, 1, err, sizeof err), -EINVAL);
+  assert_int_equal(syn_index_register(f->idx, &in, tv(1), NULL, err, sizeof err), -EINVAL);
   assert_non_null(strstr(err, "info_hash"));
   assert_int_equal(syn_index_get(f->idx, "nothex", false, &(syn_shard){0}), -EINVAL);
   assert_string_equal(syn_index_strerror(-ENOENT), "no such shard");
@@ -393,7 +409,7 @@ static void test_update_moves_vector(void **state) {
                         .file_size = -1,
                         .entry_count = -1};
   char err[128];
-  assert_int_equal(syn_index_register(f->idx, &in, 99999, err, sizeof err), 0);
+  assert_int_equal(syn_index_register(f->idx, &in, tv(99999), NULL, err, sizeof err), 0);
   syn_hit *hits;
   size_t n;
   syn_search_filter fa = {.model = "model-a"}, fb = {.model = "model-b"};
@@ -423,7 +439,7 @@ static void test_without_embedding(void **state) {
                         .dimension = D,
                         .file_size = -1,
                         .entry_count = -1};
-  assert_int_equal(syn_index_register(f->idx, &in, 1, err, sizeof err), 0);
+  assert_int_equal(syn_index_register(f->idx, &in, tv(1), NULL, err, sizeof err), 0);
   syn_hit *hits;
   size_t n;
   assert_int_equal(syn_index_search_text(f->idx, "wordless", NULL, 5, &hits, &n, NULL), 0);
@@ -431,10 +447,10 @@ static void test_without_embedding(void **state) {
   syn_hits_free(hits, n);
   assert_false(finds_itself(f, 7));
   in.embedding = f->vecs + 7 * D; /* gains an embedding */
-  assert_int_equal(syn_index_register(f->idx, &in, 2, err, sizeof err), 0);
+  assert_int_equal(syn_index_register(f->idx, &in, tv(2), NULL, err, sizeof err), 0);
   assert_true(finds_itself(f, 7));
   in.embedding = NULL; /* and loses it */
-  assert_int_equal(syn_index_register(f->idx, &in, 3, err, sizeof err), 0);
+  assert_int_equal(syn_index_register(f->idx, &in, tv(3), NULL, err, sizeof err), 0);
   assert_false(found_in_top(f, 7, 5));
   syn_shard s;
   assert_int_equal(syn_index_get(f->idx, h, true, &s), 0);
@@ -459,7 +475,7 @@ static void test_list_pages(void **state) {
                           .dimension = D,
                           .file_size = -1,
                           .entry_count = -1};
-  assert_int_equal(syn_index_register(f->idx, &bare, 1, err, sizeof err), 0);
+  assert_int_equal(syn_index_register(f->idx, &bare, tv(1), NULL, err, sizeof err), 0);
   syn_shard page[10];
   size_t n, total = 0;
   int64_t cursor = 0, last = 0;
@@ -656,7 +672,7 @@ static void reg_doc(fx *f, size_t i, const char *name, const char *desc, const c
                         .file_size = -1,
                         .entry_count = -1};
   char err[128];
-  assert_int_equal(syn_index_register(f->idx, &in, 1, err, sizeof err), 0);
+  assert_int_equal(syn_index_register(f->idx, &in, tv(1), NULL, err, sizeof err), 0);
 }
 
 static void test_text_search(void **state) {

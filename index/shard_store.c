@@ -29,6 +29,9 @@
 
 #include "common/rank.h"
 #include "common/shard_rules.h"
+#include "common/hlc.h"
+#include "common/keyspace.h"
+#include "index/store_internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "embeddings are stored as little-endian float32; add byte swapping for this target"
@@ -86,8 +89,32 @@ static const char k_schema_v1[] =
     "json_each(new.tags);"
     "END;";
 
+/* Version 2: versions and tombstones (design decisions, cluster under faults). Every
+ * record carries the version of the write that made it; a delete leaves a tombstone
+ * with its version; both carry their anti-entropy bucket, and `digests` holds each
+ * bucket's XOR of record digests, kept with every write in the same transaction. The
+ * buckets depend on the cluster's partition count, kept in `meta`; a database opened
+ * with another layout has its buckets and digests recomputed (store_sync.c). Rows of
+ * version 1 get the version of their update time, from no node. */
+static const char k_schema_v2[] =
+    "ALTER TABLE shards ADD COLUMN version_hlc INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE shards ADD COLUMN version_node TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE shards ADD COLUMN bucket INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE shards SET version_hlc = updated_at * 65536;"
+    "CREATE INDEX shards_by_bucket ON shards(bucket, info_hash);"
+    "CREATE TABLE tombstones ("
+    " info_hash TEXT PRIMARY KEY,"
+    " bucket INTEGER NOT NULL,"
+    " version_hlc INTEGER NOT NULL,"
+    " version_node TEXT NOT NULL,"
+    " deleted_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX tombstones_by_bucket ON tombstones(bucket, info_hash);"
+    "CREATE INDEX tombstones_by_age ON tombstones(deleted_at);"
+    "CREATE TABLE digests (bucket INTEGER PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+
 /* k_migrations[i] takes a database from user_version i to i + 1. */
-static const char *const k_migrations[] = {k_schema_v1};
+static const char *const k_migrations[] = {k_schema_v1, k_schema_v2};
 #define SCHEMA_VERSION ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 
 /* ---- statements ------------------------------------------------------------------ */
@@ -95,52 +122,43 @@ static const char *const k_migrations[] = {k_schema_v1};
 #define RECORD_COLS                                                                         \
   "id, info_hash, model_key, dimension, created_at, updated_at, display_name, model, tags," \
   " file_size, entry_count, creator_agent_id, creator_public_key, signature, description,"  \
-  " metadata, norm"
+  " metadata, norm, version_hlc, version_node"
 #define TAG_FILTER "SELECT value FROM json_each(?%d)"
 
-enum stmt_id {
-  ST_BEGIN,
-  ST_BEGIN_READ,
-  ST_COMMIT,
-  ST_ROLLBACK,
-  ST_FIND,
-  ST_DELETE_ID,
-  ST_INSERT,
-  ST_DELETE_HASH,
-  ST_GET_HASH,
-  ST_GET_HASH_EMB,
-  ST_GET_ID,
-  ST_GET_ID_EMB,
-  ST_JSON_EACH,
-  ST_COUNT,
-  ST_LIST_IDS,
-  ST_COLLECTIONS,
-  ST_SCAN_VECTORS,
-  ST_SCAN_IDS,
-  ST_GET_VECTOR,
-  ST_PROBE,
-  ST_PROBE_EMB,
-  ST_COUNT_TAGGED,
-  ST_EXACT_ALL,
-  ST_EXACT_TAGGED,
-  ST_TEXT,
-  ST__N
-};
-
-static const char *const k_sql[ST__N] = {
+const char *const store_sql[ST__N] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_BEGIN_READ] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_FIND] = "SELECT id, created_at, model_key, dimension FROM shards WHERE info_hash = ?1",
+    [ST_FIND] = "SELECT id, created_at, model_key, dimension, version_hlc, version_node"
+                " FROM shards WHERE info_hash = ?1",
     [ST_DELETE_ID] = "DELETE FROM shards WHERE id = ?1",
     [ST_INSERT] =
         "INSERT INTO shards (info_hash, model_key, dimension, norm, created_at,"
         " updated_at, display_name, model, tags, file_size, entry_count,"
         " creator_agent_id, creator_public_key, signature, description, metadata,"
-        " embedding) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-        " ?14, ?15, ?16, ?17)",
+        " embedding, version_hlc, version_node, bucket) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+        " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     [ST_DELETE_HASH] = "DELETE FROM shards WHERE info_hash = ?1 RETURNING id, model_key, dimension",
+    [ST_TOMB_FIND] = "SELECT version_hlc, version_node, deleted_at FROM tombstones WHERE info_hash = ?1",
+    [ST_TOMB_DELETE] = "DELETE FROM tombstones WHERE info_hash = ?1",
+    [ST_TOMB_PUT] = "INSERT OR REPLACE INTO tombstones (info_hash, bucket, version_hlc, version_node,"
+                    " deleted_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_DIGEST_SET] = "INSERT OR REPLACE INTO digests (bucket, value) VALUES (?1, ?2)",
+    [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [ST_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+    [ST_TOMB_OLD] = "SELECT info_hash FROM tombstones WHERE deleted_at < ?1 LIMIT ?2",
+    [ST_BUCKET_SHARDS] = "SELECT info_hash, version_hlc, version_node FROM shards WHERE bucket = ?1",
+    [ST_BUCKET_TOMBS] = "SELECT info_hash, version_hlc, version_node, deleted_at FROM tombstones"
+                        " WHERE bucket = ?1",
+    [ST_RANGE_SHARDS] = "SELECT info_hash FROM shards WHERE bucket BETWEEN ?1 AND ?2",
+    [ST_RANGE_TOMBS] = "SELECT info_hash FROM tombstones WHERE bucket BETWEEN ?1 AND ?2",
+    [ST_DIGEST_ALL] = "SELECT bucket, value FROM digests",
+    [ST_ALL_SHARD_KEYS] = "SELECT id, info_hash, version_hlc, version_node FROM shards",
+    [ST_ALL_TOMB_KEYS] = "SELECT info_hash, version_hlc, version_node FROM tombstones",
+    [ST_SET_SHARD_BUCKET] = "UPDATE shards SET bucket = ?2 WHERE id = ?1",
+    [ST_SET_TOMB_BUCKET] = "UPDATE tombstones SET bucket = ?2 WHERE info_hash = ?1",
+    [ST_DIGEST_CLEAR] = "DELETE FROM digests",
     [ST_GET_HASH] = "SELECT " RECORD_COLS " FROM shards WHERE info_hash = ?1",
     [ST_GET_HASH_EMB] = "SELECT " RECORD_COLS ", embedding FROM shards WHERE info_hash = ?1",
     [ST_GET_ID] = "SELECT " RECORD_COLS " FROM shards WHERE id = ?1",
@@ -187,29 +205,12 @@ static const char *const k_sql[ST__N] = {
         " ORDER BY r LIMIT ?4",
 };
 
-typedef struct conn {
-  sqlite3 *db;
-  sqlite3_stmt *st[ST__N];
-} conn;
-
-struct syn_store {
-  conn writer;
-  pthread_mutex_t write_mu;
-  conn *readers;
-  size_t nreaders;
-  size_t *free_stack;
-  size_t nfree;
-  pthread_mutex_t pool_mu;
-  pthread_cond_t pool_cv;
-  atomic_uint_fast64_t corrupt;
-};
-
-static void set_err(char *err, size_t errlen, const char *fmt, const char *detail) {
+void store_set_err(char *err, size_t errlen, const char *fmt, const char *detail) {
   if (err && errlen) snprintf(err, errlen, fmt, detail ? detail : "");
 }
 
-static sqlite3_stmt *stmt_get(conn *c, enum stmt_id id) {
-  if (!c->st[id] && sqlite3_prepare_v3(c->db, k_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
+sqlite3_stmt *store_stmt(store_conn *c, enum stmt_id id) {
+  if (!c->st[id] && sqlite3_prepare_v3(c->db, store_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
                                        NULL) != SQLITE_OK) {
     c->st[id] = NULL;
     return NULL;
@@ -217,30 +218,30 @@ static sqlite3_stmt *stmt_get(conn *c, enum stmt_id id) {
   return c->st[id];
 }
 
-static void stmt_done(sqlite3_stmt *s) {
+void store_stmt_done(sqlite3_stmt *s) {
   if (!s) return;
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
 }
 
 /* Runs a statement without results (BEGIN, COMMIT, ...). */
-static int stmt_run(conn *c, enum stmt_id id) {
-  sqlite3_stmt *s = stmt_get(c, id);
+int store_run(store_conn *c, enum stmt_id id) {
+  sqlite3_stmt *s = store_stmt(c, id);
   if (!s) return -EIO;
   int rc = sqlite3_step(s);
-  stmt_done(s);
+  store_stmt_done(s);
   return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-static conn *reader_acquire(syn_store *st) {
+store_conn *store_reader_acquire(syn_store *st) {
   pthread_mutex_lock(&st->pool_mu);
   while (st->nfree == 0) pthread_cond_wait(&st->pool_cv, &st->pool_mu);
-  conn *c = &st->readers[st->free_stack[--st->nfree]];
+  store_conn *c = &st->readers[st->free_stack[--st->nfree]];
   pthread_mutex_unlock(&st->pool_mu);
   return c;
 }
 
-static void reader_release(syn_store *st, conn *c) {
+void store_reader_release(syn_store *st, store_conn *c) {
   pthread_mutex_lock(&st->pool_mu);
   st->free_stack[st->nfree++] = (size_t)(c - st->readers);
   pthread_cond_signal(&st->pool_cv);
@@ -248,18 +249,18 @@ static void reader_release(syn_store *st, conn *c) {
 }
 
 /* A session's connection, or one borrowed from the pool for a single call. */
-static conn *conn_use(syn_store *st, syn_store_reader *r) {
-  return r ? (conn *)(void *)r : reader_acquire(st);
+store_conn *store_conn_use(syn_store *st, syn_store_reader *r) {
+  return r ? (store_conn *)(void *)r : store_reader_acquire(st);
 }
 
-static void conn_done(syn_store *st, syn_store_reader *r, conn *c) {
-  if (!r) reader_release(st, c);
+void store_conn_done(syn_store *st, syn_store_reader *r, store_conn *c) {
+  if (!r) store_reader_release(st, c);
 }
 
 syn_store_reader *syn_store_read_begin(syn_store *st) {
-  conn *c = reader_acquire(st);
-  if (stmt_run(c, ST_BEGIN_READ) != 0) {
-    reader_release(st, c);
+  store_conn *c = store_reader_acquire(st);
+  if (store_run(c, ST_BEGIN_READ) != 0) {
+    store_reader_release(st, c);
     return NULL;
   }
   return (syn_store_reader *)(void *)c;
@@ -267,25 +268,25 @@ syn_store_reader *syn_store_read_begin(syn_store *st) {
 
 void syn_store_read_end(syn_store *st, syn_store_reader *r) {
   if (!r) return;
-  conn *c = (conn *)(void *)r;
-  if (!sqlite3_get_autocommit(c->db)) stmt_run(c, ST_COMMIT);
-  reader_release(st, c);
+  store_conn *c = (store_conn *)(void *)r;
+  if (!sqlite3_get_autocommit(c->db)) store_run(c, ST_COMMIT);
+  store_reader_release(st, c);
 }
 
 /* ---- open, migrate, close -------------------------------------------------------- */
 
-static void conn_close(conn *c) {
+static void conn_close(store_conn *c) {
   for (int i = 0; i < ST__N; i++) sqlite3_finalize(c->st[i]);
   memset(c->st, 0, sizeof c->st);
   if (c->db) sqlite3_close_v2(c->db);
   c->db = NULL;
 }
 
-static int conn_open(conn *c, const char *path, bool writer, const syn_store_options *opt,
+static int conn_open(store_conn *c, const char *path, bool writer, const syn_store_options *opt,
                      char *err, size_t errlen) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
   if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
-    set_err(err, errlen, "sqlite open: %s", c->db ? sqlite3_errmsg(c->db) : "out of memory");
+    store_set_err(err, errlen, "sqlite open: %s", c->db ? sqlite3_errmsg(c->db) : "out of memory");
     return -EIO;
   }
   sqlite3_busy_timeout(c->db, 5000);
@@ -300,7 +301,7 @@ static int conn_open(conn *c, const char *path, bool writer, const syn_store_opt
     snprintf(sql + len, sizeof sql - (size_t)len, " PRAGMA cache_size=-%u;", opt->cache_mb * 1024);
   char *msg = NULL;
   if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    set_err(err, errlen, "sqlite pragma: %s", msg);
+    store_set_err(err, errlen, "sqlite pragma: %s", msg);
     sqlite3_free(msg);
     return -EIO;
   }
@@ -326,7 +327,7 @@ static int user_version(sqlite3 *db, int *v) {
 static int migrate(sqlite3 *db, char *err, size_t errlen) {
   int v;
   if (user_version(db, &v) != 0) {
-    set_err(err, errlen, "sqlite: cannot read user_version: %s", sqlite3_errmsg(db));
+    store_set_err(err, errlen, "sqlite: cannot read user_version: %s", sqlite3_errmsg(db));
     return -EIO;
   }
   if (v > SCHEMA_VERSION) {
@@ -343,7 +344,7 @@ static int migrate(sqlite3 *db, char *err, size_t errlen) {
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, k_migrations[v], NULL, NULL, &msg);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, tail, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-      set_err(err, errlen, "shard schema migration failed: %s", msg);
+      store_set_err(err, errlen, "shard schema migration failed: %s", msg);
       sqlite3_free(msg);
       sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
       return -EIO;
@@ -360,7 +361,7 @@ static int open_writer(syn_store *st, const char *path, const syn_store_options 
   char *msg = NULL;
   if (sqlite3_exec(st->writer.db, "PRAGMA journal_mode=WAL", wal_cb, &wal, &msg) != SQLITE_OK ||
       !wal) {
-    set_err(err, errlen, "sqlite: cannot enable WAL: %s", msg ? msg : "refused");
+    store_set_err(err, errlen, "sqlite: cannot enable WAL: %s", msg ? msg : "refused");
     sqlite3_free(msg);
     return -EIO;
   }
@@ -370,15 +371,15 @@ static int open_writer(syn_store *st, const char *path, const syn_store_options 
 syn_store *syn_store_open(const char *path, const syn_store_options *opt, char *err,
                           size_t errlen) {
   if (!sqlite3_threadsafe()) {
-    set_err(err, errlen, "%s", "sqlite3 was built without thread support");
+    store_set_err(err, errlen, "%s", "sqlite3 was built without thread support");
     return NULL;
   }
   syn_store *st = calloc(1, sizeof *st);
   size_t nr = opt && opt->read_connections ? opt->read_connections : 4;
-  syn_store_options o = opt ? *opt : (syn_store_options){4, true, 256, 0};
+  syn_store_options o = opt ? *opt : (syn_store_options){4, true, 256, 0, 0, 0};
   if (!st || !(st->readers = calloc(nr, sizeof *st->readers)) ||
       !(st->free_stack = calloc(nr, sizeof *st->free_stack))) {
-    set_err(err, errlen, "%s", "out of memory");
+    store_set_err(err, errlen, "%s", "out of memory");
     if (st) free(st->readers);
     free(st);
     return NULL;
@@ -388,7 +389,11 @@ syn_store *syn_store_open(const char *path, const syn_store_options *opt, char *
   pthread_cond_init(&st->pool_cv, NULL);
   atomic_init(&st->corrupt, 0);
   st->nreaders = nr;
+  st->partitions = o.partitions ? o.partitions : 1024;
+  st->buckets = o.buckets ? o.buckets : SYN_BUCKETS_PER_PARTITION;
+  pthread_mutex_init(&st->digest_mu, NULL);
   if (open_writer(st, path, &o, err, errlen) != 0) goto fail;
+  if (store_layout_open(st, err, errlen) != 0) goto fail;
   for (size_t i = 0; i < nr; i++) {
     if (conn_open(&st->readers[i], path, false, &o, err, errlen) != 0) goto fail;
     st->free_stack[st->nfree++] = i;
@@ -406,6 +411,8 @@ void syn_store_close(syn_store *st) {
   pthread_mutex_destroy(&st->write_mu);
   pthread_mutex_destroy(&st->pool_mu);
   pthread_cond_destroy(&st->pool_cv);
+  pthread_mutex_destroy(&st->digest_mu);
+  free(st->digest);
   free(st->readers);
   free(st->free_stack);
   free(st);
@@ -517,7 +524,7 @@ static int check_input(const syn_shard_input *in, char *ih, char *model_key, dou
                        char *err, size_t errlen) {
   int rc;
   if (!in->info_hash || syn_info_hash_normalize(in->info_hash, ih) != 0) {
-    set_err(err, errlen, "%s", "\"info_hash\" must be 40 or 64 hexadecimal characters");
+    store_set_err(err, errlen, "%s", "\"info_hash\" must be 40 or 64 hexadecimal characters");
     return -EINVAL;
   }
   if ((rc = check_strings(in, err, errlen)) != 0) return rc;
@@ -528,11 +535,11 @@ static int check_input(const syn_shard_input *in, char *ih, char *model_key, dou
   /* A shard without an embedding is stored and found by words, never by vector. */
   *norm = 0;
   if (in->embedding && (*norm = vec_norm(in->embedding, in->dimension)) == 0) {
-    set_err(err, errlen, "%s", "embedding must be finite and not all zero");
+    store_set_err(err, errlen, "%s", "embedding must be finite and not all zero");
     return -EINVAL;
   }
   if (in->tag_count && !in->tags) {
-    set_err(err, errlen, "%s", "tags missing");
+    store_set_err(err, errlen, "%s", "tags missing");
     return -EINVAL;
   }
   return 0;
@@ -554,40 +561,109 @@ static void bind_int_or_null(sqlite3_stmt *s, int i, int64_t v) {
     sqlite3_bind_null(s, i);
 }
 
-/* Looks the info_hash up inside the write transaction; fills the old_* fields. */
-static int put_find_old(conn *c, const char *ih, syn_store_change *chg, int64_t *created) {
-  sqlite3_stmt *s = stmt_get(c, ST_FIND);
+static void read_version(sqlite3_stmt *s, int col, syn_version *v) {
+  v->hlc = (uint64_t)sqlite3_column_int64(s, col);
+  const char *node = (const char *)sqlite3_column_text(s, col + 1);
+  snprintf(v->node, sizeof v->node, "%s", node ? node : "");
+}
+
+int store_find_current(store_conn *c, const char *ih, syn_store_change *chg, store_current *cur) {
+  memset(cur, 0, sizeof *cur);
+  sqlite3_stmt *s = store_stmt(c, ST_FIND);
   if (!s) return -EIO;
   sqlite3_bind_text(s, 1, ih, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) {
+    cur->found_record = true;
     chg->old_id = sqlite3_column_int64(s, 0);
-    *created = sqlite3_column_int64(s, 1);
+    cur->created_at_ms = sqlite3_column_int64(s, 1);
     const char *mk = (const char *)sqlite3_column_text(s, 2);
     snprintf(chg->old_model_key, sizeof chg->old_model_key, "%s", mk ? mk : "");
     chg->old_dimension = (uint32_t)sqlite3_column_int64(s, 3);
+    read_version(s, 4, &cur->record);
   }
-  stmt_done(s);
+  store_stmt_done(s);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return -EIO;
-  if (!chg->old_id) return 0;
-  s = stmt_get(c, ST_DELETE_ID);
+  s = store_stmt(c, ST_TOMB_FIND);
   if (!s) return -EIO;
-  sqlite3_bind_int64(s, 1, chg->old_id);
+  sqlite3_bind_text(s, 1, ih, -1, SQLITE_STATIC);
   rc = sqlite3_step(s);
-  stmt_done(s);
+  if (rc == SQLITE_ROW) {
+    cur->found_tomb = true;
+    read_version(s, 0, &cur->tomb);
+    cur->tomb_deleted_at_ms = sqlite3_column_int64(s, 2);
+  }
+  store_stmt_done(s);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* Whether v is newer than everything stored for the key. */
+static bool newer_than_current(const store_current *cur, const syn_version *v) {
+  if (cur->found_record && syn_version_cmp(v, &cur->record) <= 0) return false;
+  if (cur->found_tomb && syn_version_cmp(v, &cur->tomb) <= 0) return false;
+  return true;
+}
+
+static int exec_key(store_conn *c, enum stmt_id id, const char *ih) {
+  sqlite3_stmt *s = store_stmt(c, id);
+  if (!s) return -EIO;
+  sqlite3_bind_text(s, 1, ih, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  store_stmt_done(s);
   return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-static int put_insert(conn *c, const syn_shard_input *in, const char *ih, const char *tags,
-                      const syn_store_change *chg, int64_t now_ms, char *err, size_t errlen) {
-  sqlite3_stmt *s = stmt_get(c, ST_INSERT);
+static int delete_row(store_conn *c, int64_t id) {
+  sqlite3_stmt *s = store_stmt(c, ST_DELETE_ID);
+  if (!s) return -EIO;
+  sqlite3_bind_int64(s, 1, id);
+  int rc = sqlite3_step(s);
+  store_stmt_done(s);
+  return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* Removes what is stored for ih (record and tombstone), XORing them out of the digest. */
+static int remove_current(syn_store *st, store_conn *c, const char *ih, uint32_t bucket,
+                          const store_current *cur, const syn_store_change *chg,
+                          store_digest_txn *t) {
+  int rc = 0;
+  if (cur->found_record) {
+    rc = delete_row(c, chg->old_id);
+    if (rc == 0) rc = store_digest_xor(st, t, bucket, syn_record_digest(ih, &cur->record, false));
+  }
+  if (rc == 0 && cur->found_tomb) {
+    rc = exec_key(c, ST_TOMB_DELETE, ih);
+    if (rc == 0) rc = store_digest_xor(st, t, bucket, syn_record_digest(ih, &cur->tomb, true));
+  }
+  return rc;
+}
+
+/* Ends a write transaction: COMMIT (and the digests follow) or ROLLBACK. */
+static int finish_write(syn_store *st, store_conn *c, int rc, store_digest_txn *t, char *err,
+                        size_t errlen) {
+  if (rc == 0) rc = store_run(c, ST_COMMIT);
+  if (rc == 0) {
+    store_digest_commit(st, t);
+  } else {
+    if (rc == -EIO && err && errlen && !err[0])
+      store_set_err(err, errlen, "sqlite: %s", sqlite3_errmsg(c->db));
+    if (!sqlite3_get_autocommit(c->db)) store_run(c, ST_ROLLBACK);
+  }
+  store_digest_free(t);
+  return rc;
+}
+
+static int put_insert(store_conn *c, const syn_shard_input *in, const char *ih, const char *tags,
+                      const syn_store_change *chg, const syn_version *v, uint32_t bucket,
+                      char *err, size_t errlen) {
+  sqlite3_stmt *s = store_stmt(c, ST_INSERT);
   if (!s) return -EIO;
   sqlite3_bind_text(s, 1, ih, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, chg->model_key, -1, SQLITE_STATIC);
   sqlite3_bind_int64(s, 3, in->dimension);
   sqlite3_bind_double(s, 4, chg->norm);
   sqlite3_bind_int64(s, 5, chg->created_at_ms);
-  sqlite3_bind_int64(s, 6, now_ms);
+  sqlite3_bind_int64(s, 6, syn_hlc_ms(v->hlc));
   sqlite3_bind_text(s, 7, in->display_name, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 8, in->model, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 9, tags, -1, SQLITE_STATIC);
@@ -602,20 +678,23 @@ static int put_insert(conn *c, const syn_shard_input *in, const char *ih, const 
     sqlite3_bind_blob(s, 17, in->embedding, (int)(4 * in->dimension), SQLITE_STATIC);
   else
     sqlite3_bind_null(s, 17);
+  sqlite3_bind_int64(s, 18, (sqlite3_int64)v->hlc);
+  sqlite3_bind_text(s, 19, v->node, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 20, bucket);
   int rc = sqlite3_step(s);
   int ext = sqlite3_extended_errcode(c->db);
-  stmt_done(s);
+  store_stmt_done(s);
   if (rc == SQLITE_DONE) return 0;
   if (ext == SQLITE_CONSTRAINT_CHECK) {
-    set_err(err, errlen, "%s", "metadata must be a JSON object");
+    store_set_err(err, errlen, "%s", "metadata must be a JSON object");
     return -EINVAL;
   }
-  set_err(err, errlen, "sqlite insert: %s", sqlite3_errmsg(c->db));
+  store_set_err(err, errlen, "sqlite insert: %s", sqlite3_errmsg(c->db));
   return -EIO;
 }
 
-int syn_store_put(syn_store *st, const syn_shard_input *in, int64_t now_ms, syn_store_change *chg,
-                  char *err, size_t errlen) {
+int syn_store_put(syn_store *st, const syn_shard_input *in, const syn_version *v,
+                  syn_store_change *chg, char *err, size_t errlen) {
   char ih[65];
   double norm;
   memset(chg, 0, sizeof *chg);
@@ -628,53 +707,110 @@ int syn_store_put(syn_store *st, const syn_shard_input *in, int64_t now_ms, syn_
       snprintf(err, errlen, "at most %d tags of 1..%d bytes without control characters or ','",
                SYN_SHARD_MAX_TAGS, SYN_SHARD_MAX_TAG);
     else
-      set_err(err, errlen, "%s", "out of memory");
+      store_set_err(err, errlen, "%s", "out of memory");
     return bad ? -EINVAL : -ENOMEM;
   }
   chg->norm = (float)norm;
+  uint32_t bucket = store_bucket_of(st, ih);
+  store_digest_txn t = {0};
+  store_current cur;
   pthread_mutex_lock(&st->write_mu);
-  conn *c = &st->writer;
-  int64_t created = 0;
-  rc = stmt_run(c, ST_BEGIN);
-  if (rc == 0) rc = put_find_old(c, ih, chg, &created);
-  if (rc == 0) {
-    chg->created_at_ms = in->created_at_ms > 0 ? in->created_at_ms : created > 0 ? created : now_ms;
-    rc = put_insert(c, in, ih, tags, chg, now_ms, err, errlen);
+  store_conn *c = &st->writer;
+  rc = store_run(c, ST_BEGIN);
+  if (rc == 0) rc = store_find_current(c, ih, chg, &cur);
+  chg->existed = cur.found_record;
+  chg->applied = rc == 0 && newer_than_current(&cur, v);
+  if (rc == 0 && chg->applied) {
+    chg->created_at_ms = in->created_at_ms > 0       ? in->created_at_ms
+                         : cur.created_at_ms > 0     ? cur.created_at_ms
+                                                     : syn_hlc_ms(v->hlc);
+    rc = remove_current(st, c, ih, bucket, &cur, chg, &t);
+    if (rc == 0) rc = put_insert(c, in, ih, tags, chg, v, bucket, err, errlen);
+    if (rc == 0) chg->id = sqlite3_last_insert_rowid(c->db);
+    if (rc == 0) rc = store_digest_xor(st, &t, bucket, syn_record_digest(ih, v, false));
   }
-  if (rc == 0) {
-    chg->id = sqlite3_last_insert_rowid(c->db);
-    rc = stmt_run(c, ST_COMMIT);
-  }
-  if (rc != 0) {
-    if (rc == -EIO && err && errlen && !err[0])
-      set_err(err, errlen, "sqlite: %s", sqlite3_errmsg(c->db));
-    if (!sqlite3_get_autocommit(c->db)) stmt_run(c, ST_ROLLBACK);
-  }
+  if (rc == 0 && !chg->applied) chg->old_id = 0; /* nothing changed for the indexes */
+  rc = finish_write(st, c, rc, &t, err, errlen);
   pthread_mutex_unlock(&st->write_mu);
   free(tags);
   return rc;
 }
 
-int syn_store_delete(syn_store *st, const char *info_hash, syn_store_change *chg) {
+static int put_tombstone(store_conn *c, const char *ih, uint32_t bucket, const syn_version *v,
+                         int64_t now_ms) {
+  sqlite3_stmt *s = store_stmt(c, ST_TOMB_PUT);
+  if (!s) return -EIO;
+  sqlite3_bind_text(s, 1, ih, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 2, bucket);
+  sqlite3_bind_int64(s, 3, (sqlite3_int64)v->hlc);
+  sqlite3_bind_text(s, 4, v->node, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 5, now_ms);
+  int rc = sqlite3_step(s);
+  store_stmt_done(s);
+  return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int syn_store_delete(syn_store *st, const char *info_hash, const syn_version *v, int64_t now_ms,
+                     syn_store_change *chg) {
   char ih[65];
   memset(chg, 0, sizeof *chg);
   if (syn_info_hash_normalize(info_hash, ih) != 0) return -EINVAL;
+  uint32_t bucket = store_bucket_of(st, ih);
+  store_digest_txn t = {0};
+  store_current cur;
   pthread_mutex_lock(&st->write_mu);
-  conn *c = &st->writer;
-  sqlite3_stmt *s = stmt_get(c, ST_DELETE_HASH);
-  int rc = -EIO;
-  if (s) {
-    sqlite3_bind_text(s, 1, ih, -1, SQLITE_STATIC);
-    int step;
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-      chg->old_id = sqlite3_column_int64(s, 0);
-      const char *mk = (const char *)sqlite3_column_text(s, 1);
-      snprintf(chg->old_model_key, sizeof chg->old_model_key, "%s", mk ? mk : "");
-      chg->old_dimension = (uint32_t)sqlite3_column_int64(s, 2);
-    }
-    rc = step == SQLITE_DONE ? (chg->old_id ? 0 : -ENOENT) : -EIO;
-    stmt_done(s);
+  store_conn *c = &st->writer;
+  int rc = store_run(c, ST_BEGIN);
+  if (rc == 0) rc = store_find_current(c, ih, chg, &cur);
+  chg->existed = cur.found_record;
+  chg->applied = rc == 0 && newer_than_current(&cur, v);
+  if (rc == 0 && chg->applied) {
+    rc = remove_current(st, c, ih, bucket, &cur, chg, &t);
+    if (rc == 0) rc = put_tombstone(c, ih, bucket, v, now_ms);
+    if (rc == 0) rc = store_digest_xor(st, &t, bucket, syn_record_digest(ih, v, true));
   }
+  if (rc == 0 && (!chg->applied || !cur.found_record)) chg->old_id = 0;
+  rc = finish_write(st, c, rc, &t, NULL, 0);
+  pthread_mutex_unlock(&st->write_mu);
+  return rc;
+}
+
+int syn_store_forget(syn_store *st, const char *info_hash, syn_store_change *chg) {
+  char ih[65];
+  memset(chg, 0, sizeof *chg);
+  if (syn_info_hash_normalize(info_hash, ih) != 0) return -EINVAL;
+  uint32_t bucket = store_bucket_of(st, ih);
+  store_digest_txn t = {0};
+  store_current cur;
+  pthread_mutex_lock(&st->write_mu);
+  store_conn *c = &st->writer;
+  int rc = store_run(c, ST_BEGIN);
+  if (rc == 0) rc = store_find_current(c, ih, chg, &cur);
+  chg->existed = cur.found_record;
+  if (rc == 0 && !cur.found_record && !cur.found_tomb) rc = -ENOENT;
+  if (rc == 0) rc = remove_current(st, c, ih, bucket, &cur, chg, &t);
+  if (!cur.found_record) chg->old_id = 0;
+  rc = finish_write(st, c, rc, &t, NULL, 0);
+  pthread_mutex_unlock(&st->write_mu);
+  return rc;
+}
+
+int store_purge_one(syn_store *st, const char *ih, int64_t older_than_ms, bool *purged) {
+  syn_store_change chg = {0};
+  uint32_t bucket = store_bucket_of(st, ih);
+  store_digest_txn t = {0};
+  store_current cur;
+  *purged = false;
+  pthread_mutex_lock(&st->write_mu);
+  store_conn *c = &st->writer;
+  int rc = store_run(c, ST_BEGIN);
+  if (rc == 0) rc = store_find_current(c, ih, &chg, &cur);
+  if (rc == 0 && cur.found_tomb && !cur.found_record && cur.tomb_deleted_at_ms < older_than_ms) {
+    rc = remove_current(st, c, ih, bucket, &cur, &chg, &t);
+    *purged = rc == 0;
+  }
+  rc = finish_write(st, c, rc, &t, NULL, 0);
+  if (rc) *purged = false;
   pthread_mutex_unlock(&st->write_mu);
   return rc;
 }
@@ -691,8 +827,8 @@ static int64_t col_int_or_absent(sqlite3_stmt *s, int i) {
   return sqlite3_column_type(s, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, i);
 }
 
-static int parse_tags(conn *c, const char *json, syn_shard *out) {
-  sqlite3_stmt *s = stmt_get(c, ST_JSON_EACH);
+static int parse_tags(store_conn *c, const char *json, syn_shard *out) {
+  sqlite3_stmt *s = store_stmt(c, ST_JSON_EACH);
   if (!s) return -EIO;
   sqlite3_bind_text(s, 1, json ? json : "[]", -1, SQLITE_STATIC);
   int rc, ret = 0;
@@ -714,12 +850,12 @@ static int parse_tags(conn *c, const char *json, syn_shard *out) {
     out->tag_count++;
   }
   if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE) ret = -EIO;
-  stmt_done(s);
+  store_stmt_done(s);
   return ret;
 }
 
 /* Fills out from a row of RECORD_COLS [, embedding]. */
-static int read_record(conn *c, sqlite3_stmt *s, bool with_embedding, syn_shard *out) {
+static int read_record(store_conn *c, sqlite3_stmt *s, bool with_embedding, syn_shard *out) {
   memset(out, 0, sizeof *out);
   out->id = sqlite3_column_int64(s, 0);
   const char *ih = (const char *)sqlite3_column_text(s, 1);
@@ -738,10 +874,11 @@ static int read_record(conn *c, sqlite3_stmt *s, bool with_embedding, syn_shard 
   out->description = col_dup(s, 14);
   out->metadata_json = col_dup(s, 15);
   if (!out->model_key || !out->display_name || !out->model) return -ENOMEM;
+  read_version(s, 17, &out->version);
   if (with_embedding) {
-    size_t bytes = (size_t)sqlite3_column_bytes(s, 17);
-    const void *blob = sqlite3_column_blob(s, 17);
-    if (!blob && sqlite3_column_type(s, 17) == SQLITE_NULL)
+    size_t bytes = (size_t)sqlite3_column_bytes(s, 19);
+    const void *blob = sqlite3_column_blob(s, 19);
+    if (!blob && sqlite3_column_type(s, 19) == SQLITE_NULL)
       bytes = 0; /* no embedding */
     else if (bytes != 4 * (size_t)out->dimension || !blob)
       return -EIO;
@@ -773,8 +910,8 @@ void syn_shard_free(syn_shard *s) {
 static int get_record(syn_store *st, syn_store_reader *r, enum stmt_id id, const char *hash,
                       int64_t rowid, bool with_embedding, syn_shard *out) {
   memset(out, 0, sizeof *out);
-  conn *c = conn_use(st, r);
-  sqlite3_stmt *s = stmt_get(c, id);
+  store_conn *c = store_conn_use(st, r);
+  sqlite3_stmt *s = store_stmt(c, id);
   int rc = -EIO;
   if (s) {
     if (hash)
@@ -786,9 +923,9 @@ static int get_record(syn_store *st, syn_store_reader *r, enum stmt_id id, const
       rc = read_record(c, s, with_embedding, out);
     else
       rc = step == SQLITE_DONE ? -ENOENT : -EIO;
-    stmt_done(s);
+    store_stmt_done(s);
   }
-  conn_done(st, r, c);
+  store_conn_done(st, r, c);
   if (rc) syn_shard_free(out);
   return rc;
 }
@@ -814,20 +951,20 @@ int syn_store_reader_get_by_id(syn_store *st, syn_store_reader *r, int64_t id, b
 }
 
 int64_t syn_store_count(syn_store *st) {
-  conn *c = reader_acquire(st);
-  sqlite3_stmt *s = stmt_get(c, ST_COUNT);
+  store_conn *c = store_reader_acquire(st);
+  sqlite3_stmt *s = store_stmt(c, ST_COUNT);
   int64_t n = -EIO;
   if (s && sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
-  stmt_done(s);
-  reader_release(st, c);
+  store_stmt_done(s);
+  store_reader_release(st, c);
   return n;
 }
 
 int syn_store_list_ids(syn_store *st, syn_store_reader *r, int64_t after_id, size_t max,
                        int64_t *ids, size_t *n) {
   *n = 0;
-  conn *c = conn_use(st, r);
-  sqlite3_stmt *s = stmt_get(c, ST_LIST_IDS);
+  store_conn *c = store_conn_use(st, r);
+  sqlite3_stmt *s = store_stmt(c, ST_LIST_IDS);
   int rc = s ? 0 : -EIO;
   if (s) {
     sqlite3_bind_int64(s, 1, after_id);
@@ -837,16 +974,16 @@ int syn_store_list_ids(syn_store *st, syn_store_reader *r, int64_t after_id, siz
       ids[(*n)++] = sqlite3_column_int64(s, 0);
     if (step != SQLITE_ROW && step != SQLITE_DONE) rc = -EIO, *n = 0;
   }
-  stmt_done(s);
-  conn_done(st, r, c);
+  store_stmt_done(s);
+  store_conn_done(st, r, c);
   return rc;
 }
 
 int syn_store_collections(syn_store *st, syn_store_collection **out, size_t *n) {
   *out = NULL;
   *n = 0;
-  conn *c = reader_acquire(st);
-  sqlite3_stmt *s = stmt_get(c, ST_COLLECTIONS);
+  store_conn *c = store_reader_acquire(st);
+  sqlite3_stmt *s = store_stmt(c, ST_COLLECTIONS);
   int rc = s ? 0 : -EIO, step = SQLITE_DONE;
   size_t cap = 0;
   while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
@@ -868,8 +1005,8 @@ int syn_store_collections(syn_store *st, syn_store_collection **out, size_t *n) 
     if (col->dimension > 0 && col->dimension <= SYN_SHARD_MAX_DIM) (*n)++;
   }
   if (rc == 0 && step != SQLITE_DONE) rc = -EIO;
-  stmt_done(s);
-  reader_release(st, c);
+  store_stmt_done(s);
+  store_reader_release(st, c);
   if (rc) {
     free(*out);
     *out = NULL;
@@ -894,8 +1031,8 @@ int syn_store_scan_vectors(syn_store *st, const char *model_key, uint32_t dim,
                            syn_store_vector_fn fn, void *ctx) {
   float *unit = malloc(4 * (size_t)dim);
   if (!unit) return -ENOMEM;
-  conn *c = reader_acquire(st);
-  sqlite3_stmt *s = stmt_get(c, ST_SCAN_VECTORS);
+  store_conn *c = store_reader_acquire(st);
+  sqlite3_stmt *s = store_stmt(c, ST_SCAN_VECTORS);
   int rc = s ? 0 : -EIO, step = SQLITE_DONE;
   if (s) {
     sqlite3_bind_text(s, 1, model_key, -1, SQLITE_STATIC);
@@ -911,16 +1048,16 @@ int syn_store_scan_vectors(syn_store *st, const char *model_key, uint32_t dim,
     rc = fn(ctx, sqlite3_column_int64(s, 0), unit);
   }
   if (rc == 0 && step != SQLITE_DONE) rc = -EIO;
-  stmt_done(s);
-  reader_release(st, c);
+  store_stmt_done(s);
+  store_reader_release(st, c);
   free(unit);
   return rc;
 }
 
 int syn_store_scan_ids(syn_store *st, const char *model_key, uint32_t dim, syn_store_id_fn fn,
                        void *ctx) {
-  conn *c = reader_acquire(st);
-  sqlite3_stmt *s = stmt_get(c, ST_SCAN_IDS);
+  store_conn *c = store_reader_acquire(st);
+  sqlite3_stmt *s = store_stmt(c, ST_SCAN_IDS);
   int rc = s ? 0 : -EIO, step = SQLITE_DONE;
   if (s) {
     sqlite3_bind_text(s, 1, model_key, -1, SQLITE_STATIC);
@@ -929,14 +1066,14 @@ int syn_store_scan_ids(syn_store *st, const char *model_key, uint32_t dim, syn_s
   while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW)
     rc = fn(ctx, sqlite3_column_int64(s, 0));
   if (rc == 0 && step != SQLITE_DONE) rc = -EIO;
-  stmt_done(s);
-  reader_release(st, c);
+  store_stmt_done(s);
+  store_reader_release(st, c);
   return rc;
 }
 
 int syn_store_get_vector(syn_store *st, int64_t id, uint32_t dim, float *unit) {
-  conn *c = reader_acquire(st);
-  sqlite3_stmt *s = stmt_get(c, ST_GET_VECTOR);
+  store_conn *c = store_reader_acquire(st);
+  sqlite3_stmt *s = store_stmt(c, ST_GET_VECTOR);
   int rc = -EIO;
   if (s) {
     sqlite3_bind_int64(s, 1, id);
@@ -950,9 +1087,9 @@ int syn_store_get_vector(syn_store *st, int64_t id, uint32_t dim, float *unit) {
     } else {
       rc = step == SQLITE_DONE ? -ENOENT : -EIO;
     }
-    stmt_done(s);
+    store_stmt_done(s);
   }
-  reader_release(st, c);
+  store_reader_release(st, c);
   return rc;
 }
 
@@ -975,8 +1112,8 @@ int syn_store_probe_rows(syn_store *st, syn_store_reader *r, const char *tags_js
                          const float *qunit, uint32_t dim, syn_store_probe *items, size_t n) {
   float *unit = qunit ? malloc(4 * (size_t)dim) : NULL;
   if (qunit && !unit) return -ENOMEM;
-  conn *c = conn_use(st, r);
-  sqlite3_stmt *s = stmt_get(c, qunit ? ST_PROBE_EMB : ST_PROBE);
+  store_conn *c = store_conn_use(st, r);
+  sqlite3_stmt *s = store_stmt(c, qunit ? ST_PROBE_EMB : ST_PROBE);
   int rc = s ? 0 : -EIO;
   for (size_t i = 0; rc == 0 && i < n; i++) {
     syn_store_probe *p = &items[i];
@@ -1002,16 +1139,16 @@ int syn_store_probe_rows(syn_store *st, syn_store_reader *r, const char *tags_js
     }
     sqlite3_reset(s);
   }
-  stmt_done(s);
-  conn_done(st, r, c);
+  store_stmt_done(s);
+  store_conn_done(st, r, c);
   free(unit);
   return rc;
 }
 
 int syn_store_count_tagged(syn_store *st, syn_store_reader *r, const char *tags_json, int64_t cap,
                            int64_t *count) {
-  conn *c = conn_use(st, r);
-  sqlite3_stmt *s = stmt_get(c, ST_COUNT_TAGGED);
+  store_conn *c = store_conn_use(st, r);
+  sqlite3_stmt *s = store_stmt(c, ST_COUNT_TAGGED);
   int rc = -EIO;
   if (s) {
     sqlite3_bind_text(s, 1, tags_json, -1, SQLITE_STATIC);
@@ -1020,9 +1157,9 @@ int syn_store_count_tagged(syn_store *st, syn_store_reader *r, const char *tags_
       *count = sqlite3_column_int64(s, 0);
       rc = 0;
     }
-    stmt_done(s);
+    store_stmt_done(s);
   }
-  conn_done(st, r, c);
+  store_conn_done(st, r, c);
   return rc;
 }
 
@@ -1081,8 +1218,8 @@ int syn_store_exact_search(syn_store *st, syn_store_reader *r, const char *model
   float *unit = malloc(4 * (size_t)dim);
   if (!unit) return -ENOMEM;
   topk h = {out, 0, limit};
-  conn *c = conn_use(st, r);
-  sqlite3_stmt *s = stmt_get(c, tags_json ? ST_EXACT_TAGGED : ST_EXACT_ALL);
+  store_conn *c = store_conn_use(st, r);
+  sqlite3_stmt *s = store_stmt(c, tags_json ? ST_EXACT_TAGGED : ST_EXACT_ALL);
   int rc = s ? 0 : -EIO, step = SQLITE_DONE;
   if (s) {
     sqlite3_bind_text(s, 1, model_key, -1, SQLITE_STATIC);
@@ -1099,8 +1236,8 @@ int syn_store_exact_search(syn_store *st, syn_store_reader *r, const char *model
     if (cos >= min_cosine) topk_push(&h, sqlite3_column_int64(s, 0), cos);
   }
   if (rc == 0 && step != SQLITE_DONE) rc = -EIO;
-  stmt_done(s);
-  conn_done(st, r, c);
+  store_stmt_done(s);
+  store_conn_done(st, r, c);
   free(unit);
   qsort(out, h.n, sizeof *out, scored_cmp_desc);
   *n = rc == 0 ? h.n : 0;
@@ -1148,8 +1285,8 @@ int syn_store_text_search(syn_store *st, syn_store_reader *r, const char *fts_qu
                           const char *model_key, const char *tags_json, size_t limit,
                           syn_scored *out, size_t *n) {
   *n = 0;
-  conn *c = conn_use(st, r);
-  sqlite3_stmt *s = stmt_get(c, ST_TEXT);
+  store_conn *c = store_conn_use(st, r);
+  sqlite3_stmt *s = store_stmt(c, ST_TEXT);
   int rc = s ? 0 : -EIO, step = SQLITE_DONE;
   if (s) {
     sqlite3_bind_text(s, 1, fts_query, -1, SQLITE_STATIC);
@@ -1164,8 +1301,8 @@ int syn_store_text_search(syn_store *st, syn_store_reader *r, const char *fts_qu
   }
   if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
     rc = sqlite3_errcode(c->db) == SQLITE_ERROR ? -EINVAL : -EIO;
-  stmt_done(s);
-  conn_done(st, r, c);
+  store_stmt_done(s);
+  store_conn_done(st, r, c);
   if (rc) *n = 0;
   return rc;
 }

@@ -35,6 +35,7 @@
 
 /* Bounds on one record: common/shard_rules.h, the rules the router checks too. */
 #include "common/shard_rules.h"
+#include "common/version.h"
 
 /* A registration, borrowed from the caller for the duration of the call. Optional strings
  * may be NULL; optional integers are -1 when absent. */
@@ -79,6 +80,7 @@ typedef struct syn_shard {
   float *embedding; /* raw, as registered; NULL unless asked for */
   int64_t created_at_ms;
   int64_t updated_at_ms;
+  syn_version version; /* of the write that made this record */
 } syn_shard;
 
 /* Frees the members and zeroes the struct (not the struct itself). NULL is fine. */
@@ -91,6 +93,8 @@ typedef struct syn_store_options {
   bool sync_full;            /* synchronous=FULL (true) or NORMAL */
   uint32_t mmap_mb;          /* PRAGMA mmap_size per connection, MiB; 0 = no mmap */
   uint32_t cache_mb;         /* PRAGMA cache_size per connection, MiB; 0 = SQLite's 2 MiB */
+  uint32_t partitions;       /* the cluster's partition count (common/keyspace.h); 0 = 1024 */
+  uint32_t buckets;          /* anti-entropy buckets per partition; 0 = the default (64) */
 } syn_store_options;
 
 /* Opens or creates the database at path and migrates its schema. NULL on failure with a
@@ -99,8 +103,10 @@ syn_store *syn_store_open(const char *path, const syn_store_options *opt, char *
 /* Closes every connection. No other call may be running or follow. */
 void syn_store_close(syn_store *st);
 
-/* What a write changed, for the vector indexes. */
+/* What a write changed, for the vector indexes and the caller. */
 typedef struct syn_store_change {
+  bool applied; /* false: the stored record or tombstone had a version at least as new */
+  bool existed; /* a live record was there before the write */
   int64_t id;     /* row written; 0 after a delete */
   int64_t old_id; /* row replaced or deleted; 0 when there was none */
   char old_model_key[SYN_SHARD_MAX_MODEL + 1];
@@ -110,12 +116,56 @@ typedef struct syn_store_change {
   int64_t created_at_ms;
 } syn_store_change;
 
-/* Inserts or replaces the record of in->info_hash and commits. 0, -EINVAL with a message
- * naming the field, or -EIO. */
-int syn_store_put(syn_store *st, const syn_shard_input *in, int64_t now_ms, syn_store_change *chg,
-                  char *err, size_t errlen);
-/* Deletes and commits. 0, -ENOENT, -EINVAL (bad hash) or -EIO. */
-int syn_store_delete(syn_store *st, const char *info_hash, syn_store_change *chg);
+/* Writes are versioned (common/version.h): a write applies only when its version is newer
+ * than both the stored record's and the stored tombstone's, so replicas that receive the
+ * same writes in any order, any number of times, end on the same state. Every write
+ * updates its bucket's digest in the same transaction. */
+
+/* Inserts or replaces the record of in->info_hash, version v, and commits; a tombstone
+ * it supersedes goes. updated_at is the version's time. 0 (chg->applied tells whether it
+ * was newer), -EINVAL with a message naming the field, or -EIO. */
+int syn_store_put(syn_store *st, const syn_shard_input *in, const syn_version *v,
+                  syn_store_change *chg, char *err, size_t errlen);
+/* Deletes with version v: the record goes and a tombstone with v and deleted_at = now_ms
+ * stays (written even when no record was there: another replica may hold one). 0
+ * (chg->applied, chg->existed), -EINVAL (bad hash) or -EIO. */
+int syn_store_delete(syn_store *st, const char *info_hash, const syn_version *v, int64_t now_ms,
+                     syn_store_change *chg);
+/* Removes the local record or tombstone without leaving a tombstone (a partition that
+ * moved to other nodes, or one discarded to be pulled again). 0, -ENOENT, -EINVAL, -EIO. */
+int syn_store_forget(syn_store *st, const char *info_hash, syn_store_change *chg);
+
+/* ---- versions, tombstones, digests (anti-entropy) ---- */
+
+typedef struct syn_key_version {
+  char info_hash[65];
+  syn_version version;
+  bool deleted;          /* a tombstone */
+  int64_t deleted_at_ms; /* tombstones: when the delete was stored here */
+} syn_key_version;
+
+/* The version held for an info_hash, record or tombstone. 0, -ENOENT (neither), -EINVAL. */
+int syn_store_version(syn_store *st, const char *info_hash, syn_key_version *out);
+
+/* Every record and tombstone of one bucket (a global bucket index, common/keyspace.h),
+ * appended to *out (grown with realloc; the caller frees it). 0, -ENOMEM, -EIO. */
+int syn_store_bucket_keys(syn_store *st, uint32_t bucket, syn_key_version **out, size_t *n,
+                          size_t *cap);
+
+/* The info_hashes of every record and tombstone of one partition (malloc'd array of
+ * 65-byte strings; the caller frees it). 0, -ENOMEM, -EIO. */
+int syn_store_partition_keys(syn_store *st, uint32_t partition, char (**out)[65], size_t *n);
+
+/* The layout, and a copy of every bucket digest (partitions x buckets values; bucket
+ * b of partition p at p * buckets + b). Digests cost nothing to read: they are kept up
+ * to date by every write. */
+uint32_t syn_store_partitions(const syn_store *st);
+uint32_t syn_store_buckets(const syn_store *st);
+void syn_store_digests(syn_store *st, uint64_t *out);
+
+/* Removes up to max tombstones stored before older_than_ms (their grace has passed).
+ * 0 with the count in *purged, or -EIO. */
+int syn_store_purge_tombstones(syn_store *st, int64_t older_than_ms, size_t max, size_t *purged);
 
 /* A read session: one pooled connection holding one read transaction, so that a sequence
  * of reads (all those of one search) sees one consistent state and pays for one WAL

@@ -16,6 +16,9 @@
 #include <sqlite3.h>
 #include <sys/wait.h>
 
+#include "common/hlc.h"
+#include "common/keyspace.h"
+#include "common/urlcodec.h"
 #include "index/testutil.h"
 
 typedef struct fixture {
@@ -28,7 +31,7 @@ static int setup(void **state) {
   fixture *f = calloc(1, sizeof *f);
   f->dir = tu_tempdir("store");
   snprintf(f->path, sizeof f->path, "%s/shards.db", f->dir);
-  syn_store_options o = {2, false, 64, 4};
+  syn_store_options o = {2, false, 64, 4, 16, 4};
   char err[256];
   f->st = syn_store_open(f->path, &o, err, sizeof err);
   if (!f->st) fprintf(stderr, "open: %s\n", err);
@@ -60,10 +63,18 @@ static syn_shard_input base_input(char c, char *hash_buf) {
                            .entry_count = -1};
 }
 
+/* The version of a write made at `ms` by node "t". */
+static syn_version ver(int64_t ms) {
+  syn_version v = {.hlc = syn_hlc_from_ms(ms)};
+  snprintf(v.node, sizeof v.node, "t");
+  return v;
+}
+
 static int put(fixture *f, const syn_shard_input *in, int64_t now, syn_store_change *chg) {
   char err[256] = "";
   syn_store_change tmp;
-  int rc = syn_store_put(f->st, in, now, chg ? chg : &tmp, err, sizeof err);
+  syn_version v = ver(now);
+  int rc = syn_store_put(f->st, in, &v, chg ? chg : &tmp, err, sizeof err);
   if (rc && rc != -EINVAL) fprintf(stderr, "put: %s\n", err);
   return rc;
 }
@@ -164,13 +175,16 @@ static void test_delete(void **state) {
   syn_shard_input in = base_input('d', h);
   syn_store_change c1, cd;
   assert_int_equal(put(f, &in, 1, &c1), 0);
-  assert_int_equal(syn_store_delete(f->st, "DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDD", &cd), 0);
+  syn_version v2 = ver(2), v3 = ver(3);
+  assert_int_equal(syn_store_delete(f->st, "DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDD", &v2, 50, &cd), 0);
+  assert_true(cd.applied && cd.existed);
   assert_int_equal(cd.old_id, c1.id);
   assert_string_equal(cd.old_model_key, "m");
   syn_shard s;
   assert_int_equal(syn_store_get(f->st, h, false, &s), -ENOENT);
-  assert_int_equal(syn_store_delete(f->st, h, &cd), -ENOENT);
-  assert_int_equal(syn_store_delete(f->st, "xyz", &cd), -EINVAL);
+  assert_int_equal(syn_store_delete(f->st, h, &v3, 60, &cd), 0); /* a newer tombstone */
+  assert_true(cd.applied && !cd.existed);
+  assert_int_equal(syn_store_delete(f->st, "xyz", &v3, 60, &cd), -EINVAL);
   assert_int_equal(syn_store_count(f->st), 0);
   /* The FTS and tag tables follow the row. */
   char q[256];
@@ -220,7 +234,8 @@ static void test_validation(void **state) {
     }
     char err[256] = "";
     syn_store_change chg;
-    int rc = syn_store_put(f->st, &in, 1, &chg, err, sizeof err);
+    syn_version v = ver(1);
+    int rc = syn_store_put(f->st, &in, &v, &chg, err, sizeof err);
     if (rc != -EINVAL) fprintf(stderr, "case %s: rc %d (%s)\n", names[c], rc, err);
     assert_int_equal(rc, -EINVAL);
     assert_true(err[0] != '\0');
@@ -511,7 +526,7 @@ static void test_schema_version(void **state) {
   sqlite3_stmt *s;
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(s, 0), 1);
+  assert_int_equal(sqlite3_column_int(s, 0), 2);
   sqlite3_finalize(s);
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(s), SQLITE_ROW);
@@ -522,15 +537,50 @@ static void test_schema_version(void **state) {
   sqlite3_close(db);
   syn_store_close(f->st);
   char err[256] = "";
-  syn_store_options o = {1, true, 0, 0};
+  syn_store_options o = {1, true, 0, 0, 16, 4};
   f->st = syn_store_open(f->path, &o, err, sizeof err);
   assert_null(f->st);
   assert_non_null(strstr(err, "newer"));
   assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=1", NULL, NULL, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
   f->st = syn_store_open(f->path, &o, err, sizeof err);
   assert_non_null(f->st);
+}
+
+/* A database written by schema version 1 (no versions, no tombstones) is migrated: its
+ * records get the version of their update time and their buckets and digests. */
+static void test_migration_from_v1(void **state) {
+  fixture *f = *state;
+  char h[41];
+  syn_shard_input in = base_input('f', h);
+  assert_int_equal(put(f, &in, 4242, NULL), 0);
+  syn_store_close(f->st);
+  f->st = NULL;
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+  const char *down =
+      "DROP INDEX shards_by_bucket; ALTER TABLE shards DROP COLUMN version_hlc;"
+      "ALTER TABLE shards DROP COLUMN version_node; ALTER TABLE shards DROP COLUMN bucket;"
+      "DROP TABLE tombstones; DROP TABLE digests; DROP TABLE meta; PRAGMA user_version=1;";
+  char *msg = NULL;
+  int rc = sqlite3_exec(db, down, NULL, NULL, &msg);
+  if (rc != SQLITE_OK) fail_msg("downgrade: %s", msg);
+  sqlite3_close(db);
+  syn_store_options o = {1, true, 0, 0, 16, 4};
+  char err[256] = "";
+  f->st = syn_store_open(f->path, &o, err, sizeof err);
+  if (!f->st) fail_msg("open: %s", err);
+  syn_key_version kv;
+  assert_int_equal(syn_store_version(f->st, h, &kv), 0);
+  assert_int_equal(kv.version.hlc, syn_hlc_from_ms(4242));
+  assert_string_equal(kv.version.node, "");
+  uint64_t d[64], want[64] = {0};
+  syn_store_digests(f->st, d);
+  uint8_t key[20];
+  syn_hex_decode(h, 40, key, 20);
+  want[syn_bucket_of(16, 4, key)] = syn_record_digest(h, &kv.version, false);
+  assert_memory_equal(d, want, sizeof d);
 }
 
 /* A child registers and is killed with SIGKILL without closing anything: every put that
@@ -542,7 +592,7 @@ static void test_kill9_durability(void **state) {
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
-    syn_store_options o = {1, true, 0, 0};
+    syn_store_options o = {1, true, 0, 0, 16, 4};
     char err[256];
     syn_store *st = syn_store_open(f->path, &o, err, sizeof err);
     if (!st) _exit(3);
@@ -558,7 +608,8 @@ static void test_kill9_durability(void **state) {
                             .file_size = -1,
                             .entry_count = -1};
       syn_store_change chg;
-      if (syn_store_put(st, &in, 1, &chg, err, sizeof err) != 0) _exit(4);
+      syn_version version = ver(1);
+      if (syn_store_put(st, &in, &version, &chg, err, sizeof err) != 0) _exit(4);
     }
     raise(SIGKILL);
     _exit(5);
@@ -566,7 +617,7 @@ static void test_kill9_durability(void **state) {
   int status = 0;
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  syn_store_options o = {1, true, 0, 0};
+  syn_store_options o = {1, true, 0, 0, 16, 4};
   char err[256];
   f->st = syn_store_open(f->path, &o, err, sizeof err);
   assert_non_null(f->st);
@@ -575,6 +626,180 @@ static void test_kill9_durability(void **state) {
   assert_int_equal(syn_store_get(f->st, "0000000000000000000000000000000000000049", true, &s), 0);
   assert_float_equal(s.embedding[1], 49.0, 0);
   syn_shard_free(&s);
+}
+
+
+/* ---- versions, tombstones, digests ---- */
+
+static bool stored_version(fixture *f, const char *h, int64_t ms, bool deleted) {
+  syn_key_version kv;
+  if (syn_store_version(f->st, h, &kv) != 0) return false;
+  return kv.version.hlc == syn_hlc_from_ms(ms) && kv.deleted == deleted;
+}
+
+/* Newest version wins, whatever order the writes arrive in; a tombstone is a version
+ * like any other, and only a newer write brings a deleted shard back. */
+static void test_versions_newest_wins(void **state) {
+  fixture *f = *state;
+  char h[41];
+  syn_shard_input in = base_input('e', h);
+  syn_store_change chg;
+  in.display_name = "v20";
+  assert_int_equal(put(f, &in, 20, &chg), 0);
+  assert_true(chg.applied && !chg.existed);
+  in.display_name = "v10";
+  assert_int_equal(put(f, &in, 10, &chg), 0); /* older: kept out */
+  assert_false(chg.applied);
+  assert_true(chg.existed);
+  syn_shard s;
+  assert_int_equal(syn_store_get(f->st, h, false, &s), 0);
+  assert_string_equal(s.display_name, "v20");
+  assert_int_equal(s.version.hlc, syn_hlc_from_ms(20));
+  assert_string_equal(s.version.node, "t");
+  syn_shard_free(&s);
+  /* The same version from another node id wins by id (a deterministic tie-break). */
+  syn_version tie = ver(20);
+  snprintf(tie.node, sizeof tie.node, "u");
+  in.display_name = "v20u";
+  char err[128];
+  assert_int_equal(syn_store_put(f->st, &in, &tie, &chg, err, sizeof err), 0);
+  assert_true(chg.applied);
+  syn_version old = ver(15), newer = ver(30), older_put = ver(25), newest = ver(40);
+  assert_int_equal(syn_store_delete(f->st, h, &old, 100, &chg), 0);
+  assert_false(chg.applied); /* a delete older than the record does nothing */
+  assert_int_equal(syn_store_get(f->st, h, false, &s), 0);
+  syn_shard_free(&s);
+  assert_int_equal(syn_store_delete(f->st, h, &newer, 100, &chg), 0);
+  assert_true(chg.applied && chg.existed);
+  assert_true(stored_version(f, h, 30, true));
+  assert_int_equal(syn_store_put(f->st, &in, &older_put, &chg, err, sizeof err), 0);
+  assert_false(chg.applied); /* an older registration stays deleted */
+  assert_int_equal(syn_store_get(f->st, h, false, &s), -ENOENT);
+  assert_int_equal(syn_store_put(f->st, &in, &newest, &chg, err, sizeof err), 0);
+  assert_true(chg.applied && !chg.existed);
+  assert_true(stored_version(f, h, 40, false));
+  assert_int_equal(syn_store_count(f->st), 1);
+}
+
+static void digest_copy(fixture *f, uint64_t *out) { syn_store_digests(f->st, out); }
+
+static bool digests_zero(const uint64_t *d, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (d[i]) return false;
+  return true;
+}
+
+/* Digests follow every write; the same records give the same digests in any order;
+ * forgetting a record takes it out again; they survive a reopen. */
+static void test_digests_track_writes(void **state) {
+  fixture *f = *state;
+  assert_int_equal(syn_store_partitions(f->st), 16);
+  assert_int_equal(syn_store_buckets(f->st), 4);
+  size_t n = 16 * 4;
+  uint64_t d0[64], d1[64], d2[64];
+  digest_copy(f, d0);
+  assert_true(digests_zero(d0, n));
+  char ha[41], hb[41];
+  syn_shard_input a = base_input('1', ha), b = base_input('2', hb);
+  assert_int_equal(put(f, &a, 5, NULL), 0);
+  assert_int_equal(put(f, &b, 6, NULL), 0);
+  digest_copy(f, d1);
+  assert_false(digests_zero(d1, n));
+  /* The same end state reached another way: b first, then a at an older version (kept
+   * out), then a again at the same version as before. */
+  syn_store_change chg;
+  assert_int_equal(syn_store_forget(f->st, ha, &chg), 0);
+  assert_int_equal(syn_store_forget(f->st, hb, &chg), 0);
+  digest_copy(f, d2);
+  assert_true(digests_zero(d2, n)); /* nothing left: back to zero */
+  assert_int_equal(put(f, &b, 6, NULL), 0);
+  assert_int_equal(put(f, &a, 5, NULL), 0);
+  digest_copy(f, d2);
+  assert_memory_equal(d1, d2, n * 8);
+  /* A tombstone is part of the digest too. */
+  syn_version v = ver(9);
+  assert_int_equal(syn_store_delete(f->st, ha, &v, 1000, &chg), 0);
+  digest_copy(f, d2);
+  assert_memory_not_equal(d1, d2, n * 8);
+  /* The bucket lists what the digest covers. */
+  uint8_t key[20];
+  syn_hex_decode(ha, 40, key, 20);
+  uint32_t bucket = syn_bucket_of(16, 4, key);
+  syn_key_version *keys = NULL;
+  size_t nk = 0, cap = 0;
+  assert_int_equal(syn_store_bucket_keys(f->st, bucket, &keys, &nk, &cap), 0);
+  bool found = false;
+  for (size_t i = 0; i < nk; i++)
+    found |= !strcmp(keys[i].info_hash, ha) && keys[i].deleted && keys[i].deleted_at_ms == 1000;
+  assert_true(found);
+  free(keys);
+  char(*pk)[65] = NULL;
+  size_t np = 0;
+  assert_int_equal(syn_store_partition_keys(f->st, syn_partition_of(16, key), &pk, &np), 0);
+  assert_true(np >= 1);
+  free(pk);
+  /* Reopened with the same layout: the digests come back as they were. */
+  syn_store_close(f->st);
+  syn_store_options o = {2, false, 64, 4, 16, 4};
+  char err[256];
+  f->st = syn_store_open(f->path, &o, err, sizeof err);
+  assert_non_null(f->st);
+  uint64_t d3[64];
+  digest_copy(f, d3);
+  assert_memory_equal(d2, d3, n * 8);
+}
+
+/* Opened with another partition count, every bucket and digest is recomputed: the
+ * partition digests are those of the new layout. */
+static void test_digests_relayout(void **state) {
+  fixture *f = *state;
+  for (int i = 0; i < 20; i++) {
+    char scratch[41], h[41];
+    syn_shard_input in = base_input('x', scratch);
+    snprintf(h, sizeof h, "%08x%032d", (unsigned)i * 2654435761u, i);
+    in.info_hash = h;
+    assert_int_equal(put(f, &in, 10 + i, NULL), 0);
+  }
+  syn_store_close(f->st);
+  syn_store_options o = {2, false, 64, 4, 8, 2};
+  char err[256];
+  f->st = syn_store_open(f->path, &o, err, sizeof err);
+  assert_non_null(f->st);
+  assert_int_equal(syn_store_partitions(f->st), 8);
+  uint64_t got[16], want[16] = {0};
+  syn_store_digests(f->st, got);
+  for (int i = 0; i < 20; i++) {
+    char h[41];
+    snprintf(h, sizeof h, "%08x%032d", (unsigned)i * 2654435761u, i);
+    uint8_t key[20];
+    syn_hex_decode(h, 40, key, 20);
+    syn_version v = ver(10 + i);
+    want[syn_bucket_of(8, 2, key)] ^= syn_record_digest(h, &v, false);
+  }
+  assert_memory_equal(got, want, sizeof got);
+}
+
+/* Only tombstones stored before the cutoff go, and a record written since survives. */
+static void test_purge_tombstones(void **state) {
+  fixture *f = *state;
+  char ha[41], hb[41], hc[41];
+  syn_shard_input a = base_input('a', ha), b = base_input('b', hb), c = base_input('c', hc);
+  (void)c;
+  assert_int_equal(put(f, &a, 1, NULL), 0);
+  assert_int_equal(put(f, &b, 1, NULL), 0);
+  syn_store_change chg;
+  syn_version v2 = ver(2);
+  assert_int_equal(syn_store_delete(f->st, ha, &v2, 1000, &chg), 0);
+  assert_int_equal(syn_store_delete(f->st, hb, &v2, 5000, &chg), 0);
+  assert_int_equal(syn_store_delete(f->st, hc, &v2, 1000, &chg), 0); /* never registered */
+  assert_int_equal(put(f, &c, 3, NULL), 0);                          /* newer: back */
+  size_t purged = 0;
+  assert_int_equal(syn_store_purge_tombstones(f->st, 2000, 100, &purged), 0);
+  assert_int_equal(purged, 1); /* a's; b's is younger; c is a record again */
+  syn_key_version kv;
+  assert_int_equal(syn_store_version(f->st, ha, &kv), -ENOENT);
+  assert_true(stored_version(f, hb, 2, true));
+  assert_true(stored_version(f, hc, 3, false));
 }
 
 int main(void) {
@@ -590,7 +815,12 @@ int main(void) {
       cmocka_unit_test(test_fts_query_builder),
       cmocka_unit_test_setup_teardown(test_fts_ranking_and_filters, setup, teardown),
       cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
       cmocka_unit_test_setup_teardown(test_kill9_durability, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_versions_newest_wins, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_digests_track_writes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_digests_relayout, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_purge_tombstones, setup, teardown),
   };
   return cmocka_run_group_tests_name("shard_store", tests, NULL, NULL);
 }

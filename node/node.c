@@ -31,6 +31,7 @@
 #define EXPIRE_BUDGET 256      /* swarms visited per maintenance tick */
 #define EXPIRE_TICK_MS 100
 #define MAX_WORKERS 64
+#define REPORTED_LAGS 64 /* replicas whose lag a StatsReply carries */
 
 typedef struct node_worker {
   struct syn_node *node;
@@ -213,7 +214,14 @@ static void handle_stats(syn_node *node, Synapse__Reply *rep, Synapse__StatsRepl
     out->searches = is.vector_searches + is.text_searches;
   }
   out->has_caught_up = 1;
-  out->caught_up = syn_replica_caught_up(node->shards.replica);
+  out->caught_up = syn_replica_serving(node->shards.replica);
+  static _Thread_local Synapse__ReplicationLag lag[REPORTED_LAGS];
+  static _Thread_local Synapse__ReplicationLag *lag_ptrs[REPORTED_LAGS];
+  static _Thread_local char lag_ids[REPORTED_LAGS][SYN_MEMBER_ID_MAX + 1];
+  size_t n = syn_replica_lag(node->shards.replica, lag, lag_ids, REPORTED_LAGS);
+  for (size_t i = 0; i < n; i++) lag_ptrs[i] = &lag[i];
+  out->lag = lag_ptrs;
+  out->n_lag = n;
   rep->body_case = SYNAPSE__REPLY__BODY_STATS;
   rep->stats = out;
 }
@@ -368,7 +376,7 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
   }
   if (members) {
     node->shards.replica = syn_replica_start(cfg, members, view, node->swarms,
-                                             node->shards.index, err, err_len);
+                                             node->shards.index, &node->shards.hlc, err, err_len);
     if (!node->shards.replica) {
       syn_node_stop(node);
       return NULL;

@@ -1,19 +1,23 @@
-/* A node's part in the cluster: which partitions it holds and leads, replication of
- * writes to the other replicas, and hand-off of partitions when the member set changes.
+/* A node's part in the cluster: which partitions it holds, the copies of its writes on
+ * the other replicas, and the repair of what the replicas disagree on.
  *
- * - Ownership comes from the membership's ring (design decisions 1-2).
- * - Announces are applied locally and queued; a replication thread pushes the queued
- *   changes to the other replicas in batches every cluster.replication_interval_ms
- *   (decision 3: a lost update costs at most one announce interval).
- * - Shard writes are copied synchronously: syn_replica_put/delete return once W replicas
- *   (this one included) have persisted the write, or fail.
- * - When the ring changes, partitions this node newly holds are pulled from a node that
- *   held them (shards page by page, then swarms); syn_replica_caught_up says when done.
- *   Partitions it no longer holds are dropped once every new holder confirms it has
- *   pulled them.
- * - Requests from other nodes arrive on the membership's peer threads (app messages).
+ * - Ownership comes from the cluster view (cluster/view.h; design decisions 1-2).
+ * - Swarm changes are applied locally and queued per replica; a pusher thread per
+ *   replica sends them in batches every cluster.replication_interval_ms and keeps what
+ *   it could not send for the next round (decision 3). Replication lag (the age of the
+ *   oldest unacknowledged update) is reported per replica.
+ * - Shard writes carry a version (common/version.h) chosen by the coordinating node;
+ *   syn_replica_put / _delete copy a write that is already persisted here to the other
+ *   replicas and return once W of them (this one included) hold it or something newer.
+ * - Repair (node/sync.c): when the ring changes, the partitions this node gained are
+ *   pulled from a node that held them; every anti_entropy_interval_ms the per-partition
+ *   digests are compared with each other replica and only the differing records move.
+ *   Newest version wins everywhere, tombstones included. A node that may have missed
+ *   writes (it restarted, it was paused, it learned others had suspected it) compares
+ *   everything it holds before it serves reads again (syn_replica_serving).
+ * - Requests from other nodes arrive on the membership's app threads (node/peer_server.c).
  *
- * All functions are thread-safe. NULL (standalone) means: one node holds everything. */
+ * All functions are thread-safe. A NULL syn_replica (standalone) holds everything. */
 #ifndef SYN_NODE_REPLICA_H
 #define SYN_NODE_REPLICA_H
 
@@ -24,30 +28,32 @@
 #include "cluster/membership.h"
 #include "cluster/view.h"
 #include "common/config.h"
+#include "common/hlc.h"
 #include "index/index.h"
 #include "node/swarm.h"
 #include "proto/tracker.pb-c.h"
 
 typedef struct syn_replica syn_replica;
 
-/* Registers the app handler on `members` and starts the replication and hand-off threads.
- * NULL with a message in err. */
+/* Registers the app handler on `members`, listens to `view`, and starts the pusher and
+ * sync threads. `hlc` is the node's clock (observed when remote versions arrive). NULL
+ * with a message in err. */
 syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
                                syn_view_source *view, syn_swarm_store *swarms, syn_index *index,
-                               char *err, size_t err_len);
+                               syn_hlc *hlc, char *err, size_t err_len);
 void syn_replica_stop(syn_replica *r);
 
-
-/* Queues an applied announce for the other replicas (copied; never blocks on the
- * network). */
+/* Queues an applied announce for the other replicas of its partition (copied; never
+ * blocks on the network). */
 void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a);
 
-/* Copies a persisted shard write to the other replicas and waits for W in all. 0, or -1
- * with a message naming how many replicas persisted it. */
-int syn_replica_put(syn_replica *r, const Synapse__Shard *shard, char *err, size_t err_len);
-int syn_replica_delete(syn_replica *r, const char *info_hash, char *err, size_t err_len);
-/* Remembers a local delete, so that hand-off cannot bring the shard back. */
-void syn_replica_note_delete(syn_replica *r, const char *info_hash);
+/* Copies a persisted shard write (with its version and embedding) to the other replicas
+ * and waits for W in all. 0, or -1 with a message naming how many replicas hold it.
+ * *existed_elsewhere (may be NULL) tells whether a replica held a live record before. */
+int syn_replica_put(syn_replica *r, const Synapse__Shard *shard, bool *existed_elsewhere,
+                    char *err, size_t err_len);
+int syn_replica_delete(syn_replica *r, const char *info_hash, const syn_version *v,
+                       bool *existed_elsewhere, char *err, size_t err_len);
 
 /* Graceful leave: waits until no other node has pulled from this one for quiet_ms
  * (they pull what they gained once they see it leave), at least min_ms and at most max_ms. */
@@ -55,5 +61,14 @@ void syn_replica_drain(syn_replica *r, uint32_t min_ms, uint32_t quiet_ms, uint3
 
 /* True once the node has joined and pulled every partition it gained. */
 bool syn_replica_caught_up(syn_replica *r);
+
+/* Whether reads may be served now: caught up, and not just back from a pause (a worker
+ * that finds the membership's clock stalled marks the node behind at once). */
+bool syn_replica_serving(syn_replica *r);
+
+/* Replication lag per replica, for StatsReply (up to cap entries; peer ids copied into
+ * ids, which the entries point to). Returns how many. */
+size_t syn_replica_lag(syn_replica *r, Synapse__ReplicationLag *out, char (*ids)[SYN_MEMBER_ID_MAX + 1],
+                       size_t cap);
 
 #endif

@@ -1,5 +1,6 @@
 #include "node/shard_proto.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +25,20 @@ syn_shard_input syn_shard_input_from_proto(const Synapse__Shard *p, const float 
   return in;
 }
 
-void syn_shard_to_proto(syn_shard *s, Synapse__Shard *p) {
+void syn_version_to_proto(const syn_version *v, Synapse__Version *p) {
+  synapse__version__init(p);
+  p->hlc = v->hlc;
+  p->node = (char *)v->node;
+}
+
+bool syn_version_from_proto(const Synapse__Version *p, syn_version *v) {
+  if (!p || !p->node || strlen(p->node) > SYN_NODE_ID_MAX) return false;
+  v->hlc = p->hlc;
+  snprintf(v->node, sizeof v->node, "%s", p->node);
+  return p->hlc != 0;
+}
+
+void syn_shard_to_proto(syn_shard *s, Synapse__Shard *p, Synapse__Version *version) {
   synapse__shard__init(p);
   p->info_hash = s->info_hash;
   p->display_name = s->display_name;
@@ -49,6 +63,10 @@ void syn_shard_to_proto(syn_shard *s, Synapse__Shard *p) {
   p->has_created_at = p->has_updated_at = 1;
   p->created_at = s->created_at_ms / 1000;
   p->updated_at = s->updated_at_ms / 1000;
+  if (version) {
+    syn_version_to_proto(&s->version, version);
+    p->version = version;
+  }
 }
 
 float *syn_shard_embedding_copy(const Synapse__Shard *p, bool *bad) {

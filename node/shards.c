@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/hlc.h"
 #include "common/log.h"
 #include "common/urlcodec.h"
 #include "node/embedder.h"
@@ -30,6 +31,7 @@ int syn_shards_index_config(const syn_config *cfg, syn_index_config *out, char *
   if (cfg->hnsw_ef_search) out->hnsw_ef_search = cfg->hnsw_ef_search;
   if (cfg->ivf_nlist) out->ivf_nlist = cfg->ivf_nlist;
   if (cfg->ivf_nprobe) out->ivf_nprobe = cfg->ivf_nprobe;
+  out->partitions = cfg->partitions;
   return syn_index_config_validate(out, err, err_len) ? -1 : 0;
 }
 
@@ -43,12 +45,6 @@ int syn_shards_handles(const Synapse__Request *req) {
   case SYNAPSE__REQUEST__BODY_EMBED: return 1;
   default: return 0;
   }
-}
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void append(syn_buf *reply, Synapse__Reply *rep) {
@@ -82,28 +78,39 @@ static void swarm_figures(syn_shards *sh, const char *hex, uint32_t now, Synapse
   out->downloaded = r.downloaded;
 }
 
-/* Copies the write, with the times this node stored, to the other replicas (W quorum). */
-static int replicate_put(syn_shards *sh, const Synapse__Shard *p, char *err, size_t err_len) {
+/* Copies the stored write (with its times, version and embedding) to the other replicas
+ * (W quorum). */
+static int replicate_put(syn_shards *sh, const char *hex, bool *existed, char *err,
+                         size_t err_len) {
   if (!sh->replica) return 0;
   syn_shard stored;
-  if (syn_index_get(sh->index, p->info_hash, false, &stored)) {
-    snprintf(err, err_len, "registration vanished before replication; retry");
+  if (syn_index_get(sh->index, hex, true, &stored)) {
+    snprintf(err, err_len, "registration replaced before replication; retry");
     return -1;
   }
-  Synapse__Shard copy = *p;
-  copy.info_hash = stored.info_hash; /* normalised */
-  copy.has_created_at = copy.has_updated_at = 1;
-  copy.created_at = stored.created_at_ms / 1000;
-  copy.updated_at = stored.updated_at_ms / 1000;
-  int rc = syn_replica_put(sh->replica, &copy, err, err_len);
+  Synapse__Shard copy;
+  Synapse__Version version;
+  syn_shard_to_proto(&stored, &copy, &version);
+  int rc = syn_replica_put(sh->replica, &copy, existed, err, err_len);
   syn_shard_free(&stored);
   return rc;
+}
+
+static syn_version new_version(syn_shards *sh) {
+  syn_version v = {.hlc = syn_hlc_now(&sh->hlc, 0)};
+  snprintf(v.node, sizeof v.node, "%s", sh->cfg->node_id);
+  return v;
 }
 
 static void handle_register(syn_shards *sh, uint64_t id, const Synapse__RegisterRequest *r,
                             syn_buf *reply) {
   const Synapse__Shard *p = r->shard;
   bool bad;
+  char hex[65];
+  if (!p->info_hash || syn_info_hash_normalize(p->info_hash, hex)) {
+    append_error(reply, id, SYNAPSE__ERROR_CODE__BAD_REQUEST, "info_hash must be hex");
+    return;
+  }
   float *embedding = syn_shard_embedding_copy(p, &bad);
   if (bad || (p->has_embedding && !embedding)) {
     append_error(reply, id, bad ? SYNAPSE__ERROR_CODE__BAD_REQUEST : SYNAPSE__ERROR_CODE__INTERNAL,
@@ -111,22 +118,24 @@ static void handle_register(syn_shards *sh, uint64_t id, const Synapse__Register
     return;
   }
   syn_shard_input in = syn_shard_input_from_proto(p, embedding);
-  syn_shard existing;
-  bool existed = syn_index_get(sh->index, p->info_hash, false, &existing) == 0;
-  if (existed) syn_shard_free(&existing);
+  in.created_at_ms = 0; /* a new write keeps the stored creation time, or starts one */
+  syn_key_version before;
+  bool existed = syn_index_version(sh->index, hex, &before) == 0 && !before.deleted;
+  syn_version v = new_version(sh);
   char err[256] = "";
-  int rc = syn_index_register(sh->index, &in, wall_ms(), err, sizeof err);
+  int rc = syn_index_register(sh->index, &in, &v, NULL, err, sizeof err);
   free(embedding);
   if (rc) {
     append_error(reply, id, code_of(rc), *err ? err : syn_index_strerror(rc));
     return;
   }
-  if (replicate_put(sh, p, err, sizeof err)) {
+  bool elsewhere = false;
+  if (replicate_put(sh, hex, &elsewhere, err, sizeof err)) {
     append_error(reply, id, SYNAPSE__ERROR_CODE__UNAVAILABLE, err);
     return;
   }
   Synapse__RegisterReply body = SYNAPSE__REGISTER_REPLY__INIT;
-  body.created = !existed;
+  body.created = !existed && !elsewhere;
   Synapse__Reply rep = SYNAPSE__REPLY__INIT;
   rep.id = id;
   rep.body_case = SYNAPSE__REPLY__BODY_REGISTER;
@@ -134,43 +143,68 @@ static void handle_register(syn_shards *sh, uint64_t id, const Synapse__Register
   append(reply, &rep);
 }
 
+static void append_not_serving(syn_buf *reply, uint64_t id) {
+  append_error(reply, id, SYNAPSE__ERROR_CODE__NOT_SERVING,
+               "this replica is catching up: ask another");
+}
+
 static void handle_get(syn_shards *sh, uint64_t id, const Synapse__ShardKey *k, uint32_t now,
                        syn_buf *reply) {
-  syn_shard s;
-  int rc = syn_index_get(sh->index, k->info_hash, false, &s);
-  if (rc) {
-    append_error(reply, id, code_of(rc), rc == -ENOENT ? "shard not found" : syn_index_strerror(rc));
+  if (!syn_replica_serving(sh->replica)) {
+    append_not_serving(reply, id);
     return;
   }
+  syn_shard s;
   Synapse__Shard shard = SYNAPSE__SHARD__INIT;
   Synapse__SwarmFigures swarm = SYNAPSE__SWARM_FIGURES__INIT;
-  syn_shard_to_proto(&s, &shard);
-  swarm_figures(sh, s.info_hash, now, &swarm);
+  Synapse__Version version = SYNAPSE__VERSION__INIT;
   Synapse__GetReply body = SYNAPSE__GET_REPLY__INIT;
-  body.shard = &shard;
+  syn_key_version kv;
+  int rc = syn_index_get(sh->index, k->info_hash, false, &s);
+  if (rc == 0) {
+    syn_shard_to_proto(&s, &shard, &version);
+    swarm_figures(sh, s.info_hash, now, &swarm);
+    body.shard = &shard;
+    body.version = &version;
+  } else if (rc == -ENOENT) {
+    /* Not held: say which version of it we know, a tombstone's or none. */
+    if (syn_index_version(sh->index, k->info_hash, &kv) == 0) {
+      syn_version_to_proto(&kv.version, &version);
+      body.version = &version;
+      body.has_deleted = 1;
+      body.deleted = kv.deleted;
+    }
+    swarm_figures(sh, k->info_hash, now, &swarm);
+  } else {
+    append_error(reply, id, code_of(rc), syn_index_strerror(rc));
+    return;
+  }
   body.swarm = &swarm;
   Synapse__Reply rep = SYNAPSE__REPLY__INIT;
   rep.id = id;
   rep.body_case = SYNAPSE__REPLY__BODY_GET;
   rep.get = &body;
   append(reply, &rep);
-  syn_shard_free(&s);
+  if (rc == 0) syn_shard_free(&s);
 }
 
 static void handle_delete(syn_shards *sh, uint64_t id, const Synapse__ShardKey *k, syn_buf *reply) {
-  syn_replica_note_delete(sh->replica, k->info_hash);
-  int rc = syn_index_delete(sh->index, k->info_hash);
-  if (rc && rc != -ENOENT) {
+  syn_version v = new_version(sh);
+  bool existed = false;
+  int rc = syn_index_delete(sh->index, k->info_hash, &v, syn_wall_ms(), NULL, &existed);
+  if (rc) {
     append_error(reply, id, code_of(rc), syn_index_strerror(rc));
     return;
   }
   char err[256];
-  if (sh->replica && syn_replica_delete(sh->replica, k->info_hash, err, sizeof err)) {
+  bool elsewhere = false;
+  if (sh->replica &&
+      syn_replica_delete(sh->replica, k->info_hash, &v, &elsewhere, err, sizeof err)) {
     append_error(reply, id, SYNAPSE__ERROR_CODE__UNAVAILABLE, err);
     return;
   }
   Synapse__DeleteReply body = SYNAPSE__DELETE_REPLY__INIT;
-  body.deleted = rc == 0;
+  body.deleted = existed || elsewhere;
   Synapse__Reply rep = SYNAPSE__REPLY__INIT;
   rep.id = id;
   rep.body_case = SYNAPSE__REPLY__BODY_DELETE;
@@ -221,7 +255,7 @@ static int hit_view_build(syn_shards *sh, syn_hit *hits, size_t n, uint32_t now,
   for (size_t i = 0; i < n; i++) {
     synapse__search_hit__init(&v->msgs[i]);
     synapse__swarm_figures__init(&v->swarms[i]);
-    syn_shard_to_proto(&hits[i].shard, &v->shards[i]);
+    syn_shard_to_proto(&hits[i].shard, &v->shards[i], NULL);
     swarm_figures(sh, hits[i].shard.info_hash, now, &v->swarms[i]);
     v->msgs[i].shard = &v->shards[i];
     v->msgs[i].swarm = &v->swarms[i];
@@ -254,6 +288,10 @@ static bool model_lookup(syn_shards *sh, const char *model, uint32_t *dim) {
 
 static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequest *s,
                           uint32_t now, syn_buf *reply) {
+  if (!syn_replica_serving(sh->replica)) {
+    append_not_serving(reply, id);
+    return;
+  }
   syn_search_filter filter = {
       .model = s->model && *s->model ? s->model : NULL,
       .tags = (const char *const *)s->tags,

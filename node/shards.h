@@ -2,6 +2,13 @@
  * protobuf messages from routers to the index component (SQLite + faiss) and annotates
  * every shard with the live figures of its swarm from the node's own swarm store.
  *
+ * Writes: the node that receives a register or delete from a router coordinates it: it
+ * gives the write a version (its hybrid logical clock and its id), persists it, then
+ * copies it to the other replicas (node/replica.h) and acknowledges once W hold it.
+ * Reads: a node that may lack writes (catching up) answers NOT_SERVING, and the router
+ * reads another replica; a get answers with the version held, so the router can keep the
+ * newest of several replicas' answers.
+ *
  * Called on node worker threads; every call blocks on SQLite/faiss (or, for embed, on the
  * embedding service) and appends exactly one Reply to `reply`. */
 #ifndef SYN_NODE_SHARDS_H
@@ -21,6 +28,7 @@ typedef struct syn_shards {
   syn_swarm_store *swarms;
   syn_replica *replica; /* NULL standalone */
   const syn_config *cfg;
+  syn_hlc hlc;          /* versions of the writes this node coordinates */
 } syn_shards;
 
 /* Maps the config's vector_search keys onto the index's config (0 = index default).

@@ -48,6 +48,7 @@
 
 #define STRIPE_BITS 8
 #define STRIPES (1u << STRIPE_BITS)
+_Static_assert(STRIPES == SYN_SWARM_STRIPES, "stripes as swarm.h says");
 #define TABLE_MIN 16u
 #define BUCKET_MAX 1024u /* split a peer set when its buckets average more than this */
 #define BUCKET_MIN 256u  /* merge buckets again below this average */
@@ -745,33 +746,40 @@ out:
   return rc;
 }
 
-size_t syn_swarm_export(syn_swarm_store *s, bool (*want)(void *ctx, const uint8_t info_hash[20]),
-                        syn_swarm_export_fn emit, void *ctx, uint32_t now) {
+size_t syn_swarm_export_stripe(syn_swarm_store *s, uint32_t k,
+                               bool (*want)(void *ctx, const uint8_t info_hash[20]),
+                               syn_swarm_export_fn emit, void *ctx, uint32_t now) {
+  if (k >= STRIPES) return 0;
   size_t emitted = 0;
-  for (uint32_t k = 0; k < STRIPES; k++) {
-    stripe *st = &s->st[k];
-    pthread_mutex_lock(&st->mu);
-    for (uint32_t i = 0; i < st->cap; i++) {
-      const swarm *sw = st->tab[i].sw;
-      if (!sw || !want(ctx, sw->info_hash)) continue;
-      for (int f = V4; f <= V6; f++) {
-        const pset *ps = &sw->ps[f];
-        const size_t rsz = rsz_of(f), al = alen_of(f);
-        uint32_t buckets = ps->nb_log2 ? 1u << ps->nb_log2 : 1;
-        for (uint32_t b = 0; b < buckets; b++) {
-          const pvec *v = cbucket_at(ps, b);
-          for (uint32_t j = 0; j < v->n; j++) {
-            const uint8_t *r = v->p + (size_t)j * rsz;
-            if (expired(ld32(r + OFF_SEEN(f)), now, s->timeout)) continue;
-            uint16_t port = (uint16_t)(r[al - 2] << 8 | r[al - 1]);
-            emit(ctx, sw->info_hash, r, al - 2, port, r + OFF_ID(f), (r[OFF_FLAGS(f)] & F_SEED) != 0);
-            emitted++;
-          }
+  stripe *st = &s->st[k];
+  pthread_mutex_lock(&st->mu);
+  for (uint32_t i = 0; i < st->cap; i++) {
+    const swarm *sw = st->tab[i].sw;
+    if (!sw || !want(ctx, sw->info_hash)) continue;
+    for (int f = V4; f <= V6; f++) {
+      const pset *ps = &sw->ps[f];
+      const size_t rsz = rsz_of(f), al = alen_of(f);
+      uint32_t buckets = ps->nb_log2 ? 1u << ps->nb_log2 : 1;
+      for (uint32_t b = 0; b < buckets; b++) {
+        const pvec *v = cbucket_at(ps, b);
+        for (uint32_t j = 0; j < v->n; j++) {
+          const uint8_t *r = v->p + (size_t)j * rsz;
+          if (expired(ld32(r + OFF_SEEN(f)), now, s->timeout)) continue;
+          uint16_t port = (uint16_t)(r[al - 2] << 8 | r[al - 1]);
+          emit(ctx, sw->info_hash, r, al - 2, port, r + OFF_ID(f), (r[OFF_FLAGS(f)] & F_SEED) != 0);
+          emitted++;
         }
       }
     }
-    pthread_mutex_unlock(&st->mu);
   }
+  pthread_mutex_unlock(&st->mu);
+  return emitted;
+}
+
+size_t syn_swarm_export(syn_swarm_store *s, bool (*want)(void *ctx, const uint8_t info_hash[20]),
+                        syn_swarm_export_fn emit, void *ctx, uint32_t now) {
+  size_t emitted = 0;
+  for (uint32_t k = 0; k < STRIPES; k++) emitted += syn_swarm_export_stripe(s, k, want, emit, ctx, now);
   return emitted;
 }
 

@@ -115,6 +115,13 @@ typedef void (*syn_swarm_export_fn)(void *ctx, const uint8_t info_hash[20], cons
 size_t syn_swarm_export(syn_swarm_store *store, bool (*want)(void *ctx, const uint8_t info_hash[20]),
                         syn_swarm_export_fn emit, void *ctx, uint32_t now);
 
+/* The same for the swarms of one stripe (0 <= stripe < SYN_SWARM_STRIPES): hand-off in
+ * pages, one range of stripes at a time, so no reply has to hold every peer. */
+#define SYN_SWARM_STRIPES 256
+size_t syn_swarm_export_stripe(syn_swarm_store *store, uint32_t stripe,
+                               bool (*want)(void *ctx, const uint8_t info_hash[20]),
+                               syn_swarm_export_fn emit, void *ctx, uint32_t now);
+
 /* Drops every swarm `want` accepts (partitions handed off to other nodes). Returns the
  * number of swarms dropped. */
 size_t syn_swarm_drop(syn_swarm_store *store, bool (*want)(void *ctx, const uint8_t info_hash[20]),

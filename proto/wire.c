@@ -35,3 +35,19 @@ int syn_wire_append_field1(syn_buf *out, const ProtobufCMessage *msg) {
   out->len += n;
   return 0;
 }
+
+int syn_wire_append_bytes_field(syn_buf *out, uint32_t field, const void *body, size_t len) {
+  uint8_t head[11];
+  head[0] = (uint8_t)(field << 3 | 2); /* wire type 2: length-delimited */
+  size_t n = 1 + put_varint(head + 1, len);
+  if (syn_buf_append(out, head, n)) return -ENOMEM;
+  return syn_buf_append(out, body, len) ? -ENOMEM : 0;
+}
+
+int syn_wire_pack(syn_buf *out, const ProtobufCMessage *msg) {
+  syn_buf_reset(out);
+  size_t size = protobuf_c_message_get_packed_size(msg);
+  if (syn_buf_reserve(out, size + 1)) return -ENOMEM;
+  out->len = protobuf_c_message_pack(msg, out->data);
+  return 0;
+}

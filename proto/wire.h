@@ -26,4 +26,12 @@ ProtobufCAllocator syn_wire_allocator(syn_arena *arena);
 /* Appends `msg` as field 1 (length-delimited) to `out`. 0 or -ENOMEM. */
 int syn_wire_append_field1(syn_buf *out, const ProtobufCMessage *msg);
 
+/* Appends `len` bytes, already the encoding of a message, as length-delimited field
+ * `field` (1..15) to `out`: wraps an encoded body in its envelope without decoding and
+ * re-encoding it (e.g. queued SwarmUpdates bytes into a ReplicaRequest). 0 or -ENOMEM. */
+int syn_wire_append_bytes_field(syn_buf *out, uint32_t field, const void *body, size_t len);
+
+/* Packs a whole message into `out` (reset first). 0 or -ENOMEM. */
+int syn_wire_pack(syn_buf *out, const ProtobufCMessage *msg);
+
 #endif

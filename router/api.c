@@ -68,6 +68,14 @@ typedef struct api_call {
   bool answered[SYN_NODES_MAX]; /* search: nodes whose part succeeded */
   int error_status;        /* search: a node refused the query (4xx) */
   char error[256];
+  /* get: a quorum read, the newest answer kept */
+  uint32_t read_quorum, read_ok;
+  bool have_best, best_live;
+  uint64_t best_hlc;
+  char best_node[SYN_MEMBER_ID_MAX + 1];
+  json_t *best;           /* the newest live shard's JSON, owned */
+  int last_status;        /* a part's failure, for when none answered */
+  char last_error[256];
   bool model_known;
   uint32_t model_dimension;
   hit_list vector_hits;
@@ -109,6 +117,7 @@ static void hit_list_free(hit_list *l) {
 }
 
 static void call_free(api_call *c) {
+  json_decref(c->best);
   syn_search_input_free(&c->search);
   hit_list_free(&c->vector_hits);
   hit_list_free(&c->keyword_hits);
@@ -222,6 +231,79 @@ static void api_register(const syn_api *api, const syn_http_request *req, syn_ht
   syn_register_input_free(&in);
 }
 
+/* ---- get: read several replicas, keep the newest ---- */
+
+static int status_of(const Synapse__Reply *rep);
+
+/* Whether (hlc, node) is newer than the best answer so far. */
+static bool newer_than_best(const api_call *c, uint64_t hlc, const char *node) {
+  if (!c->have_best) return true;
+  if (hlc != c->best_hlc) return hlc > c->best_hlc;
+  return strcmp(node ? node : "", c->best_node) > 0;
+}
+
+static bool on_read_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep) {
+  api_call *c = ctx;
+  if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_GET) {
+    c->last_status = status_of(rep);
+    snprintf(c->last_error, sizeof c->last_error, "%s",
+             rep->message && *rep->message ? rep->message : "shard lookup failed");
+    return true;
+  }
+  const Synapse__GetReply *g = rep->get;
+  c->read_ok++;
+  const Synapse__Version *v = g->version;
+  uint64_t hlc = v ? v->hlc : 0;
+  const char *node = v && v->node ? v->node : "";
+  if ((v || g->shard) && newer_than_best(c, hlc, node)) {
+    c->have_best = true;
+    c->best_hlc = hlc;
+    snprintf(c->best_node, sizeof c->best_node, "%s", node);
+    json_decref(c->best);
+    c->best = NULL;
+    c->best_live = g->shard != NULL;
+    if (g->shard) c->best = syn_api_shard_json(g->shard, g->swarm);
+  }
+  /* R - W + 1 answers overlap every write quorum: the newest of them is the last
+   * acknowledged write. */
+  return c->read_ok < c->read_quorum;
+}
+
+static void on_read_done(void *ctx, syn_group_end how, uint32_t parts_out) {
+  api_call *c = ctx;
+  if (c->read_ok == 0) {
+    respond_error(c->slot, c->last_status ? c->last_status : 503,
+                  c->last_status ? c->last_error : "no replica answered, retry later");
+  } else if (!c->best_live || !c->best) {
+    respond_error(c->slot, 404, "shard not found");
+  } else {
+    json_t *shard = c->best;
+    c->best = NULL;
+    json_t *doc = json_deep_copy(shard);
+    json_object_set_new(doc, "status", json_string("success"));
+    json_object_set_new(doc, "shard", shard);
+    respond(c->slot, 200, doc);
+  }
+  call_free(c);
+}
+
+static void read_replicas(api_call *c, Synapse__Request *msg) {
+  syn_nodes *nodes = c->api.nodes;
+  int slots[SYN_RING_MAX_REPLICATION];
+  size_t n = syn_nodes_replicas(nodes, c->key, slots, SYN_RING_MAX_REPLICATION);
+  uint32_t rf = syn_nodes_replication(nodes);
+  uint32_t w = c->api.cfg->write_quorum < rf ? c->api.cfg->write_quorum : rf;
+  c->read_quorum = rf - (w ? w : 1) + 1;
+  syn_group *g = n ? syn_group_new(nodes, c->api.loop, 0, on_read_part, on_read_done, c) : NULL;
+  if (!g) {
+    respond_error(c->slot, 503, "no node available for this shard, retry later");
+    call_free(c);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) syn_group_send_to(g, slots[i], 0, msg);
+  syn_group_seal(g);
+}
+
 static void key_request(const syn_api *api, call_kind kind, const char *hex, const uint8_t key[20],
                         syn_http_slot *slot) {
   api_call *c = call_new(api, kind, slot);
@@ -239,7 +321,8 @@ static void key_request(const syn_api *api, call_kind kind, const char *hex, con
   case CALL_DELETE: msg.body_case = SYNAPSE__REQUEST__BODY_DELETE; msg.delete_ = &sk; break;
   default: msg.body_case = SYNAPSE__REQUEST__BODY_PEERS; msg.peers = &sk; break;
   }
-  send_routed(c, &msg);
+  if (kind == CALL_GET) read_replicas(c, &msg);
+  else send_routed(c, &msg);
 }
 
 /* ---- search ---- */
@@ -564,18 +647,6 @@ static void register_reply(api_call *c, const Synapse__Reply *rep) {
                     "Shard registered successfully", "created", rep->register_->created));
 }
 
-static void get_reply(api_call *c, const Synapse__Reply *rep) {
-  if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_GET) {
-    respond_node_error(c->slot, rep, "shard not found");
-    return;
-  }
-  json_t *shard = syn_api_shard_json(rep->get->shard, rep->get->swarm);
-  json_t *doc = json_deep_copy(shard);
-  json_object_set_new(doc, "status", json_string("success"));
-  json_object_set_new(doc, "shard", shard);
-  respond(c->slot, 200, doc);
-}
-
 static void delete_reply(api_call *c, const Synapse__Reply *rep) {
   if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_DELETE) {
     respond_node_error(c->slot, rep, "delete failed");
@@ -624,7 +695,6 @@ static void on_single_reply(syn_req *req, const Synapse__Reply *rep) {
   switch (c->kind) {
   case CALL_EMBED: embed_reply(c, rep); return; /* the call goes on as a search */
   case CALL_REGISTER: register_reply(c, rep); break;
-  case CALL_GET: get_reply(c, rep); break;
   case CALL_DELETE: delete_reply(c, rep); break;
   case CALL_PEERS: peers_reply(c, rep); break;
   default: break;

@@ -394,6 +394,11 @@ json_t *syn_api_shard_json(const Synapse__Shard *s, const Synapse__SwarmFigures 
   set_opt_string(o, "creator_agent_id", s->creator_agent_id);
   set_opt_string(o, "creator_public_key", s->creator_public_key);
   set_opt_string(o, "signature", s->signature);
+  if (s->version && s->version->node) {
+    char v[96];
+    snprintf(v, sizeof v, "%llu.%s", (unsigned long long)s->version->hlc, s->version->node);
+    json_object_set_new(o, "version", json_string(v));
+  }
   if (s->has_created_at) json_object_set_new(o, "created_at", json_integer(s->created_at));
   if (s->has_updated_at) json_object_set_new(o, "updated_at", json_integer(s->updated_at));
   json_object_set_new(o, "seeders", json_integer(swarm ? swarm->seeders : 0));

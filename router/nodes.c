@@ -419,6 +419,13 @@ size_t syn_nodes_fanout(syn_nodes *n, int *slots, size_t cap) {
   return k;
 }
 
+size_t syn_nodes_alive(syn_nodes *n, int *slots, size_t cap) {
+  size_t k = 0;
+  for (int i = 0; i < SYN_NODES_MAX && k < cap; i++)
+    if (tier(n, &n->links[i]) >= 0) slots[k++] = i;
+  return k;
+}
+
 uint32_t syn_nodes_replication(syn_nodes *n) {
   return n->view ? syn_ring_replication(syn_view_ring(n->view)) : 1;
 }

@@ -70,6 +70,8 @@ int syn_nodes_route(syn_nodes *n, const uint8_t key[20]);
 size_t syn_nodes_replicas(syn_nodes *n, const uint8_t key[20], int *slots, size_t cap);
 /* Every node worth asking for a fan-out (usable, caught up); returns how many. */
 size_t syn_nodes_fanout(syn_nodes *n, int *slots, size_t cap);
+/* Every node gossip does not call dead, caught up or not (operations figures). */
+size_t syn_nodes_alive(syn_nodes *n, int *slots, size_t cap);
 /* Replicas per partition in effect (R capped by the node count; 1 standalone). */
 uint32_t syn_nodes_replication(syn_nodes *n);
 

@@ -225,7 +225,7 @@ static void start_gather(const syn_ops *o, enum gather_kind kind, syn_http_slot 
   g->ops = *o;
   g->slot = slot;
   int slots[SYN_NODES_MAX];
-  size_t n = syn_nodes_fanout(o->nodes, slots, SYN_NODES_MAX);
+  size_t n = syn_nodes_alive(o->nodes, slots, SYN_NODES_MAX);
   Synapse__StatsRequest s = SYNAPSE__STATS_REQUEST__INIT;
   Synapse__Request msg = SYNAPSE__REQUEST__INIT;
   msg.body_case = SYNAPSE__REQUEST__BODY_STATS;

@@ -1,0 +1,273 @@
+/* Copies of this node's writes on the other replicas. Design notes:
+ *
+ * - Swarm updates: an applied announce is appended, already encoded (proto/wire.h), to
+ *   the queue of each other usable replica of its partition. Each replica has its own
+ *   pusher thread, started the first time it is a target, so a slow, paused or cut-off
+ *   replica delays only its own queue. A push that fails keeps its batch for the next
+ *   round; a queue over REPLICA_QUEUE_MAX drops new updates (counted): the peers
+ *   re-announce within an interval anyway (design decision 3).
+ * - Replication lag of a replica: the age of the oldest update in its queue, which is
+ *   only ever removed once that replica acknowledged the batch holding it.
+ * - Shard writes: the coordinator persisted the write first; the copy goes to every
+ *   other usable replica at once (one thread each, so a dead one costs its timeout once)
+ *   and the write is acknowledged when W replicas in all hold it or something newer. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "node/replica_internal.h"
+#include "node/shard_proto.h"
+#include "proto/wire.h"
+
+/* ---- swarm updates ---- */
+
+/* The target for a member id, created (with its thread) on first use; push_mu held. */
+static push_target *target_for(syn_replica *r, const syn_member_info *m);
+
+static void *pusher_main(void *arg);
+
+static push_target *target_for(syn_replica *r, const syn_member_info *m) {
+  for (size_t i = 0; i < r->n_targets; i++) {
+    push_target *t = &r->targets[i];
+    if (strcmp(t->id, m->id) != 0) continue;
+    if (strcmp(t->peer_url, m->peer_url) != 0) /* it moved: the new address from now on */
+      snprintf(t->peer_url, sizeof t->peer_url, "%s", m->peer_url);
+    return t;
+  }
+  if (r->n_targets == REPLICA_MAX_TARGETS || atomic_load(&r->stopping)) return NULL;
+  push_target *t = &r->targets[r->n_targets];
+  memset(t, 0, sizeof *t);
+  t->r = r;
+  snprintf(t->id, sizeof t->id, "%s", m->id);
+  snprintf(t->peer_url, sizeof t->peer_url, "%s", m->peer_url);
+  if (pthread_create(&t->thread, NULL, pusher_main, t) != 0) return NULL;
+  t->started = true;
+  r->n_targets++;
+  return t;
+}
+
+void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a) {
+  if (!r || a->info_hash.len != 20) return;
+  syn_view *v = replica_view(r);
+  if (!v) return;
+  syn_view_replica reps[SYN_RING_MAX_REPLICATION];
+  size_t n = syn_view_replicas(v, syn_view_partition(v, a->info_hash.data), reps,
+                               SYN_RING_MAX_REPLICATION);
+  uint64_t now = replica_mono_ms();
+  pthread_mutex_lock(&r->push_mu);
+  for (size_t i = 0; i < n; i++) {
+    const syn_member_info *m = reps[i].member;
+    if (!m || m->self || !syn_member_usable(m) || !m->peer_url[0]) continue;
+    push_target *t = target_for(r, m);
+    if (!t) continue;
+    if (t->queue.len > REPLICA_QUEUE_MAX || syn_wire_append_field1(&t->queue, &a->base)) {
+      t->dropped++;
+      continue;
+    }
+    if (t->queued++ == 0) t->oldest_ms = now;
+  }
+  pthread_mutex_unlock(&r->push_mu);
+  syn_view_put(v);
+}
+
+/* Sends one batch: 0 when the replica acknowledged it. */
+static int push_batch(syn_replica *r, const char *url, const syn_buf *body) {
+  syn_buf msg = SYN_BUF_INIT, reply = SYN_BUF_INIT;
+  /* ReplicaRequest{swarm_updates = SwarmUpdates(body)} without re-encoding the body. */
+  int rc = syn_wire_append_bytes_field(&msg, 1, body->data, body->len);
+  uint32_t timeout = r->cfg->request_timeout_ms < 1000 ? r->cfg->request_timeout_ms : 1000;
+  if (rc == 0) rc = syn_membership_app_call(r->m, url, msg.data, msg.len, timeout, &reply);
+  Synapse__ReplicaReply *rep =
+      rc == 0 ? synapse__replica_reply__unpack(NULL, reply.len, reply.data) : NULL;
+  rc = rep && rep->ok ? 0 : -1;
+  if (rep) synapse__replica_reply__free_unpacked(rep, NULL);
+  syn_buf_free(&msg);
+  syn_buf_free(&reply);
+  return rc;
+}
+
+static void *pusher_main(void *arg) {
+  push_target *t = arg;
+  syn_replica *r = t->r;
+  syn_buf batch = SYN_BUF_INIT;
+  char url[SYN_MEMBER_URL_MAX + 1];
+  while (!atomic_load(&r->stopping)) {
+    replica_sleep(r, r->cfg->replication_interval_ms);
+    pthread_mutex_lock(&r->push_mu);
+    uint64_t queued = t->queued, oldest = t->oldest_ms;
+    syn_buf tmp = batch; /* swap: the queue keeps the emptied buffer */
+    batch = t->queue;
+    t->queue = tmp;
+    syn_buf_reset(&t->queue);
+    t->queued = 0;
+    snprintf(url, sizeof url, "%s", t->peer_url);
+    pthread_mutex_unlock(&r->push_mu);
+    if (queued == 0) continue;
+    if (push_batch(r, url, &batch) == 0) continue; /* acknowledged: what came since dates itself */
+    /* Not acknowledged: put it back in front of what arrived meanwhile. */
+    pthread_mutex_lock(&r->push_mu);
+    if (batch.len + t->queue.len <= REPLICA_QUEUE_MAX &&
+        syn_buf_append(&batch, t->queue.data, t->queue.len) == 0) {
+      syn_buf tmp2 = t->queue;
+      t->queue = batch;
+      batch = tmp2;
+      t->queued += queued;
+      t->oldest_ms = oldest;
+    } else {
+      t->dropped += queued;
+      if (t->queued == 0) t->oldest_ms = 0;
+    }
+    pthread_mutex_unlock(&r->push_mu);
+    syn_buf_reset(&batch);
+  }
+  syn_buf_free(&batch);
+  return NULL;
+}
+
+size_t syn_replica_lag(syn_replica *r, Synapse__ReplicationLag *out,
+                       char (*ids)[SYN_MEMBER_ID_MAX + 1], size_t cap) {
+  if (!r) return 0;
+  uint64_t now = replica_mono_ms();
+  size_t n = 0;
+  pthread_mutex_lock(&r->push_mu);
+  for (size_t i = 0; i < r->n_targets && n < cap; i++, n++) {
+    const push_target *t = &r->targets[i];
+    synapse__replication_lag__init(&out[n]);
+    snprintf(ids[n], SYN_MEMBER_ID_MAX + 1, "%s", t->id);
+    out[n].peer = ids[n];
+    out[n].lag_ms = t->queued && now > t->oldest_ms ? now - t->oldest_ms : 0;
+    out[n].has_queued = out[n].has_dropped = 1;
+    out[n].queued = t->queued;
+    out[n].dropped = t->dropped;
+  }
+  pthread_mutex_unlock(&r->push_mu);
+  return n;
+}
+
+int replication_start(syn_replica *r, char *err, size_t err_len) {
+  (void)r, (void)err, (void)err_len; /* pushers start with their first target */
+  return 0;
+}
+
+void replication_stop(syn_replica *r) {
+  atomic_store(&r->stopping, true);
+  pthread_mutex_lock(&r->push_mu);
+  size_t n = r->n_targets;
+  pthread_mutex_unlock(&r->push_mu);
+  for (size_t i = 0; i < n; i++) {
+    if (r->targets[i].started) pthread_join(r->targets[i].thread, NULL);
+    syn_buf_free(&r->targets[i].queue);
+  }
+}
+
+/* ---- shard writes: W copies before the acknowledgement ---- */
+
+typedef struct copy_call {
+  syn_replica *r;
+  char url[SYN_MEMBER_URL_MAX + 1];
+  const Synapse__ReplicaRequest *req;
+  uint32_t budget_ms;
+  bool ok, existed;
+} copy_call;
+
+/* One replica's copy; a call refused at once (the peer's queue was full, or no
+ * connection yet) is tried again while the budget lasts. */
+static void *copy_main(void *arg) {
+  copy_call *c = arg;
+  uint64_t deadline = replica_mono_ms() + c->budget_ms;
+  for (;;) {
+    uint64_t now = replica_mono_ms();
+    if (now >= deadline || atomic_load(&c->r->stopping)) break;
+    Synapse__ReplicaReply *rep = replica_call(c->r, c->url, c->req, (uint32_t)(deadline - now));
+    if (rep) {
+      c->ok = rep->ok;
+      c->existed = rep->has_existed && rep->existed;
+      synapse__replica_reply__free_unpacked(rep, NULL);
+      break;
+    }
+    if (replica_mono_ms() + 20 >= deadline) break;
+    replica_sleep(c->r, 10);
+  }
+  return NULL;
+}
+
+/* The other usable replicas of key's partition; returns how many, and the replication
+ * factor in effect. */
+static size_t copy_targets(syn_replica *r, const uint8_t key[20], copy_call *calls,
+                           uint32_t *factor) {
+  syn_view *v = replica_view(r);
+  if (!v) return 0;
+  syn_view_replica reps[SYN_RING_MAX_REPLICATION];
+  size_t n = syn_view_replicas(v, syn_view_partition(v, key), reps, SYN_RING_MAX_REPLICATION);
+  *factor = (uint32_t)(n ? n : 1);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    const syn_member_info *m = reps[i].member;
+    if (!m || m->self || !syn_member_usable(m) || !m->peer_url[0]) continue;
+    snprintf(calls[k++].url, SYN_MEMBER_URL_MAX + 1, "%s", m->peer_url);
+  }
+  syn_view_put(v);
+  return k;
+}
+
+static int replicate(syn_replica *r, const char *hex, const Synapse__ReplicaRequest *req,
+                     const char *what, bool *existed, char *err, size_t err_len) {
+  if (existed) *existed = false;
+  if (!r) return 0;
+  uint8_t key[20];
+  char norm[65];
+  if (syn_info_hash_parse(hex, strlen(hex), norm, key)) {
+    snprintf(err, err_len, "info_hash must be hex");
+    return -1;
+  }
+  copy_call calls[SYN_RING_MAX_REPLICATION];
+  memset(calls, 0, sizeof calls);
+  uint32_t factor = 1;
+  size_t n = copy_targets(r, key, calls, &factor);
+  uint32_t need = r->cfg->write_quorum < factor ? r->cfg->write_quorum : factor;
+  /* Leaves the router's deadline room for the local write and the reply. */
+  uint32_t budget = r->cfg->request_timeout_ms * 3 / 4 + 1;
+  pthread_t threads[SYN_RING_MAX_REPLICATION];
+  bool started[SYN_RING_MAX_REPLICATION] = {0};
+  for (size_t i = 0; i < n; i++) {
+    calls[i].r = r;
+    calls[i].req = req;
+    calls[i].budget_ms = budget;
+    started[i] = pthread_create(&threads[i], NULL, copy_main, &calls[i]) == 0;
+    if (!started[i]) copy_main(&calls[i]);
+  }
+  uint32_t acks = 1; /* this node holds it already */
+  for (size_t i = 0; i < n; i++) {
+    if (started[i]) pthread_join(threads[i], NULL);
+    acks += calls[i].ok;
+    if (existed && calls[i].existed) *existed = true;
+  }
+  if (acks >= need) return 0;
+  snprintf(err, err_len, "%s persisted on %u of the %u replicas required; retry", what, acks, need);
+  return -1;
+}
+
+int syn_replica_put(syn_replica *r, const Synapse__Shard *shard, bool *existed_elsewhere,
+                    char *err, size_t err_len) {
+  Synapse__ShardPut put = SYNAPSE__SHARD_PUT__INIT;
+  put.shard = (Synapse__Shard *)shard;
+  Synapse__ReplicaRequest req = SYNAPSE__REPLICA_REQUEST__INIT;
+  req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_SHARD_PUT;
+  req.shard_put = &put;
+  return replicate(r, shard->info_hash, &req, "registration", existed_elsewhere, err, err_len);
+}
+
+int syn_replica_delete(syn_replica *r, const char *info_hash, const syn_version *v,
+                       bool *existed_elsewhere, char *err, size_t err_len) {
+  Synapse__Version pv;
+  syn_version_to_proto(v, &pv);
+  Synapse__ShardDelete del = SYNAPSE__SHARD_DELETE__INIT;
+  del.info_hash = (char *)info_hash;
+  del.version = &pv;
+  Synapse__ReplicaRequest req = SYNAPSE__REPLICA_REQUEST__INIT;
+  req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_SHARD_DELETE;
+  req.shard_delete = &del;
+  return replicate(r, info_hash, &req, "delete", existed_elsewhere, err, err_len);
+}
