@@ -39,6 +39,7 @@ static int records_to_pb(const syn_swim_msg *msg, bool with_age, records_pb *out
     m->incarnation = r->incarnation;
     m->has_age_ms = with_age && r->age_ms > 0;
     m->age_ms = r->age_ms;
+    m->suspector = r->suspector[0] ? (char *)r->suspector : NULL;
     out->ptrs[i] = m;
   }
   return 0;
@@ -184,6 +185,7 @@ static int take_records(syn_swim_msg *msg, pb_member *const *in, size_t n, size_
     r->state = (uint8_t)m->state;
     r->incarnation = m->incarnation;
     r->age_ms = m->has_age_ms ? m->age_ms : 0;
+    if (m->suspector && !take(r->suspector, sizeof r->suspector, m->suspector)) return -EBADMSG;
   }
   return 0;
 }

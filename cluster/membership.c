@@ -985,5 +985,6 @@ void syn_membership_config_apply(syn_membership_config *mc, const syn_config *cf
   if (cfg->probe_interval_ms) mc->probe_interval_ms = cfg->probe_interval_ms;
   if (cfg->probe_timeout_ms) mc->probe_timeout_ms = cfg->probe_timeout_ms;
   if (cfg->suspicion_mult) mc->suspicion_mult = cfg->suspicion_mult;
+  if (cfg->suspicion_max_mult) mc->suspicion_max_mult = cfg->suspicion_max_mult;
   if (cfg->reap_timeout_s) mc->reap_timeout_ms = cfg->reap_timeout_s * 1000;
 }

@@ -80,7 +80,11 @@ typedef struct syn_membership_config {
   uint32_t probe_interval_ms;  /* one member probed per interval */
   uint32_t probe_timeout_ms;   /* direct ping deadline before indirect probes */
   uint32_t indirect_checks;    /* members asked to ping a target that missed its ack */
-  uint32_t suspicion_mult;     /* suspect -> dead after mult*max(1,log10 N)*probe interval */
+  uint32_t suspicion_mult;     /* Lifeguard: suspect -> dead after at least
+                                  mult*max(1,log10 N)*probe interval, once mult-2 others
+                                  confirmed the suspicion */
+  uint32_t suspicion_max_mult; /* ... and at most max_mult times that without confirmations */
+  uint32_t awareness_max;      /* Lifeguard local health: timeouts scale up to this factor */
 
   /* Dissemination. */
   uint32_t gossip_interval_ms; /* piggyback-only gossip rounds */
@@ -127,6 +131,8 @@ typedef struct syn_membership_stats {
   uint64_t refutations;   /* times this member raised its incarnation to refute */
   uint64_t reaped;        /* members removed after the reap timeout */
   uint64_t app_in, app_out;
+  uint64_t confirmations; /* independent confirmations of suspicions counted (Lifeguard) */
+  uint32_t awareness;     /* local health score now: 0 healthy, higher = slower probing */
 } syn_membership_stats;
 
 typedef struct syn_membership syn_membership;

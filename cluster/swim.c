@@ -34,12 +34,21 @@ typedef struct seed_owner {
   char id[SYN_MEMBER_ID_MAX + 1];
 } seed_owner;
 
+#define MAX_CONFIRMATIONS 8
+
 typedef struct member {
   syn_member_info info;
   bool reaped;   /* tombstone: not a member any more */
   bool queued;   /* its record still has transmissions to make */
   uint32_t transmits;
-  uint64_t suspect_deadline;
+  /* Lifeguard suspicion: starts at the longest timeout and shrinks as independent
+   * members confirm it (their suspect records about the same incarnation). */
+  uint64_t suspect_start, suspect_deadline;
+  char suspector[SYN_MEMBER_ID_MAX + 1]; /* who suspected first (never a confirmation) */
+  char announce[SYN_MEMBER_ID_MAX + 1];  /* the suspector our record carries: the first one,
+                                            or us once we confirmed it ourselves */
+  char confirmed[MAX_CONFIRMATIONS][SYN_MEMBER_ID_MAX + 1];
+  uint32_t confirmations;
 } member;
 
 typedef struct probe_state {
@@ -48,10 +57,13 @@ typedef struct probe_state {
   char target[SYN_MEMBER_ID_MAX + 1];
   uint32_t seq;
   uint64_t started;
+  uint32_t interval, timeout; /* this probe's, scaled by local health */
+  uint32_t expected_nacks, nacks;
 } probe_state;
 
 typedef struct counters {
   uint64_t probes, probes_failed, suspicions, deaths, refutations, reaped, dropped;
+  uint64_t confirmations;
 } counters;
 
 struct syn_swim {
@@ -76,6 +88,7 @@ struct syn_swim {
   syn_swim_call **out;
   size_t n_out, cap_out;
   counters c;
+  uint32_t awareness; /* Lifeguard local health: 0 (healthy) .. awareness_max - 1 */
 };
 
 /* ---- small helpers ---- */
@@ -142,6 +155,26 @@ uint64_t syn_swim_suspicion_timeout(const syn_membership_config *cfg, size_t mem
   return (uint64_t)((double)cfg->suspicion_mult * scale * (double)cfg->probe_interval_ms);
 }
 
+uint64_t syn_swim_suspicion_max(const syn_membership_config *cfg, size_t members) {
+  return syn_swim_suspicion_timeout(cfg, members) * (cfg->suspicion_max_mult ? cfg->suspicion_max_mult : 1);
+}
+
+uint32_t syn_swim_expected_confirmations(const syn_membership_config *cfg, size_t members) {
+  uint32_t k = cfg->suspicion_mult > 2 ? cfg->suspicion_mult - 2 : 0;
+  return members < 2 || members - 2 < k ? 0 : k;
+}
+
+uint64_t syn_lifeguard_suspicion_timeout(uint64_t min_ms, uint64_t max_ms, uint32_t confirmations,
+                                         uint32_t expected) {
+  if (expected == 0 || max_ms <= min_ms) return min_ms;
+  double frac = log((double)confirmations + 1.0) / log((double)expected + 1.0);
+  double raw = (double)max_ms - frac * (double)(max_ms - min_ms);
+  uint64_t t = raw > 0 ? (uint64_t)floor(raw) : 0;
+  return t < min_ms ? min_ms : t;
+}
+
+uint64_t syn_lifeguard_scale(uint64_t value, uint32_t awareness) { return value * (awareness + 1); }
+
 uint32_t syn_swim_retransmit_limit(const syn_membership_config *cfg, size_t members) {
   return cfg->retransmit_mult * (uint32_t)ceil(log10((double)members + 1.0));
 }
@@ -203,6 +236,10 @@ static void to_record(const member *m, uint64_t now, bool with_age, syn_swim_rec
   r->state = (uint8_t)m->info.state;
   r->incarnation = m->info.incarnation;
   r->age_ms = with_age && now > m->info.state_since_ms ? now - m->info.state_since_ms : 0;
+  if (m->info.state == SYN_MEMBER_SUSPECT)
+    memcpy(r->suspector, m->announce, sizeof r->suspector);
+  else
+    r->suspector[0] = '\0';
 }
 
 static int cmp_transmits(const void *a, const void *b) {
@@ -285,6 +322,40 @@ static void enqueue(member *m) {
   m->transmits = 0;
 }
 
+/* The suspicion deadline after the confirmations so far (Lifeguard: from max down to
+ * min as confirmations approach the expected count). */
+static void refresh_suspicion(syn_swim *s, member *m) {
+  size_t n = syn_swim_member_count(s);
+  uint64_t min = syn_swim_suspicion_timeout(&s->cfg, n), max = syn_swim_suspicion_max(&s->cfg, n);
+  uint32_t k = syn_swim_expected_confirmations(&s->cfg, n);
+  m->suspect_deadline =
+      m->suspect_start + syn_lifeguard_suspicion_timeout(min, max, m->confirmations, k);
+}
+
+/* An independent confirmation of a suspicion we hold (same incarnation, a suspector other
+ * than the one who started it, ourselves included): the timeout shrinks. Our own
+ * confirmation is news for the others: our record now names us, and goes out again. */
+static void confirm_suspicion(syn_swim *s, member *m, const char *suspector) {
+  if (!suspector[0] || !strcmp(suspector, m->suspector)) return;
+  for (uint32_t i = 0; i < m->confirmations && i < MAX_CONFIRMATIONS; i++)
+    if (!strcmp(m->confirmed[i], suspector)) return;
+  if (m->confirmations < MAX_CONFIRMATIONS)
+    copy_str(m->confirmed[m->confirmations], suspector, sizeof m->confirmed[0]);
+  m->confirmations++;
+  s->c.confirmations++;
+  refresh_suspicion(s, m);
+  if (!strcmp(suspector, s->self_id)) {
+    copy_str(m->announce, s->self_id, sizeof m->announce);
+    enqueue(m);
+  }
+}
+
+static void health_delta(syn_swim *s, int delta) {
+  uint32_t max = s->cfg.awareness_max ? s->cfg.awareness_max - 1 : 0;
+  long v = (long)s->awareness + delta;
+  s->awareness = v < 0 ? 0 : v > (long)max ? max : (uint32_t)v;
+}
+
 /* Moves m to (state, inc), effective since `since`; bumps the versions and queues the
  * news. Any applied record makes a tombstone a member again. */
 static void set_state(syn_swim *s, member *m, uint8_t state, uint64_t inc, uint64_t now,
@@ -296,7 +367,9 @@ static void set_state(syn_swim *s, member *m, uint8_t state, uint64_t inc, uint6
   m->info.incarnation = inc;
   m->info.state_since_ms = since;
   if (state == SYN_MEMBER_SUSPECT) {
-    m->suspect_deadline = now + syn_swim_suspicion_timeout(&s->cfg, syn_swim_member_count(s));
+    m->suspect_start = now;
+    m->confirmations = 0;
+    refresh_suspicion(s, m);
     if (old == SYN_MEMBER_ALIVE) s->c.suspicions++;
   }
   if (state == SYN_MEMBER_DEAD && old != SYN_MEMBER_DEAD) s->c.deaths++;
@@ -313,6 +386,7 @@ static void about_self(syn_swim *s, const syn_swim_record *r) {
   if (r->state != SYN_MEMBER_ALIVE && r->incarnation < me->info.incarnation) return;
   me->info.incarnation = r->incarnation + 1;
   me->info.state = SYN_MEMBER_ALIVE;
+  health_delta(s, 1); /* others could not hear us: maybe we are the slow one (Lifeguard) */
   s->version++;
   s->c.refutations++;
   enqueue(me);
@@ -361,6 +435,11 @@ static void apply(syn_swim *s, uint64_t now, const syn_swim_record *r, bool full
   }
   member *m = &s->members[pos];
   uint8_t state = r->state;
+  if (!m->reaped && state == SYN_MEMBER_SUSPECT && m->info.state == SYN_MEMBER_SUSPECT &&
+      r->incarnation == m->info.incarnation) {
+    confirm_suspicion(s, m, r->suspector);
+    return;
+  }
   if (m->reaped && (state != SYN_MEMBER_ALIVE || r->incarnation <= m->info.incarnation)) return;
   if (!m->reaped &&
       !syn_swim_supersedes(r->incarnation, state, m->info.incarnation, (uint8_t)m->info.state))
@@ -374,6 +453,10 @@ static void apply(syn_swim *s, uint64_t now, const syn_swim_record *r, bool full
   if (state == SYN_MEMBER_ALIVE) {
     take_urls(m, r);
     m->info.last_seen_ms = now;
+  }
+  if (state == SYN_MEMBER_SUSPECT) {
+    copy_str(m->suspector, r->suspector, sizeof m->suspector);
+    copy_str(m->announce, r->suspector, sizeof m->announce);
   }
   set_state(s, m, state, r->incarnation, now, since_of(r, now, full));
 }
@@ -427,13 +510,24 @@ static member *next_target(syn_swim *s) {
 static void start_probe(syn_swim *s, uint64_t now) {
   member *t = next_target(s);
   if (!t) return;
-  s->probe = (probe_state){.active = true, .seq = ++s->seq, .started = now};
+  /* Lifeguard local health: a member whose own probes go unanswered may be the slow
+   * one, so it waits longer before accusing anyone. */
+  uint32_t interval = (uint32_t)syn_lifeguard_scale(s->cfg.probe_interval_ms, s->awareness);
+  uint32_t timeout = (uint32_t)syn_lifeguard_scale(s->cfg.probe_timeout_ms, s->awareness);
+  s->probe = (probe_state){.active = true, .seq = ++s->seq, .started = now,
+                           .interval = interval, .timeout = timeout};
   memcpy(s->probe.target, t->info.id, sizeof s->probe.target);
   s->c.probes++;
-  syn_swim_call *call = new_call(s, SYN_SWIM_PING, t->info.peer_url, s->cfg.probe_timeout_ms);
+  syn_swim_call *call = new_call(s, SYN_SWIM_PING, t->info.peer_url, timeout);
   if (!call) return;
   call->msg.seq = s->probe.seq;
   memcpy(call->msg.target_id, t->info.id, sizeof call->msg.target_id);
+  /* Lifeguard's buddy system: a suspect hears of its suspicion from whoever probes it
+   * next, first thing in the ping, so it refutes before the timeout. */
+  if (t->info.state == SYN_MEMBER_SUSPECT) {
+    syn_swim_record *r = syn_swim_msg_add(&call->msg);
+    if (r) to_record(t, 0, false, r);
+  }
   piggyback(s, &call->msg);
   push_call(s, call);
 }
@@ -469,7 +563,8 @@ static void send_indirect(syn_swim *s, uint64_t now) {
   member *via[64];
   size_t k = s->cfg.indirect_checks < 64 ? s->cfg.indirect_checks : 64;
   size_t n = pick_random(s, k, is_alive, now, s->probe.target, via);
-  uint32_t wait = s->cfg.probe_interval_ms - s->cfg.probe_timeout_ms;
+  uint32_t wait = s->probe.interval - s->probe.timeout;
+  s->probe.expected_nacks = (uint32_t)n;
   for (size_t i = 0; i < n; i++) {
     syn_swim_call *call = new_call(s, SYN_SWIM_PING_REQ, via[i]->info.peer_url, wait);
     if (!call) return;
@@ -481,25 +576,43 @@ static void send_indirect(syn_swim *s, uint64_t now) {
   }
 }
 
-/* No ack, direct or indirect, within the probe interval: suspect the target. */
+/* No ack, direct or indirect, within the probe interval: suspect the target. Lifeguard:
+ * every nack that should have come back from a relay and did not says our own network
+ * is the problem, and raises our local health score; with no relays, one step. */
 static void probe_failed(syn_swim *s, uint64_t now) {
-  s->probe.active = false;
+  probe_state *p = &s->probe;
+  p->active = false;
   s->c.probes_failed++;
-  member *m = lookup(s, s->probe.target);
-  if (m && !m->reaped && m->info.state == SYN_MEMBER_ALIVE)
+  if (p->expected_nacks) {
+    if (p->nacks < p->expected_nacks) health_delta(s, (int)(p->expected_nacks - p->nacks));
+  } else {
+    health_delta(s, 1);
+  }
+  member *m = lookup(s, p->target);
+  if (m && !m->reaped && m->info.state == SYN_MEMBER_ALIVE) {
+    copy_str(m->suspector, s->self_id, sizeof m->suspector);
+    copy_str(m->announce, s->self_id, sizeof m->announce);
     set_state(s, m, SYN_MEMBER_SUSPECT, m->info.incarnation, now, now);
+  } else if (m && !m->reaped && m->info.state == SYN_MEMBER_SUSPECT) {
+    confirm_suspicion(s, m, s->self_id); /* counts only if another member suspected first */
+  }
+}
+
+static void probe_succeeded(syn_swim *s) {
+  s->probe.active = false;
+  health_delta(s, -1);
 }
 
 static void run_probe(syn_swim *s, uint64_t now) {
   probe_state *p = &s->probe;
   if (p->active) {
-    if (now >= p->started + s->cfg.probe_interval_ms)
+    if (now >= p->started + p->interval)
       probe_failed(s, now);
-    else if (!p->indirect && now >= p->started + s->cfg.probe_timeout_ms)
+    else if (!p->indirect && now >= p->started + p->timeout)
       send_indirect(s, now);
   }
   if (!p->active && !s->leaving && now >= s->next_probe) {
-    s->next_probe = now + s->cfg.probe_interval_ms;
+    s->next_probe = now + syn_lifeguard_scale(s->cfg.probe_interval_ms, s->awareness);
     start_probe(s, now);
   }
 }
@@ -662,9 +775,9 @@ uint64_t syn_swim_next_deadline(const syn_swim *s) {
   if (!s->leaving) {
     earliest(&at, s->next_push_pull);
     if (s->seeds_set) earliest(&at, s->next_seed);
-    earliest(&at, s->probe.active ? s->probe.started + s->cfg.probe_interval_ms : s->next_probe);
+    earliest(&at, s->probe.active ? s->probe.started + s->probe.interval : s->next_probe);
     if (s->probe.active && !s->probe.indirect)
-      earliest(&at, s->probe.started + s->cfg.probe_timeout_ms);
+      earliest(&at, s->probe.started + s->probe.timeout);
   }
   for (size_t i = 0; i < s->n; i++) {
     const member *m = &s->members[i];
@@ -691,12 +804,13 @@ void syn_swim_call_done(syn_swim *s, uint64_t now, const syn_swim_call *call,
   switch (req->type) {
   case SYN_SWIM_PING:
     if (current && acked)
-      p->active = false;
+      probe_succeeded(s);
     else if (current && !p->indirect) /* failed, or someone else answers at that URL */
       send_indirect(s, now);
     break;
   case SYN_SWIM_PING_REQ:
-    if (current && acked) p->active = false;
+    if (current && acked) probe_succeeded(s);
+    else if (current && reply && reply->type == SYN_SWIM_ACK && !reply->ok) p->nacks++;
     break;
   case SYN_SWIM_PUSH_PULL:
     if (!reply || reply->type != SYN_SWIM_PUSH_PULL) break;
@@ -723,11 +837,23 @@ static void tell_tombstone(syn_swim *s, uint64_t now, const char *id, syn_swim_m
   if (r) to_record(m, now, false, r);
 }
 
-static void ack(syn_swim *s, uint32_t seq, bool ok, syn_swim_msg *reply) {
+/* The buddy system the other way round: a member we hold as suspect (or dead) that
+ * talks to us hears of it in our answer, first, so it refutes even when the suspicion's
+ * gossip was spent on calls that failed while its link was down. */
+static void tell_suspect(syn_swim *s, const char *id, syn_swim_msg *reply) {
+  member *m = lookup(s, id);
+  if (!m || m->reaped || (m->info.state != SYN_MEMBER_SUSPECT && m->info.state != SYN_MEMBER_DEAD))
+    return;
+  syn_swim_record *r = syn_swim_msg_add(reply);
+  if (r) to_record(m, 0, false, r);
+}
+
+static void ack(syn_swim *s, uint32_t seq, bool ok, const char *to, syn_swim_msg *reply) {
   reply->type = SYN_SWIM_ACK;
   reply->seq = seq;
   reply->ok = ok;
   memcpy(reply->from, s->self_id, sizeof reply->from);
+  if (to) tell_suspect(s, to, reply);
   piggyback(s, reply);
 }
 
@@ -739,11 +865,12 @@ int syn_swim_handle(syn_swim *s, uint64_t now, const syn_swim_msg *req, syn_swim
   touch(s, req->from, now);
   switch (req->type) {
   case SYN_SWIM_PING:
-    ack(s, req->seq, !req->target_id[0] || strcmp(req->target_id, s->self_id) == 0, reply);
+    ack(s, req->seq, !req->target_id[0] || strcmp(req->target_id, s->self_id) == 0, req->from,
+        reply);
     return 0;
   case SYN_SWIM_GOSSIP:
   case SYN_SWIM_LEAVE:
-    ack(s, req->seq, true, reply);
+    ack(s, req->seq, true, req->from, reply);
     return 0;
   case SYN_SWIM_PUSH_PULL:
     reply->type = SYN_SWIM_PUSH_PULL;
@@ -783,7 +910,7 @@ void syn_swim_finish_forward(syn_swim *s, uint64_t now, const syn_swim_msg *req,
     ok = target_reply->ok;
   }
   syn_swim_call_free(forward);
-  ack(s, req->seq, ok, reply);
+  ack(s, req->seq, ok, req->from, reply);
 }
 
 /* ---- lifecycle and views ---- */
@@ -905,7 +1032,11 @@ uint64_t syn_swim_incarnation(const syn_swim *s) {
   return s->members[i].info.incarnation;
 }
 
+uint32_t syn_swim_awareness(const syn_swim *s) { return s->awareness; }
+
 void syn_swim_stats_add(const syn_swim *s, syn_membership_stats *out) {
+  out->confirmations += s->c.confirmations;
+  out->awareness = s->awareness;
   out->probes += s->c.probes;
   out->probes_failed += s->c.probes_failed;
   out->suspicions += s->c.suspicions;
@@ -935,16 +1066,24 @@ bool syn_member_in_ring(const syn_member_info *m) {
 void syn_membership_config_defaults(syn_membership_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->role = SYN_ROLE_NODE;
-  /* One probe a second finds a failed member within N seconds of probing at worst; the
-   * design wants detection within a few seconds. */
-  cfg->probe_interval_ms = 1000;
-  /* A LAN round trip over nng costs well under a millisecond; 500 ms absorbs a busy peer
-   * and leaves half the interval for the indirect probes. */
-  cfg->probe_timeout_ms = 500;
+  /* Two probes a second: with N members probing round-robin, a failed member is first
+   * probed within about interval * e/(e-1) on average (SWIM), and the design wants the
+   * whole detection (probe, suspicion, dissemination) within about three seconds. */
+  cfg->probe_interval_ms = 500;
+  /* A LAN round trip over nng costs well under a millisecond; 200 ms absorbs a busy peer
+   * (and 20 ms of network delay each way) and leaves most of the interval to the
+   * indirect probes. Lifeguard scales both with the local health score. */
+  cfg->probe_timeout_ms = 200;
   /* Three members vouching rules out the prober's own bad link (memberlist). */
   cfg->indirect_checks = 3;
-  /* 4 x max(1, log10 N) x 1 s: 4 s up to 10 members, room for a refutation to arrive. */
-  cfg->suspicion_mult = 4;
+  /* Lifeguard suspicion: at least 3 x max(1, log10 N) x 500 ms (1.5 s up to 10 members),
+   * once suspicion_mult - 2 other members confirmed it; up to suspicion_max_mult times
+   * that (6 s) when nobody confirms, which leaves a falsely suspected member time to
+   * hear of it (buddy system) and refute. */
+  cfg->suspicion_mult = 3;
+  cfg->suspicion_max_mult = 4;
+  /* Lifeguard local health: timeouts scale up to 8x for a member that cannot hear. */
+  cfg->awareness_max = 8;
   /* Every 200 ms to 3 members: news reaches N members in about log3(N) rounds. */
   cfg->gossip_interval_ms = 200;
   cfg->gossip_nodes = 3;

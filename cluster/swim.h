@@ -46,6 +46,7 @@ typedef struct syn_swim_record {
   uint8_t state; /* enum syn_member_state */
   uint64_t incarnation;
   uint64_t age_ms; /* push-pull only: how long the sender has held this state */
+  char suspector[SYN_MEMBER_ID_MAX + 1]; /* suspect records: who suspected; may be empty */
 } syn_swim_record;
 
 typedef struct syn_swim_msg {
@@ -132,8 +133,22 @@ void syn_swim_stats_add(const syn_swim *s, syn_membership_stats *out);
 /* Members counted by the timeouts (self included, reaped excluded). */
 size_t syn_swim_member_count(const syn_swim *s);
 
-/* Pure helpers, exposed for tests. */
+/* Local health score now (Lifeguard): 0 .. awareness_max - 1. */
+uint32_t syn_swim_awareness(const syn_swim *s);
+
+/* Pure helpers, exposed for tests. Suspicion (Lifeguard, "Lifeguard: Local Health
+ * Awareness for More Accurate Failure Detection", Dadgar et al. 2018, as memberlist's
+ * suspicion.go): min = suspicion_mult * max(1, log10 N) * probe interval, max =
+ * suspicion_max_mult * min, k = suspicion_mult - 2 expected confirmations (0 when N - 2
+ * < k); with c confirmations the timeout is max(min, max - (max - min) * log(c + 1) /
+ * log(k + 1)). */
 uint64_t syn_swim_suspicion_timeout(const syn_membership_config *cfg, size_t members);
+uint64_t syn_swim_suspicion_max(const syn_membership_config *cfg, size_t members);
+uint32_t syn_swim_expected_confirmations(const syn_membership_config *cfg, size_t members);
+uint64_t syn_lifeguard_suspicion_timeout(uint64_t min_ms, uint64_t max_ms, uint32_t confirmations,
+                                         uint32_t expected);
+/* A timeout scaled by the local health score: value * (awareness + 1). */
+uint64_t syn_lifeguard_scale(uint64_t value, uint32_t awareness);
 uint32_t syn_swim_retransmit_limit(const syn_membership_config *cfg, size_t members);
 /* Whether (inc, state) overrides (cur_inc, cur_state). */
 bool syn_swim_supersedes(uint64_t inc, uint8_t state, uint64_t cur_inc, uint8_t cur_state);

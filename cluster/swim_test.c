@@ -217,15 +217,44 @@ static void converge(net *nw) {
 
 static void test_timeouts(void **state) {
   syn_membership_config c = test_config();
-  assert_int_equal(syn_swim_suspicion_timeout(&c, 1), 4000);
-  assert_int_equal(syn_swim_suspicion_timeout(&c, 3), 4000);
-  assert_int_equal(syn_swim_suspicion_timeout(&c, 10), 4000);
-  assert_int_equal(syn_swim_suspicion_timeout(&c, 100), 8000);
+  /* 3 x max(1, log10 N) x 500 ms, and 4 times that at most. */
+  assert_int_equal(syn_swim_suspicion_timeout(&c, 1), 1500);
+  assert_int_equal(syn_swim_suspicion_timeout(&c, 3), 1500);
+  assert_int_equal(syn_swim_suspicion_timeout(&c, 10), 1500);
+  assert_int_equal(syn_swim_suspicion_timeout(&c, 100), 3000);
+  assert_int_equal(syn_swim_suspicion_max(&c, 10), 6000);
+  /* k = suspicion_mult - 2 confirmations expected, none with fewer than k + 2 members. */
+  assert_int_equal(syn_swim_expected_confirmations(&c, 2), 0);
+  assert_int_equal(syn_swim_expected_confirmations(&c, 3), 1);
+  assert_int_equal(syn_swim_expected_confirmations(&c, 50), 1);
+  c.suspicion_mult = 5;
+  assert_int_equal(syn_swim_expected_confirmations(&c, 4), 0);
+  assert_int_equal(syn_swim_expected_confirmations(&c, 5), 3);
   assert_int_equal(syn_swim_retransmit_limit(&c, 1), 4);
   assert_int_equal(syn_swim_retransmit_limit(&c, 9), 4);
   assert_int_equal(syn_swim_retransmit_limit(&c, 10), 8);
   assert_int_equal(syn_swim_retransmit_limit(&c, 99), 8);
   assert_int_equal(syn_swim_retransmit_limit(&c, 100), 12);
+}
+
+/* Lifeguard's suspicion timeout: max without confirmations, min once k arrived, and
+ * log-shaped in between (as memberlist's remainingSuspicionTime). */
+static void test_lifeguard_timeout(void **state) {
+  assert_int_equal(syn_lifeguard_suspicion_timeout(1000, 6000, 0, 3), 6000);
+  assert_int_equal(syn_lifeguard_suspicion_timeout(1000, 6000, 3, 3), 1000);
+  assert_int_equal(syn_lifeguard_suspicion_timeout(1000, 6000, 9, 3), 1000);
+  /* c = 1 of k = 3: max - (max - min) * log 2 / log 4 = 6000 - 2500 */
+  assert_int_equal(syn_lifeguard_suspicion_timeout(1000, 6000, 1, 3), 3500);
+  uint64_t prev = 6001;
+  for (uint32_t c = 0; c <= 3; c++) { /* strictly shrinking */
+    uint64_t t = syn_lifeguard_suspicion_timeout(1000, 6000, c, 3);
+    assert_true(t < prev);
+    prev = t;
+  }
+  assert_int_equal(syn_lifeguard_suspicion_timeout(1000, 6000, 0, 0), 1000); /* k = 0 */
+  assert_int_equal(syn_lifeguard_suspicion_timeout(1000, 500, 0, 3), 1000);  /* max < min */
+  assert_int_equal(syn_lifeguard_scale(200, 0), 200);
+  assert_int_equal(syn_lifeguard_scale(200, 7), 1600);
 }
 
 typedef struct prec_case {
@@ -438,10 +467,19 @@ static void test_probe_timeout_suspect_then_dead(void **state) {
     if (st == SYN_MEMBER_DEAD) dead = nw.now;
   }
   assert_true(suspected > 0 && dead > 0);
-  /* Two probers over two targets: m2 is probed within 2 s, failed 1 s later. */
-  assert_true(suspected - crash <= 3000 + STEP);
-  uint64_t timeout = syn_swim_suspicion_timeout(&nw.cfg, 3);
-  assert_true(dead - suspected >= timeout - STEP && dead - suspected <= timeout + STEP);
+  /* Two probers over two targets: m2 is probed within 1 s, failed 0.5 s later. */
+  assert_true(suspected - crash <= 1500 + STEP);
+  /* Lifeguard: the other survivor suspects m2 too, which confirms the suspicion and
+   * brings the timeout down to its minimum, within one of its probe rounds. */
+  uint64_t min = syn_swim_suspicion_timeout(&nw.cfg, 3);
+  uint64_t max = syn_swim_suspicion_max(&nw.cfg, 3);
+  assert_true(dead - suspected >= min - STEP);
+  assert_true(dead - suspected <= min + 1500 + STEP);
+  assert_true(dead - suspected < max);
+  syn_membership_stats conf = {0};
+  syn_swim_stats_add(nw.m[0], &conf);
+  syn_swim_stats_add(nw.m[1], &conf);
+  assert_true(conf.confirmations >= 1);
   run_for(&nw, 1000);
   assert_int_equal(state_of(&nw, 1, "m2"), SYN_MEMBER_DEAD);
   assert_int_equal(syn_swim_ring_version(nw.m[0]), rv0);
@@ -475,6 +513,51 @@ static void test_refutation(void **state) {
   assert_int_equal(st.refutations, 1);
   run_for(&nw, 10000);
   assert_true(converged(&nw));
+  net_free(&nw);
+}
+
+/* A suspicion nobody confirms runs to the longest timeout, which gives a falsely
+ * suspected member time to refute: m0 cannot call anyone for 3 s (its own link is bad;
+ * the others still reach it, so nobody else suspects anyone). m0 suspects the others,
+ * but with no confirmation its suspicions last suspicion_max_mult times longer than
+ * the minimum, the link comes back first, and the suspects hear of it (the buddy
+ * system: m0's next ping to each carries its suspicion) and refute. Nobody dies. */
+static void test_unconfirmed_suspicion_is_refuted(void **state) {
+  net nw;
+  net_init(&nw, 4, NULL);
+  converge(&nw);
+  for (size_t b = 1; b < 4; b++) nw.cut[0][b] = true;
+  run_for(&nw, 3000);
+  syn_membership_stats during = {0};
+  syn_swim_stats_add(nw.m[0], &during);
+  assert_true(during.suspicions >= 1);
+  memset(nw.cut, 0, sizeof nw.cut);
+  run_for(&nw, 20000);
+  assert_true(converged(&nw));
+  syn_membership_stats st = {0};
+  for (size_t i = 0; i < 4; i++) syn_swim_stats_add(nw.m[i], &st);
+  assert_true(st.refutations >= 1);
+  assert_int_equal(st.deaths, 0);
+  net_free(&nw);
+}
+
+/* Lifeguard local health: a member that can reach nobody sees every probe fail, and
+ * raises its own score, probing more slowly instead of accusing everyone at full speed;
+ * once it hears again, the score comes back down. */
+static void test_local_health(void **state) {
+  net nw;
+  net_init(&nw, 4, NULL);
+  converge(&nw);
+  assert_int_equal(syn_swim_awareness(nw.m[0]), 0);
+  for (size_t b = 1; b < 4; b++) nw.cut[0][b] = true; /* m0's outbound calls all fail */
+  run_for(&nw, 10000);
+  uint32_t sick = syn_swim_awareness(nw.m[0]);
+  assert_true(sick >= 3);
+  assert_true(sick <= nw.cfg.awareness_max - 1);
+  assert_int_equal(syn_swim_awareness(nw.m[1]), 0); /* the others are healthy */
+  memset(nw.cut, 0, sizeof nw.cut);
+  run_for(&nw, 60000);
+  assert_true(syn_swim_awareness(nw.m[0]) < sick);
   net_free(&nw);
 }
 
@@ -644,9 +727,12 @@ static void test_seed_alias(void **state) {
 
 int main(void) {
   enum { NP = sizeof prec_cases / sizeof prec_cases[0] };
-  struct CMUnitTest tests[NP + 16];
+  struct CMUnitTest tests[NP + 32];
   size_t n = 0;
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_timeouts);
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_lifeguard_timeout);
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_unconfirmed_suspicion_is_refuted);
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_local_health);
   for (size_t i = 0; i < NP; i++)
     tests[n++] = (struct CMUnitTest){prec_cases[i].name, test_precedence, NULL, NULL,
                                      (void *)&prec_cases[i]};

@@ -120,9 +120,11 @@ void syn_config_defaults(syn_config *cfg) {
   cfg->partitions = 1024;  /* many fixed partitions: balance by hashing, not by luck */
   cfg->replication = 3;    /* survives one node loss with a quorum left (W = 2) */
   cfg->write_quorum = 2;   /* an acked registration exists on two nodes */
-  cfg->probe_interval_ms = 1000; /* memberlist's LAN default */
-  cfg->probe_timeout_ms = 500;   /* memberlist's LAN default */
-  cfg->suspicion_mult = 4;       /* memberlist's LAN default */
+  /* Detection within about three seconds (design brief); cluster/swim.c has the reasons. */
+  cfg->probe_interval_ms = 500;
+  cfg->probe_timeout_ms = 200;
+  cfg->suspicion_mult = 3;
+  cfg->suspicion_max_mult = 4;
   cfg->reap_timeout_s = 600;     /* a restarting pod keeps its partitions for 10 minutes */
   cfg->replication_interval_ms = 100; /* a lost update costs at most this much + an interval */
   /* 7 days: a node away longer than this discards its data and pulls it again, so a
@@ -352,6 +354,7 @@ static const key_spec keys[] = {
     {"cluster", "probe_interval_ms", KIND_U32, FIELD(probe_interval_ms), 0, 0},
     {"cluster", "probe_timeout_ms", KIND_U32, FIELD(probe_timeout_ms), 0, 0},
     {"cluster", "suspicion_mult", KIND_U32, FIELD(suspicion_mult), 0, 0},
+    {"cluster", "suspicion_max_mult", KIND_U32, FIELD(suspicion_max_mult), 0, 0},
     {"cluster", "reap_timeout_s", KIND_U32, FIELD(reap_timeout_s), 0, 0},
     {"cluster", "replication_interval_ms", KIND_U32, FIELD(replication_interval_ms), 0, 0},
     {"cluster", "tombstone_grace_s", KIND_U32, FIELD(tombstone_grace_s), 0, 0},
@@ -871,6 +874,7 @@ static int check_ranges(const syn_config *c, char *err, size_t err_len) {
       {"cluster.probe_interval_ms", c->probe_interval_ms, 10, 60000},
       {"cluster.probe_timeout_ms", c->probe_timeout_ms, 5, c->probe_interval_ms},
       {"cluster.suspicion_mult", c->suspicion_mult, 1, 100},
+      {"cluster.suspicion_max_mult", c->suspicion_max_mult, 1, 100},
       {"cluster.reap_timeout_s", c->reap_timeout_s, 1, 7 * 86400},
       {"cluster.replication_interval_ms", c->replication_interval_ms, 1, 60000},
       {"cluster.tombstone_grace_s", c->tombstone_grace_s, 2, 365 * 86400},

@@ -80,7 +80,9 @@ typedef struct syn_config {
   uint32_t write_quorum;      /* W: replicas that persist a registration before it is acked */
   uint32_t probe_interval_ms; /* SWIM: one member probed per interval */
   uint32_t probe_timeout_ms;  /* SWIM: direct ping deadline before indirect probes */
-  uint32_t suspicion_mult;    /* SWIM: suspect -> dead after mult*max(1,log10 N)*interval */
+  uint32_t suspicion_mult;    /* Lifeguard: suspect -> dead after at least
+                                 mult*max(1,log10 N)*interval (with mult-2 confirmations) */
+  uint32_t suspicion_max_mult; /* ... and at most max_mult times that (no confirmation) */
   uint32_t reap_timeout_s;    /* a dead node leaves the ring after this long */
   uint32_t replication_interval_ms; /* swarm changes are pushed to replicas this often */
   uint32_t tombstone_grace_s; /* deletes are remembered (tombstones) this long; always
