@@ -35,6 +35,8 @@ typedef struct app {
   syn_router *router;
   uv_signal_t sigint, sigterm;
   uv_async_t stop;      /* a node's leave finished: stop the loop */
+  uv_timer_t watch;     /* a refused join stops the process */
+  int exit_code;
   pthread_t leaver;
   bool leaving;
   bool members_left; /* no leave thread was started */
@@ -46,6 +48,21 @@ static void stop_serving(app *a) {
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   uv_close((uv_handle_t *)&a->stop, NULL);
+  uv_close((uv_handle_t *)&a->watch, NULL);
+}
+
+/* The cluster refused our member id: nothing will change that while we run (the error
+ * line naming the id and both addresses was logged by the membership). */
+static void on_watch(uv_timer_t *t) {
+  app *a = t->data;
+  char why[640];
+  bool refused = a->members ? syn_membership_refused(a->members, why, sizeof why)
+                            : a->router && syn_router_refused(a->router, why, sizeof why);
+  if (!refused || a->leaving) return;
+  a->leaving = true;
+  a->members_left = true; /* no graceful leave: we were never admitted */
+  a->exit_code = 1;
+  stop_serving(a);
 }
 
 static void on_left(uv_async_t *h) { stop_serving(h->data); }
@@ -163,7 +180,9 @@ int main(int argc, char **argv) {
   uv_signal_init(a.loop, &a.sigint);
   uv_signal_init(a.loop, &a.sigterm);
   uv_async_init(a.loop, &a.stop, on_left);
-  a.sigint.data = a.sigterm.data = a.stop.data = &a;
+  uv_timer_init(a.loop, &a.watch);
+  a.sigint.data = a.sigterm.data = a.stop.data = a.watch.data = &a;
+  uv_timer_start(&a.watch, on_watch, 200, 200);
   uv_signal_start(&a.sigint, on_signal, SIGINT);
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
   printf("ready role=%s http=%u udp=%u\n", syn_role_name(a.cfg.role), (unsigned)a.cfg.http_port,
@@ -181,5 +200,5 @@ int main(int argc, char **argv) {
   if (a.members) syn_membership_stop(a.members);
   uv_loop_close(a.loop);
   syn_config_free(&a.cfg);
-  return 0;
+  return a.exit_code;
 }

@@ -24,7 +24,7 @@ typedef struct syn_gossip_decoded {
   syn_swim_msg msg;
   const uint8_t *app;
   size_t app_len;
-  char error[128];
+  char error[640];
   char from[SYN_MEMBER_ID_MAX + 1];
   void *pb; /* the unpacked protobuf message, owned */
   int is_reply;

@@ -47,6 +47,7 @@
 
 #include "cluster/gossip_wire.h"
 #include "common/config.h"
+#include "common/log.h"
 #include "cluster/swim.h"
 
 #define MAX_ASYNC_CALLS 256   /* gossip-thread calls in flight; more fail at once */
@@ -132,6 +133,10 @@ struct syn_membership {
   atomic_uint_fast64_t msgs_in, msgs_out, dropped, calls_failed, app_in, app_out;
   atomic_uint_fast64_t last_tick; /* monotonic ms of the gossip thread's last turn */
   atomic_uint_fast64_t pauses;    /* turns that came PAUSE_GAP_MS or more late */
+  /* A join refused because another live member holds our id (under lock). */
+  bool refused;
+  char refusal[640];
+  char conflict_logged[SYN_MEMBER_URL_MAX + 1]; /* claimant we last logged (holder side) */
 };
 
 static uint64_t now_ms(void) {
@@ -317,6 +322,23 @@ static int decode_reply(syn_membership *m, nng_msg *msg, syn_gossip_decoded *d) 
 
 /* ---- asynchronous calls (gossip thread) ---- */
 
+#define DUPLICATE_ID "duplicate member id"
+
+/* A peer refused us: another live member holds our id. Logs once, tells the holder (so
+ * that it logs too), and stops this member from ever counting as joined. Lock held. */
+static void refused_locked(syn_membership *m, const char *why) {
+  if (m->refused) return;
+  m->refused = true;
+  snprintf(m->refusal, sizeof m->refusal, "%s", why);
+  syn_error("membership: join refused: %s; this process is at %s: give it another --node-id "
+            "(or stop the other one)", why, m->peer_url);
+  const char *held = strstr(why, "held by ");
+  if (held) {
+    char url[SYN_MEMBER_URL_MAX + 1];
+    if (sscanf(held + 8, "%256[^,]", url) == 1) syn_swim_notify(m->swim, url);
+  }
+}
+
 static void async_finish(out_call *oc, int rv, nng_msg *reply_msg) {
   syn_membership *m = oc->m;
   syn_gossip_decoded d;
@@ -324,6 +346,8 @@ static void async_finish(out_call *oc, int rv, nng_msg *reply_msg) {
   bool swim_reply = have && d.kind == SYN_GOSSIP_SWIM;
   if (rv) atomic_fetch_add(&m->calls_failed, 1);
   pthread_mutex_lock(&m->lock);
+  if (have && d.kind == SYN_GOSSIP_ERROR && !strncmp(d.error, DUPLICATE_ID, strlen(DUPLICATE_ID)))
+    refused_locked(m, d.error);
   syn_swim_call_done(m->swim, now_ms(), oc->call, swim_reply ? &d.msg : NULL);
   peer_ctx_put(m, oc->p, oc->ctx, &oc->fl);
   m->async_calls--;
@@ -559,6 +583,19 @@ static void serve_forward(syn_membership *m, const syn_swim_msg *req, syn_swim_c
 
 enum served { SERVED_REPLY, SERVED_DROP, SERVED_HANDED_OFF };
 
+/* One error line per claimant: on the holder of the id, or on a member that refused the
+ * join. Lock held. */
+static void log_conflict_locked(syn_membership *m, const syn_swim_msg *c) {
+  if (!strcmp(m->conflict_logged, c->claimant_url)) return;
+  snprintf(m->conflict_logged, sizeof m->conflict_logged, "%s", c->claimant_url);
+  if (!strcmp(c->target_id, m->self_id))
+    syn_error("membership: another process claims this member's id \"%s\": it is at %s, this "
+              "one at %s; refused", c->target_id, c->claimant_url, m->peer_url);
+  else
+    syn_error("membership: refused a join: member id \"%s\" is held by %s and claimed by %s",
+              c->target_id, c->target_url, c->claimant_url);
+}
+
 /* Queues an app request for the app threads; false when the queue is full. Takes `d`. */
 static bool queue_app(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_gossip_decoded *d) {
   app_job *job = malloc(sizeof *job);
@@ -602,7 +639,16 @@ static enum served serve(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_buf *
   syn_swim_call *fwd = NULL;
   pthread_mutex_lock(&m->lock);
   int rc = syn_swim_handle(m->swim, now_ms(), &d.msg, &reply, &fwd);
+  if (rc == SYN_SWIM_CONFLICT) log_conflict_locked(m, &reply);
   unlock_notify(m);
+  if (rc == SYN_SWIM_CONFLICT) {
+    char why[640];
+    snprintf(why, sizeof why, DUPLICATE_ID " \"%s\": held by %s, claimed by %s", reply.target_id,
+             reply.target_url, reply.claimant_url);
+    syn_swim_msg_clear(&reply);
+    syn_gossip_decoded_free(&d);
+    return syn_gossip_encode_app(m->self_id, NULL, 0, 1, why, out) ? SERVED_DROP : SERVED_REPLY;
+  }
   if (rc == SYN_SWIM_FORWARD) serve_forward(m, &d.msg, fwd, &reply, scratch);
   if (rc < 0) atomic_fetch_add(&m->dropped, 1);
   if (rc >= 0) rc = syn_gossip_encode(&reply, 1, out);
@@ -951,9 +997,17 @@ syn_ring *syn_membership_build_ring(syn_membership *m, uint32_t partitions,
   return ring;
 }
 
+bool syn_membership_refused(syn_membership *m, char *why, size_t len) {
+  pthread_mutex_lock(&m->lock);
+  bool refused = m->refused;
+  if (refused && why && len) snprintf(why, len, "%s", m->refusal);
+  pthread_mutex_unlock(&m->lock);
+  return refused;
+}
+
 bool syn_membership_joined(syn_membership *m) {
   pthread_mutex_lock(&m->lock);
-  bool joined = syn_swim_joined(m->swim);
+  bool joined = syn_swim_joined(m->swim) && !m->refused;
   pthread_mutex_unlock(&m->lock);
   return joined;
 }

@@ -198,6 +198,11 @@ syn_ring *syn_membership_build_ring(syn_membership *m, uint32_t partitions,
 /* True once a join through a seed has succeeded (or there was no other seed to join). */
 bool syn_membership_joined(syn_membership *m);
 
+/* True when a member refused our join because another live member holds our id; the
+ * reason (naming the id and both addresses) goes to why. The process should stop: it
+ * will never be admitted under that id. */
+bool syn_membership_refused(syn_membership *m, char *why, size_t len);
+
 uint64_t syn_membership_self_incarnation(syn_membership *m);
 
 /* Monotonic ms of the gossip thread's last turn (it turns at least every gossip

@@ -857,10 +857,40 @@ static void ack(syn_swim *s, uint32_t seq, bool ok, const char *to, syn_swim_msg
   piggyback(s, reply);
 }
 
+/* The sender's own record in a request (every request carries it first). */
+static const syn_swim_record *sender_record(const syn_swim_msg *req) {
+  for (size_t i = 0; i < req->n_records; i++)
+    if (!strcmp(req->records[i].id, req->from)) return &req->records[i];
+  return NULL;
+}
+
+/* Whether the request comes from a process claiming an id a live member (or we) holds
+ * at another address. Fills the conflict fields of reply. */
+static bool id_conflict(syn_swim *s, uint64_t now, const syn_swim_msg *req, syn_swim_msg *reply) {
+  const syn_swim_record *own = sender_record(req);
+  if (!own || !own->peer_url[0]) return false;
+  const member *holder = lookup(s, req->from);
+  if (!holder || holder->reaped) return false;
+  if (!strcmp(holder->info.peer_url, own->peer_url)) return false;
+  if (!holder->info.self) {
+    /* A member that moved (a restarted pod on a new address) is no conflict once it is
+     * no longer heard at the old one: only a join against a live, recently heard holder
+     * is refused. */
+    if (!req->join || holder->info.state != SYN_MEMBER_ALIVE) return false;
+    uint64_t recent = syn_swim_suspicion_timeout(&s->cfg, syn_swim_member_count(s));
+    if (elapsed(now, holder->info.last_seen_ms) > recent) return false;
+  }
+  copy_str(reply->target_id, req->from, sizeof reply->target_id);
+  copy_str(reply->target_url, holder->info.peer_url, sizeof reply->target_url);
+  copy_str(reply->claimant_url, own->peer_url, sizeof reply->claimant_url);
+  return true;
+}
+
 int syn_swim_handle(syn_swim *s, uint64_t now, const syn_swim_msg *req, syn_swim_msg *reply,
                     syn_swim_call **forward) {
   if (forward) *forward = NULL;
   if (!printable_id(req->from) || req->type == SYN_SWIM_ACK) return -EINVAL;
+  if (id_conflict(s, now, req, reply)) return SYN_SWIM_CONFLICT;
   merge(s, now, req, req->type == SYN_SWIM_PUSH_PULL);
   touch(s, req->from, now);
   switch (req->type) {
@@ -987,6 +1017,13 @@ int syn_swim_set_seeds(syn_swim *s, const char *const *urls, size_t n) {
   s->n_seeds = n;
   s->seeds_set = true;
   return 0;
+}
+
+void syn_swim_notify(syn_swim *s, const char *url) {
+  syn_swim_call *call = new_call(s, SYN_SWIM_GOSSIP, url, s->cfg.push_pull_timeout_ms);
+  if (!call) return;
+  piggyback(s, &call->msg); /* our own record first: the holder sees our address */
+  push_call(s, call);
 }
 
 void syn_swim_leave(syn_swim *s, uint64_t now) {

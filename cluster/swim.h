@@ -56,7 +56,8 @@ typedef struct syn_swim_msg {
   bool join; /* PUSH_PULL: sent while joining */
   char from[SYN_MEMBER_ID_MAX + 1];
   char target_id[SYN_MEMBER_ID_MAX + 1];   /* PING (may be empty), PING_REQ */
-  char target_url[SYN_MEMBER_URL_MAX + 1]; /* PING_REQ */
+  char target_url[SYN_MEMBER_URL_MAX + 1]; /* PING_REQ; a conflict: the id's holder */
+  char claimant_url[SYN_MEMBER_URL_MAX + 1]; /* a conflict: who else claims the id */
   syn_swim_record *records; /* piggybacked updates, or the full state in PUSH_PULL */
   size_t n_records, cap_records;
 } syn_swim_msg;
@@ -102,11 +103,15 @@ void syn_swim_call_done(syn_swim *s, uint64_t now_ms, const syn_swim_call *call,
                         const syn_swim_msg *reply);
 
 #define SYN_SWIM_FORWARD 1
+#define SYN_SWIM_CONFLICT 2
 
 /* Answers a request: fills `reply` (which must be empty) and returns 0; or returns
  * SYN_SWIM_FORWARD with *forward set to a ping the caller must make (then
- * syn_swim_finish_forward); or -EINVAL for a request that makes no sense (from self,
- * a reply type), -ENOMEM. */
+ * syn_swim_finish_forward); or SYN_SWIM_CONFLICT, merging nothing, when the sender
+ * claims an id another live member holds (a join with a taken id, or a message from a
+ * process that calls itself by our own id): reply->target_id names the id,
+ * reply->target_url the holder and reply->claimant_url the other, and the caller refuses
+ * with an error; or -EINVAL for a request that makes no sense (a reply type), -ENOMEM. */
 int syn_swim_handle(syn_swim *s, uint64_t now_ms, const syn_swim_msg *req, syn_swim_msg *reply,
                     syn_swim_call **forward);
 
@@ -115,6 +120,10 @@ int syn_swim_handle(syn_swim *s, uint64_t now_ms, const syn_swim_msg *req, syn_s
 void syn_swim_finish_forward(syn_swim *s, uint64_t now_ms, const syn_swim_msg *req,
                              syn_swim_call *forward, const syn_swim_msg *target_reply,
                              syn_swim_msg *reply);
+
+/* Queues one gossip message to url (telling a member that holds our id that we exist,
+ * so that it logs the clash too). */
+void syn_swim_notify(syn_swim *s, const char *url);
 
 /* Graceful leave: self becomes left (leaving the ring) and a LEAVE call is queued to
  * every live member. syn_swim_leave_done tells when they have all completed. */

@@ -453,6 +453,10 @@ int syn_nodes_send(syn_nodes *n, syn_req *req, const uint8_t key[20], Synapse__R
 
 void syn_nodes_cancel(syn_nodes *n, syn_req *req) { syn_req_cancel(n->reqs, req); }
 
+bool syn_nodes_refused(syn_nodes *n, char *why, size_t len) {
+  return n->members && syn_membership_refused(n->members, why, len);
+}
+
 bool syn_nodes_ready(syn_nodes *n) {
   if (!clustered(n)) return n->links[0].used;
   if (n->members && !syn_membership_joined(n->members)) return false;

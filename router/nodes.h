@@ -75,6 +75,9 @@ size_t syn_nodes_alive(syn_nodes *n, int *slots, size_t cap);
 /* Replicas per partition in effect (R capped by the node count; 1 standalone). */
 uint32_t syn_nodes_replication(syn_nodes *n);
 
+/* Whether this router's membership was refused (its id is taken); reason into why. */
+bool syn_nodes_refused(syn_nodes *n, char *why, size_t len);
+
 /* Whether the router has joined and knows at least one usable node. */
 bool syn_nodes_ready(syn_nodes *n);
 /* The slot's member id (NULL when the slot is free); whether it is this process's node. */

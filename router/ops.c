@@ -13,11 +13,21 @@
 
 enum gather_kind { GATHER_METRICS, GATHER_STATS, GATHER_READY, GATHER_STATUS };
 
+#define LAGS_KEPT 16
+
+/* One replica's lag as a node reported it. */
+typedef struct lag_figure {
+  char peer[SYN_MEMBER_ID_MAX + 1];
+  uint64_t lag_ms, queued, dropped;
+} lag_figure;
+
 typedef struct node_figures {
   char id[SYN_MEMBER_ID_MAX + 8];
   bool self; /* this process's own node (a node's admin port) */
   bool answered;
-  Synapse__StatsReply stats; /* copied scalars */
+  Synapse__StatsReply stats; /* copied scalars (its pointers are not kept) */
+  lag_figure lag[LAGS_KEPT];
+  uint32_t n_lag;
 } node_figures;
 
 /* Operations answers do not wait for a node that went silent: after OPS_DEADLINE_MS the
@@ -103,6 +113,27 @@ static void router_metrics(const syn_ops *o, syn_buf *b) {
   search_histogram(b, c);
 }
 
+/* Replication lag per (node, replica): the age of the oldest swarm update the node has
+ * not yet had acknowledged by that replica. */
+static void replication_metrics(syn_buf *b, const gather *g) {
+  syn_buf_printf(b, "# HELP synapse_replication_lag_seconds Age of the oldest swarm update a "
+                    "node has queued for a replica and not had acknowledged.\n"
+                    "# TYPE synapse_replication_lag_seconds gauge\n");
+  for (uint32_t k = 0; k < g->asked; k++)
+    for (uint32_t i = 0; g->nodes[k].answered && i < g->nodes[k].n_lag; i++)
+      syn_buf_printf(b, "synapse_replication_lag_seconds{node=\"%s\",replica=\"%s\"} %.3f\n",
+                     g->nodes[k].id, g->nodes[k].lag[i].peer,
+                     (double)g->nodes[k].lag[i].lag_ms / 1000.0);
+  syn_buf_printf(b, "# HELP synapse_replication_dropped_total Swarm updates dropped because a "
+                    "replica's queue was full.\n"
+                    "# TYPE synapse_replication_dropped_total counter\n");
+  for (uint32_t k = 0; k < g->asked; k++)
+    for (uint32_t i = 0; g->nodes[k].answered && i < g->nodes[k].n_lag; i++)
+      syn_buf_printf(b, "synapse_replication_dropped_total{node=\"%s\",replica=\"%s\"} %llu\n",
+                     g->nodes[k].id, g->nodes[k].lag[i].peer,
+                     (unsigned long long)g->nodes[k].lag[i].dropped);
+}
+
 static void finish_metrics(gather *g) {
   syn_buf buf = SYN_BUF_INIT, *b = &buf;
   router_metrics(&g->ops, b);
@@ -116,6 +147,7 @@ static void finish_metrics(gather *g) {
   metric(b, "synapse_shards_total", "gauge", "Shards registered (replicas counted).", s->shards);
   metric(b, "synapse_vector_index_size", "gauge", "Vectors in the nodes' indexes.", s->vectors);
   metric(b, "synapse_node_searches_total", "counter", "Searches served by nodes.", s->searches);
+  replication_metrics(b, g);
   syn_http_respond(g->slot, 200, "text/plain; version=0.0.4", b->data, b->len, NULL);
   syn_buf_free(b);
 }
@@ -155,6 +187,15 @@ static void finish_status(gather *g) {
     json_object_set_new(m, "swarms", f ? json_integer((json_int_t)f->stats.torrents) : json_null());
     json_object_set_new(m, "peers", f ? json_integer((json_int_t)f->stats.peers) : json_null());
     json_object_set_new(m, "shards", f ? json_integer((json_int_t)f->stats.shards) : json_null());
+    json_object_set_new(m, "caught_up", f ? json_boolean(f->stats.caught_up) : json_null());
+    json_t *lag = f ? json_object() : json_null();
+    uint64_t worst = 0;
+    for (uint32_t j = 0; f && j < f->n_lag; j++) {
+      json_object_set_new(lag, f->lag[j].peer, json_integer((json_int_t)f->lag[j].lag_ms));
+      if (f->lag[j].lag_ms > worst) worst = f->lag[j].lag_ms;
+    }
+    json_object_set_new(m, "replication_lag_ms", lag);
+    json_object_set_new(m, "replication_lag_max_ms", f ? json_integer((json_int_t)worst) : json_null());
   }
   const syn_config *cfg = g->ops.cfg;
   bool clustered = cfg->role != SYN_PROCESS_STANDALONE;
@@ -200,6 +241,16 @@ static bool on_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep
   if (!rep->error && rep->body_case == SYNAPSE__REPLY__BODY_STATS) {
     f->answered = true;
     f->stats = *rep->stats;
+    f->stats.lag = NULL;
+    f->stats.n_lag = 0;
+    for (size_t i = 0; i < rep->stats->n_lag && f->n_lag < LAGS_KEPT; i++) {
+      const Synapse__ReplicationLag *l = rep->stats->lag[i];
+      lag_figure *lf = &f->lag[f->n_lag++];
+      snprintf(lf->peer, sizeof lf->peer, "%s", l->peer ? l->peer : "");
+      lf->lag_ms = l->lag_ms;
+      lf->queued = l->queued;
+      lf->dropped = l->dropped;
+    }
     add(&g->sum, rep->stats);
     g->answered++;
   }

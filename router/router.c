@@ -370,6 +370,10 @@ fail:
   return NULL;
 }
 
+bool syn_router_refused(syn_router *r, char *why, size_t len) {
+  return r->nodes && syn_nodes_refused(r->nodes, why, len);
+}
+
 void syn_router_stop(syn_router *r) {
   if (!r) return;
   /* Fail what is in flight first: replies may still be written to open connections. */

@@ -33,6 +33,9 @@ typedef struct syn_router_options {
 syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
                              const syn_router_options *opts, char *err, size_t err_len);
 
+/* Whether the cluster refused this router's member id (another live member holds it). */
+bool syn_router_refused(syn_router *router, char *why, size_t len);
+
 /* Closes the ports and fails requests in flight; memory is released as libuv closes the
  * handles, so run the loop until it is empty afterwards. */
 void syn_router_stop(syn_router *router);
