@@ -310,6 +310,80 @@ static void owner(const syn_ops *o, const syn_http_request *req, syn_http_slot *
   respond_doc(slot, 200, doc);
 }
 
+/* ---- /cluster/shard/{info_hash}: what each replica holds of one shard ---- */
+
+typedef struct replica_probe {
+  syn_http_slot *slot;
+  syn_ops ops;
+  char hex[65];
+  json_t *replicas; /* array, owned */
+} replica_probe;
+
+static bool on_replica_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep) {
+  replica_probe *p = ctx;
+  const char *id = syn_nodes_slot_id(p->ops.nodes, slot);
+  json_t *o = json_pack("{s:s}", "id", id ? id : "");
+  if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_GET) {
+    json_object_set_new(o, "error", json_string(rep->message ? rep->message : "no answer"));
+  } else {
+    const Synapse__GetReply *g = rep->get;
+    const char *state = g->shard ? "live" : g->has_deleted && g->deleted ? "deleted" : "absent";
+    json_object_set_new(o, "state", json_string(state));
+    if (g->version && g->version->node) {
+      char v[96];
+      snprintf(v, sizeof v, "%llu.%s", (unsigned long long)g->version->hlc, g->version->node);
+      json_object_set_new(o, "version", json_string(v));
+    }
+    if (g->shard && g->shard->display_name)
+      json_object_set_new(o, "display_name", json_string(g->shard->display_name));
+  }
+  json_array_append_new(p->replicas, o);
+  return true;
+}
+
+static void on_replica_done(void *ctx, syn_group_end how, uint32_t parts_out) {
+  replica_probe *p = ctx;
+  json_t *doc = json_pack("{s:s,s:s,s:o}", "status", "success", "info_hash", p->hex, "replicas",
+                          p->replicas);
+  p->replicas = NULL;
+  respond_doc(p->slot, 200, doc);
+  free(p);
+}
+
+/* Asks every replica of the shard for the version it holds (operators, and tests that
+ * check that replicas converge); answered within OPS_DEADLINE_MS. */
+static void shard_replicas(const syn_ops *o, const syn_http_request *req, syn_http_slot *slot) {
+  const char *hex = req->path + strlen("/cluster/shard/");
+  size_t len = req->path_len - strlen("/cluster/shard/");
+  uint8_t key[20];
+  replica_probe *p = calloc(1, sizeof *p);
+  if (!p || syn_api_parse_hash(hex, len, p->hex, key)) {
+    free(p);
+    respond_doc(slot, 400, syn_api_error("info_hash must be 40 or 64 hexadecimal characters"));
+    return;
+  }
+  p->slot = slot;
+  p->ops = *o;
+  p->replicas = json_array();
+  syn_group *g = syn_group_new(o->nodes, o->loop, OPS_DEADLINE_MS * 3, on_replica_part,
+                               on_replica_done, p);
+  if (!g) {
+    json_decref(p->replicas);
+    free(p);
+    respond_doc(slot, 500, syn_api_error("out of memory"));
+    return;
+  }
+  Synapse__ShardKey sk = SYNAPSE__SHARD_KEY__INIT;
+  sk.info_hash = p->hex;
+  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
+  msg.body_case = SYNAPSE__REQUEST__BODY_GET;
+  msg.get = &sk;
+  int slots[SYN_RING_MAX_REPLICATION];
+  size_t n = syn_nodes_replicas(o->nodes, key, slots, SYN_RING_MAX_REPLICATION);
+  for (size_t i = 0; i < n; i++) syn_group_send_to(g, slots[i], 0, &msg);
+  syn_group_seal(g);
+}
+
 bool syn_ops_handle(const syn_ops *o, const syn_http_request *req, syn_http_slot *slot) {
   bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
   enum gather_kind kind;
@@ -319,6 +393,10 @@ bool syn_ops_handle(const syn_ops *o, const syn_http_request *req, syn_http_slot
   else if (path_is(req, "/api/stats") && !o->admin_only) kind = GATHER_STATS;
   else if (req->path_len > 15 && !memcmp(req->path, "/cluster/owner/", 15)) {
     if (get) owner(o, req, slot);
+    else respond_doc(slot, 405, syn_api_error("method not allowed"));
+    return true;
+  } else if (req->path_len > 15 && !memcmp(req->path, "/cluster/shard/", 15)) {
+    if (get) shard_replicas(o, req, slot);
     else respond_doc(slot, 405, syn_api_error("method not allowed"));
     return true;
   } else return false;
