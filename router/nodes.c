@@ -479,6 +479,10 @@ bool syn_nodes_slot_is_self(syn_nodes *n, int slot) {
 
 void syn_nodes_stats_get(const syn_nodes *n, syn_nodes_stats *out) { *out = n->stats; }
 
+syn_membership *syn_nodes_membership(syn_nodes *n) {
+  return n->source ? syn_view_source_membership(n->source) : NULL;
+}
+
 /* ---- status ---- */
 
 static uint64_t mono_ms(void) {

@@ -89,6 +89,10 @@ bool syn_nodes_slot_is_self(syn_nodes *n, int slot);
 json_t *syn_nodes_members_json(syn_nodes *n);
 json_t *syn_nodes_owner_json(syn_nodes *n, const uint8_t key[20]);
 
+/* This process's membership (router mode: its own; a node's admin port: the node's), or
+ * NULL standalone. */
+syn_membership *syn_nodes_membership(syn_nodes *n);
+
 /* Counters for /metrics. */
 typedef struct syn_nodes_stats {
   uint64_t failovers;     /* requests resent to the next replica */

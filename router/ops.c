@@ -134,6 +134,29 @@ static void replication_metrics(syn_buf *b, const gather *g) {
                      (unsigned long long)g->nodes[k].lag[i].dropped);
 }
 
+/* This process's failure detector (SWIM with Lifeguard). */
+static void membership_metrics(syn_buf *b, syn_membership *m) {
+  if (!m) return;
+  syn_membership_stats st;
+  syn_membership_stats_get(m, &st);
+  metric(b, "synapse_membership_probes_total", "counter", "Probes sent.", st.probes);
+  metric(b, "synapse_membership_probes_failed_total", "counter",
+         "Probes answered neither directly nor indirectly.", st.probes_failed);
+  metric(b, "synapse_membership_suspicions_total", "counter", "Members suspected here.",
+         st.suspicions);
+  metric(b, "synapse_membership_confirmations_total", "counter",
+         "Independent confirmations of suspicions (Lifeguard).", st.confirmations);
+  metric(b, "synapse_membership_deaths_total", "counter", "Members declared dead here.",
+         st.deaths);
+  metric(b, "synapse_membership_refutations_total", "counter",
+         "Times this member refuted a suspicion about itself.", st.refutations);
+  metric(b, "synapse_membership_local_health", "gauge",
+         "Lifeguard local health score (0 healthy; timeouts scale by score + 1).", st.awareness);
+  metric(b, "synapse_membership_pauses_total", "counter",
+         "Gossip turns two seconds or more late (the process was paused or starved).",
+         syn_membership_pauses(m));
+}
+
 static void finish_metrics(gather *g) {
   syn_buf buf = SYN_BUF_INIT, *b = &buf;
   router_metrics(&g->ops, b);
@@ -148,6 +171,7 @@ static void finish_metrics(gather *g) {
   metric(b, "synapse_vector_index_size", "gauge", "Vectors in the nodes' indexes.", s->vectors);
   metric(b, "synapse_node_searches_total", "counter", "Searches served by nodes.", s->searches);
   replication_metrics(b, g);
+  membership_metrics(b, syn_nodes_membership(g->ops.nodes));
   syn_http_respond(g->slot, 200, "text/plain; version=0.0.4", b->data, b->len, NULL);
   syn_buf_free(b);
 }
