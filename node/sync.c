@@ -516,7 +516,10 @@ typedef struct sync_state {
 } sync_state;
 
 static void maybe_purge(syn_replica *r, sync_state *s, uint64_t now) {
-  if (now - s->last_purge < PURGE_EVERY_MS || atomic_load(&r->stale)) return;
+  /* Every minute, or twice per grace when the grace is shorter than that. */
+  uint64_t every = (uint64_t)r->cfg->tombstone_grace_s * 500;
+  if (every > PURGE_EVERY_MS) every = PURGE_EVERY_MS;
+  if (now - s->last_purge < every || atomic_load(&r->stale)) return;
   s->last_purge = now;
   size_t purged = 0;
   int64_t cutoff = syn_wall_ms() - (int64_t)r->cfg->tombstone_grace_s * 1000;

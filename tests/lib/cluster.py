@@ -375,3 +375,18 @@ def hex_for_primary(member, want_primary, rng, count, tries=5000):
 
 def stable_hex(label, i):
     return hashlib.sha1(f"{label}-{i}".encode()).hexdigest()
+
+
+def replica_states(member, hexhash):
+    """{replica id: (state, version, display_name)} of a shard, from /cluster/shard: what
+    each replica holds ("live", "deleted" or "absent"; version "hlc.node")."""
+    s, doc = member.get_json("/cluster/shard/" + hexhash)
+    if s != 200:
+        raise AssertionError(f"/cluster/shard {s}: {doc}")
+    out = {}
+    for r in doc["replicas"]:
+        if "error" in r:
+            out[r["id"]] = ("error", r["error"], None)
+        else:
+            out[r["id"]] = (r["state"], r.get("version"), r.get("display_name"))
+    return out
