@@ -716,8 +716,13 @@ static bool alone(const syn_swim *s) {
  * each other in a second), else every seed_interval_ms. A member whose seeds are all
  * itself is the first member: joined at once. */
 static void run_seeds(syn_swim *s, uint64_t now) {
-  if (!s->seeds_set || s->leaving || now < s->next_seed) return;
+  if (!s->seeds_set || s->leaving) return;
   bool retry_fast = !s->joined || alone(s);
+  /* The last other member just left or died: look for the cluster again at the join
+   * pace, not at the (slower) re-contact pace of a member that has company. */
+  if (retry_fast && s->next_seed > now + s->cfg.join_retry_ms)
+    s->next_seed = now + s->cfg.join_retry_ms;
+  if (now < s->next_seed) return;
   s->next_seed = now + (retry_fast ? s->cfg.join_retry_ms : s->cfg.seed_interval_ms);
   size_t others = 0;
   for (size_t i = 0; i < s->n_seeds; i++) {

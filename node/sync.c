@@ -427,6 +427,7 @@ static int drop_pass(syn_replica *r, const syn_view *v, const syn_ring *before) 
     bit_set(&one, p);
     syn_view_replica reps[SYN_RING_MAX_REPLICATION];
     size_t n = syn_view_replicas(v, p, reps, SYN_RING_MAX_REPLICATION);
+    if (n == 0) rc = -1; /* nobody else holds it (the last node left): keep it */
     for (size_t i = 0; i < n && rc == 0; i++) {
       const syn_member_info *m = reps[i].member;
       if (!m || !syn_member_usable(m) || !confirm(r, m->peer_url, &one)) rc = -1;

@@ -29,7 +29,8 @@ class TrackerProcess:
     """One tracker process. Use as a context manager; it is stopped on exit."""
 
     def __init__(self, args=(), role="standalone", http_port=None, udp_port=None,
-                 data_dir=None, host="127.0.0.1", ready_timeout=30.0, env=None):
+                 data_dir=None, host="127.0.0.1", ready_timeout=30.0, env=None,
+                 stderr_path=None):
         self.role = role
         self.host = host
         self.http_port = http_port or free_port()
@@ -46,14 +47,20 @@ class TrackerProcess:
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
         self.ready_line = None
+        self.stderr_path = stderr_path  # stderr goes there (else it is inherited)
 
     @property
     def base_url(self):
         return f"http://{self.host}:{self.http_port}"
 
     def start(self):
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=None,
-                                     env=self.env)
+        err = open(self.stderr_path, "ab") if self.stderr_path else None
+        try:
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=err,
+                                         env=self.env)
+        finally:
+            if err:
+                err.close()
         self.ready_line = self._wait_ready()
         return self
 
