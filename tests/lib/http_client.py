@@ -164,10 +164,19 @@ class KeepAlive:
 
     def request(self, method, path, body=None):
         """(status, body bytes); body (if any) is sent as JSON."""
+        data, hdrs = _json_body(body)
+        return self._exchange(method, path, data, hdrs)
+
+    def request_raw(self, method, path, data):
+        """(status, body bytes); `data` (bytes, possibly empty) is sent as it is, labelled
+        JSON: for hostile bodies."""
+        hdrs = {"Content-Type": "application/json"} if data else {}
+        return self._exchange(method, path, data or None, hdrs)
+
+    def _exchange(self, method, path, data, hdrs):
         if self.conn is None:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            data, hdrs = _json_body(body)
             self.conn.request(method, path, body=data, headers=hdrs)
             r = self.conn.getresponse()
             out = r.status, r.read()
