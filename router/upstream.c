@@ -69,6 +69,7 @@ struct syn_upstream {
   atomic_int pipes;  /* connections up now */
   atomic_bool link_lost; /* a connection went down since the loop last looked */
   bool connected_seen;   /* what on_link was last told (loop thread) */
+  bool ever_connected;   /* a connection was up once (loop thread) */
   syn_arena arena;
 };
 
@@ -168,6 +169,7 @@ static void abort_in_flight(syn_upstream *up) {
 static void follow_link(syn_upstream *up) {
   if (atomic_exchange(&up->link_lost, false)) abort_in_flight(up);
   bool connected = atomic_load(&up->pipes) > 0;
+  if (connected) up->ever_connected = true;
   if (connected == up->connected_seen) return;
   up->connected_seen = connected;
   if (up->opts.on_link) up->opts.on_link(up->opts.ctx, connected);
@@ -211,8 +213,22 @@ static void move_ids(syn_upstream *up, upstream_slot *s) {
   up->batch_count = 0;
 }
 
+/* The link was up and is down now (the node died or restarts): what is queued goes back
+ * to the caller at once, to be sent elsewhere, instead of waiting in nng for a
+ * connection until its deadline. */
+static bool hand_back_queued(syn_upstream *up) {
+  if (!up->ever_connected || atomic_load(&up->pipes) > 0) return false;
+  size_t n = up->batch_count;
+  up->batch_count = 0;
+  if (!(up->opts.on_failed && up->opts.on_failed(up->opts.ctx, up->batch.data, up->batch.len) == 0))
+    fail_ids(up, up->batch_ids, n, "node unavailable");
+  syn_buf_reset(&up->batch);
+  return true;
+}
+
 void syn_upstream_flush(syn_upstream *up) {
   if (up->batch_count == 0 || up->closing) return;
+  if (hand_back_queued(up)) return;
   upstream_slot *s = free_slot(up);
   if (!s) return;
   nng_msg *msg;
