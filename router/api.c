@@ -271,9 +271,14 @@ static bool on_read_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply
 
 static void on_read_done(void *ctx, syn_group_end how, uint32_t parts_out) {
   api_call *c = ctx;
-  if (c->read_ok == 0) {
-    respond_error(c->slot, c->last_status ? c->last_status : 503,
-                  c->last_status ? c->last_error : "no replica answered, retry later");
+  if (c->read_ok < c->read_quorum) {
+    /* Fewer answers than overlap every write quorum: the newest of them might not be the
+     * last acknowledged write, so none is given. */
+    char msg[400];
+    snprintf(msg, sizeof msg, "%u of the %u replicas needed answered (%s), retry later",
+             c->read_ok, c->read_quorum,
+             c->last_status ? c->last_error : "no answer in time");
+    respond_error(c->slot, 503, msg);
   } else if (!c->best_live || !c->best) {
     respond_error(c->slot, 404, "shard not found");
   } else {
