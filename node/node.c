@@ -242,9 +242,9 @@ static int reserve_batch_scratch(syn_node *node, node_worker *w, const Synapse__
 }
 
 static void handle_request(syn_node *node, node_worker *w, const Synapse__Request *req,
-                           uint32_t now) {
+                           uint32_t now, int64_t deadline_ms) {
   if (syn_shards_handles(req)) {
-    syn_shards_handle(&node->shards, req, now, &w->reply);
+    syn_shards_handle(&node->shards, req, now, deadline_ms, &w->reply);
     return;
   }
   Synapse__Reply rep = SYNAPSE__REPLY__INIT;
@@ -280,7 +280,9 @@ static int handle_batch(syn_node *node, node_worker *w, nng_msg *msg) {
   if (!batch) return -EPROTO; /* undecodable: dropped, the router's deadline answers */
   if (reserve_batch_scratch(node, w, batch)) return -ENOMEM;
   uint32_t now = now_seconds();
-  for (size_t i = 0; i < batch->n_requests; i++) handle_request(node, w, batch->requests[i], now);
+  int64_t deadline = batch->has_deadline_unix_ms ? batch->deadline_unix_ms : 0;
+  for (size_t i = 0; i < batch->n_requests; i++)
+    handle_request(node, w, batch->requests[i], now, deadline);
   return 0;
 }
 

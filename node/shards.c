@@ -389,7 +389,18 @@ static void handle_embed(syn_shards *sh, uint64_t id, const Synapse__EmbedReques
   free(vec);
 }
 
-void syn_shards_handle(syn_shards *sh, const Synapse__Request *req, uint32_t now, syn_buf *reply) {
+static bool is_write(const Synapse__Request *req) {
+  return req->body_case == SYNAPSE__REQUEST__BODY_REGISTER ||
+         req->body_case == SYNAPSE__REQUEST__BODY_DELETE;
+}
+
+void syn_shards_handle(syn_shards *sh, const Synapse__Request *req, uint32_t now,
+                       int64_t deadline_ms, syn_buf *reply) {
+  if (deadline_ms && is_write(req) && syn_wall_ms() > deadline_ms) {
+    append_error(reply, req->id, SYNAPSE__ERROR_CODE__UNAVAILABLE,
+                 "the request's deadline passed before this node got to it; retry");
+    return;
+  }
   switch (req->body_case) {
   case SYNAPSE__REQUEST__BODY_REGISTER: handle_register(sh, req->id, req->register_, reply); break;
   case SYNAPSE__REQUEST__BODY_GET: handle_get(sh, req->id, req->get, now, reply); break;

@@ -39,7 +39,10 @@ int syn_shards_index_config(const syn_config *cfg, syn_index_config *out, char *
 /* True when `req` is a shard request this module answers. */
 int syn_shards_handles(const Synapse__Request *req);
 
-/* Handles one request and appends its Reply to `reply`. */
-void syn_shards_handle(syn_shards *sh, const Synapse__Request *req, uint32_t now, syn_buf *reply);
+/* Handles one request and appends its Reply to `reply`. A write met after deadline_ms
+ * (wall clock; 0 = none) is refused UNAVAILABLE without being applied: the router has
+ * told its client it failed. */
+void syn_shards_handle(syn_shards *sh, const Synapse__Request *req, uint32_t now,
+                       int64_t deadline_ms, syn_buf *reply);
 
 #endif

@@ -26,6 +26,7 @@
 
 #include "common/arena.h"
 #include "common/buf.h"
+#include "common/hlc.h"
 #include "proto/wire.h"
 
 #define MAX_WINDOW 64
@@ -213,6 +214,19 @@ static void move_ids(syn_upstream *up, upstream_slot *s) {
   up->batch_count = 0;
 }
 
+/* Batch.deadline_unix_ms (field 2, varint) encoded. */
+static size_t deadline_field(uint8_t *out, int64_t ms) {
+  size_t n = 0;
+  out[n++] = 0x10; /* field 2, wire type 0 */
+  uint64_t v = (uint64_t)ms;
+  while (v >= 0x80) {
+    out[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  out[n++] = (uint8_t)v;
+  return n;
+}
+
 /* The link was up and is down now (the node died or restarts): what is queued goes back
  * to the caller at once, to be sent elsewhere, instead of waiting in nng for a
  * connection until its deadline. */
@@ -232,7 +246,12 @@ void syn_upstream_flush(syn_upstream *up) {
   upstream_slot *s = free_slot(up);
   if (!s) return;
   nng_msg *msg;
-  if (nng_msg_alloc(&msg, 0) || nng_msg_append(msg, up->batch.data, up->batch.len)) {
+  /* Batch field 2: the deadline, after the requests (protobuf fields may come in any
+   * order). */
+  uint8_t tail[11];
+  size_t tail_len = deadline_field(tail, syn_wall_ms() + up->opts.timeout_ms);
+  if (nng_msg_alloc(&msg, 0) || nng_msg_append(msg, up->batch.data, up->batch.len) ||
+      nng_msg_append(msg, tail, tail_len)) {
     return; /* retried next turn; the requests stay queued */
   }
   if (up->opts.on_failed) {
