@@ -74,7 +74,7 @@ class Member:
     """A node or router process. `netns` runs it inside that network namespace."""
 
     def __init__(self, role, member_id, host, http_port, cluster_port, seeds, config_path,
-                 udp_port=0, netns=None, data_dir=None):
+                 udp_port=0, netns=None, data_dir=None, stderr_path=None):
         self.role, self.id, self.host = role, member_id, host
         self.cluster_port = cluster_port
         self.netns = netns
@@ -83,7 +83,7 @@ class Member:
                 "--seeds", ",".join(seeds), "--config", config_path]
         self.proc = TrackerProcess(args=args, role=role, http_port=http_port,
                                    udp_port=udp_port, data_dir=data_dir, host=host,
-                                   ready_timeout=40.0)
+                                   ready_timeout=40.0, stderr_path=stderr_path)
         if netns:
             self.proc.args = ["ip", "netns", "exec", netns] + self.proc.args
         self.proc.env["PYTHONDONTWRITEBYTECODE"] = "1"
