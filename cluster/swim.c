@@ -38,8 +38,8 @@ typedef struct seed_owner {
 
 typedef struct member {
   syn_member_info info;
-  bool reaped;   /* tombstone: not a member any more */
-  bool queued;   /* its record still has transmissions to make */
+  bool reaped; /* tombstone: not a member any more */
+  bool queued; /* its record still has transmissions to make */
   uint32_t transmits;
   /* Lifeguard suspicion: starts at the longest timeout and shrinks as independent
    * members confirm it (their suspect records about the same incarnation). */
@@ -55,6 +55,7 @@ typedef struct probe_state {
   bool active;
   bool indirect; /* indirect probes sent */
   char target[SYN_MEMBER_ID_MAX + 1];
+  uint64_t incarnation; /* the target's, when the probe started */
   uint32_t seq;
   uint64_t started;
   uint32_t interval, timeout; /* this probe's, scaled by local health */
@@ -156,7 +157,8 @@ uint64_t syn_swim_suspicion_timeout(const syn_membership_config *cfg, size_t mem
 }
 
 uint64_t syn_swim_suspicion_max(const syn_membership_config *cfg, size_t members) {
-  return syn_swim_suspicion_timeout(cfg, members) * (cfg->suspicion_max_mult ? cfg->suspicion_max_mult : 1);
+  return syn_swim_suspicion_timeout(cfg, members) *
+         (cfg->suspicion_max_mult ? cfg->suspicion_max_mult : 1);
 }
 
 uint32_t syn_swim_expected_confirmations(const syn_membership_config *cfg, size_t members) {
@@ -366,6 +368,8 @@ static void set_state(syn_swim *s, member *m, uint8_t state, uint64_t inc, uint6
   m->info.state = (enum syn_member_state)state;
   m->info.incarnation = inc;
   m->info.state_since_ms = since;
+  copy_str(m->info.suspected_by, state == SYN_MEMBER_SUSPECT ? m->suspector : "",
+           sizeof m->info.suspected_by);
   if (state == SYN_MEMBER_SUSPECT) {
     m->suspect_start = now;
     m->confirmations = 0;
@@ -403,8 +407,7 @@ static uint64_t since_of(const syn_swim_record *r, uint64_t now, bool full) {
   return r->age_ms < now ? now - r->age_ms : 0;
 }
 
-static void add_stranger(syn_swim *s, uint64_t now, long pos, const syn_swim_record *r,
-                         bool full) {
+static void add_stranger(syn_swim *s, uint64_t now, long pos, const syn_swim_record *r, bool full) {
   if (r->state != SYN_MEMBER_ALIVE && !full) return;
   if (syn_swim_member_count(s) >= s->cfg.max_members) {
     s->c.dropped++;
@@ -446,8 +449,7 @@ static void apply(syn_swim *s, uint64_t now, const syn_swim_record *r, bool full
     return;
   if (full && state == SYN_MEMBER_DEAD && m->info.state <= SYN_MEMBER_SUSPECT && !m->reaped) {
     state = SYN_MEMBER_SUSPECT;
-    if (!syn_swim_supersedes(r->incarnation, state, m->info.incarnation,
-                             (uint8_t)m->info.state))
+    if (!syn_swim_supersedes(r->incarnation, state, m->info.incarnation, (uint8_t)m->info.state))
       return;
   }
   if (state == SYN_MEMBER_ALIVE) {
@@ -514,9 +516,10 @@ static void start_probe(syn_swim *s, uint64_t now) {
    * one, so it waits longer before accusing anyone. */
   uint32_t interval = (uint32_t)syn_lifeguard_scale(s->cfg.probe_interval_ms, s->awareness);
   uint32_t timeout = (uint32_t)syn_lifeguard_scale(s->cfg.probe_timeout_ms, s->awareness);
-  s->probe = (probe_state){.active = true, .seq = ++s->seq, .started = now,
-                           .interval = interval, .timeout = timeout};
+  s->probe = (probe_state){
+      .active = true, .seq = ++s->seq, .started = now, .interval = interval, .timeout = timeout};
   memcpy(s->probe.target, t->info.id, sizeof s->probe.target);
+  s->probe.incarnation = t->info.incarnation;
   s->c.probes++;
   syn_swim_call *call = new_call(s, SYN_SWIM_PING, t->info.peer_url, timeout);
   if (!call) return;
@@ -533,9 +536,9 @@ static void start_probe(syn_swim *s, uint64_t now) {
 }
 
 /* Picks up to k distinct random members satisfying ok(), not self, not `except`. */
-static size_t pick_random(syn_swim *s, size_t k, bool (*ok)(const syn_swim *, const member *,
-                                                              uint64_t),
-                          uint64_t now, const char *except, member **out) {
+static size_t pick_random(syn_swim *s, size_t k,
+                          bool (*ok)(const syn_swim *, const member *, uint64_t), uint64_t now,
+                          const char *except, member **out) {
   size_t n = 0, seen = 0;
   for (size_t i = 0; i < s->n; i++) { /* reservoir sampling */
     member *m = &s->members[i];
@@ -589,6 +592,9 @@ static void probe_failed(syn_swim *s, uint64_t now) {
     health_delta(s, 1);
   }
   member *m = lookup(s, p->target);
+  /* A failed probe accuses only the incarnation it probed: one that started before a
+   * partition healed must not suspect the member's refutation (as in memberlist). */
+  if (m && m->info.incarnation != p->incarnation) return;
   if (m && !m->reaped && m->info.state == SYN_MEMBER_ALIVE) {
     copy_str(m->suspector, s->self_id, sizeof m->suspector);
     copy_str(m->announce, s->self_id, sizeof m->announce);
@@ -639,8 +645,8 @@ static void run_gossip(syn_swim *s, uint64_t now) {
   size_t k = s->cfg.gossip_nodes < 64 ? s->cfg.gossip_nodes : 64;
   size_t n = pick_random(s, k, gossip_target, now, NULL, to);
   for (size_t i = 0; i < n; i++) {
-    syn_swim_call *call = new_call(s, SYN_SWIM_GOSSIP, to[i]->info.peer_url,
-                                   s->cfg.probe_timeout_ms);
+    syn_swim_call *call =
+        new_call(s, SYN_SWIM_GOSSIP, to[i]->info.peer_url, s->cfg.probe_timeout_ms);
     if (!call) return;
     piggyback(s, &call->msg);
     push_call(s, call);
@@ -781,8 +787,7 @@ uint64_t syn_swim_next_deadline(const syn_swim *s) {
     earliest(&at, s->next_push_pull);
     if (s->seeds_set) earliest(&at, s->next_seed);
     earliest(&at, s->probe.active ? s->probe.started + s->probe.interval : s->next_probe);
-    if (s->probe.active && !s->probe.indirect)
-      earliest(&at, s->probe.started + s->probe.timeout);
+    if (s->probe.active && !s->probe.indirect) earliest(&at, s->probe.started + s->probe.timeout);
   }
   for (size_t i = 0; i < s->n; i++) {
     const member *m = &s->members[i];
@@ -814,8 +819,10 @@ void syn_swim_call_done(syn_swim *s, uint64_t now, const syn_swim_call *call,
       send_indirect(s, now);
     break;
   case SYN_SWIM_PING_REQ:
-    if (current && acked) probe_succeeded(s);
-    else if (current && reply && reply->type == SYN_SWIM_ACK && !reply->ok) p->nacks++;
+    if (current && acked)
+      probe_succeeded(s);
+    else if (current && reply && reply->type == SYN_SWIM_ACK && !reply->ok)
+      p->nacks++;
     break;
   case SYN_SWIM_PUSH_PULL:
     if (!reply || reply->type != SYN_SWIM_PUSH_PULL) break;
@@ -827,8 +834,7 @@ void syn_swim_call_done(syn_swim *s, uint64_t now, const syn_swim_call *call,
   case SYN_SWIM_LEAVE:
     if (s->leave_pending > 0) s->leave_pending--;
     break;
-  default:
-    break;
+  default: break;
   }
 }
 
@@ -904,9 +910,7 @@ int syn_swim_handle(syn_swim *s, uint64_t now, const syn_swim_msg *req, syn_swim
         reply);
     return 0;
   case SYN_SWIM_GOSSIP:
-  case SYN_SWIM_LEAVE:
-    ack(s, req->seq, true, req->from, reply);
-    return 0;
+  case SYN_SWIM_LEAVE: ack(s, req->seq, true, req->from, reply); return 0;
   case SYN_SWIM_PUSH_PULL:
     reply->type = SYN_SWIM_PUSH_PULL;
     memcpy(reply->from, s->self_id, sizeof reply->from);
@@ -930,8 +934,7 @@ int syn_swim_handle(syn_swim *s, uint64_t now, const syn_swim_msg *req, syn_swim
     *forward = call;
     return SYN_SWIM_FORWARD;
   }
-  default:
-    return -EINVAL;
+  default: return -EINVAL;
   }
 }
 
@@ -956,8 +959,8 @@ syn_swim *syn_swim_new(const syn_membership_config *cfg, uint64_t now) {
       (cfg->data_url && strlen(cfg->data_url) > SYN_MEMBER_URL_MAX) ||
       cfg->role > SYN_ROLE_ROUTER || cfg->probe_interval_ms == 0 ||
       cfg->probe_timeout_ms >= cfg->probe_interval_ms || cfg->gossip_interval_ms == 0 ||
-      cfg->push_pull_interval_ms == 0 || cfg->seed_interval_ms == 0 ||
-      cfg->join_retry_ms == 0 || cfg->retransmit_mult == 0 || cfg->max_members < 1)
+      cfg->push_pull_interval_ms == 0 || cfg->seed_interval_ms == 0 || cfg->join_retry_ms == 0 ||
+      cfg->retransmit_mult == 0 || cfg->max_members < 1)
     return NULL;
   syn_swim *s = calloc(1, sizeof *s);
   if (!s) return NULL;
@@ -1040,8 +1043,8 @@ void syn_swim_leave(syn_swim *s, uint64_t now) {
   for (size_t i = 0; i < s->n; i++) {
     member *m = &s->members[i];
     if (!probe_candidate(m)) continue;
-    syn_swim_call *call = new_call(s, SYN_SWIM_LEAVE, m->info.peer_url,
-                                   s->cfg.push_pull_timeout_ms);
+    syn_swim_call *call =
+        new_call(s, SYN_SWIM_LEAVE, m->info.peer_url, s->cfg.push_pull_timeout_ms);
     if (!call) continue;
     piggyback(s, &call->msg); /* carries our left record first */
     push_call(s, call);

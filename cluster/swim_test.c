@@ -41,7 +41,7 @@ typedef struct net {
   size_t n_ev, cap_ev;
   const char *alias_url; /* a second URL that reaches member alias_of (a resolved seed) */
   int alias_of;
-  size_t alias_calls; /* calls made to alias_url */
+  size_t alias_calls;   /* calls made to alias_url */
   const char *watch_id; /* counts records about this id that cross the network */
   size_t watch_sent;
   syn_membership_config cfg;
@@ -71,8 +71,7 @@ static void count_watch(net *nw, const syn_swim_msg *msg) {
     nw->watch_sent += strcmp(msg->records[i].id, nw->watch_id) == 0;
 }
 
-static void push_event(net *nw, uint64_t at, int caller, syn_swim_call *call,
-                       syn_swim_msg *reply) {
+static void push_event(net *nw, uint64_t at, int caller, syn_swim_call *call, syn_swim_msg *reply) {
   if (nw->n_ev == nw->cap_ev) {
     nw->cap_ev = nw->cap_ev ? nw->cap_ev * 2 : 64;
     nw->ev = realloc(nw->ev, nw->cap_ev * sizeof *nw->ev);
@@ -489,6 +488,50 @@ static void test_probe_timeout_suspect_then_dead(void **state) {
   net_free(&nw);
 }
 
+/* A probe that started before the target refuted (say, across a healed partition) and
+ * then runs out accuses only the incarnation it probed: the refutation stands. */
+static void test_stale_probe_accuses_nobody(void **state) {
+  syn_swim *s = lone("a", T0);
+  gossip_one(s, "b", SYN_MEMBER_ALIVE, 0);
+  uint64_t now = T0;
+  syn_swim_call *ping = NULL;
+  while (!ping && now < T0 + 5000) {
+    syn_swim_tick(s, now);
+    syn_swim_call *calls[8];
+    size_t n = syn_swim_take_calls(s, calls, 8);
+    for (size_t i = 0; i < n; i++) {
+      if (calls[i]->msg.type == SYN_SWIM_PING && !ping) {
+        ping = calls[i];
+        continue;
+      }
+      syn_swim_call_done(s, now, calls[i], NULL);
+      syn_swim_call_free(calls[i]);
+    }
+    now += STEP;
+  }
+  assert_non_null(ping);
+  gossip_one(s, "b", SYN_MEMBER_ALIVE, 1); /* b refuted; we hear it from someone else */
+  syn_swim_call_done(s, now, ping, NULL);
+  syn_swim_call_free(ping);
+  /* Run until the next probe starts: the stale one has run out by then. */
+  bool next_probe = false;
+  for (uint64_t end = now + 10000; now < end && !next_probe; now += STEP) {
+    syn_swim_tick(s, now);
+    syn_swim_call *calls[8];
+    size_t n = syn_swim_take_calls(s, calls, 8);
+    for (size_t i = 0; i < n; i++) {
+      next_probe = next_probe || calls[i]->msg.type == SYN_SWIM_PING;
+      syn_swim_call_done(s, now, calls[i], NULL);
+      syn_swim_call_free(calls[i]);
+    }
+  }
+  assert_true(next_probe);
+  uint64_t inc = 0;
+  assert_int_equal(lone_state(s, "b", &inc), SYN_MEMBER_ALIVE);
+  assert_int_equal(inc, 1);
+  syn_swim_free(s);
+}
+
 /* A member suspected by mistake refutes: its incarnation rises and everyone sees it
  * alive again before the suspicion timeout. */
 static void test_refutation(void **state) {
@@ -743,6 +786,7 @@ int main(void) {
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_converge);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_probe_timeout_suspect_then_dead);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_refutation);
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_stale_probe_accuses_nobody);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_indirect_probe_keeps_alive);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_dissemination_bounded);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_graceful_leave);
