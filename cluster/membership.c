@@ -31,12 +31,12 @@
 #define _GNU_SOURCE
 #include "cluster/membership.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
-#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -46,17 +46,17 @@
 #include <time.h>
 
 #include "cluster/gossip_wire.h"
+#include "cluster/swim.h"
 #include "common/config.h"
 #include "common/log.h"
-#include "cluster/swim.h"
 
-#define MAX_ASYNC_CALLS 256   /* gossip-thread calls in flight; more fail at once */
-#define CTX_POOL 16           /* idle contexts kept per peer socket */
-#define MAX_SEED_ADDRS 64     /* addresses taken from one seed name */
+#define MAX_ASYNC_CALLS 256 /* gossip-thread calls in flight; more fail at once */
+#define CTX_POOL 16         /* idle contexts kept per peer socket */
+#define MAX_SEED_ADDRS 64   /* addresses taken from one seed name */
 #define EVICT_EVERY_MS 10000
-#define APP_OVERHEAD 512      /* envelope bytes around an app payload */
-#define WORKER_POLL_MS 100    /* server threads check for stop this often when idle */
-#define PAUSE_GAP_MS 2000     /* a gossip turn this late: the process was paused */
+#define APP_OVERHEAD 512   /* envelope bytes around an app payload */
+#define WORKER_POLL_MS 100 /* server threads check for stop this often when idle */
+#define PAUSE_GAP_MS 2000  /* a gossip turn this late: the process was paused */
 
 /* A call in flight, listed so that stop can cancel it. */
 typedef struct flight {
@@ -71,6 +71,10 @@ typedef struct peer {
   size_t n_free;
   size_t in_use;
   uint64_t last_used;
+  /* A call on it timed out: its TCP connection may be wedged in retransmission backoff
+   * after a partition (minutes, at worst), so new calls go over a fresh connection and
+   * this one is closed once its last call ends. */
+  bool stale;
   struct peer *next;
 } peer;
 
@@ -112,9 +116,9 @@ struct syn_membership {
   void *app_ctx;
   size_t app_running; /* handler calls in progress (set_app_handler waits for them) */
   peer *peers;
-  size_t async_calls; /* out_calls in flight */
-  size_t inflight;    /* every call in flight, async and sync */
-  flight flights;     /* list head of the calls in flight */
+  size_t async_calls;  /* out_calls in flight */
+  size_t inflight;     /* every call in flight, async and sync */
+  flight flights;      /* list head of the calls in flight */
   atomic_bool closing; /* stopping, readable without the lock (server threads) */
 
   nng_socket server;
@@ -202,11 +206,10 @@ static peer *peer_open(syn_membership *m, const char *url) {
 
 /* A context on the socket for url, for the call whose aio is fl->aio (listed in flight):
  * 0, or a negative errno. */
-static int peer_ctx_get(syn_membership *m, const char *url, flight *fl, peer **out,
-                        nng_ctx *ctx) {
+static int peer_ctx_get(syn_membership *m, const char *url, flight *fl, peer **out, nng_ctx *ctx) {
   if (m->stopping) return -ECANCELED;
   peer *p = m->peers;
-  while (p && strcmp(p->url, url) != 0) p = p->next;
+  while (p && (p->stale || strcmp(p->url, url) != 0)) p = p->next;
   if (!p && !(p = peer_open(m, url))) return -EINVAL;
   if (p->n_free > 0) {
     *ctx = p->free_ctx[--p->n_free];
@@ -227,10 +230,11 @@ static int peer_ctx_get(syn_membership *m, const char *url, flight *fl, peer **o
 
 /* A context is reusable after a failed exchange too: a new send on a req0 context
  * cancels whatever it still waited for, and a late reply to it is discarded. */
-static void peer_ctx_put(syn_membership *m, peer *p, nng_ctx ctx, flight *fl) {
+static void peer_ctx_put(syn_membership *m, peer *p, nng_ctx ctx, flight *fl, int rv) {
+  if (rv == NNG_ETIMEDOUT) p->stale = true;
   fl->prev->next = fl->next;
   fl->next->prev = fl->prev;
-  if (p->n_free < CTX_POOL && !m->stopping)
+  if (p->n_free < CTX_POOL && !m->stopping && !p->stale)
     p->free_ctx[p->n_free++] = ctx;
   else
     nng_ctx_close(ctx);
@@ -238,20 +242,22 @@ static void peer_ctx_put(syn_membership *m, peer *p, nng_ctx ctx, flight *fl) {
   m->inflight--;
 }
 
-/* Unlinks the sockets not used for peer_idle_ms; the caller closes them unlocked. */
-static peer *peers_take_idle(syn_membership *m, uint64_t now, bool all) {
-  peer *idle = NULL, **link = &m->peers;
+/* Unlinks the stale sockets no call uses any more, and, with `idle_too`, those not used
+ * for peer_idle_ms (or every socket, with `all`); the caller closes them unlocked. */
+static peer *peers_take_done(syn_membership *m, uint64_t now, bool idle_too, bool all) {
+  peer *done = NULL, **link = &m->peers;
   while (*link) {
     peer *p = *link;
-    if (all || (p->in_use == 0 && now - p->last_used >= m->cfg.peer_idle_ms)) {
+    bool idle = idle_too && now - p->last_used >= m->cfg.peer_idle_ms;
+    if (all || (p->in_use == 0 && (p->stale || idle))) {
       *link = p->next;
-      p->next = idle;
-      idle = p;
+      p->next = done;
+      done = p;
     } else {
       link = &p->next;
     }
   }
-  return idle;
+  return done;
 }
 
 static void peers_close(peer *list, bool free_them) {
@@ -301,7 +307,7 @@ static int sync_call(syn_membership *m, const char *url, const syn_buf *req, uin
   atomic_fetch_add(&m->msgs_out, 1);
   if (rv) atomic_fetch_add(&m->calls_failed, 1);
   pthread_mutex_lock(&m->lock);
-  peer_ctx_put(m, p, ctx, &fl);
+  peer_ctx_put(m, p, ctx, &fl, rv);
   nng_aio_free(aio); /* after unlisting, under the lock: stop cannot cancel a freed aio */
   pthread_cond_broadcast(&m->cond);
   pthread_mutex_unlock(&m->lock);
@@ -330,8 +336,10 @@ static void refused_locked(syn_membership *m, const char *why) {
   if (m->refused) return;
   m->refused = true;
   snprintf(m->refusal, sizeof m->refusal, "%s", why);
-  syn_error("membership: join refused: %s; this process is at %s: give it another --node-id "
-            "(or stop the other one)", why, m->peer_url);
+  syn_error(
+      "membership: join refused: %s; this process is at %s: give it another --node-id "
+      "(or stop the other one)",
+      why, m->peer_url);
   const char *held = strstr(why, "held by ");
   if (held) {
     char url[SYN_MEMBER_URL_MAX + 1];
@@ -349,7 +357,7 @@ static void async_finish(out_call *oc, int rv, nng_msg *reply_msg) {
   if (have && d.kind == SYN_GOSSIP_ERROR && !strncmp(d.error, DUPLICATE_ID, strlen(DUPLICATE_ID)))
     refused_locked(m, d.error);
   syn_swim_call_done(m->swim, now_ms(), oc->call, swim_reply ? &d.msg : NULL);
-  peer_ctx_put(m, oc->p, oc->ctx, &oc->fl);
+  peer_ctx_put(m, oc->p, oc->ctx, &oc->fl, rv);
   m->async_calls--;
   unlock_notify(m);
   if (have) syn_gossip_decoded_free(&d);
@@ -399,9 +407,8 @@ static void dispatch(syn_membership *m, syn_swim_call *call, syn_buf *buf) {
   oc->call = call;
   oc->fl.aio = oc->aio;
   pthread_mutex_lock(&m->lock);
-  int rc = m->async_calls < MAX_ASYNC_CALLS
-               ? peer_ctx_get(m, call->url, &oc->fl, &oc->p, &oc->ctx)
-               : -EBUSY;
+  int rc = m->async_calls < MAX_ASYNC_CALLS ? peer_ctx_get(m, call->url, &oc->fl, &oc->p, &oc->ctx)
+                                            : -EBUSY;
   if (rc == 0) m->async_calls++;
   pthread_mutex_unlock(&m->lock);
   if (rc) {
@@ -435,11 +442,9 @@ static void *gossip_main(void *arg) {
     if (prev && now - prev > PAUSE_GAP_MS) atomic_fetch_add(&m->pauses, 1);
     syn_swim_tick(m->swim, now);
     size_t n = syn_swim_take_calls(m->swim, calls, 64);
-    peer *idle = NULL;
-    if (now >= next_evict) {
-      idle = peers_take_idle(m, now, false);
-      next_evict = now + EVICT_EVERY_MS;
-    }
+    bool evict = now >= next_evict;
+    peer *idle = peers_take_done(m, now, evict, false);
+    if (evict) next_evict = now + EVICT_EVERY_MS;
     if (n == 0 && !idle && syn_swim_version(m->swim) == m->notified_version) {
       uint64_t at = syn_swim_next_deadline(m->swim);
       if (at > next_evict) at = next_evict;
@@ -589,8 +594,10 @@ static void log_conflict_locked(syn_membership *m, const syn_swim_msg *c) {
   if (!strcmp(m->conflict_logged, c->claimant_url)) return;
   snprintf(m->conflict_logged, sizeof m->conflict_logged, "%s", c->claimant_url);
   if (!strcmp(c->target_id, m->self_id))
-    syn_error("membership: another process claims this member's id \"%s\": it is at %s, this "
-              "one at %s; refused", c->target_id, c->claimant_url, m->peer_url);
+    syn_error(
+        "membership: another process claims this member's id \"%s\": it is at %s, this "
+        "one at %s; refused",
+        c->target_id, c->claimant_url, m->peer_url);
   else
     syn_error("membership: refused a join: member id \"%s\" is held by %s and claimed by %s",
               c->target_id, c->target_url, c->claimant_url);
@@ -632,8 +639,7 @@ static enum served serve(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_buf *
     if (queue_app(m, ctx, msg, &d)) return SERVED_HANDED_OFF;
     syn_gossip_decoded_free(&d);
     atomic_fetch_add(&m->app_in, 1);
-    return syn_gossip_encode_app(m->self_id, NULL, 0, 1, "busy", out) ? SERVED_DROP
-                                                                      : SERVED_REPLY;
+    return syn_gossip_encode_app(m->self_id, NULL, 0, 1, "busy", out) ? SERVED_DROP : SERVED_REPLY;
   }
   syn_swim_msg reply = {0};
   syn_swim_call *fwd = NULL;
@@ -840,8 +846,7 @@ static int start_threads(syn_membership *m, char *err, size_t err_len) {
   return -1;
 }
 
-syn_membership *syn_membership_start(const syn_membership_config *cfg, char *err,
-                                     size_t err_len) {
+syn_membership *syn_membership_start(const syn_membership_config *cfg, char *err, size_t err_len) {
   syn_membership *m = calloc(1, sizeof *m);
   if (!m) {
     snprintf(err, err_len, "out of memory");
@@ -907,7 +912,7 @@ void syn_membership_stop(syn_membership *m) {
   discard_app_jobs(m);
   nng_close(m->server);
   pthread_mutex_lock(&m->lock);
-  peer *all = peers_take_idle(m, 0, true);
+  peer *all = peers_take_done(m, 0, false, true);
   pthread_mutex_unlock(&m->lock);
   peers_close(all, true);
   free_membership(m);
@@ -940,10 +945,11 @@ void syn_membership_set_app_handler(syn_membership *m, syn_membership_app_fn fn,
   /* Whoever replaces the handler may free the old one's context: wait until no call of
    * it is still running. */
   while (m->app_running > 0) wait_until(m, now_ms() + 20);
-  pthread_mutex_unlock(&m->lock);}
+  pthread_mutex_unlock(&m->lock);
+}
 
-int syn_membership_app_call(syn_membership *m, const char *peer_url, const void *req,
-                            size_t len, uint32_t timeout_ms, syn_buf *reply) {
+int syn_membership_app_call(syn_membership *m, const char *peer_url, const void *req, size_t len,
+                            uint32_t timeout_ms, syn_buf *reply) {
   if (len + APP_OVERHEAD > m->cfg.max_message_bytes) return -EMSGSIZE;
   if (!peer_url || strlen(peer_url) > SYN_MEMBER_URL_MAX) return -EINVAL;
   syn_buf buf = SYN_BUF_INIT;
@@ -963,8 +969,8 @@ int syn_membership_app_call(syn_membership *m, const char *peer_url, const void 
   return rc;
 }
 
-void syn_membership_snapshot(syn_membership *m, syn_member_info *out, size_t cap,
-                             size_t *count, uint64_t *version, uint64_t *ring_version) {
+void syn_membership_snapshot(syn_membership *m, syn_member_info *out, size_t cap, size_t *count,
+                             uint64_t *version, uint64_t *ring_version) {
   pthread_mutex_lock(&m->lock);
   size_t n = syn_swim_snapshot(m->swim, now_ms(), out, cap);
   if (count) *count = n;
@@ -973,8 +979,8 @@ void syn_membership_snapshot(syn_membership *m, syn_member_info *out, size_t cap
   pthread_mutex_unlock(&m->lock);
 }
 
-syn_ring *syn_membership_build_ring(syn_membership *m, uint32_t partitions,
-                                    uint32_t replication, uint64_t *ring_version) {
+syn_ring *syn_membership_build_ring(syn_membership *m, uint32_t partitions, uint32_t replication,
+                                    uint64_t *ring_version) {
   syn_member_info *all = NULL;
   size_t n = 0, cap = 0;
   uint64_t rv = 0;
