@@ -54,10 +54,11 @@ typedef struct syn_member_info {
   uint64_t last_seen_ms;   /* monotonic ms of the last sign of life heard here; 0 never */
   uint64_t state_since_ms; /* monotonic ms when the current state began, as seen here */
   bool self;               /* this process */
+  char suspected_by[SYN_MEMBER_ID_MAX + 1]; /* while suspect: who suspected first, if known */
 } syn_member_info;
 
 const char *syn_member_state_name(enum syn_member_state state); /* "alive", ... */
-const char *syn_member_role_name(enum syn_member_role role);   /* "node", "router" */
+const char *syn_member_role_name(enum syn_member_role role);    /* "node", "router" */
 
 /* Whether the member takes part in the ring: role node, not left (reaped members are
  * never reported). */
@@ -66,10 +67,10 @@ bool syn_member_in_ring(const syn_member_info *m);
 /* Every knob, with syn_membership_config_defaults giving the reason for each default. */
 typedef struct syn_membership_config {
   /* Identity. Strings are copied by start; the caller keeps ownership. */
-  const char *self_id;  /* unique, printable, at most SYN_MEMBER_ID_MAX bytes */
+  const char *self_id; /* unique, printable, at most SYN_MEMBER_ID_MAX bytes */
   enum syn_member_role role;
-  const char *data_url; /* advertised to others; may be empty for a router */
-  const char *peer_url; /* advertised peer socket: tcp://HOST:PORT, ipc://PATH, inproc:// */
+  const char *data_url;   /* advertised to others; may be empty for a router */
+  const char *peer_url;   /* advertised peer socket: tcp://HOST:PORT, ipc://PATH, inproc:// */
   const char *listen_url; /* where to listen if not peer_url (e.g. tcp://0.0.0.0:PORT when
                              the advertised host cannot be bound); NULL or "": peer_url */
   /* Peer URLs to join through and re-contact; a tcp:// host may be a DNS name. */
@@ -87,27 +88,27 @@ typedef struct syn_membership_config {
   uint32_t awareness_max;      /* Lifeguard local health: timeouts scale up to this factor */
 
   /* Dissemination. */
-  uint32_t gossip_interval_ms; /* piggyback-only gossip rounds */
-  uint32_t gossip_nodes;       /* members per gossip round */
-  uint32_t retransmit_mult;    /* an update is sent mult*ceil(log10(N+1)) times */
-  uint32_t max_piggyback;      /* updates carried per message */
-  uint32_t gossip_to_dead_ms;  /* dead members still get gossip this long (to refute) */
+  uint32_t gossip_interval_ms;    /* piggyback-only gossip rounds */
+  uint32_t gossip_nodes;          /* members per gossip round */
+  uint32_t retransmit_mult;       /* an update is sent mult*ceil(log10(N+1)) times */
+  uint32_t max_piggyback;         /* updates carried per message */
+  uint32_t gossip_to_dead_ms;     /* dead members still get gossip this long (to refute) */
   uint32_t push_pull_interval_ms; /* full-state exchange with one random member */
   uint32_t push_pull_timeout_ms;  /* deadline of a push-pull (and join) exchange */
-  uint32_t seed_interval_ms;   /* re-contact seeds that are not known alive members */
-  uint32_t join_retry_ms;      /* seed retry period until the first join succeeds */
+  uint32_t seed_interval_ms;      /* re-contact seeds that are not known alive members */
+  uint32_t join_retry_ms;         /* seed retry period until the first join succeeds */
 
   /* Membership lifetime. */
-  uint32_t reap_timeout_ms;    /* dead or left this long: removed from the member set */
+  uint32_t reap_timeout_ms; /* dead or left this long: removed from the member set */
 
   /* Transport and bounds. */
-  uint32_t server_threads;     /* peer-server threads: gossip requests */
-  uint32_t app_threads;        /* threads running the app handler */
-  uint32_t app_queue;          /* app requests waiting for them; beyond: answered busy */
-  uint32_t max_members;        /* members beyond this are not added (counted as dropped) */
-  uint32_t max_message_bytes;  /* NNG_OPT_RECVMAXSZ of every peer socket */
-  uint32_t peer_idle_ms;       /* an unused cached req socket is closed after this */
-  uint64_t rng_seed;           /* 0: random */
+  uint32_t server_threads;    /* peer-server threads: gossip requests */
+  uint32_t app_threads;       /* threads running the app handler */
+  uint32_t app_queue;         /* app requests waiting for them; beyond: answered busy */
+  uint32_t max_members;       /* members beyond this are not added (counted as dropped) */
+  uint32_t max_message_bytes; /* NNG_OPT_RECVMAXSZ of every peer socket */
+  uint32_t peer_idle_ms;      /* an unused cached req socket is closed after this */
+  uint64_t rng_seed;          /* 0: random */
 } syn_membership_config;
 
 /* Fills the defaults (memberlist's LAN values, facts.md). */
@@ -145,15 +146,13 @@ typedef void (*syn_membership_change_fn)(void *ctx);
 /* Serves an app request on an app thread (several run at once). `req` is valid during
  * the call; append the answer to `reply` (owned by the server). Return 0 to send it,
  * nonzero to answer the caller with an error. May block (it holds one app thread). */
-typedef int (*syn_membership_app_fn)(void *ctx, const uint8_t *req, size_t len,
-                                     syn_buf *reply);
+typedef int (*syn_membership_app_fn)(void *ctx, const uint8_t *req, size_t len, syn_buf *reply);
 
 /* Listens, resolves the seeds once (blocks on DNS), starts the threads and begins joining
  * through the seeds (asynchronously: see syn_membership_joined). The config's strings are
  * copied. NULL with a message in err when the config is invalid or the listen fails.
  * Any thread. */
-syn_membership *syn_membership_start(const syn_membership_config *cfg, char *err,
-                                     size_t err_len);
+syn_membership *syn_membership_start(const syn_membership_config *cfg, char *err, size_t err_len);
 
 /* Graceful leave: marks self left (so the ring drops it), tells every live member and
  * waits until they have all answered or timeout_ms passed. Blocks; any thread but the
@@ -180,20 +179,20 @@ void syn_membership_set_app_handler(syn_membership *m, syn_membership_app_fn fn,
  * -ETIMEDOUT, -EMSGSIZE (request too large), -EBUSY (the peer's app queue is full: retry
  * later), -EREMOTEIO (the peer's handler failed or none is set), -EPROTO (undecodable
  * reply), -ECANCELED (stopping), -EIO (transport). */
-int syn_membership_app_call(syn_membership *m, const char *peer_url, const void *req,
-                            size_t len, uint32_t timeout_ms, syn_buf *reply);
+int syn_membership_app_call(syn_membership *m, const char *peer_url, const void *req, size_t len,
+                            uint32_t timeout_ms, syn_buf *reply);
 
 /* Copies up to `cap` members (self included, sorted by id) into out; *count is the total,
  * which may exceed cap (call again with more room). version bumps on any change of the
  * view; ring_version only when the set of ring members changes. Either pointer may be
  * NULL. Any thread; takes the lock briefly. */
-void syn_membership_snapshot(syn_membership *m, syn_member_info *out, size_t cap,
-                             size_t *count, uint64_t *version, uint64_t *ring_version);
+void syn_membership_snapshot(syn_membership *m, syn_member_info *out, size_t cap, size_t *count,
+                             uint64_t *version, uint64_t *ring_version);
 
 /* Builds the ring over the current ring members (syn_member_in_ring), and tells the
  * ring_version it corresponds to. NULL on bad arguments or no memory. Any thread. */
-syn_ring *syn_membership_build_ring(syn_membership *m, uint32_t partitions,
-                                    uint32_t replication, uint64_t *ring_version);
+syn_ring *syn_membership_build_ring(syn_membership *m, uint32_t partitions, uint32_t replication,
+                                    uint64_t *ring_version);
 
 /* True once a join through a seed has succeeded (or there was no other seed to join). */
 bool syn_membership_joined(syn_membership *m);

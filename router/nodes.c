@@ -375,8 +375,8 @@ static int tier(syn_nodes *n, const node_link *l) {
 static size_t replica_links(syn_nodes *n, const uint8_t key[20], node_link **out, size_t cap) {
   if (!n->view) return 0;
   syn_view_replica reps[SYN_RING_MAX_REPLICATION];
-  size_t count = syn_view_replicas(n->view, syn_view_partition(n->view, key), reps,
-                                   SYN_RING_MAX_REPLICATION);
+  size_t count =
+      syn_view_replicas(n->view, syn_view_partition(n->view, key), reps, SYN_RING_MAX_REPLICATION);
   size_t k = 0;
   for (size_t i = 0; i < count && k < cap; i++) {
     int slot = reps[i].ring_index < SYN_NODES_MAX ? n->ring_slot[reps[i].ring_index] : -1;
@@ -503,16 +503,18 @@ static json_t *member_json(syn_nodes *n, const syn_member_info *m, uint64_t now)
                       m->self           ? json_integer(0)
                       : m->last_seen_ms ? json_integer((json_int_t)(now - m->last_seen_ms))
                                         : json_null());
+  if (m->state == SYN_MEMBER_SUSPECT && m->suspected_by[0])
+    json_object_set_new(o, "suspected_by", json_string(m->suspected_by));
   return o;
 }
 
 json_t *syn_nodes_members_json(syn_nodes *n) {
   json_t *list = json_array();
   if (!clustered(n)) {
-    json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:i}", "id", "local",
-                                          "address", n->links[0].data_url, "role", "node", "state",
-                                          "alive", "incarnation", 0, "partitions_primary", 1,
-                                          "partitions_replica", 0, "last_seen_ms", 0));
+    json_array_append_new(
+        list, json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:i}", "id", "local", "address",
+                        n->links[0].data_url, "role", "node", "state", "alive", "incarnation", 0,
+                        "partitions_primary", 1, "partitions_replica", 0, "last_seen_ms", 0));
     return list;
   }
   refresh(n); /* last_seen moves without a membership change */

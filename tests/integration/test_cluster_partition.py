@@ -159,6 +159,7 @@ class ClusterPartitionTest(unittest.TestCase):
         for m in self.nodes:
             v = m.members(timeout=2)
             if not all(i in v and v[i]["state"] == "alive" for i in ids):
+                self.last_view = (m.id, {i: (v[i]["state"], v[i]["incarnation"], v[i].get("suspected_by")) for i in v})
                 return False
         return True
 
@@ -238,7 +239,8 @@ class ClusterPartitionTest(unittest.TestCase):
         with self.subTest("stable after the heal (no flapping)"):
             end = time.monotonic() + 2.0
             while time.monotonic() < end:
-                self.assertTrue(self.all_alive(), "a member left the alive state after the heal")
+                self.assertTrue(self.all_alive(), "a member left the alive state after the "
+                                f"heal: {self.last_view}")
                 time.sleep(0.1)
         v = n1.members()
         self.assertEqual({i: v[i]["partitions_primary"] for i in primaries}, primaries)
