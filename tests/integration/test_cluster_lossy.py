@@ -7,9 +7,11 @@ benchmark runs ten minutes: bench/lossy_soak.sh).
 
 Lifeguard is what makes this hold: a probe that loses a packet leads to a suspicion at
 worst, which starts at the longest timeout (nobody confirms it) and is refuted through the
-buddy system long before it runs out. The test asserts, from every node's own counters,
-that suspicions did happen (the network really was lossy) and that no node ever declared
-another dead; and that every node sees every other alive at the end.
+buddy system long before it runs out. The test asserts, from the shaper's own counts, that
+packets really were dropped; from every node's counters and views, that no node ever
+declared another dead; and that every node sees every other alive at the end. (Suspicions
+may or may not happen: TCP retransmits most losses before a probe and its indirect probes
+all run out.)
 
 Run (as root): /usr/bin/python3 tests/integration/test_cluster_lossy.py
 """
@@ -91,12 +93,15 @@ class LossyNetworkTest(unittest.TestCase):
             text = body.decode()
             for k in totals:
                 totals[k] += counter(text, f"synapse_membership_{k}_total")
-        lab.unshape()
-        cu.log(f"after {SECONDS:.0f} s: {totals}; dead seen while polling: {deaths_seen}")
+        packets = lab.unshape()
+        cu.log(f"after {SECONDS:.0f} s: {totals}; packets {packets}; "
+               f"dead seen while polling: {deaths_seen}")
         self.assertEqual(totals["deaths"], 0, f"false deaths: {deaths_seen}")
         self.assertEqual(deaths_seen, [])
-        self.assertGreater(totals["suspicions"] + totals["refutations"], 0,
-                           "no suspicion at all: was the network lossy?")
+        # The network really was lossy: about LOSS_PCT of the packets were dropped.
+        sent = packets["passed"] + packets["dropped"]
+        self.assertGreater(sent, 1000, f"hardly any traffic went through the shaper: {packets}")
+        self.assertGreater(packets["dropped"], sent * LOSS_PCT / 100 / 2, f"too few drops: {packets}")
         wait_for(all_alive, 20, interval=0.2, what="all four alive everywhere at the end")
 
 

@@ -157,20 +157,30 @@ class Lab:
             self.shapers.append(proc)
 
     def unshape(self):
+        """Stop shaping; returns the packets {"passed", "dropped"} summed over the hosts."""
+        totals = {"passed": 0, "dropped": 0}
         for p in self.shapers:
             if p.poll() is None:
                 p.terminate()
             try:
-                p.wait(timeout=5)
+                out, _ = p.communicate(timeout=5)
             except subprocess.TimeoutExpired:
                 p.kill()
-                p.wait()
-            if p.stdout:
-                p.stdout.close()
+                out, _ = p.communicate()
+            m = re.search(rb"done passed (\d+) dropped (\d+)", out or b"")
+            if m:
+                totals["passed"] += int(m.group(1))
+                totals["dropped"] += int(m.group(2))
         self.shapers.clear()
         for name in self.names:
+            p = self.run(name, "tc", "-s", "qdisc", "show", "dev", "eth0", check=False)
+            m = re.search(r"netem.*?Sent \d+ bytes (\d+) pkt \(dropped (\d+)", p.stdout, re.S)
+            if m:
+                totals["passed"] += int(m.group(1))
+                totals["dropped"] += int(m.group(2))
             self.run(name, "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
             self.run(name, "iptables-legacy", "-F", "OUTPUT", check=False)
+        return totals
 
     def destroy(self):
         self.unshape()

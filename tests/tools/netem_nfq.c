@@ -11,13 +11,11 @@
  * exit it lets everything still held go. The rule should say `queue ... bypass`, so
  * that packets flow unimpeded when no program listens. */
 /* netinet/in.h before the kernel headers, so glibc's definitions win. */
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <errno.h>
 #include <getopt.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <linux/netfilter.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -25,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define HELD_MAX 65536
@@ -99,8 +98,9 @@ static int64_t release_due(shaper *s, bool all) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: netem_nfq --queue N --delay-ms D [--loss-pct P] [--seed S] "
-                  "--duration-s T\n");
+  fprintf(stderr,
+          "usage: netem_nfq --queue N --delay-ms D [--loss-pct P] [--seed S] "
+          "--duration-s T\n");
   exit(2);
 }
 
@@ -108,12 +108,10 @@ int main(int argc, char **argv) {
   unsigned queue = 0;
   double delay_ms = 0, loss_pct = 0, duration_s = 0;
   unsigned long long seed = 1;
-  static const struct option opts[] = {{"queue", required_argument, NULL, 'q'},
-                                       {"delay-ms", required_argument, NULL, 'd'},
-                                       {"loss-pct", required_argument, NULL, 'l'},
-                                       {"seed", required_argument, NULL, 's'},
-                                       {"duration-s", required_argument, NULL, 't'},
-                                       {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {
+      {"queue", required_argument, NULL, 'q'},      {"delay-ms", required_argument, NULL, 'd'},
+      {"loss-pct", required_argument, NULL, 'l'},   {"seed", required_argument, NULL, 's'},
+      {"duration-s", required_argument, NULL, 't'}, {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
@@ -126,8 +124,10 @@ int main(int argc, char **argv) {
     }
   }
   if (duration_s <= 0 || delay_ms < 0 || loss_pct < 0 || loss_pct > 100) usage();
-  shaper s = {.delay_us = (uint64_t)(delay_ms * 1000), .loss_ppm = (uint32_t)(loss_pct * 10000),
-              .rng = seed ? seed : 1, .ring = calloc(HELD_MAX, sizeof(held))};
+  shaper s = {.delay_us = (uint64_t)(delay_ms * 1000),
+              .loss_ppm = (uint32_t)(loss_pct * 10000),
+              .rng = seed ? seed : 1,
+              .ring = calloc(HELD_MAX, sizeof(held))};
   struct nfq_handle *h = nfq_open();
   if (!s.ring || !h) {
     fprintf(stderr, "netem_nfq: cannot open nfqueue: %s\n", strerror(errno));
@@ -156,9 +156,10 @@ int main(int argc, char **argv) {
     }
   }
   release_due(&s, true);
-  fprintf(stderr, "netem_nfq: passed %llu, dropped %llu, overflow %llu\n",
-          (unsigned long long)s.passed, (unsigned long long)s.dropped,
-          (unsigned long long)s.overflow);
+  /* The caller reads this line to know the network really was lossy. */
+  printf("done passed %llu dropped %llu overflow %llu\n", (unsigned long long)s.passed,
+         (unsigned long long)s.dropped, (unsigned long long)s.overflow);
+  fflush(stdout);
   nfq_destroy_queue(s.qh);
   nfq_close(h);
   free(s.ring);
