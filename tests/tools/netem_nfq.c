@@ -11,11 +11,15 @@
  * exit it lets everything still held go. The rule should say `queue ... bypass`, so
  * that packets flow unimpeded when no program listens. */
 /* netinet/in.h before the kernel headers, so glibc's definitions win. */
+// clang-format off
+#include <netinet/in.h>
+#include <sys/socket.h>
+// clang-format on
+
 #include <errno.h>
 #include <getopt.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <linux/netfilter.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #define HELD_MAX 65536
