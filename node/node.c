@@ -21,14 +21,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/log.h"
 #include "cluster/membership.h"
+#include "common/log.h"
 #include "node/replica.h"
 #include "node/shards.h"
 #include "node/swarm.h"
 #include "proto/wire.h"
 
-#define EXPIRE_BUDGET 256      /* swarms visited per maintenance tick */
+#define EXPIRE_BUDGET 256 /* swarms visited per maintenance tick */
 #define EXPIRE_TICK_MS 100
 #define MAX_WORKERS 64
 #define REPORTED_LAGS 64 /* replicas whose lag a StatsReply carries */
@@ -39,8 +39,8 @@ typedef struct node_worker {
   nng_ctx ctx;
   nng_aio *aio;
   syn_arena arena;
-  syn_buf peers;   /* scratch for peer lists of one batch */
-  syn_buf reply;   /* the BatchReply being built */
+  syn_buf peers; /* scratch for peer lists of one batch */
+  syn_buf reply; /* the BatchReply being built */
 } node_worker;
 
 struct syn_node {
@@ -107,7 +107,8 @@ static void handle_announce(syn_node *node, node_worker *w, const Synapse__Annou
   }
   int rc = syn_swarm_announce(node->swarms, &req, now, &res);
   if (rc) {
-    reply_error(rep, rc == -ENOMEM ? SYNAPSE__ERROR_CODE__INTERNAL : SYNAPSE__ERROR_CODE__BAD_REQUEST,
+    reply_error(rep,
+                rc == -ENOMEM ? SYNAPSE__ERROR_CODE__INTERNAL : SYNAPSE__ERROR_CODE__BAD_REQUEST,
                 rc == -ENOMEM ? "out of memory" : "malformed announce");
     return;
   }
@@ -167,8 +168,8 @@ static void handle_scrape(syn_node *node, const Synapse__ScrapeRequest *s, uint3
                           Synapse__Reply *rep, Synapse__ScrapeReply *out, syn_buf *entries) {
   atomic_fetch_add_explicit(&node->scrapes, 1, memory_order_relaxed);
   if (s->n_info_hash == 0) {
-    uint32_t max = s->max_full && s->max_full < node->full_scrape_max ? s->max_full
-                                                                     : node->full_scrape_max;
+    uint32_t max =
+        s->max_full && s->max_full < node->full_scrape_max ? s->max_full : node->full_scrape_max;
     full_scrape_ctx fs = {.out = entries};
     syn_swarm_foreach(node->swarms, max, full_scrape_visit, &fs);
     if (fs.failed) {
@@ -222,6 +223,11 @@ static void handle_stats(syn_node *node, Synapse__Reply *rep, Synapse__StatsRepl
   for (size_t i = 0; i < n; i++) lag_ptrs[i] = &lag[i];
   out->lag = lag_ptrs;
   out->n_lag = n;
+  static _Thread_local Synapse__SyncRound rounds[2];
+  static _Thread_local Synapse__SyncRound *round_ptrs[2];
+  out->n_sync = syn_replica_sync_rounds(node->shards.replica, rounds, 2);
+  for (size_t i = 0; i < out->n_sync; i++) round_ptrs[i] = &rounds[i];
+  out->sync = round_ptrs;
   rep->body_case = SYNAPSE__REPLY__BODY_STATS;
   rep->stats = out;
 }
@@ -260,12 +266,8 @@ static void handle_request(syn_node *node, node_worker *w, const Synapse__Reques
   case SYNAPSE__REQUEST__BODY_SCRAPE:
     handle_scrape(node, req->scrape, now, &rep, &scrape, &entries);
     break;
-  case SYNAPSE__REQUEST__BODY_STATS:
-    handle_stats(node, &rep, &stats);
-    break;
-  default:
-    reply_error(&rep, SYNAPSE__ERROR_CODE__BAD_REQUEST, "unknown request");
-    break;
+  case SYNAPSE__REQUEST__BODY_STATS: handle_stats(node, &rep, &stats); break;
+  default: reply_error(&rep, SYNAPSE__ERROR_CODE__BAD_REQUEST, "unknown request"); break;
   }
   if (syn_wire_append_field1(&w->reply, &rep.base)) syn_error("node: out of memory packing reply");
   syn_buf_free(&entries);
@@ -274,8 +276,7 @@ static void handle_request(syn_node *node, node_worker *w, const Synapse__Reques
 static int handle_batch(syn_node *node, node_worker *w, nng_msg *msg) {
   syn_arena_reset(&w->arena);
   ProtobufCAllocator alloc = syn_wire_allocator(&w->arena);
-  Synapse__Batch *batch =
-      synapse__batch__unpack(&alloc, nng_msg_len(msg), nng_msg_body(msg));
+  Synapse__Batch *batch = synapse__batch__unpack(&alloc, nng_msg_len(msg), nng_msg_body(msg));
   syn_buf_reset(&w->reply);
   if (!batch) return -EPROTO; /* undecodable: dropped, the router's deadline answers */
   if (reserve_batch_scratch(node, w, batch)) return -ENOMEM;
@@ -377,8 +378,8 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
     return NULL;
   }
   if (members) {
-    node->shards.replica = syn_replica_start(cfg, members, view, node->swarms,
-                                             node->shards.index, &node->shards.hlc, err, err_len);
+    node->shards.replica = syn_replica_start(cfg, members, view, node->swarms, node->shards.index,
+                                             &node->shards.hlc, err, err_len);
     if (!node->shards.replica) {
       syn_node_stop(node);
       return NULL;

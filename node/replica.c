@@ -11,8 +11,6 @@
  *   succeeded. A node whose record is older than the tombstone grace may hold shards
  *   whose deletes the others have already forgotten; it discards each partition and
  *   pulls it again from a replica that is not stale itself (node/sync.c). */
-#include "node/replica_internal.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +18,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "node/replica_internal.h"
 #include "node/shard_proto.h"
 #include "proto/wire.h"
 
@@ -128,9 +127,10 @@ static void check_stale(syn_replica *r) {
   int64_t age = at ? syn_wall_ms() - at : 0;
   if (at && age > (int64_t)r->cfg->tombstone_grace_s * 1000) {
     atomic_store(&r->stale, true);
-    syn_warn("replica: data last synced %lld s ago, beyond the tombstone grace of %u s: "
-             "partitions will be pulled again from up-to-date replicas",
-             (long long)(age / 1000), r->cfg->tombstone_grace_s);
+    syn_warn(
+        "replica: data last synced %lld s ago, beyond the tombstone grace of %u s: "
+        "partitions will be pulled again from up-to-date replicas",
+        (long long)(age / 1000), r->cfg->tombstone_grace_s);
   }
 }
 
@@ -155,6 +155,7 @@ syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
   r->index = index;
   r->hlc = hlc;
   pthread_mutex_init(&r->push_mu, NULL);
+  pthread_mutex_init(&r->figures_mu, NULL);
   pthread_cond_init(&r->push_cv, NULL);
   check_stale(r);
   atomic_store(&r->pauses_seen, syn_membership_pauses(members));
@@ -181,6 +182,45 @@ void syn_replica_stop(syn_replica *r) {
   replication_stop(r);
   syn_membership_set_app_handler(r->m, NULL, NULL);
   pthread_mutex_destroy(&r->push_mu);
+  pthread_mutex_destroy(&r->figures_mu);
   pthread_cond_destroy(&r->push_cv);
   free(r);
+}
+
+void replica_note_round(syn_replica *r, int kind, uint64_t duration_us, uint64_t partitions,
+                        uint64_t buckets, uint64_t keys, uint64_t records) {
+  pthread_mutex_lock(&r->figures_mu);
+  sync_figures *f = &r->figures[kind];
+  f->rounds++;
+  f->last_duration_us = duration_us;
+  f->last_partitions = partitions;
+  f->last_buckets = buckets;
+  f->last_keys = keys;
+  f->last_records = records;
+  f->records_pulled += records;
+  pthread_mutex_unlock(&r->figures_mu);
+}
+
+size_t syn_replica_sync_rounds(syn_replica *r, Synapse__SyncRound *out, size_t cap) {
+  static const char *const names[SYNC_KINDS] = {"catch_up", "anti_entropy"};
+  if (!r) return 0;
+  size_t n = 0;
+  pthread_mutex_lock(&r->figures_mu);
+  for (int k = 0; k < SYNC_KINDS && n < cap; k++, n++) {
+    const sync_figures *f = &r->figures[k];
+    synapse__sync_round__init(&out[n]);
+    out[n].kind = (char *)names[k];
+    out[n].rounds = f->rounds;
+    out[n].has_last_duration_us = out[n].has_last_partitions_differing = 1;
+    out[n].has_last_buckets_differing = out[n].has_last_keys_compared = 1;
+    out[n].has_last_records_pulled = out[n].has_records_pulled = 1;
+    out[n].last_duration_us = f->last_duration_us;
+    out[n].last_partitions_differing = f->last_partitions;
+    out[n].last_buckets_differing = f->last_buckets;
+    out[n].last_keys_compared = f->last_keys;
+    out[n].last_records_pulled = f->last_records;
+    out[n].records_pulled = f->records_pulled;
+  }
+  pthread_mutex_unlock(&r->figures_mu);
+  return n;
 }

@@ -50,8 +50,8 @@ void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a);
 /* Copies a persisted shard write (with its version and embedding) to the other replicas
  * and waits for W in all. 0, or -1 with a message naming how many replicas hold it.
  * *existed_elsewhere (may be NULL) tells whether a replica held a live record before. */
-int syn_replica_put(syn_replica *r, const Synapse__Shard *shard, bool *existed_elsewhere,
-                    char *err, size_t err_len);
+int syn_replica_put(syn_replica *r, const Synapse__Shard *shard, bool *existed_elsewhere, char *err,
+                    size_t err_len);
 int syn_replica_delete(syn_replica *r, const char *info_hash, const syn_version *v,
                        bool *existed_elsewhere, char *err, size_t err_len);
 
@@ -68,7 +68,11 @@ bool syn_replica_serving(syn_replica *r);
 
 /* Replication lag per replica, for StatsReply (up to cap entries; peer ids copied into
  * ids, which the entries point to). Returns how many. */
-size_t syn_replica_lag(syn_replica *r, Synapse__ReplicationLag *out, char (*ids)[SYN_MEMBER_ID_MAX + 1],
-                       size_t cap);
+size_t syn_replica_lag(syn_replica *r, Synapse__ReplicationLag *out,
+                       char (*ids)[SYN_MEMBER_ID_MAX + 1], size_t cap);
+
+/* The cost of the last catch-up pass and anti-entropy round, for StatsReply: fills up to
+ * cap entries (kind names are static strings) and returns how many. */
+size_t syn_replica_sync_rounds(syn_replica *r, Synapse__SyncRound *out, size_t cap);
 
 #endif

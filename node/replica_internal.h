@@ -20,13 +20,20 @@ typedef struct push_target {
   struct syn_replica *r;
   char id[SYN_MEMBER_ID_MAX + 1];
   char peer_url[SYN_MEMBER_URL_MAX + 1];
-  syn_buf queue;       /* SwarmUpdates body: field-1 AnnounceRequests (under push_mu) */
-  uint64_t queued;     /* updates in queue */
-  uint64_t oldest_ms;  /* monotonic ms of the oldest update in queue, 0 when empty */
-  uint64_t dropped;    /* updates dropped because the queue was full */
+  syn_buf queue;      /* SwarmUpdates body: field-1 AnnounceRequests (under push_mu) */
+  uint64_t queued;    /* updates in queue */
+  uint64_t oldest_ms; /* monotonic ms of the oldest update in queue, 0 when empty */
+  uint64_t dropped;   /* updates dropped because the queue was full */
   pthread_t thread;
   bool started;
 } push_target;
+
+/* What the last round of one kind of comparison cost (replica.c reports them). */
+enum { SYNC_CATCH_UP = 0, SYNC_ANTI_ENTROPY = 1, SYNC_KINDS = 2 };
+typedef struct sync_figures {
+  uint64_t rounds, last_duration_us, records_pulled;
+  uint64_t last_partitions, last_buckets, last_keys, last_records;
+} sync_figures;
 
 struct syn_replica {
   const syn_config *cfg;
@@ -38,9 +45,9 @@ struct syn_replica {
   atomic_bool stopping;
 
   /* serving state */
-  atomic_bool caught_up;    /* every held partition pulled or compared since (re)start */
-  atomic_bool resync;       /* compare everything again before serving reads */
-  atomic_bool stale;        /* this node's data predates the tombstone grace */
+  atomic_bool caught_up;               /* every held partition pulled or compared since (re)start */
+  atomic_bool resync;                  /* compare everything again before serving reads */
+  atomic_bool stale;                   /* this node's data predates the tombstone grace */
   atomic_uint_fast64_t pulled_version; /* ring version whose gained partitions are pulled */
   atomic_uint_fast64_t last_pull_ms;   /* when another node last pulled from this one */
   uint64_t refutations_seen;           /* sync thread only */
@@ -55,6 +62,8 @@ struct syn_replica {
 
   pthread_t sync_thread;
   bool sync_started;
+  pthread_mutex_t figures_mu;
+  sync_figures figures[SYNC_KINDS]; /* under figures_mu */
 };
 
 /* Monotonic and wall-clock milliseconds; a sleep that ends early when stopping. */
@@ -74,6 +83,10 @@ Synapse__ReplicaReply *replica_call(syn_replica *r, const char *peer_url,
 /* Applies a record or tombstone from another node (newest version wins); observes its
  * clock. 0, or a negative errno for a malformed record. */
 int replica_apply_record(syn_replica *r, const Synapse__Record *rec);
+
+/* Records one finished round of `kind` (SYNC_*). */
+void replica_note_round(syn_replica *r, int kind, uint64_t duration_us, uint64_t partitions,
+                        uint64_t buckets, uint64_t keys, uint64_t records);
 
 /* replication.c */
 int replication_start(syn_replica *r, char *err, size_t err_len);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/keyspace.h"
 #include "common/log.h"
@@ -33,10 +34,10 @@
 #define TICK_MS 200
 #define KEYS_PER_REQUEST 1024   /* buckets asked for in one KeysRequest */
 #define RECORDS_PER_REQUEST 128 /* records fetched in one RecordsRequest */
-#define SYNC_TIMEOUT_MS 3000 /* a frozen peer costs this much once per attempt */
+#define SYNC_TIMEOUT_MS 3000    /* a frozen peer costs this much once per attempt */
 #define PURGE_EVERY_MS 60000
 #define PURGE_BATCH 10000
-#define SYN_VIEW_GROUPS 64      /* sources used at once in one hand-off attempt */
+#define SYN_VIEW_GROUPS 64 /* sources used at once in one hand-off attempt */
 
 /* ---- bitmaps of partitions ---- */
 
@@ -72,8 +73,20 @@ static ProtobufCBinaryData bitmap_bytes(const bitmap *m) {
 /* ---- one sync: digests -> keys -> records ---- */
 
 typedef struct sync_stats {
-  size_t buckets_differing, keys_compared, records_pulled;
+  size_t partitions_differing, buckets_differing, keys_compared, records_pulled;
+  bool partitions_from_digests; /* anti-entropy: counted from the partition digests */
 } sync_stats;
+
+static uint64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void note_round(syn_replica *r, int kind, uint64_t started_us, const sync_stats *st) {
+  replica_note_round(r, kind, mono_us() - started_us, st->partitions_differing,
+                     st->buckets_differing, st->keys_compared, st->records_pulled);
+}
 
 static bool remote_newer(syn_replica *r, const Synapse__KeyVersion *kv) {
   syn_version theirs;
@@ -90,8 +103,7 @@ static bool remote_newer(syn_replica *r, const Synapse__KeyVersion *kv) {
   return rc == 0 && syn_version_cmp(&theirs, &mine.version) > 0;
 }
 
-static int fetch_records(syn_replica *r, const char *url, char **hashes, size_t n,
-                         sync_stats *st) {
+static int fetch_records(syn_replica *r, const char *url, char **hashes, size_t n, sync_stats *st) {
   Synapse__RecordsRequest rr = SYNAPSE__RECORDS_REQUEST__INIT;
   rr.info_hash = hashes;
   rr.n_info_hash = n;
@@ -169,17 +181,21 @@ static int sync_partitions(syn_replica *r, const char *url, const bitmap *set, s
   size_t k = 0, nd = 0;
   for (uint32_t p = 0; rc == 0 && p < parts; p++) {
     if (!bit_get(set, p)) continue;
+    bool differs = false;
     for (uint32_t b = 0; rc == 0 && b < nb; b++, k++) {
       uint64_t theirs;
       memcpy(&theirs, rep->digests.data + k * 8, 8);
       if (theirs == mine[(size_t)p * nb + b]) continue;
       st->buckets_differing++;
+      differs = true;
       diff[nd++] = p * nb + b;
       if (nd == KEYS_PER_REQUEST) {
         rc = sync_buckets(r, url, diff, nd, st);
         nd = 0;
       }
     }
+    /* The periodic round counted its differing partitions already. */
+    if (differs && !st->partitions_from_digests) st->partitions_differing++;
   }
   if (rc == 0 && nd) rc = sync_buckets(r, url, diff, nd, st);
   free(mine);
@@ -210,9 +226,13 @@ static int pull_swarms(syn_replica *r, const char *url, const bitmap *set) {
       if (a->info_hash.len != 20 || a->peer_id.len != 20 || (a->ip.len != 4 && a->ip.len != 16) ||
           a->port == 0 || a->port > 65535)
         continue;
-      syn_announce ann = {.info_hash = a->info_hash.data, .peer_id = a->peer_id.data,
-                          .ip = a->ip.data, .ip_len = a->ip.len, .port = (uint16_t)a->port,
-                          .event = SYNAPSE__EVENT__EVENT_NONE, .left = a->left};
+      syn_announce ann = {.info_hash = a->info_hash.data,
+                          .peer_id = a->peer_id.data,
+                          .ip = a->ip.data,
+                          .ip_len = a->ip.len,
+                          .port = (uint16_t)a->port,
+                          .event = SYNAPSE__EVENT__EVENT_NONE,
+                          .left = a->left};
       syn_announce_result res = {0};
       syn_swarm_announce(r->swarms, &ann, now, &res);
     }
@@ -268,8 +288,8 @@ static size_t sources_for(const syn_view *v, const syn_ring *before, uint32_t p,
 }
 
 typedef struct pass_plan {
-  bitmap want;        /* partitions to sync in this pass */
-  bool all;           /* every held partition (first pass, resync) */
+  bitmap want; /* partitions to sync in this pass */
+  bool all;    /* every held partition (first pass, resync) */
 } pass_plan;
 
 /* Whether the node at url is up to date itself (a stale node must not be trusted to
@@ -324,8 +344,8 @@ static int handoff_pass(syn_replica *r, const syn_view *v, const syn_ring *befor
   /* Swarms live in memory only: a joining, restarted or resumed node pulls them too. */
   bool swarms = true;
   stale_list stale = {.n = 0};
-  for (size_t attempt = 0; attempt < 2 * SYN_RING_MAX_REPLICATION && bitmap_any(&pending) &&
-                           !atomic_load(&r->stopping);
+  for (size_t attempt = 0;
+       attempt < 2 * SYN_RING_MAX_REPLICATION && bitmap_any(&pending) && !atomic_load(&r->stopping);
        attempt++) {
     /* Sources of this attempt, and their partitions. */
     const syn_member_info *srcs[SYN_VIEW_GROUPS];
@@ -336,7 +356,7 @@ static int handoff_pass(syn_replica *r, const syn_view *v, const syn_ring *befor
       const syn_member_info *cand[2 * SYN_RING_MAX_REPLICATION];
       size_t n = sources_for(v, before, p, cand, 2 * SYN_RING_MAX_REPLICATION);
       if (attempt >= n) {
-        if (n == 0) pending.b[p / 8] &= (uint8_t)~(1u << (p % 8)); /* nobody to ask */
+        if (n == 0) pending.b[p / 8] &= (uint8_t) ~(1u << (p % 8)); /* nobody to ask */
         continue;
       }
       size_t g = 0;
@@ -360,7 +380,7 @@ static int handoff_pass(syn_replica *r, const syn_view *v, const syn_ring *befor
     size_t n = sources_for(v, before, p, cand, 2 * SYN_RING_MAX_REPLICATION);
     bool all_stale = n > 0;
     for (size_t i = 0; i < n; i++) all_stale &= is_listed(&stale, cand[i]);
-    if (all_stale) pending.b[p / 8] &= (uint8_t)~(1u << (p % 8));
+    if (all_stale) pending.b[p / 8] &= (uint8_t) ~(1u << (p % 8));
   }
   bool done = !bitmap_any(&pending);
   bitmap_free(&pending);
@@ -417,8 +437,7 @@ static int drop_pass(syn_replica *r, const syn_view *v, const syn_ring *before) 
   if (bitmap_init(&lost, parts)) return -1;
   int rc = 0;
   for (uint32_t p = 0; p < parts && rc == 0; p++) {
-    if (!syn_ring_holds(before, p, (size_t)old_self, NULL) || syn_view_holds(v, p, self))
-      continue;
+    if (!syn_ring_holds(before, p, (size_t)old_self, NULL) || syn_view_holds(v, p, self)) continue;
     bitmap one;
     if (bitmap_init(&one, parts)) {
       rc = -1;
@@ -476,7 +495,9 @@ static void anti_entropy(syn_replica *r, const syn_view *v, sync_stats *st) {
       uint64_t theirs, ours = 0;
       memcpy(&theirs, rep->digests.data + (size_t)p * 8, 8);
       for (uint32_t b = 0; b < nb; b++) ours ^= mine[(size_t)p * nb + b];
-      if (theirs != ours) bit_set(&differ, p);
+      if (theirs == ours) continue;
+      bit_set(&differ, p);
+      st->partitions_differing++;
     }
     if (rep) synapse__replica_reply__free_unpacked(rep, NULL);
     if (!usable) continue;
@@ -544,9 +565,12 @@ static void tick(syn_replica *r, sync_state *s) {
     pass_plan plan;
     sync_stats st = {0};
     bool all = s->first || resync;
+    uint64_t started = mono_us();
     if (plan_pass(r, v, s->first ? NULL : s->before, all, &plan) == 0) {
       atomic_store(&r->resync, false);
-      if (handoff_pass(r, v, s->first ? NULL : s->before, &plan, &st) == 0) {
+      int rc = handoff_pass(r, v, s->first ? NULL : s->before, &plan, &st);
+      note_round(r, SYNC_CATCH_UP, started, &st);
+      if (rc == 0) {
         syn_ring_free(s->to_drop_from);
         s->to_drop_from = s->first ? NULL : s->before;
         s->before = ring_copy(syn_view_ring(v));
@@ -570,7 +594,10 @@ static void tick(syn_replica *r, sync_state *s) {
   uint64_t now = replica_mono_ms();
   if (atomic_load(&r->caught_up) && now - s->last_entropy >= r->cfg->anti_entropy_interval_ms) {
     sync_stats st = {0};
+    uint64_t started = mono_us();
+    st.partitions_from_digests = true;
     anti_entropy(r, v, &st);
+    note_round(r, SYNC_ANTI_ENTROPY, started, &st);
     s->last_entropy = replica_mono_ms();
     note_synced(r);
   }

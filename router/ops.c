@@ -21,6 +21,14 @@ typedef struct lag_figure {
   uint64_t lag_ms, queued, dropped;
 } lag_figure;
 
+#define ROUNDS_KEPT 2
+
+/* One kind of replica comparison as a node reported it (Synapse__SyncRound). */
+typedef struct round_figure {
+  char kind[16];
+  uint64_t rounds, duration_us, partitions, buckets, keys, records, records_total;
+} round_figure;
+
 typedef struct node_figures {
   char id[SYN_MEMBER_ID_MAX + 8];
   bool self; /* this process's own node (a node's admin port) */
@@ -28,6 +36,8 @@ typedef struct node_figures {
   Synapse__StatsReply stats; /* copied scalars (its pointers are not kept) */
   lag_figure lag[LAGS_KEPT];
   uint32_t n_lag;
+  round_figure rounds[ROUNDS_KEPT];
+  uint32_t n_rounds;
 } node_figures;
 
 /* Operations answers do not wait for a node that went silent: after OPS_DEADLINE_MS the
@@ -60,8 +70,9 @@ static void metric(syn_buf *b, const char *name, const char *type, const char *h
 /* Search latency as a Prometheus histogram (seconds). */
 static void search_histogram(syn_buf *b, const syn_router_counters *c) {
   static const char *const le[SYN_LATENCY_BUCKETS] = SYN_LATENCY_BOUNDS_LE;
-  syn_buf_printf(b, "# HELP synapse_search_latency_seconds Search latency at the router.\n"
-                    "# TYPE synapse_search_latency_seconds histogram\n");
+  syn_buf_printf(b,
+                 "# HELP synapse_search_latency_seconds Search latency at the router.\n"
+                 "# TYPE synapse_search_latency_seconds histogram\n");
   for (int i = 0; i < SYN_LATENCY_BUCKETS; i++)
     syn_buf_printf(b, "synapse_search_latency_seconds_bucket{le=\"%s\"} %llu\n", le[i],
                    (unsigned long long)c->search_latency_buckets[i]);
@@ -83,7 +94,8 @@ static void router_metrics(const syn_ops *o, syn_buf *b) {
   syn_nodes_stats_get(o->nodes, &ns);
   metric(b, "synapse_tracker_announces_total", "counter", "Announces received (HTTP and UDP).",
          c->http_announces + c->udp_announces);
-  metric(b, "synapse_tracker_http_announces_total", "counter", "HTTP announces.", c->http_announces);
+  metric(b, "synapse_tracker_http_announces_total", "counter", "HTTP announces.",
+         c->http_announces);
   metric(b, "synapse_tracker_udp_announces_total", "counter", "UDP announces.", c->udp_announces);
   metric(b, "synapse_tracker_scrapes_total", "counter", "Scrapes received (HTTP and UDP).",
          c->http_scrapes + c->udp_scrapes);
@@ -106,8 +118,8 @@ static void router_metrics(const syn_ops *o, syn_buf *b) {
   metric(b, "synapse_search_queries_total", "counter", "Searches received.", c->searches);
   metric(b, "synapse_router_failovers_total", "counter",
          "Requests resent to the next replica after a node failed to answer.", ns.failovers);
-  metric(b, "synapse_router_node_link_losses_total", "counter",
-         "Connections to nodes that broke.", ns.link_losses);
+  metric(b, "synapse_router_node_link_losses_total", "counter", "Connections to nodes that broke.",
+         ns.link_losses);
   metric(b, "synapse_router_node_failures_total", "counter",
          "Batches a node did not answer in time.", ns.node_failures);
   search_histogram(b, c);
@@ -116,22 +128,61 @@ static void router_metrics(const syn_ops *o, syn_buf *b) {
 /* Replication lag per (node, replica): the age of the oldest swarm update the node has
  * not yet had acknowledged by that replica. */
 static void replication_metrics(syn_buf *b, const gather *g) {
-  syn_buf_printf(b, "# HELP synapse_replication_lag_seconds Age of the oldest swarm update a "
-                    "node has queued for a replica and not had acknowledged.\n"
-                    "# TYPE synapse_replication_lag_seconds gauge\n");
+  syn_buf_printf(b,
+                 "# HELP synapse_replication_lag_seconds Age of the oldest swarm update a "
+                 "node has queued for a replica and not had acknowledged.\n"
+                 "# TYPE synapse_replication_lag_seconds gauge\n");
   for (uint32_t k = 0; k < g->asked; k++)
     for (uint32_t i = 0; g->nodes[k].answered && i < g->nodes[k].n_lag; i++)
       syn_buf_printf(b, "synapse_replication_lag_seconds{node=\"%s\",replica=\"%s\"} %.3f\n",
                      g->nodes[k].id, g->nodes[k].lag[i].peer,
                      (double)g->nodes[k].lag[i].lag_ms / 1000.0);
-  syn_buf_printf(b, "# HELP synapse_replication_dropped_total Swarm updates dropped because a "
-                    "replica's queue was full.\n"
-                    "# TYPE synapse_replication_dropped_total counter\n");
+  syn_buf_printf(b,
+                 "# HELP synapse_replication_dropped_total Swarm updates dropped because a "
+                 "replica's queue was full.\n"
+                 "# TYPE synapse_replication_dropped_total counter\n");
   for (uint32_t k = 0; k < g->asked; k++)
     for (uint32_t i = 0; g->nodes[k].answered && i < g->nodes[k].n_lag; i++)
       syn_buf_printf(b, "synapse_replication_dropped_total{node=\"%s\",replica=\"%s\"} %llu\n",
                      g->nodes[k].id, g->nodes[k].lag[i].peer,
                      (unsigned long long)g->nodes[k].lag[i].dropped);
+}
+
+/* What each node's last catch-up pass and anti-entropy round cost. */
+static void sync_metric(syn_buf *b, const gather *g, const char *name, const char *type,
+                        const char *help, int field) {
+  syn_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  for (uint32_t k = 0; k < g->asked; k++) {
+    const node_figures *f = &g->nodes[k];
+    for (uint32_t i = 0; f->answered && i < f->n_rounds; i++) {
+      const round_figure *r = &f->rounds[i];
+      const uint64_t v[] = {r->rounds, r->duration_us, r->partitions,   r->buckets,
+                            r->keys,   r->records,     r->records_total};
+      if (field == 1)
+        syn_buf_printf(b, "%s{node=\"%s\",kind=\"%s\"} %.6f\n", name, f->id, r->kind,
+                       (double)v[1] / 1e6);
+      else
+        syn_buf_printf(b, "%s{node=\"%s\",kind=\"%s\"} %llu\n", name, f->id, r->kind,
+                       (unsigned long long)v[field]);
+    }
+  }
+}
+
+static void sync_metrics(syn_buf *b, const gather *g) {
+  sync_metric(b, g, "synapse_sync_rounds_total", "counter",
+              "Comparisons with the other replicas (kind catch_up or anti_entropy).", 0);
+  sync_metric(b, g, "synapse_sync_last_round_seconds", "gauge",
+              "How long the last round of the kind took.", 1);
+  sync_metric(b, g, "synapse_sync_last_round_partitions_differing", "gauge",
+              "Partitions whose digests differed in the last round.", 2);
+  sync_metric(b, g, "synapse_sync_last_round_buckets_differing", "gauge",
+              "Buckets whose digests differed in the last round.", 3);
+  sync_metric(b, g, "synapse_sync_last_round_keys_compared", "gauge",
+              "Key versions compared in the last round.", 4);
+  sync_metric(b, g, "synapse_sync_last_round_records_pulled", "gauge",
+              "Records (shards and tombstones) pulled in the last round.", 5);
+  sync_metric(b, g, "synapse_sync_records_pulled_total", "counter",
+              "Records pulled by rounds of the kind since start.", 6);
 }
 
 /* This process's failure detector (SWIM with Lifeguard). */
@@ -146,8 +197,7 @@ static void membership_metrics(syn_buf *b, syn_membership *m) {
          st.suspicions);
   metric(b, "synapse_membership_confirmations_total", "counter",
          "Independent confirmations of suspicions (Lifeguard).", st.confirmations);
-  metric(b, "synapse_membership_deaths_total", "counter", "Members declared dead here.",
-         st.deaths);
+  metric(b, "synapse_membership_deaths_total", "counter", "Members declared dead here.", st.deaths);
   metric(b, "synapse_membership_refutations_total", "counter",
          "Times this member refuted a suspicion about itself.", st.refutations);
   metric(b, "synapse_membership_local_health", "gauge",
@@ -171,6 +221,7 @@ static void finish_metrics(gather *g) {
   metric(b, "synapse_vector_index_size", "gauge", "Vectors in the nodes' indexes.", s->vectors);
   metric(b, "synapse_node_searches_total", "counter", "Searches served by nodes.", s->searches);
   replication_metrics(b, g);
+  sync_metrics(b, g);
   membership_metrics(b, syn_nodes_membership(g->ops.nodes));
   syn_http_respond(g->slot, 200, "text/plain; version=0.0.4", b->data, b->len, NULL);
   syn_buf_free(b);
@@ -195,8 +246,8 @@ static void finish_stats(gather *g) {
                         (json_int_t)s->shards, "total_peers", (json_int_t)s->peers, "total_seeders",
                         (json_int_t)s->seeders, "active_torrents", (json_int_t)s->torrents,
                         "total_announced", (json_int_t)(c->http_announces + c->udp_announces),
-                        "total_scraped", (json_int_t)(c->http_scrapes + c->udp_scrapes),
-                        "partial", g->answered < g->asked));
+                        "total_scraped", (json_int_t)(c->http_scrapes + c->udp_scrapes), "partial",
+                        g->answered < g->asked));
 }
 
 static void finish_status(gather *g) {
@@ -219,16 +270,17 @@ static void finish_status(gather *g) {
       if (f->lag[j].lag_ms > worst) worst = f->lag[j].lag_ms;
     }
     json_object_set_new(m, "replication_lag_ms", lag);
-    json_object_set_new(m, "replication_lag_max_ms", f ? json_integer((json_int_t)worst) : json_null());
+    json_object_set_new(m, "replication_lag_max_ms",
+                        f ? json_integer((json_int_t)worst) : json_null());
   }
   const syn_config *cfg = g->ops.cfg;
   bool clustered = cfg->role != SYN_PROCESS_STANDALONE;
-  respond_doc(g->slot, 200,
-              json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:o}", "status", "success", "self",
-                        cfg->node_id, "role", syn_role_name(cfg->role), "partitions",
-                        clustered ? (int)cfg->partitions : 1, "replication_factor",
-                        clustered ? (int)cfg->replication : 1, "write_quorum",
-                        clustered ? (int)cfg->write_quorum : 1, "members", members));
+  respond_doc(
+      g->slot, 200,
+      json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:o}", "status", "success", "self", cfg->node_id, "role",
+                syn_role_name(cfg->role), "partitions", clustered ? (int)cfg->partitions : 1,
+                "replication_factor", clustered ? (int)cfg->replication : 1, "write_quorum",
+                clustered ? (int)cfg->write_quorum : 1, "members", members));
 }
 
 static void respond(gather *g) {
@@ -275,6 +327,20 @@ static bool on_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep
       lf->queued = l->queued;
       lf->dropped = l->dropped;
     }
+    f->stats.sync = NULL;
+    f->stats.n_sync = 0;
+    for (size_t i = 0; i < rep->stats->n_sync && f->n_rounds < ROUNDS_KEPT; i++) {
+      const Synapse__SyncRound *s = rep->stats->sync[i];
+      round_figure *rf = &f->rounds[f->n_rounds++];
+      *rf = (round_figure){.rounds = s->rounds,
+                           .duration_us = s->last_duration_us,
+                           .partitions = s->last_partitions_differing,
+                           .buckets = s->last_buckets_differing,
+                           .keys = s->last_keys_compared,
+                           .records = s->last_records_pulled,
+                           .records_total = s->records_pulled};
+      snprintf(rf->kind, sizeof rf->kind, "%s", s->kind ? s->kind : "");
+    }
     add(&g->sum, rep->stats);
     g->answered++;
   }
@@ -289,8 +355,8 @@ static void on_done(void *ctx, syn_group_end how, uint32_t parts_out) {
 
 static void start_gather(const syn_ops *o, enum gather_kind kind, syn_http_slot *slot) {
   gather *g = calloc(1, sizeof *g);
-  syn_group *grp = g ? syn_group_new(o->nodes, o->loop, OPS_DEADLINE_MS, on_part, on_done, g)
-                     : NULL;
+  syn_group *grp =
+      g ? syn_group_new(o->nodes, o->loop, OPS_DEADLINE_MS, on_part, on_done, g) : NULL;
   if (!grp) {
     free(g);
     syn_http_respond(slot, 500, "text/plain", "out of memory\n", 14, NULL);
@@ -367,8 +433,8 @@ static bool on_replica_part(void *ctx, uint32_t tag, int slot, const Synapse__Re
 
 static void on_replica_done(void *ctx, syn_group_end how, uint32_t parts_out) {
   replica_probe *p = ctx;
-  json_t *doc = json_pack("{s:s,s:s,s:o}", "status", "success", "info_hash", p->hex, "replicas",
-                          p->replicas);
+  json_t *doc =
+      json_pack("{s:s,s:s,s:o}", "status", "success", "info_hash", p->hex, "replicas", p->replicas);
   p->replicas = NULL;
   respond_doc(p->slot, 200, doc);
   free(p);
@@ -389,8 +455,8 @@ static void shard_replicas(const syn_ops *o, const syn_http_request *req, syn_ht
   p->slot = slot;
   p->ops = *o;
   p->replicas = json_array();
-  syn_group *g = syn_group_new(o->nodes, o->loop, OPS_DEADLINE_MS * 3, on_replica_part,
-                               on_replica_done, p);
+  syn_group *g =
+      syn_group_new(o->nodes, o->loop, OPS_DEADLINE_MS * 3, on_replica_part, on_replica_done, p);
   if (!g) {
     json_decref(p->replicas);
     free(p);
@@ -411,19 +477,28 @@ static void shard_replicas(const syn_ops *o, const syn_http_request *req, syn_ht
 bool syn_ops_handle(const syn_ops *o, const syn_http_request *req, syn_http_slot *slot) {
   bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
   enum gather_kind kind;
-  if (path_is(req, "/metrics")) kind = GATHER_METRICS;
-  else if (path_is(req, "/readyz")) kind = GATHER_READY;
-  else if (path_is(req, "/cluster/status")) kind = GATHER_STATUS;
-  else if (path_is(req, "/api/stats") && !o->admin_only) kind = GATHER_STATS;
+  if (path_is(req, "/metrics"))
+    kind = GATHER_METRICS;
+  else if (path_is(req, "/readyz"))
+    kind = GATHER_READY;
+  else if (path_is(req, "/cluster/status"))
+    kind = GATHER_STATUS;
+  else if (path_is(req, "/api/stats") && !o->admin_only)
+    kind = GATHER_STATS;
   else if (req->path_len > 15 && !memcmp(req->path, "/cluster/owner/", 15)) {
-    if (get) owner(o, req, slot);
-    else respond_doc(slot, 405, syn_api_error("method not allowed"));
+    if (get)
+      owner(o, req, slot);
+    else
+      respond_doc(slot, 405, syn_api_error("method not allowed"));
     return true;
   } else if (req->path_len > 15 && !memcmp(req->path, "/cluster/shard/", 15)) {
-    if (get) shard_replicas(o, req, slot);
-    else respond_doc(slot, 405, syn_api_error("method not allowed"));
+    if (get)
+      shard_replicas(o, req, slot);
+    else
+      respond_doc(slot, 405, syn_api_error("method not allowed"));
     return true;
-  } else return false;
+  } else
+    return false;
   if (!get) {
     respond_doc(slot, 405, syn_api_error("method not allowed"));
     return true;

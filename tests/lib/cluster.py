@@ -18,6 +18,7 @@ Conventions:
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -390,3 +391,28 @@ def replica_states(member, hexhash):
         else:
             out[r["id"]] = (r["state"], r.get("version"), r.get("display_name"))
     return out
+
+
+_SYNC_LINE = re.compile(r'^synapse_sync_(\w+)\{node="([^"]+)",kind="(\w+)"\} (\S+)$', re.M)
+
+
+def sync_figures(member):
+    """{(node, kind): {figure: value}} from /metrics: each node's catch-up passes and
+    anti-entropy rounds (rounds_total, last_round_seconds, records_pulled_total, ...)."""
+    s, body = member.get("/metrics")
+    if s != 200:
+        raise AssertionError(f"/metrics {s}")
+    out = {}
+    for name, node, kind, value in _SYNC_LINE.findall(body.decode()):
+        out.setdefault((node, kind), {})[name] = float(value)
+    return out
+
+
+def await_anti_entropy_rounds(member, nodes, rounds=2, timeout=30):
+    """Waits until each of `nodes` ran `rounds` more anti-entropy rounds than now."""
+    def count():
+        figs = sync_figures(member)
+        return {n: figs.get((n, "anti_entropy"), {}).get("rounds_total", 0) for n in nodes}
+    start = count()
+    wait_for(lambda: all(c >= start[n] + rounds for n, c in count().items()), timeout,
+             interval=0.1, what=f"{rounds} anti-entropy rounds on {sorted(nodes)}")
