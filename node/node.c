@@ -31,7 +31,10 @@
 #define EXPIRE_BUDGET 256 /* swarms visited per maintenance tick */
 #define EXPIRE_TICK_MS 100
 #define MAX_WORKERS 64
-#define REPORTED_LAGS 64 /* replicas whose lag a StatsReply carries */
+#define REPORTED_LAGS 64
+#define WORKER_POLL_MS                                                                       \
+  100 /* how soon a worker notices that the node stops */ /* replicas whose lag a StatsReply \
+                                                             carries */
 
 typedef struct node_worker {
   struct syn_node *node;
@@ -291,6 +294,9 @@ static void *worker_main(void *arg) {
   node_worker *w = arg;
   syn_node *node = w->node;
   while (!atomic_load(&node->stopping)) {
+    /* A bounded wait, so that the worker sees `stopping` by itself: the socket is closed
+     * only once no worker uses it (closing it under a context in use panics nng). */
+    nng_aio_set_timeout(w->aio, WORKER_POLL_MS);
     nng_ctx_recv(w->ctx, w->aio);
     nng_aio_wait(w->aio);
     int rv = nng_aio_result(w->aio);
@@ -305,6 +311,7 @@ static void *worker_main(void *arg) {
       continue;
     }
     nng_aio_set_msg(w->aio, msg);
+    nng_aio_set_timeout(w->aio, NNG_DURATION_DEFAULT);
     nng_ctx_send(w->ctx, w->aio);
     nng_aio_wait(w->aio);
     if (nng_aio_result(w->aio)) nng_msg_free(msg);
@@ -403,10 +410,10 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
 void syn_node_stop(syn_node *node) {
   if (!node) return;
   atomic_store(&node->stopping, true);
-  nng_close(node->sock);
+  for (size_t i = 0; i < node->worker_count; i++) pthread_join(node->workers[i].thread, NULL);
+  nng_close(node->sock); /* no worker uses it any more */
   for (size_t i = 0; i < node->worker_count; i++) {
     node_worker *w = &node->workers[i];
-    pthread_join(w->thread, NULL);
     nng_aio_free(w->aio);
     syn_arena_free(&w->arena);
     syn_buf_free(&w->peers);
