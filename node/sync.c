@@ -425,40 +425,48 @@ static bool lost_swarm(void *ctx, const uint8_t info_hash[20]) {
   return bit_get(lost, syn_partition_of(lost->bits, info_hash));
 }
 
-/* Partitions held in `before` and no longer: dropped once every current holder confirms
- * it has them. 0 when nothing is left to drop. */
-static int drop_pass(syn_replica *r, const syn_view *v, const syn_ring *before) {
+/* Partitions in `was_held` that this node holds no longer: dropped once every current
+ * holder confirms it has them, one Confirm per holder for all of its partitions at once.
+ * 0 when nothing is left to drop. */
+static int drop_pass(syn_replica *r, const syn_view *v, const bitmap *was_held) {
   const syn_ring *ring = syn_view_ring(v);
   uint32_t parts = syn_ring_partitions(ring);
   long self = syn_view_self_index(v);
-  long old_self = syn_ring_index_of(before, syn_view_self(v)->id);
-  if (old_self < 0) return 0;
-  bitmap lost;
-  if (bitmap_init(&lost, parts)) return -1;
-  int rc = 0;
-  for (uint32_t p = 0; p < parts && rc == 0; p++) {
-    if (!syn_ring_holds(before, p, (size_t)old_self, NULL) || syn_view_holds(v, p, self)) continue;
-    bitmap one;
-    if (bitmap_init(&one, parts)) {
-      rc = -1;
-      break;
-    }
-    bit_set(&one, p);
-    syn_view_replica reps[SYN_RING_MAX_REPLICATION];
-    size_t n = syn_view_replicas(v, p, reps, SYN_RING_MAX_REPLICATION);
-    if (n == 0) rc = -1; /* nobody else holds it (the last node left): keep it */
-    for (size_t i = 0; i < n && rc == 0; i++) {
-      const syn_member_info *m = reps[i].member;
-      if (!m || !syn_member_usable(m) || !confirm(r, m->peer_url, &one)) rc = -1;
-    }
-    bitmap_free(&one);
-    if (rc == 0) {
-      forget_partition(r, p);
-      bit_set(&lost, p);
-    }
+  if (self < 0 || was_held->bits != parts) return 0;
+  bitmap drop, sub;
+  if (bitmap_init(&drop, parts)) return -1;
+  if (bitmap_init(&sub, parts)) {
+    bitmap_free(&drop);
+    return -1;
   }
-  if (bitmap_any(&lost)) syn_swarm_drop(r->swarms, lost_swarm, &lost);
-  bitmap_free(&lost);
+  int rc = 0;
+  for (uint32_t p = 0; p < parts; p++) {
+    if (!bit_get(was_held, p) || syn_view_holds(v, p, self)) continue;
+    syn_view_replica reps[SYN_RING_MAX_REPLICATION];
+    if (syn_view_replicas(v, p, reps, SYN_RING_MAX_REPLICATION) == 0)
+      rc = -1; /* nobody else holds it (the last node left): keep it */
+    else
+      bit_set(&drop, p);
+  }
+  const syn_member_info *ms;
+  size_t count = syn_view_members(v, &ms);
+  for (size_t j = 0; j < count && bitmap_any(&drop); j++) {
+    const syn_member_info *m = &ms[j];
+    long k = syn_ring_index_of(ring, m->id);
+    if (m->self || k < 0) continue;
+    memset(sub.b, 0, (parts + 7) / 8);
+    for (uint32_t p = 0; p < parts; p++)
+      if (bit_get(&drop, p) && syn_view_holds(v, p, k)) bit_set(&sub, p);
+    if (!bitmap_any(&sub)) continue;
+    if (syn_member_usable(m) && m->peer_url[0] && confirm(r, m->peer_url, &sub)) continue;
+    for (uint32_t i = 0; i < (parts + 7) / 8; i++) drop.b[i] &= (uint8_t)~sub.b[i];
+    rc = -1; /* that holder cannot vouch for its partitions yet: keep them, ask again */
+  }
+  for (uint32_t p = 0; p < parts; p++)
+    if (bit_get(&drop, p)) forget_partition(r, p);
+  if (bitmap_any(&drop)) syn_swarm_drop(r->swarms, lost_swarm, &drop);
+  bitmap_free(&sub);
+  bitmap_free(&drop);
   return rc;
 }
 
@@ -530,12 +538,30 @@ static bool refuted_since(syn_replica *r) {
 }
 
 typedef struct sync_state {
-  syn_ring *before;       /* ring of the last completed pass */
-  syn_ring *to_drop_from; /* what this node held until then */
+  syn_ring *before; /* ring of the last completed pass */
+  /* Partitions this node held under the rings of the passes completed since its last
+   * complete drop: a later pass (a resync, another ring change) must not make it forget
+   * what is still to drop. */
+  bitmap was_held;
+  bool to_drop;
   uint64_t done_version;
   bool first;
   uint64_t last_entropy, last_purge;
 } sync_state;
+
+/* Adds the partitions member `self_id` holds under `ring` to those it may have to drop. */
+static void note_held(sync_state *s, const syn_ring *ring, const char *self_id) {
+  uint32_t parts = syn_ring_partitions(ring);
+  if (s->was_held.bits != parts || !s->was_held.b) { /* first use, or a new partition count */
+    bitmap_free(&s->was_held);
+    if (bitmap_init(&s->was_held, parts)) return;
+  }
+  long self = syn_ring_index_of(ring, self_id);
+  if (self < 0) return;
+  for (uint32_t p = 0; p < parts; p++)
+    if (syn_ring_holds(ring, p, (size_t)self, NULL)) bit_set(&s->was_held, p);
+  s->to_drop = true;
+}
 
 static void maybe_purge(syn_replica *r, sync_state *s, uint64_t now) {
   /* Every minute, or twice per grace when the grace is shorter than that. */
@@ -571,8 +597,8 @@ static void tick(syn_replica *r, sync_state *s) {
       int rc = handoff_pass(r, v, s->first ? NULL : s->before, &plan, &st);
       note_round(r, SYNC_CATCH_UP, started, &st);
       if (rc == 0) {
-        syn_ring_free(s->to_drop_from);
-        s->to_drop_from = s->first ? NULL : s->before;
+        if (!s->first) note_held(s, s->before, syn_view_self(v)->id);
+        syn_ring_free(s->before);
         s->before = ring_copy(syn_view_ring(v));
         s->done_version = version;
         atomic_store(&r->pulled_version, version);
@@ -587,9 +613,9 @@ static void tick(syn_replica *r, sync_state *s) {
       bitmap_free(&plan.want);
     }
   }
-  if (s->to_drop_from && version == s->done_version && drop_pass(r, v, s->to_drop_from) == 0) {
-    syn_ring_free(s->to_drop_from);
-    s->to_drop_from = NULL;
+  if (s->to_drop && version == s->done_version && drop_pass(r, v, &s->was_held) == 0) {
+    memset(s->was_held.b, 0, (s->was_held.bits + 7) / 8);
+    s->to_drop = false;
   }
   uint64_t now = replica_mono_ms();
   if (atomic_load(&r->caught_up) && now - s->last_entropy >= r->cfg->anti_entropy_interval_ms) {
@@ -614,6 +640,6 @@ void *sync_main(void *arg) {
     replica_sleep(r, TICK_MS);
   }
   syn_ring_free(s.before);
-  syn_ring_free(s.to_drop_from);
+  bitmap_free(&s.was_held);
   return NULL;
 }
