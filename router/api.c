@@ -63,18 +63,18 @@ typedef struct api_call {
   uint8_t key[20];
   syn_search_input search; /* searches: owned inputs */
   bool text_search;
-  bool embedded;           /* the text query was embedded */
+  bool embedded; /* the text query was embedded */
   bool partial;
   bool answered[SYN_NODES_MAX]; /* search: nodes whose part succeeded */
-  int error_status;        /* search: a node refused the query (4xx) */
+  int error_status;             /* search: a node refused the query (4xx) */
   char error[256];
   /* get: a quorum read, the newest answer kept */
   uint32_t read_quorum, read_ok;
   bool have_best, best_live;
   uint64_t best_hlc;
   char best_node[SYN_MEMBER_ID_MAX + 1];
-  json_t *best;           /* the newest live shard's JSON, owned */
-  int last_status;        /* a part's failure, for when none answered */
+  json_t *best;    /* the newest live shard's JSON, owned */
+  int last_status; /* a part's failure, for when none answered */
   char last_error[256];
   bool model_known;
   uint32_t model_dimension;
@@ -135,7 +135,8 @@ static int status_of(const Synapse__Reply *rep) {
   }
 }
 
-static void respond_node_error(syn_http_slot *slot, const Synapse__Reply *rep, const char *fallback) {
+static void respond_node_error(syn_http_slot *slot, const Synapse__Reply *rep,
+                               const char *fallback) {
   respond_error(slot, status_of(rep), rep->message && *rep->message ? rep->message : fallback);
 }
 
@@ -160,8 +161,9 @@ static void send_routed(api_call *c, Synapse__Request *msg) {
   syn_req *req = syn_nodes_req(nodes, on_single_reply, c);
   int rc = req ? syn_nodes_send(nodes, req, c->key, msg) : -EBUSY;
   if (rc == 0) return;
-  respond_error(c->slot, 503, rc == -ENODEV ? "no node available for this shard, retry later"
-                                            : "tracker overloaded, retry later");
+  respond_error(c->slot, 503,
+                rc == -ENODEV ? "no node available for this shard, retry later"
+                              : "tracker overloaded, retry later");
   call_free(c);
 }
 
@@ -195,7 +197,8 @@ static int check_token(const syn_api *api, const syn_http_request *req, syn_http
   const char *tok = auth + 7;
   size_t len = req->authorization_len - 7;
   bool ok = false;
-  for (size_t i = 0; i < cfg->api_token_count; i++) ok |= token_matches(tok, len, cfg->api_tokens[i]);
+  for (size_t i = 0; i < cfg->api_token_count; i++)
+    ok |= token_matches(tok, len, cfg->api_tokens[i]);
   if (ok) return 0;
   respond_error(slot, 403, "invalid bearer token");
   return -1;
@@ -275,9 +278,8 @@ static void on_read_done(void *ctx, syn_group_end how, uint32_t parts_out) {
     /* Fewer answers than overlap every write quorum: the newest of them might not be the
      * last acknowledged write, so none is given. */
     char msg[400];
-    snprintf(msg, sizeof msg, "%u of the %u replicas needed answered (%s), retry later",
-             c->read_ok, c->read_quorum,
-             c->last_status ? c->last_error : "no answer in time");
+    snprintf(msg, sizeof msg, "%u of the %u replicas needed answered (%s), retry later", c->read_ok,
+             c->read_quorum, c->last_status ? c->last_error : "no answer in time");
     respond_error(c->slot, 503, msg);
   } else if (!c->best_live || !c->best) {
     respond_error(c->slot, 404, "shard not found");
@@ -322,12 +324,23 @@ static void key_request(const syn_api *api, call_kind kind, const char *hex, con
   sk.info_hash = c->hash_hex;
   Synapse__Request msg = SYNAPSE__REQUEST__INIT;
   switch (kind) {
-  case CALL_GET: msg.body_case = SYNAPSE__REQUEST__BODY_GET; msg.get = &sk; break;
-  case CALL_DELETE: msg.body_case = SYNAPSE__REQUEST__BODY_DELETE; msg.delete_ = &sk; break;
-  default: msg.body_case = SYNAPSE__REQUEST__BODY_PEERS; msg.peers = &sk; break;
+  case CALL_GET:
+    msg.body_case = SYNAPSE__REQUEST__BODY_GET;
+    msg.get = &sk;
+    break;
+  case CALL_DELETE:
+    msg.body_case = SYNAPSE__REQUEST__BODY_DELETE;
+    msg.delete_ = &sk;
+    break;
+  default:
+    msg.body_case = SYNAPSE__REQUEST__BODY_PEERS;
+    msg.peers = &sk;
+    break;
   }
-  if (kind == CALL_GET) read_replicas(c, &msg);
-  else send_routed(c, &msg);
+  if (kind == CALL_GET)
+    read_replicas(c, &msg);
+  else
+    send_routed(c, &msg);
 }
 
 /* ---- search ---- */
@@ -399,8 +412,7 @@ static void send_search(api_call *c, const float *embedding, uint32_t dim) {
   syn_nodes *nodes = c->api.nodes;
   int slots[SYN_NODES_MAX];
   size_t n = syn_nodes_fanout(nodes, slots, SYN_NODES_MAX);
-  syn_group *g = n ? syn_group_new(nodes, c->api.loop, 0, on_search_part, on_search_done, c)
-                   : NULL;
+  syn_group *g = n ? syn_group_new(nodes, c->api.loop, 0, on_search_part, on_search_done, c) : NULL;
   if (!g) {
     respond_error(c->slot, 503, "no node available, retry later");
     call_free(c);
@@ -423,7 +435,8 @@ static void api_search(const syn_api *api, const syn_http_request *req, syn_http
     return;
   }
   char err[256];
-  int status = syn_api_parse_search(req->body, req->body_len, by_embedding, &c->search, err, sizeof err);
+  int status =
+      syn_api_parse_search(req->body, req->body_len, by_embedding, &c->search, err, sizeof err);
   if (status) {
     respond_error(slot, status, err);
     call_free(c);
@@ -477,8 +490,7 @@ static json_t *hit_json(api_call *c, const Synapse__SearchHit *h) {
   return o;
 }
 
-static void collect_hits(api_call *c, hit_list *l, Synapse__SearchHit **hits, size_t n,
-                         int slot) {
+static void collect_hits(api_call *c, hit_list *l, Synapse__SearchHit **hits, size_t n, int slot) {
   for (size_t i = 0; i < n; i++) {
     if (!hits[i]->shard->info_hash) continue;
     json_t *o = hit_json(c, hits[i]);
@@ -497,8 +509,10 @@ static void keep_serving_copies(api_call *c, hit_list *l) {
     int serving = -1;
     for (size_t k = 0; k < n && serving < 0; k++)
       if (c->answered[slots[k]]) serving = slots[k];
-    if (serving == l->items[i].slot) l->items[kept++] = l->items[i];
-    else json_decref(l->items[i].json);
+    if (serving == l->items[i].slot)
+      l->items[kept++] = l->items[i];
+    else
+      json_decref(l->items[i].json);
   }
   l->count = kept;
 }
@@ -517,8 +531,10 @@ static void sort_and_cut(hit_list *l, uint32_t limit) {
   for (size_t i = 0; i < l->count; i++) {
     bool dup = false;
     for (size_t j = 0; j < kept && !dup; j++) dup = !strcmp(l->items[j].hash, l->items[i].hash);
-    if (dup || kept >= limit) json_decref(l->items[i].json);
-    else l->items[kept++] = l->items[i];
+    if (dup || kept >= limit)
+      json_decref(l->items[i].json);
+    else
+      l->items[kept++] = l->items[i];
   }
   l->count = kept;
 }
@@ -620,10 +636,8 @@ static bool on_search_part(void *ctx, uint32_t tag, int slot, const Synapse__Rep
              rep->message && *rep->message ? rep->message : "bad search");
     return false;
   }
-  if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_SEARCH) {
-    c->partial = true;
-    return true;
-  }
+  if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_SEARCH)
+    return true; /* partial only if no other replica covers its partitions (done below) */
   const Synapse__SearchReply *s = rep->search;
   c->answered[slot] = true;
   if (s->has_model_known && s->model_known) {
@@ -637,7 +651,9 @@ static bool on_search_part(void *ctx, uint32_t tag, int slot, const Synapse__Rep
 
 static void on_search_done(void *ctx, syn_group_end how, uint32_t parts_out) {
   api_call *c = ctx;
-  if (parts_out) c->partial = true;
+  /* Every node searches all it holds: an answer is whole while each partition was
+   * searched by one of its replicas, whichever nodes failed or ran out of time. */
+  c->partial = !syn_nodes_cover_all(c->api.nodes, c->answered);
   finish_search(c);
   call_free(c);
 }
@@ -661,8 +677,9 @@ static void delete_reply(api_call *c, const Synapse__Reply *rep) {
     respond_error(c->slot, 404, "shard not found");
     return;
   }
-  respond(c->slot, 200, json_pack("{s:s,s:s,s:s}", "status", "success", "info_hash", c->hash_hex,
-                                  "message", "Shard deleted"));
+  respond(c->slot, 200,
+          json_pack("{s:s,s:s,s:s}", "status", "success", "info_hash", c->hash_hex, "message",
+                    "Shard deleted"));
 }
 
 static json_t *peer_list(const ProtobufCBinaryData *v4, const ProtobufCBinaryData *v6) {
@@ -688,11 +705,11 @@ static void peers_reply(api_call *c, const Synapse__Reply *rep) {
   }
   const Synapse__PeersReply *p = rep->peers;
   json_t *list = peer_list(&p->peers4, &p->peers6);
-  respond(c->slot, 200,
-          json_pack("{s:s,s:s,s:i,s:i,s:i,s:I,s:o}", "status", "success", "info_hash",
-                    c->hash_hex, "seeders", p->swarm->seeders, "leechers", p->swarm->leechers,
-                    "downloaded", p->swarm->downloaded, "count",
-                    (json_int_t)json_array_size(list), "peers", list));
+  respond(
+      c->slot, 200,
+      json_pack("{s:s,s:s,s:i,s:i,s:i,s:I,s:o}", "status", "success", "info_hash", c->hash_hex,
+                "seeders", p->swarm->seeders, "leechers", p->swarm->leechers, "downloaded",
+                p->swarm->downloaded, "count", (json_int_t)json_array_size(list), "peers", list));
 }
 
 static void on_single_reply(syn_req *req, const Synapse__Reply *rep) {
@@ -734,8 +751,10 @@ static void shard_route(const syn_api *api, const syn_http_request *req, syn_htt
     return;
   }
   if (peers) {
-    if (req->method == HTTP_GET) key_request(api, CALL_PEERS, hex, key, slot);
-    else method_not_allowed(slot, "GET");
+    if (req->method == HTTP_GET)
+      key_request(api, CALL_PEERS, hex, key, slot);
+    else
+      method_not_allowed(slot, "GET");
     return;
   }
   if (req->method == HTTP_GET) {
@@ -757,14 +776,20 @@ bool syn_api_handle(const syn_api *api, const syn_http_request *req, syn_http_sl
   size_t len;
   bool post = req->method == HTTP_POST;
   if (path_is(req, "/api/register")) {
-    if (post) api_register(api, req, slot);
-    else method_not_allowed(slot, "POST");
+    if (post)
+      api_register(api, req, slot);
+    else
+      method_not_allowed(slot, "POST");
   } else if (path_is(req, "/api/search/embedding")) {
-    if (post) api_search(api, req, slot, true);
-    else method_not_allowed(slot, "POST");
+    if (post)
+      api_search(api, req, slot, true);
+    else
+      method_not_allowed(slot, "POST");
   } else if (path_is(req, "/api/search")) {
-    if (post) api_search(api, req, slot, false);
-    else method_not_allowed(slot, "POST");
+    if (post)
+      api_search(api, req, slot, false);
+    else
+      method_not_allowed(slot, "POST");
   } else if (prefix_is(req, "/api/shard/", &rest, &len)) {
     shard_route(api, req, slot, rest, len, false);
   } else if (prefix_is(req, "/api/peers/", &rest, &len)) {

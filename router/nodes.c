@@ -426,6 +426,23 @@ size_t syn_nodes_alive(syn_nodes *n, int *slots, size_t cap) {
   return k;
 }
 
+bool syn_nodes_cover_all(syn_nodes *n, const bool *answered) {
+  if (!clustered(n)) return answered[0];
+  if (!n->view) return false;
+  uint32_t parts = syn_ring_partitions(syn_view_ring(n->view));
+  for (uint32_t p = 0; p < parts; p++) {
+    syn_view_replica reps[SYN_RING_MAX_REPLICATION];
+    size_t count = syn_view_replicas(n->view, p, reps, SYN_RING_MAX_REPLICATION);
+    bool heard = false;
+    for (size_t i = 0; i < count && !heard; i++) {
+      int slot = reps[i].ring_index < SYN_NODES_MAX ? n->ring_slot[reps[i].ring_index] : -1;
+      heard = slot >= 0 && answered[slot];
+    }
+    if (!heard) return false;
+  }
+  return true;
+}
+
 uint32_t syn_nodes_replication(syn_nodes *n) {
   return n->view ? syn_ring_replication(syn_view_ring(n->view)) : 1;
 }

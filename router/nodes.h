@@ -39,8 +39,8 @@ typedef struct syn_nodes_options {
   syn_view_source *view;       /* a node's own view (admin port), not owned; or NULL */
   /* router mode (neither of the above): this router's membership */
   const char *self_id;
-  const char *peer_url;               /* where this router listens for gossip */
-  const char *const *seed_peer_urls;  /* node peer URLs to join through */
+  const char *peer_url;              /* where this router listens for gossip */
+  const char *const *seed_peer_urls; /* node peer URLs to join through */
   size_t seed_count;
 } syn_nodes_options;
 
@@ -70,6 +70,9 @@ int syn_nodes_route(syn_nodes *n, const uint8_t key[20]);
 size_t syn_nodes_replicas(syn_nodes *n, const uint8_t key[20], int *slots, size_t cap);
 /* Every node worth asking for a fan-out (usable, caught up); returns how many. */
 size_t syn_nodes_fanout(syn_nodes *n, int *slots, size_t cap);
+/* Whether every partition has a usable replica among the slots marked in answered
+ * (SYN_NODES_MAX entries): a fan-out that heard from those missed nothing. */
+bool syn_nodes_cover_all(syn_nodes *n, const bool *answered);
 /* Every node gossip does not call dead, caught up or not (operations figures). */
 size_t syn_nodes_alive(syn_nodes *n, int *slots, size_t cap);
 /* Replicas per partition in effect (R capped by the node count; 1 standalone). */

@@ -343,6 +343,40 @@ class NextReplicaTest(unittest.TestCase):
                                        "of going to the next replica")
 
 
+class PartialSearchTest(unittest.TestCase):
+    """A search is partial exactly when some partition went unsearched: R = 2 over three
+    nodes, nodes frozen with SIGSTOP (alive to the membership for a while, silent to the
+    router, which waits out its 500 ms deadline for them). One frozen node: every
+    partition still has a replica that answered, so the answer is whole and finds every
+    shard. Two frozen: some partitions had no replica answering: partial."""
+
+    def test_partial_means_a_partition_went_unsearched(self):
+        c = cu.start_cluster(nodes=3, routers=1, cluster={"replication": 2, "write_quorum": 1,
+                                                          "suspicion_mult": 20},
+                             server={"request_timeout_ms": 500})
+        self.addCleanup(c.close)
+        router = c.routers["r0"]
+        rng = random.Random(8)
+        items = {rand_hash(rng).hex(): v for v in cu.make_vectors(rng, 60, DIM)}
+        for h, v in items.items():
+            cu.register(router, h, v)
+        probe = next(iter(items))
+        frozen = []
+        try:
+            for victim in ("n1", "n2"):
+                c.nodes[victim].proc.proc.send_signal(signal.SIGSTOP)
+                frozen.append(c.nodes[victim])
+                doc = cu.search(router, items[probe], limit=len(items))
+                if len(frozen) == 1:
+                    self.assertFalse(doc["partial"], "one of two replicas answered everywhere")
+                    self.assertEqual({r["info_hash"] for r in doc["results"]}, set(items))
+                else:
+                    self.assertTrue(doc["partial"], "n0 alone cannot cover every partition")
+        finally:
+            for m in frozen:
+                m.proc.proc.send_signal(signal.SIGCONT)
+
+
 class ReadinessWhileUnreachableTest(unittest.TestCase):
     """A node that stops answering (SIGSTOP: alive to the kernel, silent to everyone) with
     the default request deadline (server.request_timeout_ms 2000, as k8s/configmap.yaml
