@@ -38,12 +38,12 @@ typedef struct upstream_slot {
   nng_ctx ctx;
   nng_aio *aio;
   enum slot_state state;
-  int result;       /* nng error of the exchange, 0 when reply is set */
-  nng_msg *reply;   /* owned by the slot until the loop decodes it */
-  uint64_t *ids;    /* requests carried by the batch in flight */
+  int result;     /* nng error of the exchange, 0 when reply is set */
+  nng_msg *reply; /* owned by the slot until the loop decodes it */
+  uint64_t *ids;  /* requests carried by the batch in flight */
   size_t id_count;
   size_t id_cap;
-  syn_buf sent;     /* the batch in flight, kept to hand back if it fails */
+  syn_buf sent; /* the batch in flight, kept to hand back if it fails */
   struct upstream_slot *next_done;
 } upstream_slot;
 
@@ -66,8 +66,8 @@ struct syn_upstream {
   /* slots finished on nng threads, waiting for the loop */
   pthread_mutex_t done_lock;
   upstream_slot *done_head;
-  bool wake_closed;  /* under done_lock: pipe callbacks must not wake a closed handle */
-  atomic_int pipes;  /* connections up now */
+  bool wake_closed;      /* under done_lock: pipe callbacks must not wake a closed handle */
+  atomic_int pipes;      /* connections up now */
   atomic_bool link_lost; /* a connection went down since the loop last looked */
   bool connected_seen;   /* what on_link was last told (loop thread) */
   bool ever_connected;   /* a connection was up once (loop thread) */
@@ -250,9 +250,10 @@ void syn_upstream_flush(syn_upstream *up) {
    * order). */
   uint8_t tail[11];
   size_t tail_len = deadline_field(tail, syn_wall_ms() + up->opts.timeout_ms);
-  if (nng_msg_alloc(&msg, 0) || nng_msg_append(msg, up->batch.data, up->batch.len) ||
-      nng_msg_append(msg, tail, tail_len)) {
-    return; /* retried next turn; the requests stay queued */
+  if (nng_msg_alloc(&msg, 0)) return; /* retried next turn; the requests stay queued */
+  if (nng_msg_append(msg, up->batch.data, up->batch.len) || nng_msg_append(msg, tail, tail_len)) {
+    nng_msg_free(msg);
+    return;
   }
   if (up->opts.on_failed) {
     syn_buf_reset(&s->sent);
