@@ -13,7 +13,7 @@ packages=(
   libfaiss-dev libopenblas-dev node-llhttp libyaml-dev libjansson-dev
   libsodium-dev libxxhash-dev libcmocka-dev
   python3 python3-libtorrent python3-requests wrk opentracker
-  iproute2 procps curl iptables libnetfilter-queue-dev
+  iproute2 procps curl iptables libnetfilter-queue-dev gcovr
 )
 
 as_root() {
