@@ -69,6 +69,7 @@ struct config {
     double timeout_s;
     double reconnect_s;
     const char *dump_path;
+    bool cover; /* announce every (hash, peer) pair once, in order, instead of at random */
 };
 
 static struct config cfg = {
@@ -92,6 +93,7 @@ static struct config cfg = {
 static uint8_t *g_hashes; /* n_hashes * 20 bytes */
 static volatile sig_atomic_t g_stop;
 static uint64_t g_sent_total; /* atomic: requests sent by all workers (hard cap) */
+static uint64_t g_cover_next; /* atomic: the next (hash, peer) pair in --cover mode */
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
@@ -531,10 +533,18 @@ static int build_request(struct worker *w, struct sock *s, int b, uint16_t idx)
         sl->nhash = (uint8_t)n;
         return 16 + 20 * n;
     }
-    uint32_t peer = rng_below(&w->rng, cfg.n_peers);
+    uint32_t peer, hash;
+    if (cfg.cover) { /* pair k: hash k mod H, the (k div H)-th peer: swarms fill evenly */
+        uint64_t k = __atomic_fetch_add(&g_cover_next, 1, __ATOMIC_RELAXED);
+        hash = (uint32_t)(k % cfg.n_hashes);
+        peer = (uint32_t)((k / cfg.n_hashes) % cfg.n_peers);
+    } else {
+        peer = rng_below(&w->rng, cfg.n_peers);
+        hash = pick_hash(&w->rng);
+    }
     uint64_t pid = (uint64_t)peer * 0x9E3779B97F4A7C15ULL ^ cfg.seed;
     put_u32(p + 8, ACT_ANNOUNCE);
-    memcpy(p + 16, g_hashes + (size_t)pick_hash(&w->rng) * 20, 20);
+    memcpy(p + 16, g_hashes + (size_t)hash * 20, 20);
     memcpy(p + 36, "-UL0001-", 8);
     uint64_t pid_bits = splitmix64(&pid);
     memcpy(p + 44, &pid_bits, 8);
@@ -702,6 +712,8 @@ static void usage(FILE *f)
             "      --pareto-shape F    popularity skew; larger = more skewed (default %.1f)\n"
             "      --timeout SEC       a request unanswered this long is lost (default %.1f)\n"
             "      --reconnect SEC     connection id lifetime before reconnect (default %.0f)\n"
+            "      --cover             announce each (hash, peer) pair once, in order (with\n"
+            "                          --max-requests hashes*peers: that many distinct peers)\n"
             "      --dump-hashes FILE  write the pool as 40-hex lines (opentracker whitelist);\n"
             "                          exits afterwards unless a target is given\n",
             cfg.duration_s, cfg.max_requests, cfg.n_hashes, cfg.n_peers, cfg.seed, cfg.sockets,
@@ -827,7 +839,7 @@ int main(int argc, char **argv)
 {
     enum {
         O_HOST = 256, O_PORT, O_PEERS, O_NUMWANT, O_SCRAPE_EVERY, O_SCRAPE_MAX, O_SEEDERS,
-        O_SHAPE, O_TIMEOUT, O_RECONNECT, O_DUMP
+        O_SHAPE, O_TIMEOUT, O_RECONNECT, O_DUMP, O_COVER
     };
     static const struct option opts[] = {
         {"target", required_argument, 0, 't'},
@@ -849,6 +861,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, 0, O_TIMEOUT},
         {"reconnect", required_argument, 0, O_RECONNECT},
         {"dump-hashes", required_argument, 0, O_DUMP},
+        {"cover", no_argument, 0, O_COVER},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -875,6 +888,7 @@ int main(int argc, char **argv)
         case O_TIMEOUT: cfg.timeout_s = arg_dbl("--timeout", optarg, 0.001, 60); break;
         case O_RECONNECT: cfg.reconnect_s = arg_dbl("--reconnect", optarg, 0.01, 3600); break;
         case O_DUMP: cfg.dump_path = optarg; break;
+        case O_COVER: cfg.cover = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
