@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """A network partition, with Linux network namespaces (needs root; skipped otherwise).
 
-Four namespaces created here (and only here): one holding a bridge, three holding a node
-each, every node joined to the bridge by a veth pair, addresses in 10.200.7.0/24 that exist
-only inside these namespaces. All traffic stays inside them; everything is removed at the
-end (finally + atexit), including when the test fails.
+Four namespaces created here (and only here, by tests/lib/netns.py): one holding a bridge,
+three holding a node each, every node joined to the bridge by a veth pair, addresses in
+10.200.7.0/24 that exist only inside these namespaces. All traffic stays inside them;
+everything is removed at the end (cleanup + atexit), including when the test fails.
 
 - All three nodes see each other alive.
 - n2's link is cut (its veth end on the bridge set down): n0 and n1 first mark it suspect
@@ -16,11 +16,8 @@ end (finally + atexit), including when the test fails.
 
 Run (as root): /usr/bin/python3 tests/integration/test_cluster_partition.py
 """
-import atexit
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,108 +26,29 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import cluster as cu  # noqa: E402
+import netns  # noqa: E402
 from wait import wait_for  # noqa: E402
 
 SUBNET = "10.200.7"
+NODES = ["n0", "n1", "n2"]
 DATA_PORT, ADMIN_PORT = 7000, 8000
 DEAD_BOUND_S = 10.0
 HEAL_BOUND_S = 30.0
-TAG = f"syn{os.getpid()}"
-BRIDGE_NS = f"{TAG}-br"
-NODE_NS = [f"{TAG}-n{i}" for i in range(3)]
-
-
-def sh(*args, check=True):
-    p = subprocess.run(list(args), capture_output=True, text=True, timeout=20)
-    if check and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: rc {p.returncode}: {p.stderr.strip()}")
-    return p
-
-
-def in_ns(ns, *args, check=True):
-    return sh("ip", "netns", "exec", ns, *args, check=check)
-
-
-def remove_stale_namespaces():
-    """Namespaces left by an earlier run of this test that was killed (SIGKILL skips
-    atexit): names syn<pid>-... whose pid no longer runs."""
-    p = sh("ip", "netns", "list", check=False)
-    for line in p.stdout.splitlines():
-        name = line.split()[0] if line.split() else ""
-        m = re.fullmatch(r"syn(\d+)-(br|n\d|probe)", name)
-        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
-            sh("ip", "netns", "del", name, check=False)
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def netns_permitted():
-    probe = f"{TAG}-probe"
-    p = sh("ip", "netns", "add", probe, check=False)
-    if p.returncode != 0:
-        return f"`ip netns add` not permitted here: {p.stderr.strip()}"
-    sh("ip", "netns", "del", probe, check=False)
-    if not shutil.which("curl"):
-        return "curl is needed to query nodes inside their namespaces"
-    return None
-
-
-class Lab:
-    """The namespaces, the bridge and the veth links."""
-
-    def __init__(self):
-        self.created = []
-        atexit.register(self.destroy)
-
-    def build(self):
-        for ns in [BRIDGE_NS] + NODE_NS:
-            sh("ip", "netns", "add", ns)
-            self.created.append(ns)
-            in_ns(ns, "ip", "link", "set", "lo", "up")
-        in_ns(BRIDGE_NS, "ip", "link", "add", "br0", "type", "bridge")
-        in_ns(BRIDGE_NS, "ip", "link", "set", "br0", "up")
-        for i, ns in enumerate(NODE_NS):
-            # created inside the node's namespace, the peer end moved into the bridge's:
-            # no interface ever appears in the test runner's own namespace
-            in_ns(ns, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", f"b{i}",
-                  "netns", BRIDGE_NS)
-            in_ns(ns, "ip", "addr", "add", f"{self.addr(i)}/24", "dev", "eth0")
-            in_ns(ns, "ip", "link", "set", "eth0", "up")
-            in_ns(BRIDGE_NS, "ip", "link", "set", f"b{i}", "master", "br0")
-            in_ns(BRIDGE_NS, "ip", "link", "set", f"b{i}", "up")
-
-    @staticmethod
-    def addr(i):
-        return f"{SUBNET}.{10 + i}"
-
-    def link(self, i, up):
-        in_ns(BRIDGE_NS, "ip", "link", "set", f"b{i}", "up" if up else "down")
-
-    def destroy(self):
-        while self.created:
-            sh("ip", "netns", "del", self.created.pop(), check=False)
 
 
 class ClusterPartitionTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        why = netns_permitted()
+        why = netns.unavailable()
+        if not why and not shutil.which("curl"):
+            why = "curl is needed to query nodes inside their namespaces"
         if why:
             raise unittest.SkipTest(why)
-        remove_stale_namespaces()
+        netns.remove_stale()
 
     def setUp(self):
-        self.lab = Lab()
+        self.lab = netns.Lab(NODES, subnet=SUBNET).build()
         self.addCleanup(self.lab.destroy)
-        self.lab.build()
         self.tmp = tempfile.mkdtemp(prefix="synapse-netns-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         cfg = os.path.join(self.tmp, "config.yaml")
@@ -141,12 +59,12 @@ class ClusterPartitionTest(unittest.TestCase):
             f.write(cu.config_text(cluster={"suspicion_mult": 10},
                                    server={"request_timeout_ms": 200}))
         self.nodes = []
-        seeds = [f"tcp://{Lab.addr(0)}:{DATA_PORT}"]
-        for i, ns in enumerate(NODE_NS):
-            d = os.path.join(self.tmp, f"n{i}")
+        seeds = [f"tcp://{self.lab.addr('n0')}:{DATA_PORT}"]
+        for name in NODES:
+            d = os.path.join(self.tmp, name)
             os.makedirs(d)
-            n = cu.Member("node", f"n{i}", Lab.addr(i), ADMIN_PORT, DATA_PORT, seeds, cfg,
-                          udp_port=0, netns=ns, data_dir=d)
+            n = cu.Member("node", name, self.lab.addr(name), ADMIN_PORT, DATA_PORT, seeds, cfg,
+                          udp_port=0, netns=self.lab.ns(name), data_dir=d)
             self.addCleanup(n.close)  # runs before the namespaces go (cleanups are LIFO)
             n.start()
             self.nodes.append(n)
@@ -172,7 +90,7 @@ class ClusterPartitionTest(unittest.TestCase):
         cu.log("before the cut: n2 incarnation", inc_before, "primaries", primaries)
 
         # ---- cut n2 off ----
-        self.lab.link(2, up=False)
+        self.lab.isolate("n2")
         t_cut = time.monotonic()
         suspect_at, dead_at = {}, {}
         others = [n0, n1]
@@ -225,7 +143,7 @@ class ClusterPartitionTest(unittest.TestCase):
             self.assertEqual({i: v[i]["partitions_primary"] for i in primaries}, primaries)
 
         # ---- heal ----
-        self.lab.link(2, up=True)
+        self.lab.rejoin("n2")
         t_heal = time.monotonic()
         wait_for(self.all_alive, HEAL_BOUND_S, interval=0.05,
                  what=f"every node alive everywhere within {HEAL_BOUND_S}s of the heal")
