@@ -10,7 +10,7 @@ starts is stopped on exit. Figures and the commands behind them go to bench/clus
 
 Sections:
 - detect: 3 nodes + 1 router with the default cluster timings (config.yaml's cluster
-  section untouched: probe 500 ms, probe timeout 200 ms, suspicion_mult 3 and
+  section untouched: probe 400 ms, probe timeout 200 ms, suspicion_mult 3 and
   suspicion_max_mult 4, with Lifeguard's confirmations). A node gets
   kill -9; the time until every other member (both nodes and the router) reports it dead
   in /cluster/status; then the node restarts with its id and data and the cluster

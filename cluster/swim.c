@@ -1111,19 +1111,21 @@ bool syn_member_in_ring(const syn_member_info *m) {
 void syn_membership_config_defaults(syn_membership_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->role = SYN_ROLE_NODE;
-  /* Two probes a second: with N members probing round-robin, a failed member is first
+  /* 2.5 probes a second: with N members probing round-robin, a failed member is first
    * probed within about interval * e/(e-1) on average (SWIM), and the design wants the
-   * whole detection (probe, suspicion, dissemination) within about three seconds. */
-  cfg->probe_interval_ms = 500;
+   * whole detection (probe, suspicion, dissemination) within three seconds at the median
+   * on a loaded machine: 400 ms gives about 2 s (500 ms measured 3.0 s with both cores
+   * busy; docs/benchmarks.md). */
+  cfg->probe_interval_ms = 400;
   /* A LAN round trip over nng costs well under a millisecond; 200 ms absorbs a busy peer
    * (and 20 ms of network delay each way) and leaves most of the interval to the
    * indirect probes. Lifeguard scales both with the local health score. */
   cfg->probe_timeout_ms = 200;
   /* Three members vouching rules out the prober's own bad link (memberlist). */
   cfg->indirect_checks = 3;
-  /* Lifeguard suspicion: at least 3 x max(1, log10 N) x 500 ms (1.5 s up to 10 members),
+  /* Lifeguard suspicion: at least 3 x max(1, log10 N) x 400 ms (1.2 s up to 10 members),
    * once suspicion_mult - 2 other members confirmed it; up to suspicion_max_mult times
-   * that (6 s) when nobody confirms, which leaves a falsely suspected member time to
+   * that (4.8 s) when nobody confirms, which leaves a falsely suspected member time to
    * hear of it (buddy system) and refute. */
   cfg->suspicion_mult = 3;
   cfg->suspicion_max_mult = 4;

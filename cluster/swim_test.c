@@ -216,12 +216,12 @@ static void converge(net *nw) {
 
 static void test_timeouts(void **state) {
   syn_membership_config c = test_config();
-  /* 3 x max(1, log10 N) x 500 ms, and 4 times that at most. */
-  assert_int_equal(syn_swim_suspicion_timeout(&c, 1), 1500);
-  assert_int_equal(syn_swim_suspicion_timeout(&c, 3), 1500);
-  assert_int_equal(syn_swim_suspicion_timeout(&c, 10), 1500);
-  assert_int_equal(syn_swim_suspicion_timeout(&c, 100), 3000);
-  assert_int_equal(syn_swim_suspicion_max(&c, 10), 6000);
+  /* 3 x max(1, log10 N) x 400 ms, and 4 times that at most. */
+  assert_int_equal(syn_swim_suspicion_timeout(&c, 1), 1200);
+  assert_int_equal(syn_swim_suspicion_timeout(&c, 3), 1200);
+  assert_int_equal(syn_swim_suspicion_timeout(&c, 10), 1200);
+  assert_int_equal(syn_swim_suspicion_timeout(&c, 100), 2400);
+  assert_int_equal(syn_swim_suspicion_max(&c, 10), 4800);
   /* k = suspicion_mult - 2 confirmations expected, none with fewer than k + 2 members. */
   assert_int_equal(syn_swim_expected_confirmations(&c, 2), 0);
   assert_int_equal(syn_swim_expected_confirmations(&c, 3), 1);

@@ -121,7 +121,7 @@ void syn_config_defaults(syn_config *cfg) {
   cfg->replication = 3;    /* survives one node loss with a quorum left (W = 2) */
   cfg->write_quorum = 2;   /* an acked registration exists on two nodes */
   /* Detection within about three seconds (design brief); cluster/swim.c has the reasons. */
-  cfg->probe_interval_ms = 500;
+  cfg->probe_interval_ms = 400;
   cfg->probe_timeout_ms = 200;
   cfg->suspicion_mult = 3;
   cfg->suspicion_max_mult = 4;

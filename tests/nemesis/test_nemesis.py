@@ -117,7 +117,7 @@ class NemesisTest(unittest.TestCase):
         """One fault from the schedule, held a few seconds, then healed."""
         kind = rng.choice(["kill", "pause", "isolate", "split", "kill", "pause", "membership"])
         target = rng.choice(CORE)
-        hold = rng.uniform(4.0, 8.0)  # longer than the suspicion timeout (1.5-6 s)
+        hold = rng.uniform(4.0, 8.0)  # longer than the suspicion timeout (1.2-4.8 s)
         t0 = time.time()
         m = self.members.get(target)
         if kind == "kill":
