@@ -9,10 +9,10 @@ starts is stopped on exit. Figures and the commands behind them go to bench/clus
     /usr/bin/python3 bench/cluster_bench.py --only udp --udp-duration 10
 
 Sections:
-- detect: 3 nodes + 1 router with the default cluster timings (config.yaml's cluster
+- detect: 3 nodes (--nodes) + 1 router with the default cluster timings (config.yaml's cluster
   section untouched: probe 400 ms, probe timeout 200 ms, suspicion_mult 3 and
   suspicion_max_mult 4, with Lifeguard's confirmations). A node gets
-  kill -9; the time until every other member (both nodes and the router) reports it dead
+  kill -9; the time until every other member (the other nodes and the router) reports it dead
   in /cluster/status; then the node restarts with its id and data and the cluster
   converges before the next run. Median of --detect-runs.
   server.request_timeout_ms is set to 250 here, only so that a /cluster/status query does
@@ -108,12 +108,13 @@ def poll_states(observers, target, until, timeout, interval=0.05):
 
 
 def bench_detect_join(args, out):
-    c = cu.start_cluster(nodes=3, routers=1, cluster=DEFAULT_TIMINGS,
+    c = cu.start_cluster(nodes=args.nodes, routers=1, cluster=DEFAULT_TIMINGS,
                          server={"request_timeout_ms": 250}, timeout=60)
     try:
         detect, suspect = [], []
+        victims = [f"n{i}" for i in range(1, args.nodes)]
         for run in range(args.detect_runs):
-            victim = ["n1", "n2"][run % 2]
+            victim = victims[run % len(victims)]
             observers = [m for m in c.live() if m.id != victim]
             c.nodes[victim].kill9()
             t0 = time.monotonic()
@@ -339,6 +340,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="detect,join,search,udp")
     ap.add_argument("--detect-runs", type=int, default=5)
+    ap.add_argument("--nodes", type=int, default=3, help="nodes in the detect/join cluster (2-10)")
     ap.add_argument("--join-runs", type=int, default=5)
     ap.add_argument("--shards", type=int, default=100_000)
     ap.add_argument("--replication", type=int, default=3)
