@@ -357,8 +357,8 @@ syn_index *syn_index_open(const syn_index_config *cfg, const char *data_dir, cha
   if (rc == 0 && (rc = make_dir(idx->snap_dir)) != 0) failed = idx->snap_dir;
   if (rc != 0 && err && errlen)
     snprintf(err, errlen, "index: cannot create %s: %s", failed, strerror(-rc));
-  syn_store_options so = {cfg->read_connections, cfg->sync_full, cfg->sqlite_mmap_mb,
-                          cfg->sqlite_cache_mb, cfg->partitions, 0};
+  syn_store_options so = {cfg->read_connections, cfg->sync_full,  cfg->sqlite_mmap_mb,
+                          cfg->sqlite_cache_mb,  cfg->partitions, 0};
   if (rc == 0 && !(idx->store = syn_store_open(db, &so, err, errlen))) rc = -EIO;
   free(db);
   idx->src = (syn_vsource){idx->store, src_scan, src_scan_ids, src_get};
@@ -431,9 +431,8 @@ static void apply_put(syn_index *idx, const syn_store_change *chg, uint32_t dim,
 
 /* A shard registered without an embedding: stored (keyword search finds it), and any
  * vector of a version it replaces leaves its collection. */
-static int register_without_vector(syn_index *idx, const syn_shard_input *in,
-                                   const syn_version *v, bool *applied, char *err,
-                                   size_t errlen) {
+static int register_without_vector(syn_index *idx, const syn_shard_input *in, const syn_version *v,
+                                   bool *applied, char *err, size_t errlen) {
   syn_store_change chg;
   syn_vindex *old_vi = NULL;
   pthread_mutex_lock(&idx->write_mu);
@@ -506,6 +505,72 @@ int syn_index_delete(syn_index *idx, const char *info_hash, const syn_version *v
   if (chg.applied && chg.existed) atomic_fetch_add(&idx->deletions, 1);
   maybe_queue(idx, vi);
   return 0;
+}
+
+/* One write of a batch into the store; *unit gets the normalised vector of a
+ * registration that has one (the caller frees). */
+static int apply_one_stored(syn_index *idx, syn_index_write *w, syn_store_change *chg,
+                            float **unit) {
+  *unit = NULL;
+  if (!w->shard)
+    return syn_store_batch_delete(idx->store, w->info_hash, &w->version, w->now_ms, chg);
+  const syn_shard_input *in = w->shard;
+  char err[256];
+  if (syn_dimension_check("dimension", in->dimension, err, sizeof err)) return -EINVAL;
+  if (in->embedding) {
+    *unit = malloc(4 * (size_t)in->dimension);
+    if (!*unit) return -ENOMEM;
+    if (!normalise(in->embedding, in->dimension, *unit)) return -EINVAL;
+  }
+  return syn_store_batch_put(idx->store, in, &w->version, chg, err, sizeof err);
+}
+
+/* After the commit: the vectors follow what the store applied, in the same order. */
+static void apply_one_vectors(syn_index *idx, const syn_index_write *w, const syn_store_change *chg,
+                              const float *unit, syn_vindex **vi, syn_vindex **old_vi) {
+  *vi = *old_vi = NULL;
+  if (w->rc != 0 || !chg->applied) return;
+  if (!w->shard) {
+    vector_gone(idx, chg, vi);
+    if (chg->existed) atomic_fetch_add(&idx->deletions, 1);
+    return;
+  }
+  atomic_fetch_add(&idx->registrations, 1);
+  if (unit) {
+    apply_put(idx, chg, w->shard->dimension, unit, vi, old_vi);
+    return;
+  }
+  vector_gone(idx, chg, old_vi); /* stored without a vector: the old one goes */
+}
+
+int syn_index_apply(syn_index *idx, syn_index_write *w, size_t n) {
+  if (n == 0) return 0;
+  syn_store_change *chg = calloc(n, sizeof *chg);
+  float **unit = calloc(n, sizeof *unit);
+  syn_vindex **touched = calloc(2 * n, sizeof *touched);
+  int rc = chg && unit && touched ? 0 : -ENOMEM;
+  if (rc == 0) {
+    pthread_mutex_lock(&idx->write_mu);
+    rc = syn_store_batch_begin(idx->store);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+      w[i].rc = apply_one_stored(idx, &w[i], &chg[i], &unit[i]);
+      w[i].applied = w[i].rc == 0 && chg[i].applied;
+    }
+    if (rc == 0) rc = syn_store_batch_end(idx->store);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+      apply_one_vectors(idx, &w[i], &chg[i], unit[i], &touched[2 * i], &touched[2 * i + 1]);
+    pthread_mutex_unlock(&idx->write_mu);
+  }
+  for (size_t i = 0; rc != 0 && i < n; i++) {
+    w[i].rc = rc;
+    w[i].applied = false;
+  }
+  for (size_t i = 0; touched && i < 2 * n; i++) maybe_queue(idx, touched[i]);
+  for (size_t i = 0; unit && i < n; i++) free(unit[i]);
+  free(unit);
+  free(chg);
+  free(touched);
+  return rc;
 }
 
 int syn_index_forget(syn_index *idx, const char *info_hash) {

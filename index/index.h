@@ -74,6 +74,23 @@ int syn_index_get(syn_index *idx, const char *info_hash, bool with_embedding, sy
 int syn_index_delete(syn_index *idx, const char *info_hash, const syn_version *v, int64_t now_ms,
                      bool *applied, bool *existed);
 
+/* Writes from other replicas (anti-entropy, hand-off), applied as registrations and
+ * deletes are, but many in one store transaction (one commit, one fsync). */
+typedef struct syn_index_write {
+  const syn_shard_input *shard; /* a registration, or NULL: a delete of info_hash */
+  const char *info_hash;
+  syn_version version;
+  int64_t now_ms; /* a delete's tombstone time */
+  int rc;         /* out: as syn_index_register / syn_index_delete return */
+  bool applied;   /* out: it was newer than what was stored */
+} syn_index_write;
+
+/* Applies the n writes in order; each one's outcome goes to its rc and applied, and a
+ * write that fails leaves the others alone. Vectors change only once the batch is
+ * committed. 0, or -ENOMEM / -EIO when the batch could not run or commit (then nothing
+ * was applied and every rc says so). */
+int syn_index_apply(syn_index *idx, syn_index_write *w, size_t n);
+
 /* Removes the local record or tombstone without leaving a tombstone: the partition moved
  * to other nodes, or is discarded to be pulled again. 0, -ENOENT, -EINVAL, -EIO. */
 int syn_index_forget(syn_index *idx, const char *info_hash);

@@ -13,14 +13,13 @@
 
 #include "index/index.h"
 
-#include "common/hlc.h"
-
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "common/hlc.h"
 #include "index/testutil.h"
 
 enum { D = 32, K = 10 };
@@ -807,6 +806,62 @@ static void test_concurrent_searches_and_writes(void **state) {
     if (f->live[i] != found_in_top(f, i, 3)) fail_msg("shard %zu live %d", i, f->live[i]);
 }
 
+/* Replica writes in one batch: registrations become searchable, a delete takes its
+ * shard out of search, an update moves the vector, a bad record fails alone. */
+static void test_apply_batch(void **state) {
+  fx *f = *state;
+  for (size_t i = 0; i < 20; i++) reg(f, i, "m", NULL, NULL);
+  enum { N = 40 };
+  char h[N][41];
+  syn_shard_input in[N];
+  syn_index_write w[N + 1];
+  memset(w, 0, sizeof w);
+  for (size_t i = 0; i < N; i++) {
+    size_t shard = 10 + i; /* 10-19 are updates of registered shards, 20-49 are new */
+    hash_of(shard, h[i]);
+    in[i] = (syn_shard_input){.info_hash = h[i],
+                              .display_name = "batched",
+                              .model = "m",
+                              .dimension = D,
+                              .embedding = f->vecs + (shard + 100) * D,
+                              .file_size = -1,
+                              .entry_count = -1};
+    w[i] = (syn_index_write){.shard = &in[i], .info_hash = h[i], .version = *tv(5000)};
+  }
+  char h0[41];
+  hash_of(0, h0);
+  w[5].shard = NULL; /* a delete of shard 15 instead of its update */
+  w[5].now_ms = 1;
+  static const float zero[D];
+  syn_shard_input bad = in[6];
+  bad.embedding = zero; /* shard 16: an all-zero vector is refused */
+  w[6].shard = &bad;
+  w[N] = (syn_index_write){.info_hash = h0, .version = *tv(5000), .now_ms = 1};
+  assert_int_equal(syn_index_apply(f->idx, w, N + 1), 0);
+  assert_int_equal(w[6].rc, -EINVAL);
+  for (size_t i = 0; i <= N; i++)
+    if (i != 6 && (w[i].rc != 0 || !w[i].applied)) fail_msg("write %zu: rc %d", i, w[i].rc);
+  f->live[0] = f->live[15] = 0;
+  for (size_t i = 20; i < 10 + N; i++) f->live[i] = 1;
+  syn_shard s;
+  assert_int_equal(syn_index_get(f->idx, h0, false, &s), -ENOENT);
+  assert_int_equal(syn_index_get(f->idx, h[5], false, &s), -ENOENT);
+  assert_int_equal(syn_index_get(f->idx, h[6], false, &s), 0); /* kept as registered */
+  assert_string_not_equal(s.display_name, "batched");
+  syn_shard_free(&s);
+  for (size_t i = 0; i < N; i++) {
+    if (i == 5 || i == 6) continue;
+    syn_hit *hits;
+    size_t n;
+    assert_int_equal(search(f, f->vecs + (10 + i + 100) * D, NULL, 1, &hits, &n, NULL), 0);
+    if (n != 1 || index_of(&hits[0]) != 10 + i) fail_msg("batched shard %zu not found", 10 + i);
+    syn_hits_free(hits, n);
+  }
+  assert_false(found_in_top(f, 0, 3));
+  assert_false(found_in_top(f, 15, 3));
+  assert_true(finds_itself(f, 16));
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -827,6 +882,7 @@ int main(void) {
       T(test_text_search),
       T(test_kill9_then_reopen),
       T(test_concurrent_searches_and_writes),
+      T(test_apply_batch),
   };
 #undef T
   return cmocka_run_group_tests_name("index", tests, NULL, NULL);

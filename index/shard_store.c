@@ -19,18 +19,18 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stddef.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/rank.h"
-#include "common/shard_rules.h"
 #include "common/hlc.h"
 #include "common/keyspace.h"
+#include "common/rank.h"
+#include "common/shard_rules.h"
 #include "index/store_internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -130,8 +130,12 @@ const char *const store_sql[ST__N] = {
     [ST_BEGIN_READ] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_FIND] = "SELECT id, created_at, model_key, dimension, version_hlc, version_node"
-                " FROM shards WHERE info_hash = ?1",
+    [ST_SAVEPOINT] = "SAVEPOINT rec",
+    [ST_RELEASE] = "RELEASE rec",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO rec",
+    [ST_FIND] =
+        "SELECT id, created_at, model_key, dimension, version_hlc, version_node"
+        " FROM shards WHERE info_hash = ?1",
     [ST_DELETE_ID] = "DELETE FROM shards WHERE id = ?1",
     [ST_INSERT] =
         "INSERT INTO shards (info_hash, model_key, dimension, norm, created_at,"
@@ -140,17 +144,21 @@ const char *const store_sql[ST__N] = {
         " embedding, version_hlc, version_node, bucket) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
         " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     [ST_DELETE_HASH] = "DELETE FROM shards WHERE info_hash = ?1 RETURNING id, model_key, dimension",
-    [ST_TOMB_FIND] = "SELECT version_hlc, version_node, deleted_at FROM tombstones WHERE info_hash = ?1",
+    [ST_TOMB_FIND] =
+        "SELECT version_hlc, version_node, deleted_at FROM tombstones WHERE info_hash = ?1",
     [ST_TOMB_DELETE] = "DELETE FROM tombstones WHERE info_hash = ?1",
-    [ST_TOMB_PUT] = "INSERT OR REPLACE INTO tombstones (info_hash, bucket, version_hlc, version_node,"
-                    " deleted_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_TOMB_PUT] =
+        "INSERT OR REPLACE INTO tombstones (info_hash, bucket, version_hlc, version_node,"
+        " deleted_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_DIGEST_SET] = "INSERT OR REPLACE INTO digests (bucket, value) VALUES (?1, ?2)",
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
     [ST_TOMB_OLD] = "SELECT info_hash FROM tombstones WHERE deleted_at < ?1 LIMIT ?2",
-    [ST_BUCKET_SHARDS] = "SELECT info_hash, version_hlc, version_node FROM shards WHERE bucket = ?1",
-    [ST_BUCKET_TOMBS] = "SELECT info_hash, version_hlc, version_node, deleted_at FROM tombstones"
-                        " WHERE bucket = ?1",
+    [ST_BUCKET_SHARDS] =
+        "SELECT info_hash, version_hlc, version_node FROM shards WHERE bucket = ?1",
+    [ST_BUCKET_TOMBS] =
+        "SELECT info_hash, version_hlc, version_node, deleted_at FROM tombstones"
+        " WHERE bucket = ?1",
     [ST_RANGE_SHARDS] = "SELECT info_hash FROM shards WHERE bucket BETWEEN ?1 AND ?2",
     [ST_RANGE_TOMBS] = "SELECT info_hash FROM tombstones WHERE bucket BETWEEN ?1 AND ?2",
     [ST_DIGEST_ALL] = "SELECT bucket, value FROM digests",
@@ -210,8 +218,8 @@ void store_set_err(char *err, size_t errlen, const char *fmt, const char *detail
 }
 
 sqlite3_stmt *store_stmt(store_conn *c, enum stmt_id id) {
-  if (!c->st[id] && sqlite3_prepare_v3(c->db, store_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id],
-                                       NULL) != SQLITE_OK) {
+  if (!c->st[id] && sqlite3_prepare_v3(c->db, store_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                       &c->st[id], NULL) != SQLITE_OK) {
     c->st[id] = NULL;
     return NULL;
   }
@@ -654,8 +662,8 @@ static int finish_write(syn_store *st, store_conn *c, int rc, store_digest_txn *
 }
 
 static int put_insert(store_conn *c, const syn_shard_input *in, const char *ih, const char *tags,
-                      const syn_store_change *chg, const syn_version *v, uint32_t bucket,
-                      char *err, size_t errlen) {
+                      const syn_store_change *chg, const syn_version *v, uint32_t bucket, char *err,
+                      size_t errlen) {
   sqlite3_stmt *s = store_stmt(c, ST_INSERT);
   if (!s) return -EIO;
   sqlite3_bind_text(s, 1, ih, -1, SQLITE_STATIC);
@@ -693,16 +701,16 @@ static int put_insert(store_conn *c, const syn_shard_input *in, const char *ih, 
   return -EIO;
 }
 
-int syn_store_put(syn_store *st, const syn_shard_input *in, const syn_version *v,
-                  syn_store_change *chg, char *err, size_t errlen) {
-  char ih[65];
+/* check_input and the tags' JSON (*tags: the caller frees). */
+static int prepare_put(const syn_shard_input *in, char ih[65], syn_store_change *chg, char **tags,
+                       char *err, size_t errlen) {
   double norm;
   memset(chg, 0, sizeof *chg);
   int rc = check_input(in, ih, chg->model_key, &norm, err, errlen);
   if (rc) return rc;
   bool bad = false;
-  char *tags = syn_store_tags_json(in->tags, in->tag_count, &bad);
-  if (!tags) {
+  *tags = syn_store_tags_json(in->tags, in->tag_count, &bad);
+  if (!*tags) {
     if (bad)
       snprintf(err, errlen, "at most %d tags of 1..%d bytes without control characters or ','",
                SYN_SHARD_MAX_TAGS, SYN_SHARD_MAX_TAG);
@@ -711,25 +719,42 @@ int syn_store_put(syn_store *st, const syn_shard_input *in, const syn_version *v
     return bad ? -EINVAL : -ENOMEM;
   }
   chg->norm = (float)norm;
+  return 0;
+}
+
+/* The put itself, inside an open write transaction (write_mu held). */
+static int put_in_txn(syn_store *st, const syn_shard_input *in, const char *ih, const char *tags,
+                      const syn_version *v, syn_store_change *chg, store_digest_txn *t, char *err,
+                      size_t errlen) {
   uint32_t bucket = store_bucket_of(st, ih);
-  store_digest_txn t = {0};
-  store_current cur;
-  pthread_mutex_lock(&st->write_mu);
   store_conn *c = &st->writer;
-  rc = store_run(c, ST_BEGIN);
-  if (rc == 0) rc = store_find_current(c, ih, chg, &cur);
+  store_current cur;
+  int rc = store_find_current(c, ih, chg, &cur);
   chg->existed = cur.found_record;
   chg->applied = rc == 0 && newer_than_current(&cur, v);
   if (rc == 0 && chg->applied) {
-    chg->created_at_ms = in->created_at_ms > 0       ? in->created_at_ms
-                         : cur.created_at_ms > 0     ? cur.created_at_ms
-                                                     : syn_hlc_ms(v->hlc);
-    rc = remove_current(st, c, ih, bucket, &cur, chg, &t);
+    chg->created_at_ms = in->created_at_ms > 0   ? in->created_at_ms
+                         : cur.created_at_ms > 0 ? cur.created_at_ms
+                                                 : syn_hlc_ms(v->hlc);
+    rc = remove_current(st, c, ih, bucket, &cur, chg, t);
     if (rc == 0) rc = put_insert(c, in, ih, tags, chg, v, bucket, err, errlen);
     if (rc == 0) chg->id = sqlite3_last_insert_rowid(c->db);
-    if (rc == 0) rc = store_digest_xor(st, &t, bucket, syn_record_digest(ih, v, false));
+    if (rc == 0) rc = store_digest_xor(st, t, bucket, syn_record_digest(ih, v, false));
   }
   if (rc == 0 && !chg->applied) chg->old_id = 0; /* nothing changed for the indexes */
+  return rc;
+}
+
+int syn_store_put(syn_store *st, const syn_shard_input *in, const syn_version *v,
+                  syn_store_change *chg, char *err, size_t errlen) {
+  char ih[65], *tags = NULL;
+  int rc = prepare_put(in, ih, chg, &tags, err, errlen);
+  if (rc) return rc;
+  store_digest_txn t = {0};
+  pthread_mutex_lock(&st->write_mu);
+  store_conn *c = &st->writer;
+  rc = store_run(c, ST_BEGIN);
+  if (rc == 0) rc = put_in_txn(st, in, ih, tags, v, chg, &t, err, errlen);
   rc = finish_write(st, c, rc, &t, err, errlen);
   pthread_mutex_unlock(&st->write_mu);
   free(tags);
@@ -750,28 +775,102 @@ static int put_tombstone(store_conn *c, const char *ih, uint32_t bucket, const s
   return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
+/* The delete itself, inside an open write transaction (write_mu held). */
+static int delete_in_txn(syn_store *st, const char *ih, const syn_version *v, int64_t now_ms,
+                         syn_store_change *chg, store_digest_txn *t) {
+  uint32_t bucket = store_bucket_of(st, ih);
+  store_conn *c = &st->writer;
+  store_current cur;
+  int rc = store_find_current(c, ih, chg, &cur);
+  chg->existed = cur.found_record;
+  chg->applied = rc == 0 && newer_than_current(&cur, v);
+  if (rc == 0 && chg->applied) {
+    rc = remove_current(st, c, ih, bucket, &cur, chg, t);
+    if (rc == 0) rc = put_tombstone(c, ih, bucket, v, now_ms);
+    if (rc == 0) rc = store_digest_xor(st, t, bucket, syn_record_digest(ih, v, true));
+  }
+  if (rc == 0 && (!chg->applied || !cur.found_record)) chg->old_id = 0;
+  return rc;
+}
+
 int syn_store_delete(syn_store *st, const char *info_hash, const syn_version *v, int64_t now_ms,
                      syn_store_change *chg) {
   char ih[65];
   memset(chg, 0, sizeof *chg);
   if (syn_info_hash_normalize(info_hash, ih) != 0) return -EINVAL;
-  uint32_t bucket = store_bucket_of(st, ih);
   store_digest_txn t = {0};
-  store_current cur;
   pthread_mutex_lock(&st->write_mu);
   store_conn *c = &st->writer;
   int rc = store_run(c, ST_BEGIN);
-  if (rc == 0) rc = store_find_current(c, ih, chg, &cur);
-  chg->existed = cur.found_record;
-  chg->applied = rc == 0 && newer_than_current(&cur, v);
-  if (rc == 0 && chg->applied) {
-    rc = remove_current(st, c, ih, bucket, &cur, chg, &t);
-    if (rc == 0) rc = put_tombstone(c, ih, bucket, v, now_ms);
-    if (rc == 0) rc = store_digest_xor(st, &t, bucket, syn_record_digest(ih, v, true));
-  }
-  if (rc == 0 && (!chg->applied || !cur.found_record)) chg->old_id = 0;
+  if (rc == 0) rc = delete_in_txn(st, ih, v, now_ms, chg, &t);
   rc = finish_write(st, c, rc, &t, NULL, 0);
   pthread_mutex_unlock(&st->write_mu);
+  return rc;
+}
+
+/* ---- batches: many replica writes in one transaction ------------------------------ */
+
+int syn_store_batch_begin(syn_store *st) {
+  store_digest_txn *t = calloc(1, sizeof *t);
+  if (!t) return -ENOMEM;
+  pthread_mutex_lock(&st->write_mu);
+  int rc = store_run(&st->writer, ST_BEGIN);
+  if (rc) {
+    pthread_mutex_unlock(&st->write_mu);
+    free(t);
+    return rc;
+  }
+  st->batch = t;
+  return 0;
+}
+
+/* One record of a batch runs in a savepoint: a failure undoes that record alone, in
+ * SQLite and in the batch's digest changes. */
+static int record_begin(syn_store *st, store_digest_txn *undo) {
+  int rc = store_digest_copy(undo, st->batch);
+  return rc ? rc : store_run(&st->writer, ST_SAVEPOINT);
+}
+
+static int record_end(syn_store *st, int rc, store_digest_txn *undo) {
+  if (rc != 0) {
+    store_run(&st->writer, ST_ROLLBACK_TO);
+    store_digest_copy(st->batch, undo); /* shrinks or keeps its size: cannot fail */
+  }
+  int released = store_run(&st->writer, ST_RELEASE);
+  store_digest_free(undo);
+  return rc ? rc : released;
+}
+
+int syn_store_batch_put(syn_store *st, const syn_shard_input *in, const syn_version *v,
+                        syn_store_change *chg, char *err, size_t errlen) {
+  char ih[65], *tags = NULL;
+  int rc = prepare_put(in, ih, chg, &tags, err, errlen);
+  if (rc) return rc;
+  store_digest_txn undo = {0};
+  rc = record_begin(st, &undo);
+  if (rc == 0) rc = put_in_txn(st, in, ih, tags, v, chg, st->batch, err, errlen);
+  rc = record_end(st, rc, &undo);
+  free(tags);
+  return rc;
+}
+
+int syn_store_batch_delete(syn_store *st, const char *info_hash, const syn_version *v,
+                           int64_t now_ms, syn_store_change *chg) {
+  char ih[65];
+  memset(chg, 0, sizeof *chg);
+  if (syn_info_hash_normalize(info_hash, ih) != 0) return -EINVAL;
+  store_digest_txn undo = {0};
+  int rc = record_begin(st, &undo);
+  if (rc == 0) rc = delete_in_txn(st, ih, v, now_ms, chg, st->batch);
+  return record_end(st, rc, &undo);
+}
+
+int syn_store_batch_end(syn_store *st) {
+  store_digest_txn *t = st->batch;
+  st->batch = NULL;
+  int rc = finish_write(st, &st->writer, 0, t, NULL, 0);
+  pthread_mutex_unlock(&st->write_mu);
+  free(t);
   return rc;
 }
 

@@ -131,6 +131,19 @@ int syn_store_put(syn_store *st, const syn_shard_input *in, const syn_version *v
  * (chg->applied, chg->existed), -EINVAL (bad hash) or -EIO. */
 int syn_store_delete(syn_store *st, const char *info_hash, const syn_version *v, int64_t now_ms,
                      syn_store_change *chg);
+
+/* Batches: many writes from replicas (anti-entropy, hand-off) in one transaction, so one
+ * commit and one fsync for all of them. Between begin and end the caller holds the
+ * store's writer (no other write runs). Each record is its own savepoint: one that fails
+ * returns its error and undoes only itself. end commits and returns 0, or rolls the
+ * whole batch back and returns -EIO; what the records reported in chg holds only after 0.
+ * begin: 0, -ENOMEM or -EIO (then no batch is open). */
+int syn_store_batch_begin(syn_store *st);
+int syn_store_batch_put(syn_store *st, const syn_shard_input *in, const syn_version *v,
+                        syn_store_change *chg, char *err, size_t errlen);
+int syn_store_batch_delete(syn_store *st, const char *info_hash, const syn_version *v,
+                           int64_t now_ms, syn_store_change *chg);
+int syn_store_batch_end(syn_store *st);
 /* Removes the local record or tombstone without leaving a tombstone (a partition that
  * moved to other nodes, or one discarded to be pulled again). 0, -ENOENT, -EINVAL, -EIO. */
 int syn_store_forget(syn_store *st, const char *info_hash, syn_store_change *chg);

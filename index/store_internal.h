@@ -16,6 +16,9 @@ enum stmt_id {
   ST_BEGIN_READ,
   ST_COMMIT,
   ST_ROLLBACK,
+  ST_SAVEPOINT,
+  ST_RELEASE,
+  ST_ROLLBACK_TO,
   ST_FIND,
   ST_DELETE_ID,
   ST_INSERT,
@@ -81,6 +84,8 @@ struct syn_store {
   uint32_t partitions, buckets;
   uint64_t *digest;
   pthread_mutex_t digest_mu;
+  /* the open batch's digest changes (syn_store_batch_*; write_mu held meanwhile) */
+  struct store_digest_txn *batch;
 };
 
 /* A statement of the connection, prepared on first use (NULL on failure). Every use
@@ -111,6 +116,8 @@ typedef struct store_digest_txn {
 } store_digest_txn;
 int store_digest_xor(syn_store *st, store_digest_txn *t, uint32_t bucket, uint64_t delta);
 void store_digest_commit(syn_store *st, const store_digest_txn *t);
+/* dst = src (for undoing one record of a batch); 0 or -ENOMEM. */
+int store_digest_copy(store_digest_txn *dst, const store_digest_txn *src);
 void store_digest_free(store_digest_txn *t);
 
 /* Looks up the version stored for ih (lower-case hex) in the write transaction: the

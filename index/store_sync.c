@@ -70,6 +70,24 @@ void store_digest_commit(syn_store *st, const store_digest_txn *t) {
   pthread_mutex_unlock(&st->digest_mu);
 }
 
+int store_digest_copy(store_digest_txn *dst, const store_digest_txn *src) {
+  if (dst->cap < src->n) {
+    uint32_t *b = realloc(dst->bucket, src->n * sizeof *b);
+    if (!b) return -ENOMEM;
+    dst->bucket = b;
+    uint64_t *v = realloc(dst->value, src->n * sizeof *v);
+    if (!v) return -ENOMEM;
+    dst->value = v;
+    dst->cap = src->n;
+  }
+  if (src->n) {
+    memcpy(dst->bucket, src->bucket, src->n * sizeof *dst->bucket);
+    memcpy(dst->value, src->value, src->n * sizeof *dst->value);
+  }
+  dst->n = src->n;
+  return 0;
+}
+
 void store_digest_free(store_digest_txn *t) {
   free(t->bucket);
   free(t->value);
@@ -119,8 +137,10 @@ static int relayout_rows(syn_store *st, store_conn *c, bool tombs) {
       rc = -EIO;
       break;
     }
-    if (tombs) sqlite3_bind_text(set, 1, ih, -1, SQLITE_TRANSIENT);
-    else sqlite3_bind_int64(set, 1, id);
+    if (tombs)
+      sqlite3_bind_text(set, 1, ih, -1, SQLITE_TRANSIENT);
+    else
+      sqlite3_bind_int64(set, 1, id);
     sqlite3_bind_int64(set, 2, bucket);
     if (sqlite3_step(set) != SQLITE_DONE) rc = -EIO;
     store_stmt_done(set);
@@ -169,7 +189,8 @@ int store_layout_open(syn_store *st, char *err, size_t errlen) {
   bool same = meta_get(c, "partitions", &parts) == 0 && meta_get(c, "buckets", &buckets) == 0 &&
               parts == st->partitions && buckets == st->buckets;
   int rc = same ? load_digests(st, c) : relayout(st, c);
-  if (rc) store_set_err(err, errlen, "shard store: cannot lay out digests: %s", sqlite3_errmsg(c->db));
+  if (rc)
+    store_set_err(err, errlen, "shard store: cannot lay out digests: %s", sqlite3_errmsg(c->db));
   return rc;
 }
 
@@ -270,8 +291,8 @@ int syn_store_bucket_keys(syn_store *st, uint32_t bucket, syn_key_version **out,
   return rc;
 }
 
-static int range_keys(store_conn *c, enum stmt_id id, uint32_t lo, uint32_t hi,
-                      char (**out)[65], size_t *n, size_t *cap) {
+static int range_keys(store_conn *c, enum stmt_id id, uint32_t lo, uint32_t hi, char (**out)[65],
+                      size_t *n, size_t *cap) {
   sqlite3_stmt *s = store_stmt(c, id);
   if (!s) return -EIO;
   sqlite3_bind_int64(s, 1, lo);

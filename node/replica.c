@@ -59,23 +59,60 @@ Synapse__ReplicaReply *replica_call(syn_replica *r, const char *peer_url,
   return rep;
 }
 
-int replica_apply_record(syn_replica *r, const Synapse__Record *rec) {
-  syn_version v;
+/* A record from another node as an index write: validated, its clock observed. The
+ * write points into hex, *in and *emb (an embedding copy: the caller frees it). 0 or
+ * -EINVAL / -ENOMEM. */
+typedef struct record_write {
+  syn_index_write w;
+  syn_shard_input in;
+  float *emb;
   char hex[65];
-  if (!rec->info_hash || syn_info_hash_normalize(rec->info_hash, hex) ||
-      !syn_version_from_proto(rec->version, &v) || !syn_hlc_plausible(v.hlc, syn_wall_ms()))
+} record_write;
+
+static int record_to_write(syn_replica *r, const Synapse__Record *rec, record_write *out) {
+  memset(out, 0, sizeof *out);
+  out->w.info_hash = out->hex;
+  out->w.now_ms = syn_wall_ms();
+  if (!rec->info_hash || syn_info_hash_normalize(rec->info_hash, out->hex) ||
+      !syn_version_from_proto(rec->version, &out->w.version) ||
+      !syn_hlc_plausible(out->w.version.hlc, out->w.now_ms))
     return -EINVAL;
-  syn_hlc_observe(r->hlc, v.hlc);
-  if (!rec->shard) return syn_index_delete(r->index, hex, &v, syn_wall_ms(), NULL, NULL);
-  if (!rec->shard->info_hash || strcmp(rec->shard->info_hash, hex) != 0) return -EINVAL;
+  syn_hlc_observe(r->hlc, out->w.version.hlc);
+  if (!rec->shard) return 0;
+  if (!rec->shard->info_hash || strcmp(rec->shard->info_hash, out->hex) != 0) return -EINVAL;
   bool bad;
-  float *emb = syn_shard_embedding_copy(rec->shard, &bad);
-  if (bad || (rec->shard->has_embedding && !emb)) return bad ? -EINVAL : -ENOMEM;
-  syn_shard_input in = syn_shard_input_from_proto(rec->shard, emb);
-  char err[256];
-  int rc = syn_index_register(r->index, &in, &v, NULL, err, sizeof err);
-  free(emb);
+  out->emb = syn_shard_embedding_copy(rec->shard, &bad);
+  if (bad || (rec->shard->has_embedding && !out->emb)) return bad ? -EINVAL : -ENOMEM;
+  out->in = syn_shard_input_from_proto(rec->shard, out->emb);
+  out->w.shard = &out->in;
+  return 0;
+}
+
+int replica_apply_record(syn_replica *r, const Synapse__Record *rec) {
+  record_write rw;
+  int rc = record_to_write(r, rec, &rw);
+  if (rc == 0 && !rw.w.shard)
+    rc = syn_index_delete(r->index, rw.hex, &rw.w.version, rw.w.now_ms, NULL, NULL);
+  else if (rc == 0) {
+    char err[256];
+    rc = syn_index_register(r->index, &rw.in, &rw.w.version, NULL, err, sizeof err);
+  }
+  free(rw.emb);
   return rc;
+}
+
+size_t replica_apply_records(syn_replica *r, Synapse__Record *const *recs, size_t n) {
+  record_write *rw = calloc(n ? n : 1, sizeof *rw);
+  syn_index_write *w = calloc(n ? n : 1, sizeof *w);
+  size_t valid = 0, ok = 0;
+  for (size_t i = 0; rw && w && i < n; i++)
+    if (record_to_write(r, recs[i], &rw[i]) == 0) w[valid++] = rw[i].w;
+  if (rw && w && syn_index_apply(r->index, w, valid) == 0)
+    for (size_t i = 0; i < valid; i++) ok += w[i].rc == 0;
+  for (size_t i = 0; rw && i < n; i++) free(rw[i].emb);
+  free(rw);
+  free(w);
+  return ok;
 }
 
 /* ---- serving state ---- */

@@ -112,8 +112,7 @@ static int fetch_records(syn_replica *r, const char *url, char **hashes, size_t 
   req.records = &rr;
   Synapse__ReplicaReply *rep = replica_call(r, url, &req, SYNC_TIMEOUT_MS);
   int rc = rep && rep->ok && !(rep->has_stale && rep->stale) ? 0 : -1;
-  for (size_t i = 0; rc == 0 && i < rep->n_records; i++)
-    if (replica_apply_record(r, rep->records[i]) == 0) st->records_pulled++;
+  if (rc == 0) st->records_pulled += replica_apply_records(r, rep->records, rep->n_records);
   if (rep) synapse__replica_reply__free_unpacked(rep, NULL);
   return rc;
 }
