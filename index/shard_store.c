@@ -722,6 +722,15 @@ static int prepare_put(const syn_shard_input *in, char ih[65], syn_store_change 
   return 0;
 }
 
+/* What is stored for ih, and whether v is newer than it (chg->existed, chg->applied). */
+static int find_against(store_conn *c, const char *ih, const syn_version *v, syn_store_change *chg,
+                        store_current *cur) {
+  int rc = store_find_current(c, ih, chg, cur);
+  chg->existed = cur->found_record;
+  chg->applied = rc == 0 && newer_than_current(cur, v);
+  return rc;
+}
+
 /* The put itself, inside an open write transaction (write_mu held). */
 static int put_in_txn(syn_store *st, const syn_shard_input *in, const char *ih, const char *tags,
                       const syn_version *v, syn_store_change *chg, store_digest_txn *t, char *err,
@@ -729,9 +738,7 @@ static int put_in_txn(syn_store *st, const syn_shard_input *in, const char *ih, 
   uint32_t bucket = store_bucket_of(st, ih);
   store_conn *c = &st->writer;
   store_current cur;
-  int rc = store_find_current(c, ih, chg, &cur);
-  chg->existed = cur.found_record;
-  chg->applied = rc == 0 && newer_than_current(&cur, v);
+  int rc = find_against(c, ih, v, chg, &cur);
   if (rc == 0 && chg->applied) {
     chg->created_at_ms = in->created_at_ms > 0   ? in->created_at_ms
                          : cur.created_at_ms > 0 ? cur.created_at_ms
@@ -781,9 +788,7 @@ static int delete_in_txn(syn_store *st, const char *ih, const syn_version *v, in
   uint32_t bucket = store_bucket_of(st, ih);
   store_conn *c = &st->writer;
   store_current cur;
-  int rc = store_find_current(c, ih, chg, &cur);
-  chg->existed = cur.found_record;
-  chg->applied = rc == 0 && newer_than_current(&cur, v);
+  int rc = find_against(c, ih, v, chg, &cur);
   if (rc == 0 && chg->applied) {
     rc = remove_current(st, c, ih, bucket, &cur, chg, t);
     if (rc == 0) rc = put_tombstone(c, ih, bucket, v, now_ms);
