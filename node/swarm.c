@@ -65,7 +65,10 @@ enum { PREV_NEW, PREV_LEECHER, PREV_SEEDER };
 
 /* Record geometry by family: address+port length, record size, field offsets. */
 ALWAYS_INLINE size_t alen_of(int f) { return f == V4 ? 6 : 18; }
-ALWAYS_INLINE size_t rsz_of(int f) { return f == V4 ? 32 : 44; }
+ALWAYS_INLINE size_t rsz_of(int f) { return f == V4 ? SYN_SWARM_RECORD_V4 : SYN_SWARM_RECORD_V6; }
+/* The last-announce time that min interval reads is the expiry clock itself: no extra bytes. */
+_Static_assert(SYN_SWARM_RECORD_V4 == 6 + 2 + 4 + 20 && SYN_SWARM_RECORD_V6 == 18 + 2 + 4 + 20,
+               "records hold address+port, flags, pad, last_seen and peer_id only");
 #define OFF_FLAGS(f) (alen_of(f))
 #define OFF_SEEN(f) (alen_of(f) + 2)
 #define OFF_ID(f) (alen_of(f) + 6)
@@ -645,6 +648,8 @@ void syn_swarm_store_free(syn_swarm_store *s) {
   free(s);
 }
 
+uint32_t syn_swarm_peer_timeout(const syn_swarm_store *s) { return s->timeout; }
+
 /* Fills out->peers4/6 sharing numwant between the families; see swarm.h. */
 static void select_peers(swarm *sw, int fam, const uint8_t *self, bool seeder, uint64_t *rng,
                          const syn_announce *req, uint32_t now, uint32_t timeout,
@@ -680,29 +685,59 @@ static void select_peers(swarm *sw, int fam, const uint8_t *self, bool seeder, u
   out->peers6_count = g6;
 }
 
+/* The store's key for (ip, port): the record's leading bytes, and the family. -EINVAL for a
+ * bad address length. ::ffff:a.b.c.d from a dual-stack socket is an IPv4 peer. */
+static int addr_key(const uint8_t *ip, size_t ip_len, uint16_t port, uint8_t a[18], int *fam) {
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!ip) return -EINVAL;
+  if (ip_len == 4) {
+    *fam = V4;
+    memcpy(a, ip, 4);
+  } else if (ip_len == 16 && memcmp(ip, mapped, 12) == 0) {
+    *fam = V4;
+    memcpy(a, ip + 12, 4);
+  } else if (ip_len == 16) {
+    *fam = V6;
+    memcpy(a, ip, 16);
+  } else {
+    return -EINVAL;
+  }
+  size_t al = alen_of(*fam);
+  a[al - 2] = (uint8_t)(port >> 8);
+  a[al - 1] = (uint8_t)port;
+  return 0;
+}
+
+/* The record at `a`, or NULL. */
+static uint8_t *pset_find(const syn_swarm_store *s, pset *ps, int f, const uint8_t *a) {
+  pvec *v = bucket_at(ps, bucket_of(s, ps, a, f));
+  bool found;
+  uint32_t idx = vec_search(v, a, f, &found);
+  return found ? v->p + (size_t)idx * rsz_of(f) : NULL;
+}
+
+/* The announcer's record when this announce comes too early to be applied: a re-announce
+ * (no event, or started again) less than min_interval after the last one applied.
+ * completed and stopped are always applied (see swarm.h). */
+static uint8_t *early_record(const syn_swarm_store *s, swarm *sw, int fam, const uint8_t *a,
+                             const syn_announce *req, uint32_t now) {
+  if (!req->min_interval || (req->event != SYN_EVENT_NONE && req->event != SYN_EVENT_STARTED))
+    return NULL;
+  uint8_t *r = pset_find(s, &sw->ps[fam], fam, a);
+  if (!r) return NULL;
+  uint32_t seen = ld32(r + OFF_SEEN(fam));
+  return now >= seen && now - seen < req->min_interval ? r : NULL;
+}
+
 int syn_swarm_announce(syn_swarm_store *s, const syn_announce *req, uint32_t now,
                        syn_announce_result *out) {
   out->complete = out->incomplete = out->downloaded = 0;
   out->peers4_count = out->peers6_count = 0;
-  if (!req || !req->info_hash || !req->ip) return -EINVAL;
-  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  out->early = false;
+  if (!req || !req->info_hash) return -EINVAL;
   uint8_t a[18];
   int fam;
-  if (req->ip_len == 4) {
-    fam = V4;
-    memcpy(a, req->ip, 4);
-  } else if (req->ip_len == 16 && memcmp(req->ip, mapped, 12) == 0) {
-    fam = V4; /* ::ffff:a.b.c.d from a dual-stack socket is an IPv4 peer */
-    memcpy(a, req->ip + 12, 4);
-  } else if (req->ip_len == 16) {
-    fam = V6;
-    memcpy(a, req->ip, 16);
-  } else {
-    return -EINVAL;
-  }
-  size_t al = alen_of(fam);
-  a[al - 2] = (uint8_t)(req->port >> 8);
-  a[al - 1] = (uint8_t)req->port;
+  if (addr_key(req->ip, req->ip_len, req->port, a, &fam)) return -EINVAL;
   bool stopped = req->event == SYN_EVENT_STOPPED, seeder = req->left == 0;
 
   uint64_t h = ih_hash(s, req->info_hash);
@@ -711,6 +746,14 @@ int syn_swarm_announce(syn_swarm_store *s, const syn_announce *req, uint32_t now
   pthread_mutex_lock(&st->mu);
   uint32_t si = tab_find(st, h, req->info_hash);
   swarm *sw = si == UINT32_MAX ? NULL : st->tab[si].sw;
+  uint8_t *early = sw ? early_record(s, sw, fam, a, req, now) : NULL;
+  if (early) {
+    /* Nothing changes: not the record, not the swarm's clocks, not a compaction. */
+    out->early = true;
+    select_peers(sw, fam, early, (early[OFF_FLAGS(fam)] & F_SEED) != 0, &st->rng, req, now,
+                 s->timeout, out);
+    goto figures;
+  }
   if (!sw) {
     if (stopped) goto out;
     sw = swarm_new(req->info_hash, now);
@@ -734,6 +777,7 @@ int syn_swarm_announce(syn_swarm_store *s, const syn_announce *req, uint32_t now
       select_peers(sw, fam, self, seeder, &st->rng, req, now, s->timeout, out);
     }
   }
+figures:;
   syn_scrape_result fig;
   swarm_figures(sw, &fig);
   out->complete = fig.complete;
@@ -746,16 +790,16 @@ out:
   return rc;
 }
 
-size_t syn_swarm_export_stripe(syn_swarm_store *s, uint32_t k,
-                               bool (*want)(void *ctx, const uint8_t info_hash[20]),
-                               syn_swarm_export_fn emit, void *ctx, uint32_t now) {
+size_t syn_swarm_visit_stripe(syn_swarm_store *s, uint32_t k, const syn_swarm_visitor *vis,
+                              uint32_t now) {
   if (k >= STRIPES) return 0;
   size_t emitted = 0;
   stripe *st = &s->st[k];
   pthread_mutex_lock(&st->mu);
   for (uint32_t i = 0; i < st->cap; i++) {
     const swarm *sw = st->tab[i].sw;
-    if (!sw || !want(ctx, sw->info_hash)) continue;
+    if (!sw || (vis->want && !vis->want(vis->ctx, sw->info_hash))) continue;
+    if (vis->swarm) vis->swarm(vis->ctx, sw->info_hash, sw->downloaded, sw->last_touch);
     for (int f = V4; f <= V6; f++) {
       const pset *ps = &sw->ps[f];
       const size_t rsz = rsz_of(f), al = alen_of(f);
@@ -764,9 +808,15 @@ size_t syn_swarm_export_stripe(syn_swarm_store *s, uint32_t k,
         const pvec *v = cbucket_at(ps, b);
         for (uint32_t j = 0; j < v->n; j++) {
           const uint8_t *r = v->p + (size_t)j * rsz;
-          if (expired(ld32(r + OFF_SEEN(f)), now, s->timeout)) continue;
-          uint16_t port = (uint16_t)(r[al - 2] << 8 | r[al - 1]);
-          emit(ctx, sw->info_hash, r, al - 2, port, r + OFF_ID(f), (r[OFF_FLAGS(f)] & F_SEED) != 0);
+          uint32_t seen = ld32(r + OFF_SEEN(f));
+          if (expired(seen, now, s->timeout)) continue;
+          syn_swarm_peer_rec p = {.ip = r,
+                                  .ip_len = al - 2,
+                                  .port = (uint16_t)(r[al - 2] << 8 | r[al - 1]),
+                                  .peer_id = r + OFF_ID(f),
+                                  .seeder = (r[OFF_FLAGS(f)] & F_SEED) != 0,
+                                  .last_seen = seen};
+          vis->peer(vis->ctx, sw->info_hash, &p);
           emitted++;
         }
       }
@@ -776,10 +826,100 @@ size_t syn_swarm_export_stripe(syn_swarm_store *s, uint32_t k,
   return emitted;
 }
 
+/* syn_swarm_export_stripe over the visitor: one walker for hand-off and snapshots. */
+typedef struct export_adapter {
+  bool (*want)(void *ctx, const uint8_t info_hash[20]);
+  syn_swarm_export_fn emit;
+  void *ctx;
+} export_adapter;
+
+static bool export_want(void *ctx, const uint8_t info_hash[20]) {
+  const export_adapter *ad = ctx;
+  return ad->want(ad->ctx, info_hash);
+}
+
+static void export_peer(void *ctx, const uint8_t info_hash[20], const syn_swarm_peer_rec *p) {
+  const export_adapter *ad = ctx;
+  ad->emit(ad->ctx, info_hash, p->ip, p->ip_len, p->port, p->peer_id, p->seeder);
+}
+
+size_t syn_swarm_export_stripe(syn_swarm_store *s, uint32_t k,
+                               bool (*want)(void *ctx, const uint8_t info_hash[20]),
+                               syn_swarm_export_fn emit, void *ctx, uint32_t now) {
+  export_adapter ad = {want, emit, ctx};
+  syn_swarm_visitor vis = {.want = export_want, .peer = export_peer, .ctx = &ad};
+  return syn_swarm_visit_stripe(s, k, &vis, now);
+}
+
+/* Finds or creates the swarm of `ih` for a restore; NULL on ENOMEM. */
+static swarm *restore_target(stripe *st, uint64_t h, const uint8_t ih[20], uint32_t now) {
+  uint32_t si = tab_find(st, h, ih);
+  if (si != UINT32_MAX) return st->tab[si].sw;
+  swarm *sw = swarm_new(ih, now);
+  if (!sw || tab_insert(st, h, sw)) {
+    free(sw);
+    return NULL;
+  }
+  sw->last_touch = 0; /* raised by what is restored */
+  return sw;
+}
+
+int syn_swarm_restore_swarm(syn_swarm_store *s, const uint8_t info_hash[20], uint32_t downloaded,
+                            uint32_t last_touch, uint32_t now) {
+  if (downloaded == 0) return 0; /* its peers, if any, bring it back */
+  if (last_touch > now) last_touch = now;
+  uint64_t h = ih_hash(s, info_hash);
+  stripe *st = &s->st[h >> (64 - STRIPE_BITS)];
+  pthread_mutex_lock(&st->mu);
+  swarm *sw = restore_target(st, h, info_hash, now);
+  if (sw) {
+    if (downloaded > sw->downloaded) sw->downloaded = downloaded;
+    if (last_touch > sw->last_touch) sw->last_touch = last_touch;
+  }
+  pthread_mutex_unlock(&st->mu);
+  return sw ? 0 : -ENOMEM;
+}
+
+int syn_swarm_restore_peer(syn_swarm_store *s, const uint8_t info_hash[20],
+                           const syn_swarm_peer_rec *p, uint32_t now) {
+  uint8_t a[18];
+  int fam;
+  if (!info_hash || !p || addr_key(p->ip, p->ip_len, p->port, a, &fam)) return -EINVAL;
+  uint32_t seen = p->last_seen > now ? now : p->last_seen;
+  if (expired(seen, now, s->timeout)) return 0;
+  uint64_t h = ih_hash(s, info_hash);
+  stripe *st = &s->st[h >> (64 - STRIPE_BITS)];
+  int rc = 1;
+  pthread_mutex_lock(&st->mu);
+  swarm *sw = restore_target(st, h, info_hash, now);
+  if (!sw) {
+    rc = -ENOMEM;
+  } else {
+    const uint8_t *known = pset_find(s, &sw->ps[fam], fam, a);
+    if (known && ld32(known + OFF_SEEN(fam)) >= seen) {
+      rc = 0; /* what the store has is newer */
+    } else {
+      int prev;
+      uint8_t *self;
+      rc = pset_upsert(s, st, &sw->ps[fam], fam, a, p->peer_id, p->seeder, seen, &prev, &self);
+      if (rc == 0) {
+        rc = 1;
+        if (seen + (uint64_t)s->timeout + 1 < sw->next_expiry)
+          sw->next_expiry = seen + s->timeout + 1;
+        if (seen > sw->last_touch) sw->last_touch = seen;
+      }
+    }
+    if (swarm_peers(sw) == 0 && sw->downloaded == 0) drop_swarm(st, tab_find(st, h, info_hash));
+  }
+  pthread_mutex_unlock(&st->mu);
+  return rc;
+}
+
 size_t syn_swarm_export(syn_swarm_store *s, bool (*want)(void *ctx, const uint8_t info_hash[20]),
                         syn_swarm_export_fn emit, void *ctx, uint32_t now) {
   size_t emitted = 0;
-  for (uint32_t k = 0; k < STRIPES; k++) emitted += syn_swarm_export_stripe(s, k, want, emit, ctx, now);
+  for (uint32_t k = 0; k < STRIPES; k++)
+    emitted += syn_swarm_export_stripe(s, k, want, emit, ctx, now);
   return emitted;
 }
 
@@ -790,7 +930,7 @@ size_t syn_swarm_drop(syn_swarm_store *s, bool (*want)(void *ctx, const uint8_t 
     stripe *st = &s->st[k];
     pthread_mutex_lock(&st->mu);
     /* Collect first: deletion shifts table entries, so no deleting while scanning. */
-    uint8_t (*doomed)[20] = st->count ? malloc(st->count * sizeof *doomed) : NULL;
+    uint8_t(*doomed)[20] = st->count ? malloc(st->count * sizeof *doomed) : NULL;
     size_t n = 0;
     for (uint32_t i = 0; doomed && i < st->cap; i++)
       if (st->tab[i].sw && want(ctx, st->tab[i].sw->info_hash))
@@ -807,8 +947,8 @@ size_t syn_swarm_drop(syn_swarm_store *s, bool (*want)(void *ctx, const uint8_t 
   return dropped;
 }
 
-int syn_swarm_peers(syn_swarm_store *s, const uint8_t info_hash[20], uint32_t now,
-                    uint32_t max, syn_announce_result *out) {
+int syn_swarm_peers(syn_swarm_store *s, const uint8_t info_hash[20], uint32_t now, uint32_t max,
+                    syn_announce_result *out) {
   out->complete = out->incomplete = out->downloaded = 0;
   out->peers4_count = out->peers6_count = 0;
   uint64_t h = ih_hash(s, info_hash);

@@ -17,8 +17,8 @@
  * is never handed out, but may still count in the figures for up to one clean interval. Time
  * is passed in (`now`, seconds) so that expiry is testable without sleeping.
  *
- * Memory: 32 bytes per IPv4 record and 44 per IPv6 record, arrays growing by 1.25x; see
- * bench/swarm_memory.c for measured figures. Design notes at the top of swarm.c. */
+ * Memory: 32 bytes per IPv4 record and 44 per IPv6 record (SYN_SWARM_RECORD_V4/V6), arrays growing
+ * by 1.25x; see bench/swarm_memory.c for measured figures. Design notes at the top of swarm.c. */
 #ifndef SYN_NODE_SWARM_H
 #define SYN_NODE_SWARM_H
 
@@ -35,6 +35,9 @@ enum syn_swarm_event {
   SYN_EVENT_STOPPED = 3,
 };
 
+#define SYN_SWARM_RECORD_V4 32u
+#define SYN_SWARM_RECORD_V6 44u
+
 #define SYN_FAMILY_V4 1u
 #define SYN_FAMILY_V6 2u
 
@@ -49,6 +52,7 @@ typedef struct syn_announce {
   uint32_t numwant;  /* already clamped by the caller */
   uint32_t families; /* SYN_FAMILY_* of the peers wanted */
   bool want_peer_ids;
+  uint32_t min_interval; /* s; 0 = always applied (replicas, hand-off); see syn_swarm_announce */
 } syn_announce;
 
 /* Caller-provided output. peers4 must hold 6*numwant bytes, peers6 18*numwant, and the
@@ -72,6 +76,7 @@ typedef struct syn_announce_result {
   size_t peers6_count;
   uint8_t *peer_ids4;
   uint8_t *peer_ids6;
+  bool early; /* within min_interval: answered, not applied */
 } syn_announce_result;
 
 typedef struct syn_scrape_result {
@@ -90,6 +95,7 @@ typedef struct syn_swarm_totals {
 /* peer_timeout: seconds without announce before a peer expires. NULL on ENOMEM. */
 syn_swarm_store *syn_swarm_store_new(uint32_t peer_timeout);
 void syn_swarm_store_free(syn_swarm_store *store);
+uint32_t syn_swarm_peer_timeout(const syn_swarm_store *store);
 
 /* Applies one announce and fills `out`. Returns 0, -EINVAL for a bad address length (or a
  * NULL req, info_hash or ip), or -ENOMEM (state unchanged). Called by node workers; takes
@@ -102,7 +108,17 @@ void syn_swarm_store_free(syn_swarm_store *store);
  * `downloaded` only when left == 0 and the peer was not already a seeder (new, or a leecher
  * until now), so repeats count once per leecher -> seeder transition. A swarm left without
  * peers is freed at once if its downloaded count is 0; otherwise it is kept (with its count)
- * until one peer_timeout after its last announce. Figures are those after this announce. */
+ * until one peer_timeout after its last announce. Figures are those after this announce.
+ *
+ * min interval: with req->min_interval > 0, a known live peer's announce with no event or
+ * `started`, less than min_interval seconds after the last announce of it that was applied,
+ * is answered without being applied (out->early): its record (seeder flag, peer_id,
+ * last-announce time), the swarm and every counter stay as they were, and the reply is the
+ * ordinary one computed from the current swarm, the peer counting as what its record says
+ * (so a changed `left` waits for the next applied announce). The check reads the record's
+ * own last-announce time, so it costs no memory. `completed` and `stopped` are always
+ * applied: a client sends each once, so dropping one would lose a download count or keep
+ * a departed peer handed out until it expires. */
 int syn_swarm_announce(syn_swarm_store *store, const syn_announce *req, uint32_t now,
                        syn_announce_result *out);
 
@@ -112,7 +128,8 @@ int syn_swarm_announce(syn_swarm_store *store, const syn_announce *req, uint32_t
 typedef void (*syn_swarm_export_fn)(void *ctx, const uint8_t info_hash[20], const uint8_t *ip,
                                     size_t ip_len, uint16_t port, const uint8_t peer_id[20],
                                     bool seeder);
-size_t syn_swarm_export(syn_swarm_store *store, bool (*want)(void *ctx, const uint8_t info_hash[20]),
+size_t syn_swarm_export(syn_swarm_store *store,
+                        bool (*want)(void *ctx, const uint8_t info_hash[20]),
                         syn_swarm_export_fn emit, void *ctx, uint32_t now);
 
 /* The same for the swarms of one stripe (0 <= stripe < SYN_SWARM_STRIPES): hand-off in
@@ -122,6 +139,40 @@ size_t syn_swarm_export_stripe(syn_swarm_store *store, uint32_t stripe,
                                bool (*want)(void *ctx, const uint8_t info_hash[20]),
                                syn_swarm_export_fn emit, void *ctx, uint32_t now);
 
+/* One live peer as the visitor below sees it: pointers into the store, valid only during
+ * the callback. last_seen is the store's clock (the `now` of its last applied announce). */
+typedef struct syn_swarm_peer_rec {
+  const uint8_t *ip; /* 4 or 16 bytes */
+  size_t ip_len;
+  uint16_t port;
+  const uint8_t *peer_id; /* 20 bytes */
+  bool seeder;
+  uint32_t last_seen;
+} syn_swarm_peer_rec;
+
+/* The walker under syn_swarm_export_stripe, with everything a snapshot needs: for each
+ * swarm `want` accepts (NULL: all), `swarm` (may be NULL) with its downloaded count and
+ * last announce time, then `peer` for each of its live peers. Both run with the stripe lock
+ * held: they must only copy, never call into the store. Returns the peers visited. */
+typedef struct syn_swarm_visitor {
+  bool (*want)(void *ctx, const uint8_t info_hash[20]);
+  void (*swarm)(void *ctx, const uint8_t info_hash[20], uint32_t downloaded, uint32_t last_touch);
+  void (*peer)(void *ctx, const uint8_t info_hash[20], const syn_swarm_peer_rec *p);
+  void *ctx;
+} syn_swarm_visitor;
+size_t syn_swarm_visit_stripe(syn_swarm_store *store, uint32_t stripe, const syn_swarm_visitor *v,
+                              uint32_t now);
+
+/* Restoring a snapshot (node/swarm_snapshot.h), times on the store's clock, clamped to
+ * `now`. restore_swarm keeps the larger downloaded count and last announce time (a swarm
+ * with downloaded 0 is not created: its peers bring it back). restore_peer adds a peer with
+ * its last-announce time, so it expires when it would have: 1 when added, 0 when it has
+ * expired already or the store holds a newer announce of it, -EINVAL, -ENOMEM. */
+int syn_swarm_restore_swarm(syn_swarm_store *store, const uint8_t info_hash[20],
+                            uint32_t downloaded, uint32_t last_touch, uint32_t now);
+int syn_swarm_restore_peer(syn_swarm_store *store, const uint8_t info_hash[20],
+                           const syn_swarm_peer_rec *p, uint32_t now);
+
 /* Drops every swarm `want` accepts (partitions handed off to other nodes). Returns the
  * number of swarms dropped. */
 size_t syn_swarm_drop(syn_swarm_store *store, bool (*want)(void *ctx, const uint8_t info_hash[20]),
@@ -130,8 +181,8 @@ size_t syn_swarm_drop(syn_swarm_store *store, bool (*want)(void *ctx, const uint
 /* Up to `max` peers of a swarm without announcing (for /api/peers): peer buffers as for
  * syn_swarm_announce (ids not filled); counts and figures set. 0, or -ENOENT for an
  * unknown swarm (figures zero). */
-int syn_swarm_peers(syn_swarm_store *store, const uint8_t info_hash[20], uint32_t now,
-                    uint32_t max, syn_announce_result *out);
+int syn_swarm_peers(syn_swarm_store *store, const uint8_t info_hash[20], uint32_t now, uint32_t max,
+                    syn_announce_result *out);
 
 /* Figures for one info_hash; zeros for an unknown one. Drops the swarm's expired peers
  * first if due (see above), so it takes the stripe lock like an announce. */

@@ -86,8 +86,8 @@ static ann *v6(ann *a, uint32_t swarm_n, uint32_t host, uint16_t port, uint32_t 
 }
 
 static int run(syn_swarm_store *s, ann *a, uint32_t now) {
-  syn_announce req = {a->ih,    a->id,   a->ip,      a->ip_len,   a->port,
-                      a->event, a->left, a->numwant, a->families, a->want_ids};
+  syn_announce req = {a->ih,   a->id,      a->ip,       a->ip_len,   a->port, a->event,
+                      a->left, a->numwant, a->families, a->want_ids, 0};
   a->r = (syn_announce_result){
       .peers4 = a->p4, .peers6 = a->p6, .peer_ids4 = a->id4, .peer_ids6 = a->id6};
   return syn_swarm_announce(s, &req, now, &a->r);
@@ -581,6 +581,137 @@ static void test_totals(void **state) {
   assert_true(t.peer_bytes >= 11 * 32 + 44 && t.peer_bytes <= 2 * (11 * 32 + 44));
 }
 
+/* min interval: a re-announce (none or started) sooner than min_interval after the last
+ * applied one is answered from the current swarm and changes nothing; completed and stopped
+ * always apply; replicas (min_interval 0) always apply. */
+static void test_min_interval(void **state) {
+  syn_swarm_store *s = STORE;
+  ann a, b;
+  go(s, v4(&b, 1, 2, 1, 2), T0); /* another leecher, so replies carry a peer */
+  v4(&a, 1, 1, 1, 1)->event = SYN_EVENT_STARTED;
+  go(s, &a, T0);
+  syn_swarm_totals before = totals(s);
+  assert_false(a.r.early);
+  /* started again, now claiming to be a seeder, 10 s later: not applied. */
+  syn_announce req = {a.ih, a.id, a.ip,          a.ip_len, a.port, SYN_EVENT_STARTED,
+                      0,    50,   SYN_FAMILY_V4, false,    30};
+  a.r = (syn_announce_result){.peers4 = a.p4, .peers6 = a.p6};
+  assert_int_equal(syn_swarm_announce(s, &req, T0 + 10, &a.r), 0);
+  assert_true(a.r.early);
+  assert_int_equal(a.r.complete, 0);
+  assert_int_equal(a.r.incomplete, 2);
+  assert_int_equal(a.r.peers4_count, 1); /* the ordinary reply: the other peer */
+  assert_int_equal(host_of4(a.p4), 2);
+  syn_swarm_totals after = totals(s);
+  assert_int_equal(after.seeders, before.seeders);
+  assert_int_equal(after.peers, before.peers);
+  assert_int_equal(after.peer_bytes, before.peer_bytes); /* the check costs no bytes */
+  /* The early announce did not refresh the peer: it still expires TIMEOUT after T0. */
+  req.event = SYN_EVENT_NONE;
+  assert_int_equal(syn_swarm_announce(s, &req, T0 + 29, &a.r), 0);
+  assert_true(a.r.early);
+  syn_swarm_expire_step(s, T0 + TIMEOUT + 1, 1000);
+  syn_scrape_result sr;
+  syn_swarm_scrape(s, a.ih, T0 + TIMEOUT + 1, &sr);
+  assert_int_equal(sr.incomplete + sr.complete, 0);
+
+  /* At min_interval it applies. */
+  go(s, v4(&a, 2, 1, 1, 1), T0);
+  req.info_hash = a.ih;
+  assert_int_equal(syn_swarm_announce(s, &req, T0 + 30, &a.r), 0);
+  assert_false(a.r.early);
+  assert_int_equal(a.r.complete, 1);
+  /* completed is applied however soon (counted once), and so is stopped. */
+  go(s, v4(&a, 3, 1, 1, 1), T0);
+  req.info_hash = a.ih;
+  req.event = SYN_EVENT_COMPLETED;
+  assert_int_equal(syn_swarm_announce(s, &req, T0 + 1, &a.r), 0);
+  assert_false(a.r.early);
+  assert_int_equal(a.r.downloaded, 1);
+  req.event = SYN_EVENT_STOPPED;
+  assert_int_equal(syn_swarm_announce(s, &req, T0 + 2, &a.r), 0);
+  assert_false(a.r.early);
+  syn_swarm_scrape(s, a.ih, T0 + 2, &sr);
+  assert_int_equal(sr.complete + sr.incomplete, 0);
+  assert_int_equal(sr.downloaded, 1);
+  /* min_interval 0 (replication, hand-off): always applied. */
+  go(s, v4(&a, 4, 1, 1, 1), T0);
+  req.info_hash = a.ih;
+  req.event = SYN_EVENT_NONE;
+  req.min_interval = 0;
+  assert_int_equal(syn_swarm_announce(s, &req, T0 + 1, &a.r), 0);
+  assert_false(a.r.early);
+  assert_int_equal(a.r.complete, 1);
+  /* A peer the swarm does not know is applied whatever min_interval says. */
+  v4(&b, 4, 9, 1, 9);
+  req.ip = b.ip;
+  req.min_interval = 30;
+  assert_int_equal(syn_swarm_announce(s, &req, T0 + 1, &a.r), 0);
+  assert_false(a.r.early);
+  assert_int_equal(a.r.complete, 2);
+}
+
+/* The visitor sees every live peer with its last-announce time, and swarms with downloads
+ * but no peers; restoring them into another store gives the same figures. */
+typedef struct copy_ctx {
+  syn_swarm_store *to;
+  uint32_t now;
+  size_t swarms;
+} copy_ctx;
+
+static void copy_swarm(void *ctx, const uint8_t ih[20], uint32_t downloaded, uint32_t touch) {
+  copy_ctx *c = ctx;
+  c->swarms++;
+  assert_int_equal(syn_swarm_restore_swarm(c->to, ih, downloaded, touch, c->now), 0);
+}
+
+static void copy_peer(void *ctx, const uint8_t ih[20], const syn_swarm_peer_rec *p) {
+  copy_ctx *c = ctx;
+  assert_int_equal(syn_swarm_restore_peer(c->to, ih, p, c->now), 1);
+}
+
+static void test_visit_restore(void **state) {
+  syn_swarm_store *s = STORE, *t = syn_swarm_store_new(TIMEOUT);
+  ann a;
+  go(s, v4(&a, 1, 1, 1, 1), T0 - 50);
+  go(s, v6(&a, 1, 2, 1, 2), T0);
+  v4(&a, 2, 3, 1, 3)->left = 0;
+  a.event = SYN_EVENT_COMPLETED;
+  go(s, &a, T0);
+  a.event = SYN_EVENT_STOPPED;
+  go(s, &a, T0);
+  copy_ctx c = {t, T0, 0};
+  syn_swarm_visitor vis = {.swarm = copy_swarm, .peer = copy_peer, .ctx = &c};
+  size_t peers = 0;
+  for (uint32_t k = 0; k < SYN_SWARM_STRIPES; k++) peers += syn_swarm_visit_stripe(s, k, &vis, T0);
+  assert_int_equal(peers, 2);
+  assert_int_equal(c.swarms, 2);
+  syn_scrape_result x, y;
+  for (uint32_t n = 1; n <= 2; n++) {
+    v4(&a, n, 1, 1, 1);
+    syn_swarm_scrape(s, a.ih, T0, &x);
+    syn_swarm_scrape(t, a.ih, T0, &y);
+    assert_memory_equal(&x, &y, sizeof x);
+  }
+  /* The older peer kept its time: it expires 50 s before the other. */
+  syn_swarm_expire_step(t, T0 + TIMEOUT - 49, 1000);
+  v4(&a, 1, 1, 1, 1);
+  syn_swarm_scrape(t, a.ih, T0 + TIMEOUT - 49, &y);
+  assert_int_equal(y.incomplete, 1);
+  /* Restoring an older announce over a newer one changes nothing; an expired one neither. */
+  uint8_t ip[4] = {10, 0, 0, 2}, id[20] = {0};
+  syn_swarm_peer_rec p = {ip, 4, 1, id, true, T0};
+  assert_int_equal(syn_swarm_restore_peer(t, a.ih, &p, T0 + 10), 1);
+  p.last_seen = T0 - 5;
+  assert_int_equal(syn_swarm_restore_peer(t, a.ih, &p, T0 + 10), 0);
+  p.last_seen = 1;
+  p.ip = (uint8_t[4]){10, 0, 0, 7};
+  assert_int_equal(syn_swarm_restore_peer(t, a.ih, &p, T0 + 10), 0);
+  p.ip_len = 5;
+  assert_int_equal(syn_swarm_restore_peer(t, a.ih, &p, T0 + 10), -EINVAL);
+  syn_swarm_store_free(t);
+}
+
 static void test_bad_ip_len(void **state) {
   syn_swarm_store *s = STORE;
   ann a;
@@ -764,6 +895,8 @@ int main(void) {
       CASE(test_many_swarms),
       CASE(test_totals),
       CASE(test_bad_ip_len),
+      CASE(test_min_interval),
+      CASE(test_visit_restore),
       CASE(test_many_peers_v4),
       CASE(test_many_peers_v6),
       CASE(test_concurrency),
