@@ -147,7 +147,8 @@ static int run(const scenario *sc) {
                         p->seeder ? 0 : 1000,
                         0,
                         0,
-                        false};
+                        false,
+                        0};
     if (syn_swarm_announce(s, &req, now, &res)) return 1;
   }
   double t_ins = secs() - t0;
@@ -161,7 +162,8 @@ static int run(const scenario *sc) {
       " (%4.1f after malloc_trim) | %u-byte records | inserts %4.2f M/s\n",
       sc->name, (unsigned long long)t.peers, (unsigned long long)t.torrents,
       (double)t.peer_bytes / (double)t.peers, (double)(rss1 - rss0) / (double)t.peers,
-      (double)(rss2 - rss0) / (double)t.peers, sc->ipv6 ? 44 : 32, t.peers / t_ins / 1e6);
+      (double)(rss2 - rss0) / (double)t.peers, sc->ipv6 ? SYN_SWARM_RECORD_V6 : SYN_SWARM_RECORD_V4,
+      t.peers / t_ins / 1e6);
 
   /* Steady state: known peers re-announce, numwant 50, one family. */
   size_t returned = 0;
@@ -177,7 +179,8 @@ static int run(const scenario *sc) {
                         p->seeder ? 0 : 1000,
                         NUMWANT,
                         sc->ipv6 ? SYN_FAMILY_V6 : SYN_FAMILY_V4,
-                        false};
+                        false,
+                        0};
     if (syn_swarm_announce(s, &req, now + 1 + (uint32_t)(k >> 20), &res)) return 1;
     returned += res.peers4_count + res.peers6_count;
   }
