@@ -6,13 +6,15 @@
  * router      a stateless front end forwarding to the node at --seeds
  *
  * Prints `ready role=<role> http=<port> udp=<port>` on stdout once every port serves, so
- * scripts and tests wait for that line. SIGINT and SIGTERM stop the process cleanly. */
+ * scripts and tests wait for that line. SIGINT and SIGTERM stop the process cleanly; SIGHUP
+ * re-reads the access lists and token files (the old ones stay when a file is bad). */
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <uv.h>
 
@@ -33,7 +35,7 @@ typedef struct app {
   syn_membership *members; /* role node */
   syn_view_source *view;   /* role node: shared by the node and its admin port */
   syn_router *router;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   uv_async_t stop;      /* a node's leave finished: stop the loop */
   uv_timer_t watch;     /* a refused join stops the process */
   int exit_code;
@@ -47,6 +49,7 @@ static void stop_serving(app *a) {
   a->router = NULL;
   uv_close((uv_handle_t *)&a->sigint, NULL);
   uv_close((uv_handle_t *)&a->sigterm, NULL);
+  uv_close((uv_handle_t *)&a->sighup, NULL);
   uv_close((uv_handle_t *)&a->stop, NULL);
   uv_close((uv_handle_t *)&a->watch, NULL);
 }
@@ -84,6 +87,30 @@ static void on_signal(uv_signal_t *s, int signum) {
   if (a->members && pthread_create(&a->leaver, NULL, leave_main, a) == 0) return;
   a->members_left = true;
   stop_serving(a);
+}
+
+/* On the loop thread: the router builds the new lists off to the side and swaps them in. */
+static void on_hangup(uv_signal_t *s, int signum) {
+  (void)signum;
+  app *a = s->data;
+  if (!a->router || a->leaving) return;
+  char msg[1024];
+  if (syn_router_reload(a->router, msg, sizeof msg) == 0)
+    syn_info("SIGHUP: %s", msg);
+  else
+    syn_error("SIGHUP: %s", msg);
+}
+
+/* Every connection is a descriptor, and the soft limit is often 1024 while the hard one
+ * allows far more: take what the hard limit allows, once, at start. */
+static void raise_descriptor_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max) return;
+  rlim_t was = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+    syn_debug("file descriptor limit raised from %llu to %llu", (unsigned long long)was,
+              (unsigned long long)rl.rlim_cur);
 }
 
 static int ensure_data_dir(const char *dir, char *err, size_t err_len) {
@@ -167,6 +194,7 @@ int main(int argc, char **argv) {
   syn_log_threshold = a.cfg.debug ? SYN_LOG_DEBUG : SYN_LOG_INFO;
 
   signal(SIGPIPE, SIG_IGN);
+  raise_descriptor_limit();
   a.loop = uv_default_loop();
   if (start_roles(&a, err, sizeof err)) {
     fprintf(stderr, "synapse-tracker: %s\n", err);
@@ -179,12 +207,14 @@ int main(int argc, char **argv) {
   }
   uv_signal_init(a.loop, &a.sigint);
   uv_signal_init(a.loop, &a.sigterm);
+  uv_signal_init(a.loop, &a.sighup);
   uv_async_init(a.loop, &a.stop, on_left);
   uv_timer_init(a.loop, &a.watch);
-  a.sigint.data = a.sigterm.data = a.stop.data = a.watch.data = &a;
+  a.sigint.data = a.sigterm.data = a.sighup.data = a.stop.data = a.watch.data = &a;
   uv_timer_start(&a.watch, on_watch, 200, 200);
   uv_signal_start(&a.sigint, on_signal, SIGINT);
   uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&a.sighup, on_hangup, SIGHUP);
   printf("ready role=%s http=%u udp=%u\n", syn_role_name(a.cfg.role), (unsigned)a.cfg.http_port,
          a.cfg.role == SYN_PROCESS_NODE ? 0u : (unsigned)a.cfg.udp_port);
   fflush(stdout);

@@ -25,6 +25,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "common/cluster_auth.h"
+
 #define SYN_VERSION_TEXT "synapse-tracker 0.1.0"
 #define PROBLEM_LEN 256
 
@@ -57,8 +59,9 @@ static uint32_t derived_peer_timeout(uint32_t announce_interval) {
 }
 
 static void set_default_strings(syn_config *cfg) {
-  /* All interfaces: a tracker is a public service, and containers need it. */
-  cfg->host = strdup("0.0.0.0");
+  /* All interfaces, IPv4 and IPv6 (one dual-stack socket): a tracker is a public service,
+   * containers need it, and IPv6 clients are why BEP 7 exists. */
+  cfg->host = strdup("::");
   /* Empty: a node keeps the id it generated on its first start in its data directory
    * (stable across restarts, unique across hosts: design decision 1); a router, which
    * owns nothing, takes a fresh random one. See syn_config_resolve_identity. */
@@ -71,6 +74,14 @@ static void set_default_strings(syn_config *cfg) {
   cfg->data_dir = strdup("./data");
   /* Empty = random key: correct for one router; a cluster must share a secret. */
   cfg->udp_secret = strdup("");
+  /* No cluster key: an open cluster, as on a laptop; router and node roles warn. */
+  cfg->cluster_key = strdup("");
+  cfg->cluster_key_file = strdup("");
+  /* No token files and no access lists: a laptop's tracker is open; a public one names
+   * its files (a Kubernetes Secret or ConfigMap mounted as files). */
+  cfg->api_tokens_file = strdup("");
+  cfg->api_admin_tokens_file = strdup("");
+  for (int i = 0; i < 4; i++) cfg->access_files[i] = strdup("");
   /* No embedding service: text search is keyword search until one is configured. */
   cfg->embedding_url = strdup("");
   cfg->embedding_api = strdup("ollama"); /* the common local setup */
@@ -103,6 +114,19 @@ static void set_default_limits(syn_config *cfg) {
   cfg->max_body = 1048576;         /* 1 MiB: a 4096-float embedding in JSON is ~80 KiB */
   cfg->max_connections = 10000;    /* fits the default fd limit raised once; bounds memory */
   cfg->idle_timeout_ms = 60000;    /* keep-alive helps agents; idle sockets cost memory */
+  cfg->header_timeout_ms = 10000;  /* a slow link sends a head in well under a second;
+                                      slowloris trickles it for ever */
+  cfg->linger_ms = 5000;           /* lets a client finish sending, so it reads the 413 */
+  cfg->max_connections_per_ip = 128; /* browsers open 6 per host; room for a NAT's users */
+  cfg->rate_limit = true;          /* one client must not take the tracker off the air */
+  /* Per client, a small share of what one router serves (~50k requests/s): announces, a
+   * seedbox starting up (2000 at once) and a NAT's worth of clients; scrapes are rarer;
+   * searches cost a fan-out to every node; an agent bulk-loading its shards registers
+   * about as fast as a node can commit. */
+  static const uint32_t per_s[4] = {200, 50, 100, 200}, burst[4] = {2000, 500, 1000, 2000};
+  memcpy(cfg->rate_per_s, per_s, sizeof per_s);
+  memcpy(cfg->rate_burst, burst, sizeof burst);
+  cfg->rate_table_entries = 65536; /* 2 MiB; beyond, the least recently seen is forgotten */
 }
 
 void syn_config_defaults(syn_config *cfg) {
@@ -142,9 +166,16 @@ void syn_config_free(syn_config *cfg) {
   free(cfg->peer_addr);
   free(cfg->data_dir);
   free(cfg->udp_secret);
+  if (cfg->cluster_key) explicit_bzero(cfg->cluster_key, strlen(cfg->cluster_key));
+  free(cfg->cluster_key);
+  free(cfg->cluster_key_file);
   for (size_t i = 0; i < cfg->seed_count; i++) free(cfg->seeds[i]);
   for (size_t i = 0; i < cfg->public_url_count; i++) free(cfg->public_urls[i]);
   for (size_t i = 0; i < cfg->api_token_count; i++) free(cfg->api_tokens[i]);
+  for (size_t i = 0; i < cfg->api_admin_token_count; i++) free(cfg->api_admin_tokens[i]);
+  free(cfg->api_tokens_file);
+  free(cfg->api_admin_tokens_file);
+  for (int i = 0; i < 4; i++) free(cfg->access_files[i]);
   free(cfg->embedding_url);
   free(cfg->embedding_api);
   free(cfg->embedding_model);
@@ -187,6 +218,10 @@ static int parse_prefix(const char *text, unsigned max, unsigned *out) {
   if (v > max) return -1;
   *out = v;
   return 0;
+}
+
+const char *syn_host_ipv4_fallback(const char *host) {
+  return strcmp(host, "::") == 0 ? "0.0.0.0" : NULL;
 }
 
 int syn_cidr_parse(const char *text, syn_cidr *out) {
@@ -345,6 +380,19 @@ static const key_spec keys[] = {
     {"limits", "max_body", KIND_U32, FIELD(max_body), 0, 0},
     {"limits", "max_connections", KIND_U32, FIELD(max_connections), 0, 0},
     {"limits", "idle_timeout_ms", KIND_U32, FIELD(idle_timeout_ms), 0, 0},
+    {"limits", "header_timeout_ms", KIND_U32, FIELD(header_timeout_ms), 0, 0},
+    {"limits", "linger_ms", KIND_U32, FIELD(linger_ms), 0, 0},
+    {"limits", "max_connections_per_ip", KIND_U32, FIELD(max_connections_per_ip), 0, 0},
+    {"limits", "rate_limit", KIND_BOOL, FIELD(rate_limit), 0, 0},
+    {"limits", "announce_rate", KIND_U32, FIELD(rate_per_s[0]), 0, 0},
+    {"limits", "announce_burst", KIND_U32, FIELD(rate_burst[0]), 0, 0},
+    {"limits", "scrape_rate", KIND_U32, FIELD(rate_per_s[1]), 0, 0},
+    {"limits", "scrape_burst", KIND_U32, FIELD(rate_burst[1]), 0, 0},
+    {"limits", "api_read_rate", KIND_U32, FIELD(rate_per_s[2]), 0, 0},
+    {"limits", "api_read_burst", KIND_U32, FIELD(rate_burst[2]), 0, 0},
+    {"limits", "api_write_rate", KIND_U32, FIELD(rate_per_s[3]), 0, 0},
+    {"limits", "api_write_burst", KIND_U32, FIELD(rate_burst[3]), 0, 0},
+    {"limits", "rate_table_entries", KIND_U32, FIELD(rate_table_entries), 0, 0},
     {"node", "workers", KIND_U32, FIELD(node_workers), 0, 0},
     /* Kept simple: the SQLite file and snapshots all live in data_dir. */
     {"database", "path", KIND_STR, FIELD(data_dir), 0, 0},
@@ -359,7 +407,18 @@ static const key_spec keys[] = {
     {"cluster", "replication_interval_ms", KIND_U32, FIELD(replication_interval_ms), 0, 0},
     {"cluster", "tombstone_grace_s", KIND_U32, FIELD(tombstone_grace_s), 0, 0},
     {"cluster", "anti_entropy_interval_ms", KIND_U32, FIELD(anti_entropy_interval_ms), 0, 0},
+    {"cluster", "key", KIND_STR, FIELD(cluster_key), 0, 0},
+    {"cluster", "key_file", KIND_STR, FIELD(cluster_key_file), 0, 0},
     {"api", "tokens", KIND_STR_LIST, LIST(api_tokens, api_token_count, SYN_MAX_API_TOKENS)},
+    {"api", "tokens_file", KIND_STR, FIELD(api_tokens_file), 0, 0},
+    {"api", "admin_tokens", KIND_STR_LIST,
+     LIST(api_admin_tokens, api_admin_token_count, SYN_MAX_API_TOKENS)},
+    {"api", "admin_tokens_file", KIND_STR, FIELD(api_admin_tokens_file), 0, 0},
+    {"access", "info_hash_allow_file", KIND_STR, FIELD(access_files[0]), 0, 0},
+    {"access", "info_hash_deny_file", KIND_STR, FIELD(access_files[1]), 0, 0},
+    {"access", "ip_allow_file", KIND_STR, FIELD(access_files[2]), 0, 0},
+    {"access", "ip_deny_file", KIND_STR, FIELD(access_files[3]), 0, 0},
+    {"tracker", "registered_only", KIND_BOOL, FIELD(registered_only), 0, 0},
     {"embedding", "url", KIND_STR, FIELD(embedding_url), 0, 0},
     {"embedding", "api", KIND_STR, FIELD(embedding_api), 0, 0},
     {"embedding", "model", KIND_STR, FIELD(embedding_model), 0, 0},
@@ -650,6 +709,7 @@ enum {
   OPT_PEER_ADDR,
   OPT_SEEDS,
   OPT_PUBLIC_URL,
+  OPT_CLUSTER_KEY_FILE,
 };
 
 static const struct option long_opts[] = {
@@ -664,6 +724,7 @@ static const struct option long_opts[] = {
     {"peer-addr", required_argument, NULL, OPT_PEER_ADDR},
     {"seeds", required_argument, NULL, OPT_SEEDS},
     {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
+    {"cluster-key-file", required_argument, NULL, OPT_CLUSTER_KEY_FILE},
     {"debug", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -689,6 +750,7 @@ static const struct {
     {OPT_PEER_ADDR, "cluster", "peer_addr"},
     {OPT_SEEDS, "tracker", "seeds"},
     {OPT_PUBLIC_URL, "server", "public_announce_urls"},
+    {OPT_CLUSTER_KEY_FILE, "cluster", "key_file"},
 };
 
 const char *syn_config_usage(void) {
@@ -696,7 +758,7 @@ const char *syn_config_usage(void) {
          "\n"
          "Options (flags override the config file):\n"
          "  -c, --config FILE         load FILE (YAML; see config.yaml) before the flags\n"
-         "      --host ADDR           address HTTP and UDP bind to (default 0.0.0.0)\n"
+         "      --host ADDR           address HTTP and UDP bind to (default ::, IPv4 and IPv6)\n"
          "  -p, --port N              HTTP port, 1-65535 (default 6881)\n"
          "      --udp-port N          UDP port, 0 disables UDP (default 6969)\n"
          "      --data-dir DIR        snapshots and SQLite files (default ./data)\n"
@@ -711,6 +773,7 @@ const char *syn_config_usage(void) {
          "                            address, default its --cluster-addr)\n"
          "      --seeds URL[,URL...]  nodes to contact on start (replaces the file's list)\n"
          "      --public-url URL      announce URL for magnet links (repeatable)\n"
+         "      --cluster-key-file FILE  shared cluster key (or SYNAPSE_CLUSTER_KEY)\n"
          "  -d, --debug               debug logging\n"
          "  -h, --help                print this help and exit\n"
          "  -V, --version             print the version and exit\n";
@@ -830,6 +893,54 @@ static int apply_secret_env(syn_config *cfg) {
   return 0;
 }
 
+/* Reads the key file into cfg->cluster_key. A Secret mounted as a file usually ends in a
+ * newline: blanks around the key are not part of it (common/cluster_auth.h). */
+static int read_key_file(syn_config *cfg, char *err, size_t err_len) {
+  const char *path = cfg->cluster_key_file;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    set_err(err, err_len, "cluster.key_file: cannot read \"%s\": %s", path, strerror(errno));
+    return -1;
+  }
+  char buf[2 * SYN_CLUSTER_KEY_MAX + 2];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  bool failed = ferror(f) != 0;
+  fclose(f);
+  buf[n] = '\0';
+  int rc = -1;
+  if (failed)
+    set_err(err, err_len, "cluster.key_file: cannot read \"%s\"", path);
+  else if (n == sizeof buf - 1)
+    set_err(err, err_len, "cluster.key_file: \"%s\" is larger than a key", path);
+  else if (strlen(buf) != n)
+    set_err(err, err_len, "cluster.key_file: \"%s\" holds a NUL byte: not a text key", path);
+  else if ((rc = replace_str(&cfg->cluster_key, buf)) != 0)
+    set_err(err, err_len, "out of memory");
+  explicit_bzero(buf, sizeof buf);
+  return rc;
+}
+
+/* The cluster key has three sources: cluster.key, cluster.key_file (--cluster-key-file)
+ * and SYNAPSE_CLUSTER_KEY. Two at once are refused rather than ranked: processes that
+ * quietly took different ones would never hear each other. */
+static int resolve_cluster_key(syn_config *cfg, char *err, size_t err_len) {
+  const char *env = getenv("SYNAPSE_CLUSTER_KEY");
+  int in_env = env && *env, in_yaml = cfg->cluster_key && cfg->cluster_key[0];
+  int in_file = cfg->cluster_key_file && cfg->cluster_key_file[0];
+  if (in_env + in_yaml + in_file > 1) {
+    set_err(err, err_len, "cluster key given twice (%s%s%s): give it in one place",
+            in_yaml ? "cluster.key " : "", in_file ? "cluster.key_file " : "",
+            in_env ? "SYNAPSE_CLUSTER_KEY" : "");
+    return -1;
+  }
+  if (in_file) return read_key_file(cfg, err, err_len);
+  if (in_env && replace_str(&cfg->cluster_key, env) != 0) {
+    set_err(err, err_len, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
 int syn_config_parse_args(syn_config *cfg, int argc, char **argv, char *err, size_t err_len) {
   first_pass fp = {0};
   if (scan_args(argc, argv, &fp, err, err_len) != 0) return -1;
@@ -847,7 +958,8 @@ int syn_config_parse_args(syn_config *cfg, int argc, char **argv, char *err, siz
   while ((opt = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
     if (apply_flag(cfg, opt, &sp, err, err_len) != 0) return -1;
   }
-  return apply_secret_env(cfg);
+  if (apply_secret_env(cfg) != 0) return -1;
+  return resolve_cluster_key(cfg, err, err_len);
 }
 
 /* ---- Validation -------------------------------------------------------------------- */
@@ -885,6 +997,18 @@ static int check_ranges(const syn_config *c, char *err, size_t err_len) {
       {"limits.max_body", c->max_body, 1, 64 * 1048576},
       {"limits.max_connections", c->max_connections, 1, 1000000},
       {"limits.idle_timeout_ms", c->idle_timeout_ms, 100, 3600000},
+      {"limits.header_timeout_ms", c->header_timeout_ms, 100, 600000},
+      {"limits.linger_ms", c->linger_ms, 0, 60000},
+      {"limits.max_connections_per_ip", c->max_connections_per_ip, 1, 1000000},
+      {"limits.announce_rate", c->rate_per_s[0], 0, 1000000},
+      {"limits.announce_burst", c->rate_burst[0], 1, 1000000},
+      {"limits.scrape_rate", c->rate_per_s[1], 0, 1000000},
+      {"limits.scrape_burst", c->rate_burst[1], 1, 1000000},
+      {"limits.api_read_rate", c->rate_per_s[2], 0, 1000000},
+      {"limits.api_read_burst", c->rate_burst[2], 1, 1000000},
+      {"limits.api_write_rate", c->rate_per_s[3], 0, 1000000},
+      {"limits.api_write_burst", c->rate_burst[3], 1, 1000000},
+      {"limits.rate_table_entries", c->rate_table_entries, 4, 16777216},
       {"node.workers", c->node_workers, 1, 256},
   };
   for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
@@ -914,6 +1038,7 @@ static int check_strings(const syn_config *c, char *err, size_t err_len) {
     set_err(err, err_len, "server.udp_secret: shorter than 16 characters (empty = random)");
     return -1;
   }
+  if (syn_cluster_key_check(c->cluster_key, err, err_len) != 0) return -1;
   return 0;
 }
 

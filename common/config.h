@@ -70,6 +70,14 @@ typedef struct syn_config {
   uint32_t max_body;         /* bytes; 413 beyond */
   uint32_t max_connections;  /* open HTTP connections; new ones are closed beyond */
   uint32_t idle_timeout_ms;  /* keep-alive connection idle time before close */
+  uint32_t header_timeout_ms; /* a request's whole head must arrive within this (408) */
+  uint32_t linger_ms;        /* after an error reply, unread input is drained this long */
+  uint32_t max_connections_per_ip; /* open HTTP connections of one client (IPv6: /64) */
+  bool rate_limit;           /* per-client token buckets on HTTP and UDP requests */
+  uint32_t rate_per_s[4];    /* per class (router/client_limits.h order: announce,
+                                scrape, api_read, api_write); 0 = that class unlimited */
+  uint32_t rate_burst[4];    /* requests a quiet client may send at once, per class */
+  uint32_t rate_table_entries; /* clients tracked at once (32 bytes each) */
 
   /* node: */
   uint32_t node_workers; /* threads serving router requests on a node */
@@ -88,11 +96,31 @@ typedef struct syn_config {
   uint32_t tombstone_grace_s; /* deletes are remembered (tombstones) this long; always
                                  longer than reap_timeout_s */
   uint32_t anti_entropy_interval_ms; /* replicas compare partition digests this often */
+  char *cluster_key;      /* shared secret authenticating every message between routers and
+                             nodes (common/cluster_auth.h), at least 32 characters; empty =
+                             an open cluster. After parse_args it holds the key whichever
+                             source gave it (cluster.key, the key file, SYNAPSE_CLUSTER_KEY) */
+  char *cluster_key_file; /* file holding the key (a mounted Kubernetes Secret), read at start */
 
   /* api: */
   char *api_tokens[SYN_MAX_API_TOKENS]; /* bearer tokens for register and delete; none =
                                            open (fine on a laptop, not on the internet) */
   size_t api_token_count;
+  char *api_tokens_file; /* more write tokens, one a line (a mounted Kubernetes Secret);
+                            re-read on SIGHUP and POST /admin/reload. SYNAPSE_API_TOKENS
+                            (comma-separated) adds more. Several at once, for rotation */
+  char *api_admin_tokens[SYN_MAX_API_TOKENS]; /* bearer tokens for the /admin endpoints; none = the
+                                                  admin endpoints are refused (403) */
+  size_t api_admin_token_count;
+  char *api_admin_tokens_file; /* as api_tokens_file, for admin tokens (and
+                                  SYNAPSE_ADMIN_TOKENS) */
+
+  /* access: lists re-read on SIGHUP and POST /admin/reload (router/access.h); empty =
+   * no such list. Order: router/access.h's syn_access_list_kind (info_hash allow, deny,
+   * ip allow, deny). */
+  char *access_files[4];
+  bool registered_only; /* tracker.registered_only: only info_hashes registered as shards
+                           are tracked (the registry is the whitelist) */
 
   /* embedding: the service /api/search uses to embed text queries; no URL = keyword
    * search only. */
@@ -127,6 +155,10 @@ int syn_config_parse_args(syn_config *cfg, int argc, char **argv, char *err, siz
 
 /* Checks cross-field consistency (numwant bounds, intervals). 0 or -1 with message. */
 int syn_config_validate(const syn_config *cfg, char *err, size_t err_len);
+
+/* The address to bind instead of `host` when the kernel has no IPv6: "0.0.0.0" for
+ * "::" (the dual-stack default), NULL for anything else (an explicit address fails). */
+const char *syn_host_ipv4_fallback(const char *host);
 
 /* Parses "10.0.0.0/8", "::1/128", "192.168.1.7". 0 or -1. */
 int syn_cidr_parse(const char *text, syn_cidr *out);

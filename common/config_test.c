@@ -34,7 +34,7 @@ static void write_temp(const char *text, char path[64]) {
 /* ---- Defaults and the sample file --------------------------------------------------- */
 
 static void check_defaults(const syn_config *c) {
-  assert_string_equal(c->host, "0.0.0.0");
+  assert_string_equal(c->host, "::");
   assert_int_equal(c->http_port, 6881);
   assert_int_equal(c->udp_port, 6969);
   assert_int_equal(c->role, SYN_PROCESS_STANDALONE);

@@ -16,6 +16,7 @@ typedef struct syn_router_counters {
   uint64_t failures;    /* failure reasons and UDP error packets sent */
   uint64_t overloaded;  /* refused because the node link was saturated */
   uint64_t node_errors; /* node unavailable or timed out */
+  uint64_t rate_limited[4]; /* refused over a client's rate, by syn_limit_class */
   uint64_t registrations;
   uint64_t searches;
   uint64_t search_latency_us_sum;

@@ -10,7 +10,19 @@
  * - Request headers are not kept: only Host, X-Forwarded-For and Authorization are copied
  *   into fixed buffers, other headers are counted and measured against the limits.
  * - One read buffer is shared by all connections: libuv reads one connection at a time on
- *   this thread and the parser copies what it keeps. */
+ *   this thread and the parser copies what it keeps.
+ * - Deadlines: a request's head must arrive within header_timeout_ms of its first byte
+ *   (of the accept, for a connection's first request), however slowly it trickles; a
+ *   connection between requests may idle for idle_timeout_ms. One sweep a second checks
+ *   both, so a deadline is met within a second.
+ * - Lingering close: an error reply is followed by a shutdown of our side and reading
+ *   and discarding for linger_ms (at most LINGER_MAX_BYTES), so the client, still
+ *   sending, reads the reply instead of a reset (closing with unread input makes the
+ *   kernel send RST, which destroys the reply in the client's receive buffer).
+ * - Descriptors: libuv keeps a spare descriptor and, when accept fails with EMFILE,
+ *   accepts and closes the pending connection with it, so the listener never stalls; we
+ *   count that and warn at most once a minute. max_connections is held below the
+ *   process's descriptor limit. */
 #include "router/http.h"
 
 #include <arpa/inet.h>
@@ -21,8 +33,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sys/resource.h>
+
 #include "common/buf.h"
 #include "common/log.h"
+#include "router/client_limits.h"
 
 #define READ_BUFFER_SIZE (64 * 1024)
 #define MAX_PIPELINED 64 /* queued responses before the connection stops being read */
@@ -30,6 +45,9 @@
 #define XFF_MAX 511
 #define AUTH_MAX 1023
 #define SWEEP_INTERVAL_MS 1000
+#define LINGER_MAX_BYTES (8u << 20)
+#define FD_RESERVE 256 /* descriptors kept for nng, SQLite, snapshots and logs */
+#define WARN_INTERVAL_MS 60000
 
 enum header_kind { HEADER_OTHER, HEADER_HOST, HEADER_XFF, HEADER_AUTH };
 
@@ -42,6 +60,7 @@ struct syn_http_slot {
   bool orphan;
   bool close_after;
   bool head; /* HEAD request: headers only */
+  bool linger; /* an error reply: drain the client's input after it */
   uv_write_t write;
   syn_buf out;
 };
@@ -54,7 +73,14 @@ struct http_conn {
   int refs;
   bool closing;
   bool paused;
+  bool counted;     /* holds a place in the per-client connection count */
+  bool in_head;     /* a request's head has begun and not ended */
+  bool lingering;   /* draining input after an error reply */
   uint64_t last_active;
+  uint64_t head_deadline;   /* 0 = no head expected yet */
+  uint64_t linger_deadline;
+  uint64_t lingered_bytes;
+  uv_shutdown_t shutdown;
   uint8_t peer_ip[16];
   size_t peer_ip_len;
   /* request being parsed */
@@ -85,6 +111,9 @@ struct syn_http_server {
   syn_http_handler handler;
   void *handler_ctx;
   llhttp_settings_t settings;
+  syn_conn_table *per_client;
+  uint32_t max_connections; /* the configured limit, held below the descriptor limit */
+  uint64_t last_emfile_warning;
   http_conn *conns;
   int open_handles;
   bool closing;
@@ -146,12 +175,13 @@ static void slot_free(syn_http_slot *s) {
 }
 
 static void maybe_resume(http_conn *c);
+static void start_linger(http_conn *c);
 
 static void on_written(uv_write_t *w, int status) {
   syn_http_slot *s = w->data;
   http_conn *c = s->conn;
-  bool close_after = s->close_after || status < 0;
-  if (close_after) conn_close(c);
+  if (status == 0 && s->linger && c->srv->cfg->linger_ms) start_linger(c);
+  else if (s->close_after || status < 0) conn_close(c);
   slot_free(s);
 }
 
@@ -213,6 +243,7 @@ static void server_free_if_done(syn_http_server *srv);
 
 static void conn_free(http_conn *c) {
   syn_http_server *srv = c->srv;
+  if (c->counted) syn_conn_release(srv->per_client, c->peer_ip, c->peer_ip_len);
   if (c->prev) c->prev->next = c->next;
   else srv->conns = c->next;
   if (c->next) c->next->prev = c->prev;
@@ -229,6 +260,7 @@ static void conn_release(http_conn *c) {
 static void on_conn_closed(uv_handle_t *h) {
   http_conn *c = h->data;
   c->srv->stats.connections_open--;
+  if (c->lingering) c->srv->stats.lingering--;
   /* Slots still waiting for a node stay alive as orphans; written-or-ready ones go. */
   syn_http_slot *s = c->head;
   c->head = c->tail = NULL;
@@ -249,6 +281,36 @@ static void conn_close(http_conn *c) {
 }
 
 /* ---- reading and parsing ---- */
+
+/* ---- lingering close ---- */
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  http_conn *c = req->data;
+  if (status < 0 && status != UV_ECANCELED) conn_close(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+/* The error reply is written: send FIN, then read and discard until the client closes,
+ * LINGER_MAX_BYTES arrive or linger_ms pass (the sweep), whichever comes first. */
+static void start_linger(http_conn *c) {
+  if (c->closing || c->lingering) return;
+  c->lingering = true;
+  c->srv->stats.lingering++;
+  c->srv->stats.lingered_total++;
+  c->head_deadline = 0;
+  c->linger_deadline = uv_now(c->srv->loop) + c->srv->cfg->linger_ms;
+  c->shutdown.data = c;
+  if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) ||
+      uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read))
+    conn_close(c);
+}
+
+static void discard_input(http_conn *c, size_t n) {
+  c->lingered_bytes += n;
+  if (c->lingered_bytes > LINGER_MAX_BYTES) conn_close(c);
+}
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   http_conn *c = h->data;
@@ -286,6 +348,7 @@ static void send_rejection(http_conn *c) {
     return;
   }
   s->close_after = true;
+  s->linger = true;
   char body[160];
   int status = c->reject_status;
   uv_read_stop((uv_stream_t *)&c->tcp);
@@ -300,7 +363,10 @@ static void send_rejection(http_conn *c) {
 static http_conn *conn_of(llhttp_t *p) { return p->data; }
 
 static int on_message_begin(llhttp_t *p) {
-  reset_request(conn_of(p));
+  http_conn *c = conn_of(p);
+  reset_request(c);
+  c->in_head = true;
+  if (!c->head_deadline) c->head_deadline = uv_now(c->srv->loop) + c->srv->cfg->header_timeout_ms;
   return 0;
 }
 
@@ -362,6 +428,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
 
 static int on_headers_complete(llhttp_t *p) {
   http_conn *c = conn_of(p);
+  c->in_head = false;
+  c->head_deadline = 0;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->cfg->max_body)
     return reject(c, 413);
   return 0;
@@ -447,8 +515,6 @@ static void maybe_resume(http_conn *c) {
   }
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-
 static void parse_input(http_conn *c, const char *data, size_t len) {
   llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
   if (err == HPE_OK) {
@@ -481,7 +547,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0 || c->closing) return;
   c->last_active = uv_now(srv->loop);
-  parse_input(c, buf->base, (size_t)nread);
+  if (c->lingering) discard_input(c, (size_t)nread);
+  else parse_input(c, buf->base, (size_t)nread);
 }
 
 static void peer_address(http_conn *c) {
@@ -507,19 +574,57 @@ static void peer_address(http_conn *c) {
 
 static void on_rejected_closed(uv_handle_t *h) { free(h); }
 
+/* Accepts the pending connection only to close it: the listener must be drained. */
+static void refuse_pending(syn_http_server *srv, uv_stream_t *listener) {
+  uv_tcp_t *t = malloc(sizeof *t);
+  if (!t) return;
+  uv_tcp_init(srv->loop, t);
+  uv_accept(listener, (uv_stream_t *)t);
+  uv_close((uv_handle_t *)t, on_rejected_closed);
+}
+
+static void accept_failed(syn_http_server *srv, int status) {
+  if (status != UV_EMFILE && status != UV_ENFILE) return;
+  srv->stats.refused_no_descriptor++;
+  uint64_t now = uv_now(srv->loop);
+  if (srv->last_emfile_warning && now - srv->last_emfile_warning < WARN_INTERVAL_MS) return;
+  srv->last_emfile_warning = now;
+  syn_warn("http: out of file descriptors (%s): new connections are closed at once; "
+           "%llu refused so far (raise `ulimit -n` or lower limits.max_connections)",
+           uv_strerror(status), (unsigned long long)srv->stats.refused_no_descriptor);
+}
+
+static bool from_trusted_proxy(const syn_config *cfg, const uint8_t *ip, size_t ip_len) {
+  for (size_t i = 0; i < cfg->trusted_proxy_count; i++)
+    if (syn_cidr_contains(&cfg->trusted_proxies[i], ip, ip_len)) return true;
+  return false;
+}
+
+/* One client may hold max_connections_per_ip; a proxy speaks for many, so it is exempt. */
+static bool count_client(http_conn *c) {
+  syn_http_server *srv = c->srv;
+  if (!c->peer_ip_len || from_trusted_proxy(srv->cfg, c->peer_ip, c->peer_ip_len)) return true;
+  c->counted = syn_conn_acquire(srv->per_client, c->peer_ip, c->peer_ip_len,
+                                srv->cfg->max_connections_per_ip);
+  return c->counted;
+}
+
 static void on_connection(uv_stream_t *listener, int status) {
   syn_http_server *srv = listener->data;
-  if (status < 0) return;
-  if (srv->stats.connections_open >= srv->cfg->max_connections) {
-    uv_tcp_t *t = malloc(sizeof *t);
-    if (!t) return;
-    uv_tcp_init(srv->loop, t);
-    if (uv_accept(listener, (uv_stream_t *)t) == 0) srv->stats.rejected++;
-    uv_close((uv_handle_t *)t, on_rejected_closed);
+  if (status < 0) {
+    accept_failed(srv, status);
+    return;
+  }
+  if (srv->stats.connections_open >= srv->max_connections) {
+    srv->stats.refused_max_connections++;
+    refuse_pending(srv, listener);
     return;
   }
   http_conn *c = calloc(1, sizeof *c);
-  if (!c) return;
+  if (!c) {
+    refuse_pending(srv, listener);
+    return;
+  }
   c->srv = srv;
   c->refs = 1;
   uv_tcp_init(srv->loop, &c->tcp);
@@ -533,37 +638,89 @@ static void on_connection(uv_stream_t *listener, int status) {
     conn_close(c);
     return;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
   peer_address(c);
+  if (!count_client(c)) {
+    srv->stats.refused_per_client++;
+    conn_close(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
   llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
   c->parser.data = c;
   c->last_active = uv_now(srv->loop);
+  c->head_deadline = c->last_active + srv->cfg->header_timeout_ms;
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-/* Closes connections idle longer than the idle timeout (nothing queued, nothing read). */
+/* A head that did not arrive in time: a partial one is answered 408; a connection that
+ * never sent a byte is just closed (there is no request to answer). */
+static void head_timed_out(http_conn *c) {
+  c->srv->stats.header_timeouts++;
+  c->head_deadline = 0;
+  if (!c->in_head) {
+    conn_close(c);
+    return;
+  }
+  c->reject_status = 408;
+  c->srv->stats.rejected++;
+  send_rejection(c);
+}
+
+/* Every second: heads past their deadline, lingering past its time, idle keep-alive
+ * connections (nothing queued, nothing read for idle_timeout_ms). */
 static void on_sweep(uv_timer_t *t) {
   syn_http_server *srv = t->data;
   uint64_t now = uv_now(srv->loop);
   for (http_conn *c = srv->conns; c; c = c->next) {
-    if (!c->closing && c->queued == 0 && now - c->last_active > srv->cfg->idle_timeout_ms)
+    if (c->closing) continue;
+    if (c->lingering) {
+      if (now >= c->linger_deadline) conn_close(c);
+    } else if (c->head_deadline && now >= c->head_deadline) {
+      head_timed_out(c);
+    } else if (c->queued == 0 && !c->in_head &&
+               now - c->last_active > srv->cfg->idle_timeout_ms) {
+      srv->stats.idle_closed++;
       conn_close(c);
+    }
   }
+}
+
+/* max_connections, held below the descriptor limit (the hard limit, once app/ raised
+ * the soft one to it), so that the last descriptors stay for everything else. */
+static uint32_t connection_limit(const syn_config *cfg) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY) return cfg->max_connections;
+  uint64_t usable = rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE : rl.rlim_cur / 2;
+  if (cfg->max_connections <= usable) return cfg->max_connections;
+  syn_warn("http: limits.max_connections %u is above what %llu file descriptors allow; "
+           "using %llu",
+           cfg->max_connections, (unsigned long long)rl.rlim_cur, (unsigned long long)usable);
+  return (uint32_t)usable;
+}
+
+static int bind_host(syn_http_server *srv, const char *host) {
+  struct sockaddr_storage addr;
+  int rc = uv_ip4_addr(host, srv->cfg->http_port, (struct sockaddr_in *)&addr);
+  if (rc) rc = uv_ip6_addr(host, srv->cfg->http_port, (struct sockaddr_in6 *)&addr);
+  if (rc) return UV_EINVAL;
+  return uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0); /* IPv6: dual-stack */
 }
 
 static int bind_listener(syn_http_server *srv, char *err, size_t err_len) {
   const syn_config *cfg = srv->cfg;
-  struct sockaddr_storage addr;
   uv_tcp_init(srv->loop, &srv->listener);
   srv->listener.data = srv;
   srv->open_handles++;
-  int rc = uv_ip4_addr(cfg->host, cfg->http_port, (struct sockaddr_in *)&addr);
-  if (rc) rc = uv_ip6_addr(cfg->host, cfg->http_port, (struct sockaddr_in6 *)&addr);
-  if (rc) {
+  int rc = bind_host(srv, cfg->host);
+  if (rc == UV_EINVAL) {
     snprintf(err, err_len, "--host: \"%s\" is not an IPv4 or IPv6 address", cfg->host);
     return -1;
   }
-  rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
+  const char *fallback = syn_host_ipv4_fallback(cfg->host);
+  if (rc == UV_EAFNOSUPPORT && fallback) {
+    syn_warn("http: no IPv6 here: listening on %s (IPv4 only)", fallback);
+    rc = bind_host(srv, fallback);
+  }
   if (rc == 0) rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
   if (rc) {
     snprintf(err, err_len, "HTTP port %s:%u: %s", cfg->host, (unsigned)cfg->http_port,
@@ -576,7 +733,9 @@ static int bind_listener(syn_http_server *srv, char *err, size_t err_len) {
 /* The server goes last: after its own handles and every connection (whose close
  * callbacks and orphaned slots still use it). */
 static void server_free_if_done(syn_http_server *srv) {
-  if (srv->closing && srv->open_handles == 0 && !srv->conns) free(srv);
+  if (!srv->closing || srv->open_handles || srv->conns) return;
+  syn_conn_table_free(srv->per_client);
+  free(srv);
 }
 
 static void on_server_handle_closed(uv_handle_t *h) {
@@ -596,6 +755,13 @@ syn_http_server *syn_http_listen(uv_loop_t *loop, const syn_config *cfg, syn_htt
   srv->cfg = cfg;
   srv->handler = fn;
   srv->handler_ctx = ctx;
+  srv->max_connections = connection_limit(cfg);
+  srv->per_client = syn_conn_table_new(srv->max_connections);
+  if (!srv->per_client) {
+    snprintf(err, err_len, "out of memory");
+    free(srv);
+    return NULL;
+  }
   llhttp_settings_init(&srv->settings);
   srv->settings.on_message_begin = on_message_begin;
   srv->settings.on_url = on_url;

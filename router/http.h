@@ -3,7 +3,9 @@
  * Owns the listening socket and every connection. Supports keep-alive, pipelining (many
  * requests in one read are answered in order even when later ones finish first) and
  * HTTP/1.0. Enforces the configured limits: request line (414), header bytes and count
- * (431), body (413), and closes the connection after such an error. Requests are handed
+ * (431), body (413), a deadline for each request's head (408), connections per client
+ * and in all, and closes the connection after such an error, lingering so the client
+ * reads the reply. Requests are handed
  * to one handler function together with a response slot; the handler answers at once or
  * later (after a node replied) with syn_http_respond. A slot outlives its connection:
  * answering a slot whose client went away is a no-op, so handlers never track clients.
@@ -45,8 +47,15 @@ typedef void (*syn_http_handler)(void *ctx, const syn_http_request *req, syn_htt
 typedef struct syn_http_stats {
   uint64_t connections_open;
   uint64_t connections_total;
+  uint64_t lingering;         /* open connections draining input after an error reply */
+  uint64_t lingered_total;
   uint64_t requests;
-  uint64_t rejected; /* limit violations and parse errors */
+  uint64_t rejected;          /* limit violations and parse errors */
+  uint64_t header_timeouts;   /* heads not complete within header_timeout_ms */
+  uint64_t idle_closed;       /* keep-alive connections closed idle */
+  uint64_t refused_per_client;     /* connections over max_connections_per_ip */
+  uint64_t refused_max_connections; /* connections over max_connections */
+  uint64_t refused_no_descriptor;  /* accepts that failed: out of file descriptors */
 } syn_http_stats;
 
 /* Binds host:port and starts accepting. NULL with a message in err (e.g. port in use). */

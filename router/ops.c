@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "router/admin.h"
 #include "router/api_json.h"
+#include "router/client_limits.h"
 #include "router/call_group.h"
 
 enum gather_kind { GATHER_METRICS, GATHER_STATS, GATHER_READY, GATHER_STATUS };
@@ -84,6 +86,37 @@ static void search_histogram(syn_buf *b, const syn_router_counters *c) {
                  (unsigned long long)c->search_latency_count);
 }
 
+/* What the per-client limits and deadlines refused, by class and reason. */
+static void http_defence_metrics(syn_buf *b, const syn_router_counters *c,
+                                 const syn_http_stats *hs) {
+  syn_buf_printf(b, "# HELP synapse_tracker_rate_limited_total Requests refused over a "
+                    "client's rate (429, BEP 15 error).\n"
+                    "# TYPE synapse_tracker_rate_limited_total counter\n");
+  for (int i = 0; i < SYN_LIMIT_CLASSES; i++)
+    syn_buf_printf(b, "synapse_tracker_rate_limited_total{class=\"%s\"} %llu\n",
+                   syn_limit_class_name((syn_limit_class)i),
+                   (unsigned long long)c->rate_limited[i]);
+  syn_buf_printf(b, "# HELP synapse_tracker_http_connections_refused_total Connections "
+                    "closed at accept, by reason.\n"
+                    "# TYPE synapse_tracker_http_connections_refused_total counter\n");
+  const struct {
+    const char *reason;
+    uint64_t n;
+  } refused[] = {{"per_client", hs->refused_per_client},
+                 {"max_connections", hs->refused_max_connections},
+                 {"no_descriptor", hs->refused_no_descriptor}};
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+    syn_buf_printf(b, "synapse_tracker_http_connections_refused_total{reason=\"%s\"} %llu\n",
+                   refused[i].reason, (unsigned long long)refused[i].n);
+  metric(b, "synapse_tracker_http_connections_lingering", "gauge",
+         "Connections draining input after an error reply.", hs->lingering);
+  metric(b, "synapse_tracker_http_header_timeouts_total", "counter",
+         "Requests whose head did not arrive within limits.header_timeout_ms.",
+         hs->header_timeouts);
+  metric(b, "synapse_tracker_http_idle_closed_total", "counter",
+         "Keep-alive connections closed after limits.idle_timeout_ms idle.", hs->idle_closed);
+}
+
 static void router_metrics(const syn_ops *o, syn_buf *b) {
   const syn_router_counters *c = o->counters;
   syn_http_stats hs;
@@ -110,6 +143,8 @@ static void router_metrics(const syn_ops *o, syn_buf *b) {
          "UDP requests with an invalid connection id.", us.bad_connection_id);
   metric(b, "synapse_tracker_http_connections", "gauge", "Open HTTP connections.",
          hs.connections_open);
+  http_defence_metrics(b, c, &hs);
+  syn_admin_metrics(o->admin, b);
   metric(b, "synapse_tracker_http_requests_total", "counter", "HTTP requests parsed.", hs.requests);
   metric(b, "synapse_tracker_http_rejected_total", "counter",
          "HTTP requests rejected by limits or parse errors.", hs.rejected);
@@ -205,6 +240,9 @@ static void membership_metrics(syn_buf *b, syn_membership *m) {
   metric(b, "synapse_membership_pauses_total", "counter",
          "Gossip turns two seconds or more late (the process was paused or starved).",
          syn_membership_pauses(m));
+  metric(b, "synapse_cluster_auth_failures_total", "counter",
+         "Cluster messages dropped for a missing or wrong MAC (common/cluster_auth.h).",
+         st.auth_failures);
 }
 
 static void finish_metrics(gather *g) {

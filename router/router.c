@@ -21,13 +21,17 @@
 #include "common/buf.h"
 #include "common/identity.h"
 #include "common/log.h"
+#include "router/access.h"
+#include "router/admin.h"
 #include "router/api.h"
+#include "router/client_limits.h"
 #include "router/counters.h"
 #include "router/http.h"
 #include "router/nodes.h"
 #include "router/ops.h"
 #include "router/scrape.h"
 #include "router/tracker_query.h"
+#include "router/tokens.h"
 #include "router/udp.h"
 
 #define FULL_SCRAPE_CLIENTS 1024
@@ -48,6 +52,10 @@ struct syn_router {
   syn_api api;
   syn_ops ops;
   syn_scraper scraper;
+  syn_access access;  /* access lists (router/access.h) */
+  syn_tokens *tokens; /* bearer tokens (router/tokens.h) */
+  syn_admin admin;
+  syn_rate_table *rates; /* NULL when limits.rate_limit is off */
   full_scrape_client full_scrape[FULL_SCRAPE_CLIENTS];
   syn_buf scratch;
 };
@@ -100,6 +108,12 @@ static void http_announce(syn_router *r, const syn_http_request *hr, syn_http_sl
   const char *err = syn_announce_query_parse(hr->query, hr->query_len, &q);
   if (err) {
     respond_failure(r, slot, err);
+    return;
+  }
+  const char *refused = syn_access_check(&r->access, hr->client_ip, hr->client_ip_len,
+                                         (const uint8_t(*)[20])q.info_hash, 1);
+  if (refused) {
+    respond_failure(r, slot, refused);
     return;
   }
   r->counters.http_announces++;
@@ -167,6 +181,12 @@ static void http_scrape(syn_router *r, const syn_http_request *hr, syn_http_slot
     respond_failure(r, slot, "full scrape rate limit: retry later");
     return;
   }
+  const char *refused = syn_access_check(&r->access, hr->client_ip, hr->client_ip_len,
+                                         (const uint8_t(*)[20])q.hashes, q.count);
+  if (refused) {
+    respond_failure(r, slot, refused);
+    return;
+  }
   r->counters.http_scrapes++;
   syn_scrape_http(&r->scraper, (const uint8_t(*)[20])q.hashes, q.count, slot);
 }
@@ -175,6 +195,8 @@ static void http_announce_reply(syn_req *req, const Synapse__Reply *rep) {
   const http_announce_state *p = (const http_announce_state *)(const void *)req->data;
   syn_router *r = p->router;
   if (rep->error == SYNAPSE__ERROR_CODE__UNAVAILABLE) r->counters.node_errors++;
+  if (rep->error == SYNAPSE__ERROR_CODE__NOT_REGISTERED)
+    r->access.refused[SYN_REFUSED_NOT_REGISTERED]++;
   if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_ANNOUNCE) {
     respond_failure(r, p->slot, rep->message ? rep->message : "announce failed");
     return;
@@ -204,6 +226,41 @@ static void http_announce_reply(syn_req *req, const Synapse__Reply *rep) {
   syn_http_respond(p->slot, 200, "text/plain", b->data, b->len, NULL);
 }
 
+/* ---- rate limits ---- */
+
+static bool within_rate(syn_router *r, syn_limit_class cls, const uint8_t *ip, size_t ip_len) {
+  if (!r->rates || syn_rate_take(r->rates, cls, ip, ip_len, uv_now(r->loop))) return true;
+  r->counters.rate_limited[cls]++;
+  return false;
+}
+
+/* The class a request is limited under; SYN_LIMIT_CLASSES for one that is not limited
+ * (liveness probes must answer however busy the client is). */
+static syn_limit_class http_class(const syn_http_request *req) {
+  if (req->path_len == 8 && !memcmp(req->path, "/healthz", 8)) return SYN_LIMIT_CLASSES;
+  if (req->path_len == 9 && !memcmp(req->path, "/announce", 9)) return SYN_LIMIT_ANNOUNCE;
+  if (req->path_len == 7 && !memcmp(req->path, "/scrape", 7)) return SYN_LIMIT_SCRAPE;
+  bool search = req->path_len >= 11 && !memcmp(req->path, "/api/search", 11);
+  bool write = req->method == HTTP_DELETE || (req->method == HTTP_POST && !search);
+  return write ? SYN_LIMIT_API_WRITE : SYN_LIMIT_API_READ;
+}
+
+/* 429 in the shape the endpoint speaks: bencoded for a BitTorrent client, JSON for /api. */
+static void respond_rate_limited(syn_router *r, syn_limit_class cls, syn_http_slot *slot) {
+  char headers[48];
+  snprintf(headers, sizeof headers, "Retry-After: %u\r\n", syn_rate_retry_after(r->rates, cls));
+  static const char reason[] = "rate limit exceeded for this address: retry later";
+  syn_buf *b = &r->scratch;
+  syn_buf_reset(b);
+  if (cls == SYN_LIMIT_ANNOUNCE || cls == SYN_LIMIT_SCRAPE) {
+    syn_bencode_failure(b, reason);
+    syn_http_respond(slot, 429, "text/plain", b->data, b->len, headers);
+    return;
+  }
+  syn_buf_printf(b, "{\"status\":\"error\",\"error\":\"%s\"}", reason);
+  syn_http_respond(slot, 429, "application/json", b->data, b->len, headers);
+}
+
 /* ---- UDP ---- */
 
 static void udp_announce(syn_router *r, const syn_udp_request *u, const syn_udp_peer *from) {
@@ -211,6 +268,13 @@ static void udp_announce(syn_router *r, const syn_udp_request *u, const syn_udp_
   if (u->port == 0) { /* unreachable: never stored, never handed out (HTTP refuses it too) */
     r->counters.failures++;
     syn_udp_send_error(r->udp, from, u->transaction_id, "invalid port");
+    return;
+  }
+  const char *refused =
+      syn_access_check(&r->access, from->ip, from->ip_len, (const uint8_t(*)[20])u->info_hash, 1);
+  if (refused) {
+    r->counters.failures++;
+    syn_udp_send_error(r->udp, from, u->transaction_id, refused);
     return;
   }
   syn_req *req = syn_nodes_req(r->nodes, udp_announce_reply, NULL);
@@ -250,6 +314,13 @@ static void udp_announce(syn_router *r, const syn_udp_request *u, const syn_udp_
 }
 
 static void udp_scrape(syn_router *r, const syn_udp_request *u, const syn_udp_peer *from) {
+  const char *refused = syn_access_check(&r->access, from->ip, from->ip_len,
+                                         (const uint8_t(*)[20])u->scrape_hashes, u->scrape_count);
+  if (refused) {
+    r->counters.failures++;
+    syn_udp_send_error(r->udp, from, u->transaction_id, refused);
+    return;
+  }
   r->counters.udp_scrapes++;
   syn_scrape_udp(&r->scraper, (const uint8_t(*)[20])u->scrape_hashes, u->scrape_count,
                  u->transaction_id, from);
@@ -257,14 +328,24 @@ static void udp_scrape(syn_router *r, const syn_udp_request *u, const syn_udp_pe
 
 static void on_udp_request(void *ctx, const syn_udp_request *u, const syn_udp_peer *from) {
   syn_router *r = ctx;
-  if (u->action == SYN_UDP_ANNOUNCE) udp_announce(r, u, from);
-  else udp_scrape(r, u, from);
+  syn_limit_class cls = u->action == SYN_UDP_ANNOUNCE ? SYN_LIMIT_ANNOUNCE : SYN_LIMIT_SCRAPE;
+  if (!within_rate(r, cls, from->ip, from->ip_len)) {
+    r->counters.failures++;
+    syn_udp_send_error(r->udp, from, u->transaction_id,
+                       "rate limit exceeded for this address: retry later");
+  } else if (u->action == SYN_UDP_ANNOUNCE) {
+    udp_announce(r, u, from);
+  } else {
+    udp_scrape(r, u, from);
+  }
 }
 
 static void udp_announce_reply(syn_req *req, const Synapse__Reply *rep) {
   const udp_announce_state *p = (const udp_announce_state *)(const void *)req->data;
   syn_router *r = p->router;
   if (rep->error == SYNAPSE__ERROR_CODE__UNAVAILABLE) r->counters.node_errors++;
+  if (rep->error == SYNAPSE__ERROR_CODE__NOT_REGISTERED)
+    r->access.refused[SYN_REFUSED_NOT_REGISTERED]++;
   if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_ANNOUNCE) {
     r->counters.failures++;
     syn_udp_send_error(r->udp, &p->peer, p->transaction_id,
@@ -295,11 +376,28 @@ static void method_not_allowed(syn_http_slot *slot, const char *allow) {
   syn_http_respond(slot, 405, "application/json", body, strlen(body), headers);
 }
 
+/* The JSON API applies the IP lists: a refused address gets a 403 in JSON. */
+static bool api_refused(syn_router *r, const syn_http_request *req, syn_http_slot *slot) {
+  if (req->path_len < 5 || memcmp(req->path, "/api/", 5) != 0) return false;
+  const char *why = syn_access_check(&r->access, req->client_ip, req->client_ip_len, NULL, 0);
+  if (!why) return false;
+  syn_buf *b = &r->scratch;
+  syn_buf_reset(b);
+  syn_buf_printf(b, "{\"status\":\"error\",\"error\":\"%s\"}", why);
+  syn_http_respond(slot, 403, "application/json", b->data, b->len, NULL);
+  return true;
+}
+
 static void on_http_request(void *ctx, const syn_http_request *req, syn_http_slot *slot) {
   syn_router *r = ctx;
   bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
-  if (path_is(req, "/healthz")) {
+  syn_limit_class cls = http_class(req);
+  if (cls < SYN_LIMIT_CLASSES && !within_rate(r, cls, req->client_ip, req->client_ip_len)) {
+    respond_rate_limited(r, cls, slot);
+  } else if (path_is(req, "/healthz")) {
     respond_text(slot, 200, "ok\n");
+  } else if (syn_admin_handle(&r->admin, req, slot)) {
+    /* answered by the admin endpoints (router/admin.h) */
   } else if (syn_ops_handle(&r->ops, req, slot)) {
     /* answered by the operations endpoints */
   } else if (r->opts.admin_only) {
@@ -310,6 +408,8 @@ static void on_http_request(void *ctx, const syn_http_request *req, syn_http_slo
   } else if (path_is(req, "/scrape")) {
     if (get) http_scrape(r, req, slot);
     else method_not_allowed(slot, "GET");
+  } else if (api_refused(r, req, slot)) {
+    /* the client's address is not allowed */
   } else if (syn_api_handle(&r->api, req, slot)) {
     /* answered by the JSON API */
   } else {
@@ -355,19 +455,38 @@ syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
   r->cfg = cfg;
   r->opts = *opts;
   if (open_nodes(r, loop, cfg, opts, err, err_len)) goto fail;
+  if (syn_access_init(&r->access, cfg, err, err_len)) goto fail;
+  r->tokens = syn_tokens_new(cfg, err, err_len);
+  if (!r->tokens) goto fail;
+  r->admin = (syn_admin){cfg, &r->access, r->tokens, 0, true, ""};
+  if (cfg->rate_limit) {
+    syn_rate_rule rules[SYN_LIMIT_CLASSES];
+    for (int c = 0; c < SYN_LIMIT_CLASSES; c++)
+      rules[c] = (syn_rate_rule){cfg->rate_per_s[c], cfg->rate_burst[c]};
+    r->rates = syn_rate_table_new(cfg->rate_table_entries, rules);
+    if (!r->rates) {
+      snprintf(err, err_len, "out of memory");
+      goto fail;
+    }
+  }
   r->http = syn_http_listen(loop, cfg, on_http_request, r, err, err_len);
   if (!r->http) goto fail;
   if (!opts->admin_only && cfg->udp_port) {
     r->udp = syn_udp_start(loop, cfg, on_udp_request, r, err, err_len);
     if (!r->udp) goto fail;
   }
-  r->api = (syn_api){loop, cfg, r->nodes, &r->counters};
+  r->api = (syn_api){loop, cfg, r->nodes, &r->counters, r->tokens};
   r->scraper = (syn_scraper){loop, cfg, r->nodes, r->udp, &r->counters};
-  r->ops = (syn_ops){loop, cfg, r->nodes, r->http, r->udp, &r->counters, opts->admin_only};
+  r->ops =
+      (syn_ops){loop, cfg, r->nodes, r->http, r->udp, &r->counters, opts->admin_only, &r->admin};
   return r;
 fail:
   syn_router_stop(r);
   return NULL;
+}
+
+int syn_router_reload(syn_router *r, char *msg, size_t len) {
+  return syn_admin_reload(&r->admin, msg, len);
 }
 
 bool syn_router_refused(syn_router *r, char *why, size_t len) {
@@ -381,5 +500,8 @@ void syn_router_stop(syn_router *r) {
   if (r->http) syn_http_close(r->http);
   if (r->udp) syn_udp_close(r->udp);
   syn_buf_free(&r->scratch);
+  syn_rate_table_free(r->rates);
+  syn_access_free(&r->access);
+  syn_tokens_free(r->tokens);
   free(r);
 }

@@ -20,11 +20,13 @@
 #include <unistd.h>
 
 #include "common/connid.h"
+#include "common/log.h"
 
 #define RECV_BATCH 32
 #define RECV_SIZE 2048
 #define SEND_SLOTS 256
 #define SEND_SLOT_SIZE 4096
+#define UDP_NO_FAMILY (-2) /* the kernel lacks the address family */
 
 typedef struct send_slot {
   struct sockaddr_storage addr;
@@ -199,26 +201,27 @@ static void on_turn_end(uv_check_t *handle) {
   if (udp->send_count) flush_sends(udp);
 }
 
-static int open_socket(syn_udp *udp, char *err, size_t err_len) {
+static int open_socket_on(syn_udp *udp, const char *host, char *err, size_t err_len) {
   const syn_config *cfg = udp->cfg;
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
   socklen_t len;
   struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
   struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-  if (inet_pton(AF_INET, cfg->host, &a4->sin_addr) == 1) {
+  if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
     a4->sin_family = AF_INET;
     a4->sin_port = htons(cfg->udp_port);
     len = sizeof *a4;
-  } else if (inet_pton(AF_INET6, cfg->host, &a6->sin6_addr) == 1) {
+  } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
     a6->sin6_family = AF_INET6;
     a6->sin6_port = htons(cfg->udp_port);
     len = sizeof *a6;
   } else {
-    snprintf(err, err_len, "--host: \"%s\" is not an IPv4 or IPv6 address", cfg->host);
+    snprintf(err, err_len, "--host: \"%s\" is not an IPv4 or IPv6 address", host);
     return -1;
   }
   udp->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (udp->fd < 0 && errno == EAFNOSUPPORT) return UDP_NO_FAMILY;
   if (udp->fd < 0) {
     snprintf(err, err_len, "UDP socket: %s", strerror(errno));
     return -1;
@@ -228,13 +231,26 @@ static int open_socket(syn_udp *udp, char *err, size_t err_len) {
   setsockopt(udp->fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
   setsockopt(udp->fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
   if (bind(udp->fd, (struct sockaddr *)&ss, len)) {
-    snprintf(err, err_len, "UDP port %s:%u: %s", cfg->host, (unsigned)cfg->udp_port,
+    snprintf(err, err_len, "UDP port %s:%u: %s", host, (unsigned)cfg->udp_port,
              strerror(errno));
     close(udp->fd);
     udp->fd = -1;
     return -1;
   }
   return 0;
+}
+
+/* The configured host; the dual-stack default falls back to IPv4 where there is no IPv6. */
+static int open_socket(syn_udp *udp, char *err, size_t err_len) {
+  const char *host = udp->cfg->host, *fallback = syn_host_ipv4_fallback(host);
+  int rc = open_socket_on(udp, host, err, err_len);
+  if (rc != UDP_NO_FAMILY) return rc;
+  if (fallback) {
+    syn_warn("udp: no IPv6 here: listening on %s (IPv4 only)", fallback);
+    rc = open_socket_on(udp, fallback, err, err_len);
+  }
+  if (rc == UDP_NO_FAMILY) snprintf(err, err_len, "UDP socket on %s: %s", host, strerror(errno));
+  return rc ? -1 : 0;
 }
 
 syn_udp *syn_udp_start(uv_loop_t *loop, const syn_config *cfg, syn_udp_request_fn fn, void *ctx,

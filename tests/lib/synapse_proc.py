@@ -30,7 +30,7 @@ class TrackerProcess:
 
     def __init__(self, args=(), role="standalone", http_port=None, udp_port=None,
                  data_dir=None, host="127.0.0.1", ready_timeout=30.0, env=None,
-                 stderr_path=None):
+                 stderr_path=None, preexec=None):
         self.role = role
         self.host = host
         self.http_port = http_port or free_port()
@@ -48,6 +48,7 @@ class TrackerProcess:
         self.proc = None
         self.ready_line = None
         self.stderr_path = stderr_path  # stderr goes there (else it is inherited)
+        self.preexec = preexec  # run in the child before exec (e.g. to lower its limits)
 
     @property
     def base_url(self):
@@ -57,7 +58,7 @@ class TrackerProcess:
         err = open(self.stderr_path, "ab") if self.stderr_path else None
         try:
             self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=err,
-                                         env=self.env)
+                                         env=self.env, preexec_fn=self.preexec)
         finally:
             if err:
                 err.close()
