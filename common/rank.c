@@ -12,10 +12,43 @@ double syn_sim_from_cosine(double cosine) {
   return cosine > 1.0 ? 1.0 : cosine;
 }
 
-double syn_sim_from_bm25(double bm25) {
-  double r = -bm25;
-  if (!(r > 0.0)) return 0.0;
-  return r / (1.0 + r);
+double syn_sim_from_coverage(const uint8_t *fields, size_t n) {
+  if (n == 0 || !fields) return 0.0;
+  double sum = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    if (fields[i] & (SYN_TERM_IN_NAME | SYN_TERM_IN_TAGS))
+      sum += 1.0;
+    else if (fields[i] & SYN_TERM_IN_TEXT)
+      sum += 0.5;
+  }
+  return sum / (double)n;
+}
+
+/* Sorted (strcmp order) for bsearch; lower-case ASCII. */
+static const char *const k_stopwords[] = {
+    "a",    "about", "am",    "an",    "and",  "are",  "as",    "at",    "be",   "been",   "but",
+    "by",   "can",   "could", "did",   "do",   "does", "for",   "from",  "had",  "has",    "have",
+    "he",   "her",   "his",   "how",   "i",    "if",   "in",    "into",  "is",   "it",     "its",
+    "me",   "my",    "no",    "not",   "of",   "on",   "or",    "our",   "she",  "should", "so",
+    "such", "that",  "the",   "their", "them", "then", "there", "these", "they", "this",   "those",
+    "to",   "was",   "we",    "were",  "what", "when", "where", "which", "who",  "whom",   "why",
+    "will", "with",  "would", "you",   "your",
+};
+
+static int stopword_cmp(const void *key, const void *item) {
+  return strcmp(key, *(const char *const *)item);
+}
+
+bool syn_rank_stopword(const char *term, size_t len) {
+  char low[8];
+  if (!term || len == 0 || len >= sizeof low) return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = term[i];
+    low[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+  }
+  low[len] = '\0';
+  return bsearch(low, k_stopwords, sizeof k_stopwords / sizeof k_stopwords[0],
+                 sizeof k_stopwords[0], stopword_cmp) != NULL;
 }
 
 static size_t rrf_find(const syn_rrf_item *items, size_t n, const char *key) {

@@ -2,21 +2,43 @@
  * and reciprocal rank fusion for hybrid search (the index maps scores, the router fuses
  * the lists of many nodes). No state, no allocation, no locks: any thread may call them.
  *
- * Similarity mappings (both monotonic, so they never reorder hits):
+ * Similarity mappings:
  * - cosine c in [-1, 1] (inner product of unit vectors) -> clamp(c, 0, 1). Positive
  *   similarities keep their familiar cosine value, so a client's min_similarity of 0.7
  *   means cosine >= 0.7; opposite vectors are reported as 0.
- * - FTS5 bm25() b (negative; lower is better) -> r / (1 + r) with r = max(0, -b). A term
- *   that matches one field of a small corpus gives r around 1 (0.5); strong multi-term
- *   matches approach 1. The value orders keyword hits; it is not a cosine. */
+ * - keyword hits -> query-term coverage: the share of the query's terms the shard
+ *   contains, a term found in the display name or the tags counting 1 and one found only
+ *   in the description 0.5. Stopwords ("how", "to", "the", ...) are not terms unless the
+ *   query has nothing else (syn_rank_stopword). Every term weighs the same: a weighting
+ *   by inverse document frequency would make one shard's similarity depend on what else
+ *   its node holds (in a one-shard corpus every term's IDF is ~0, and bm25() ~1e-6), so
+ *   the same hit would score differently on each replica and 0.00 on a fresh tracker.
+ *   Coverage depends on the shard and the query alone. A shard whose name or tags hold
+ *   every term scores 1; BM25 still orders hits of equal coverage. */
 #ifndef SYN_COMMON_RANK_H
 #define SYN_COMMON_RANK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 double syn_sim_from_cosine(double cosine);
-double syn_sim_from_bm25(double bm25);
+
+/* Where a query term was found in a shard: bit flags, one per full-text column. */
+enum {
+  SYN_TERM_IN_NAME = 1u << 0, /* display_name (FTS column 0) */
+  SYN_TERM_IN_TEXT = 1u << 1, /* description (column 1) */
+  SYN_TERM_IN_TAGS = 1u << 2, /* tags (column 2) */
+};
+
+/* Coverage of n query terms, fields[i] the SYN_TERM_IN_* flags of term i: 0..1 as above;
+ * 0 when n is 0. */
+double syn_sim_from_coverage(const uint8_t *fields, size_t n);
+
+/* Whether the len bytes of term (ASCII case ignored) are an English stopword: articles,
+ * prepositions, pronouns, auxiliaries and question words, the words a question wraps
+ * around what it asks for ("how to use react hooks" asks for react, use, hooks). */
+bool syn_rank_stopword(const char *term, size_t len);
 
 /* One fused hit. key points into the caller's input arrays (not copied). rank_* are the
  * 1-based ranks in each input list, 0 where the key is absent from that list. */

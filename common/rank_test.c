@@ -23,18 +23,51 @@ static void test_sim_from_cosine(void **state) {
   assert_float_equal(syn_sim_from_cosine(NAN), 0.0, 0);
 }
 
-static void test_sim_from_bm25(void **state) {
+/* Query-term coverage, in a table: the seed example ("How to use React hooks" against
+ * "React Hooks Guide" tagged react, hooks) keeps react, use, hooks as terms. */
+static void test_sim_from_coverage(void **state) {
   (void)state;
-  assert_float_equal(syn_sim_from_bm25(0.0), 0.0, 0);
-  assert_float_equal(syn_sim_from_bm25(0.5), 0.0, 0); /* positive bm25 cannot happen: 0 */
-  assert_float_equal(syn_sim_from_bm25(-1.0), 0.5, 1e-12);
-  assert_float_equal(syn_sim_from_bm25(-3.0), 0.75, 1e-12);
-  double prev = 0;
-  for (double b = -0.1; b > -100; b *= 1.7) { /* monotonic, inside (0, 1) */
-    double s = syn_sim_from_bm25(b);
-    assert_true(s > prev && s < 1.0);
-    prev = s;
+  enum { N = SYN_TERM_IN_NAME, D = SYN_TERM_IN_TEXT, T = SYN_TERM_IN_TAGS };
+  static const struct {
+    const char *name;
+    uint8_t fields[4];
+    size_t n;
+    double want;
+  } cases[] = {
+      {"no terms", {0}, 0, 0.0},
+      {"every term in the name", {N, N}, 2, 1.0},
+      {"every term in the name or the tags", {N | T, T}, 2, 1.0},
+      {"seed example: react, use, hooks", {N | T, 0, N | T}, 3, 2.0 / 3},
+      {"description only counts half", {D, D}, 2, 0.5},
+      {"name beats description for one term", {N | D}, 1, 1.0},
+      {"one of three in the description", {D, 0, 0}, 3, 0.5 / 3},
+      {"nothing found", {0, 0, 0, 0}, 4, 0.0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    double got = syn_sim_from_coverage(cases[i].fields, cases[i].n);
+    if (fabs(got - cases[i].want) > 1e-12)
+      fail_msg("%s: %f, want %f", cases[i].name, got, cases[i].want);
   }
+  assert_float_equal(syn_sim_from_coverage(NULL, 3), 0.0, 0);
+  /* The bounds the contract states: all terms in name/tags >= 0.5 (here 1). */
+  uint8_t all[3] = {N, T, N};
+  assert_true(syn_sim_from_coverage(all, 3) >= 0.5);
+}
+
+static void test_rank_stopword(void **state) {
+  (void)state;
+  static const struct {
+    const char *term;
+    bool want;
+  } cases[] = {{"how", true},  {"How", true},    {"TO", true},        {"the", true},    {"a", true},
+               {"your", true}, {"use", false},   {"react", false},    {"hooks", false}, {"", false},
+               {"tot", false}, {"hower", false}, {"whomever", false}, {"guide", false}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    if (syn_rank_stopword(cases[i].term, strlen(cases[i].term)) != cases[i].want)
+      fail_msg("\"%s\": want %d", cases[i].term, cases[i].want);
+  assert_false(syn_rank_stopword("to", 0));
+  assert_true(syn_rank_stopword("tooth", 2)); /* len bytes only: "to" */
+  assert_false(syn_rank_stopword(NULL, 2));
 }
 
 static void test_rrf_order(void **state) {
@@ -82,11 +115,9 @@ static void test_rrf_duplicates_and_cap(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_sim_from_cosine),
-      cmocka_unit_test(test_sim_from_bm25),
-      cmocka_unit_test(test_rrf_order),
-      cmocka_unit_test(test_rrf_both_lists_beat_one),
-      cmocka_unit_test(test_rrf_duplicates_and_cap),
+      cmocka_unit_test(test_sim_from_cosine),         cmocka_unit_test(test_sim_from_coverage),
+      cmocka_unit_test(test_rank_stopword),           cmocka_unit_test(test_rrf_order),
+      cmocka_unit_test(test_rrf_both_lists_beat_one), cmocka_unit_test(test_rrf_duplicates_and_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

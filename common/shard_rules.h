@@ -19,7 +19,12 @@
 #define SYN_SHARD_MAX_TAG 64       /* bytes per tag */
 #define SYN_SHARD_MAX_TEXT 16384   /* bytes of description */
 #define SYN_SHARD_MAX_METADATA 65536 /* bytes of the metadata object as compact JSON */
-#define SYN_SHARD_MAX_FIELD 4096   /* bytes of creator_agent_id, creator_public_key, signature */
+#define SYN_SHARD_MAX_AGENT_ID 4096  /* bytes of creator_agent_id */
+/* Bytes of creator_public_key and of signature, each. Room for post-quantum identities:
+ * an ML-DSA-87 signature is 4,627 bytes (6,172 characters in base64), its public key
+ * 2,592 bytes (about 4,900 characters as base64 of its PEM); SLH-DSA's largest
+ * signatures (49,856 bytes) stay out, as they would dominate every search hit. */
+#define SYN_SHARD_MAX_CRYPTO 16384
 #define SYN_SEARCH_MAX_LIMIT 1000  /* largest `limit` of a search */
 #define SYN_SEARCH_MAX_QUERY 1024  /* bytes of a text query */
 

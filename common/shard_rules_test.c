@@ -140,11 +140,32 @@ static void test_text_and_dimension(void **state) {
   assert_non_null(strstr(err, "between 1 and 4096"));
 }
 
+/* The bounds of the identity fields at their edges, with the message naming the field. */
+static void test_crypto_field_bounds(void **state) {
+  (void)state;
+  char err[128];
+  static char big[SYN_SHARD_MAX_CRYPTO + 2];
+  memset(big, 'A', sizeof big - 1);
+  assert_int_equal(SYN_SHARD_MAX_CRYPTO, 16384);
+  assert_int_equal(
+      syn_text_check("signature", big, 16384, SYN_SHARD_MAX_CRYPTO, false, err, sizeof err), 0);
+  assert_int_equal(
+      syn_text_check("signature", big, 16385, SYN_SHARD_MAX_CRYPTO, false, err, sizeof err),
+      -EINVAL);
+  assert_string_equal(err, "\"signature\" is longer than 16384 bytes");
+  assert_int_equal(syn_text_check("creator_public_key", big, 16385, SYN_SHARD_MAX_CRYPTO, false,
+                                  err, sizeof err),
+                   -EINVAL);
+  assert_string_equal(err, "\"creator_public_key\" is longer than 16384 bytes");
+  assert_int_equal(SYN_SHARD_MAX_AGENT_ID, 4096);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_model_key),        cmocka_unit_test(test_info_hash),
-      cmocka_unit_test(test_info_hash_parse),  cmocka_unit_test(test_model_check),
-      cmocka_unit_test(test_tag_check),        cmocka_unit_test(test_text_and_dimension),
+      cmocka_unit_test(test_model_key),           cmocka_unit_test(test_info_hash),
+      cmocka_unit_test(test_info_hash_parse),     cmocka_unit_test(test_model_check),
+      cmocka_unit_test(test_tag_check),           cmocka_unit_test(test_text_and_dimension),
+      cmocka_unit_test(test_crypto_field_bounds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

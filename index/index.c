@@ -835,7 +835,7 @@ static int fill_hits(syn_index *idx, syn_store_reader *r, const acc *a, uint32_t
     if (rc == -ENOENT) continue; /* deleted since it was found */
     if (rc != 0) return rc;
     h->raw = a->v[i].score;
-    h->similarity = text ? syn_sim_from_bm25(h->raw) : syn_sim_from_cosine(h->raw);
+    h->similarity = text ? h->raw : syn_sim_from_cosine(h->raw); /* coverage is 0..1 */
     (*n)++;
   }
   return 0;
@@ -917,7 +917,7 @@ int syn_index_search_text(syn_index *idx, const char *query, const syn_search_fi
                                limit, a.v, &a.n);
   size_t w = 0; /* results come best first; keep those above min_similarity */
   for (size_t i = 0; rc == 0 && i < a.n; i++)
-    if (syn_sim_from_bm25(a.v[i].score) >= min_sim) a.v[w++] = a.v[i];
+    if (a.v[i].score >= min_sim) a.v[w++] = a.v[i];
   a.n = w;
   if (rc == 0) rc = fill_hits(idx, r, &a, limit, true, hits, n);
   syn_store_read_end(idx->store, r);

@@ -121,8 +121,8 @@ typedef struct syn_search_filter {
 } syn_search_filter;
 
 typedef struct syn_hit {
-  double similarity; /* 0..1: syn_sim_from_cosine or syn_sim_from_bm25 */
-  double raw;        /* cosine (vector search) or bm25() value (text search) */
+  double similarity; /* 0..1: syn_sim_from_cosine, or query-term coverage (text search) */
+  double raw;        /* cosine (vector search) or coverage (text search) */
   syn_shard shard;   /* full record without its embedding */
 } syn_hit;
 
@@ -149,11 +149,12 @@ int syn_index_search_embedding(syn_index *idx, const float *query, uint32_t dim,
                                const syn_search_filter *filter, uint32_t limit, syn_hit **hits,
                                size_t *n, syn_search_info *info);
 
-/* Keyword search: FTS5 BM25 over display name (weight 4), description (1) and tags (2);
- * the query's words are quoted and joined with OR (syn_fts_query), so no input is FTS
- * syntax. A query without any word gives 0 hits. Filters: model (by key, any dimension),
- * tags, min_similarity on the mapped score. Hybrid search (vector + keyword) is the
- * caller's: run both and fuse with syn_rrf_fuse (rank.h). */
+/* Keyword search over display name, description and tags; the query's words (stopwords
+ * left out) are quoted and joined with OR (syn_fts_query), so no input is FTS syntax. A
+ * hit's similarity is its query-term coverage (common/rank.h); BM25 (name 4,
+ * description 1, tags 2) orders hits of equal coverage. A query without any word gives
+ * 0 hits. Filters: model (by key, any dimension), tags, min_similarity on the coverage. Hybrid
+ * search (vector + keyword) is the caller's: run both and fuse with syn_rrf_fuse (rank.h). */
 int syn_index_search_text(syn_index *idx, const char *query, const syn_search_filter *filter,
                           uint32_t limit, syn_hit **hits, size_t *n, syn_search_info *info);
 

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/hlc.h"
 #include "common/keyspace.h"
@@ -205,12 +206,12 @@ const char *const store_sql[ST__N] = {
         " (SELECT value FROM json_each(?3)))"
         " AND +s.model_key = ?1 AND +s.dimension = ?2 AND s.embedding IS NOT NULL",
     [ST_TEXT] =
-        "SELECT s.id, bm25(shards_fts, 4.0, 1.0, 2.0) AS r"
+        "SELECT s.id, syn_coverage(shards_fts) AS c, bm25(shards_fts, 4.0, 1.0, 2.0) AS r"
         " FROM shards_fts JOIN shards s ON s.id = shards_fts.rowid"
         " WHERE shards_fts MATCH ?1 AND (?2 IS NULL OR s.model_key = ?2)"
         " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id = s.id"
         " AND t.tag IN (SELECT value FROM json_each(?3))))"
-        " ORDER BY r LIMIT ?4",
+        " ORDER BY c DESC, r LIMIT ?4",
 };
 
 void store_set_err(char *err, size_t errlen, const char *fmt, const char *detail) {
@@ -290,6 +291,42 @@ static void conn_close(store_conn *c) {
   c->db = NULL;
 }
 
+/* syn_coverage(shards_fts): the similarity of a keyword hit (common/rank.h), from the
+ * columns in which each phrase of the query (one term each, syn_fts_query) occurs in
+ * this row. FTS5's own tokenizer decided the matches, so case folding and diacritics are
+ * exactly those of MATCH. Cost: one pass over the row's instances of the query's terms. */
+static void coverage_fn(const Fts5ExtensionApi *x, Fts5Context *fc, sqlite3_context *ctx, int nval,
+                        sqlite3_value **vals) {
+  (void)nval, (void)vals;
+  uint8_t fields[64] = {0};
+  int nphrase = x->xPhraseCount(fc), ninst = 0;
+  if (nphrase > (int)sizeof fields) nphrase = (int)sizeof fields;
+  int rc = x->xInstCount(fc, &ninst);
+  for (int i = 0; rc == SQLITE_OK && i < ninst; i++) {
+    int phrase, col, off;
+    rc = x->xInst(fc, i, &phrase, &col, &off);
+    if (rc == SQLITE_OK && phrase >= 0 && phrase < nphrase && col >= 0 && col < 8)
+      fields[phrase] |= (uint8_t)(1u << col);
+  }
+  if (rc != SQLITE_OK) {
+    sqlite3_result_error_code(ctx, rc);
+    return;
+  }
+  sqlite3_result_double(ctx, syn_sim_from_coverage(fields, (size_t)(nphrase > 0 ? nphrase : 0)));
+}
+
+/* Registers syn_coverage with this connection's FTS5. 0 or -EIO (no FTS5). */
+static int register_coverage(sqlite3 *db) {
+  fts5_api *api = NULL;
+  sqlite3_stmt *s = NULL;
+  if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &s, NULL) != SQLITE_OK) return -EIO;
+  sqlite3_bind_pointer(s, 1, (void *)&api, "fts5_api_ptr", NULL);
+  sqlite3_step(s);
+  sqlite3_finalize(s);
+  if (!api || api->iVersion < 2) return -EIO;
+  return api->xCreateFunction(api, "syn_coverage", NULL, coverage_fn, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
 static int conn_open(store_conn *c, const char *path, bool writer, const syn_store_options *opt,
                      char *err, size_t errlen) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
@@ -311,6 +348,10 @@ static int conn_open(store_conn *c, const char *path, bool writer, const syn_sto
   if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
     store_set_err(err, errlen, "sqlite pragma: %s", msg);
     sqlite3_free(msg);
+    return -EIO;
+  }
+  if (register_coverage(c->db)) {
+    store_set_err(err, errlen, "sqlite: %s", "FTS5 is missing (keyword search needs it)");
     return -EIO;
   }
   return 0;
@@ -514,10 +555,11 @@ static int check_strings(const syn_shard_input *in, char *err, size_t errlen) {
       {"display_name", offsetof(syn_shard_input, display_name), SYN_SHARD_MAX_NAME, true},
       {"description", offsetof(syn_shard_input, description), SYN_SHARD_MAX_TEXT, false},
       {"metadata", offsetof(syn_shard_input, metadata_json), SYN_SHARD_MAX_METADATA, false},
-      {"creator_agent_id", offsetof(syn_shard_input, creator_agent_id), SYN_SHARD_MAX_FIELD, false},
-      {"creator_public_key", offsetof(syn_shard_input, creator_public_key), SYN_SHARD_MAX_FIELD,
+      {"creator_agent_id", offsetof(syn_shard_input, creator_agent_id), SYN_SHARD_MAX_AGENT_ID,
        false},
-      {"signature", offsetof(syn_shard_input, signature), SYN_SHARD_MAX_FIELD, false},
+      {"creator_public_key", offsetof(syn_shard_input, creator_public_key), SYN_SHARD_MAX_CRYPTO,
+       false},
+      {"signature", offsetof(syn_shard_input, signature), SYN_SHARD_MAX_CRYPTO, false},
   };
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     const char *v = *(const char *const *)(const void *)((const char *)in + fields[i].offset);
@@ -1354,15 +1396,21 @@ static bool term_byte(unsigned char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
 }
 
-int syn_fts_query(const char *text, char *out, size_t cap) {
-  enum { MAX_TERMS = 32, MAX_TERM = 64 };
-  if (!out || cap == 0) return -ENOSPC;
-  out[0] = '\0';
-  if (!text) return 0;
-  const unsigned char *p = (const unsigned char *)text;
-  size_t len = 0;
+/* Whether the term b[0..n) is among the first `count` kept terms (ASCII case ignored). */
+static bool term_seen(const unsigned char *const *tb, const size_t *tn, int count,
+                      const unsigned char *b, size_t n) {
+  for (int i = 0; i < count; i++)
+    if (tn[i] == n && strncasecmp((const char *)tb[i], (const char *)b, n) == 0) return true;
+  return false;
+}
+
+/* Splits text into at most max terms (start, length), duplicates dropped, stopwords
+ * dropped when skip_stop. Returns the count. */
+static int fts_terms(const unsigned char *p, bool skip_stop, const unsigned char **tb, size_t *tn,
+                     int max) {
+  enum { MAX_TERM = 64 };
   int terms = 0;
-  while (*p && terms < MAX_TERMS) {
+  while (*p && terms < max) {
     while (*p && !term_byte(*p)) p++;
     const unsigned char *b = p;
     while (*p && term_byte(*p)) p++;
@@ -1373,14 +1421,33 @@ int syn_fts_query(const char *text, char *out, size_t cap) {
       while (n > 0 && (b[n] & 0xC0) == 0x80) n--;
       if (n == 0) continue;
     }
-    size_t need = (terms ? 4 : 0) + n + 2;
+    if (skip_stop && syn_rank_stopword((const char *)b, n)) continue;
+    if (term_seen(tb, tn, terms, b, n)) continue;
+    tb[terms] = b;
+    tn[terms++] = n;
+  }
+  return terms;
+}
+
+int syn_fts_query(const char *text, char *out, size_t cap) {
+  enum { MAX_TERMS = 32 };
+  if (!out || cap == 0) return -ENOSPC;
+  out[0] = '\0';
+  if (!text) return 0;
+  const unsigned char *tb[MAX_TERMS];
+  size_t tn[MAX_TERMS];
+  int terms = fts_terms((const unsigned char *)text, true, tb, tn, MAX_TERMS);
+  if (terms == 0) /* only stopwords ("the who"): they are what is asked for */
+    terms = fts_terms((const unsigned char *)text, false, tb, tn, MAX_TERMS);
+  size_t len = 0;
+  for (int i = 0; i < terms; i++) {
+    size_t need = (i ? 4 : 0) + tn[i] + 2;
     if (len + need + 1 > cap) return -ENOSPC;
-    if (terms) memcpy(out + len, " OR ", 4), len += 4;
+    if (i) memcpy(out + len, " OR ", 4), len += 4;
     out[len++] = '"';
-    memcpy(out + len, b, n), len += n;
+    memcpy(out + len, tb[i], tn[i]), len += tn[i];
     out[len++] = '"';
     out[len] = '\0';
-    terms++;
   }
   return terms;
 }
@@ -1400,7 +1467,7 @@ int syn_store_text_search(syn_store *st, syn_store_reader *r, const char *fts_qu
   }
   while (rc == 0 && *n < limit && (step = sqlite3_step(s)) == SQLITE_ROW) {
     out[*n].id = sqlite3_column_int64(s, 0);
-    out[*n].score = sqlite3_column_double(s, 1);
+    out[*n].score = sqlite3_column_double(s, 1); /* coverage; bm25 only breaks ties */
     (*n)++;
   }
   if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)

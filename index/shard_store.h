@@ -266,13 +266,17 @@ int syn_store_exact_search(syn_store *st, syn_store_reader *r, const char *model
 /* Builds an FTS5 query from free text: terms are the runs of ASCII letters and digits and
  * non-ASCII bytes, each wrapped in double quotes (so no input is ever FTS syntax: AND, OR,
  * NEAR, *, ^, column filters and parentheses are separators or plain words), joined with
- * OR; at most 32 terms of at most 64 bytes. Returns the number of terms (0 = nothing to
- * search for) or -ENOSPC when out is too small (2 KiB always suffices). */
+ * OR; at most 32 terms of at most 64 bytes. Stopwords (syn_rank_stopword) are left out
+ * unless the text has nothing else, and a term repeated (ASCII case ignored) counts once,
+ * so every phrase of the query is one term of the similarity's coverage. Returns the
+ * number of terms (0 = nothing to search for) or -ENOSPC when out is too small (2 KiB
+ * always suffices). */
 int syn_fts_query(const char *text, char *out, size_t cap);
 
-/* Full-text search: BM25 (weights name 4, description 1, tags 2) over the rows matching
- * fts_query (from syn_fts_query), optionally restricted to a model key and to the tag
- * filter; best first, score = the raw bm25() value (negative, lower is better). */
+/* Full-text search over the rows matching fts_query (from syn_fts_query), optionally
+ * restricted to a model key and to the tag filter. Ordered by query-term coverage
+ * (common/rank.h: score, 0..1, the hit's similarity), then by BM25 (weights name 4,
+ * description 1, tags 2) among equal coverage; best first. */
 int syn_store_text_search(syn_store *st, syn_store_reader *r, const char *fts_query,
                           const char *model_key, const char *tags_json, size_t limit,
                           syn_scored *out, size_t *n);

@@ -403,12 +403,17 @@ static void test_fts_query_builder(void **state) {
   } cases[] = {
       {"rust async", "\"rust\" OR \"async\"", 2},
       {"  \"rust\"  ", "\"rust\"", 1},
-      {"a AND b", "\"a\" OR \"AND\" OR \"b\"", 3},
+      {"a AND b", "\"b\"", 1}, /* "a" and "and" are stopwords */
+      {"NOT", "\"NOT\"", 1},
       {"NEAR(x y)", "\"NEAR\" OR \"x\" OR \"y\"", 3},
       {"rust*", "\"rust\"", 1},
       {"display_name:rust", "\"display\" OR \"name\" OR \"rust\"", 3},
       {"^start -minus +plus", "\"start\" OR \"minus\" OR \"plus\"", 3},
-      {"' OR 1=1 --", "\"OR\" OR \"1\" OR \"1\"", 3},
+      {"' OR 1=1 --", "\"1\"", 1}, /* "or" a stopword, "1" once */
+      {"How to use React hooks", "\"use\" OR \"React\" OR \"hooks\"", 3},
+      {"react React REACT", "\"react\"", 1},
+      {"the who", "\"the\" OR \"who\"", 2}, /* only stopwords: kept */
+      {"to be or not", "\"to\" OR \"be\" OR \"or\" OR \"not\"", 4},
       {"(((", "", 0},
       {"\"\"\"", "", 0},
       {"", "", 0},
@@ -424,7 +429,7 @@ static void test_fts_query_builder(void **state) {
   assert_int_equal(syn_fts_query("abcdefgh", small, sizeof small), -ENOSPC);
   /* 32 terms at most, 64 bytes per term, cut on a UTF-8 boundary. */
   char many[400] = "";
-  for (int i = 0; i < 40; i++) strcat(many, "w ");
+  for (int i = 0; i < 40; i++) sprintf(many + strlen(many), "w%d ", i);
   assert_int_equal(syn_fts_query(many, out, sizeof out), 32);
   char longword[200] = "";
   for (int i = 0; i < 30; i++) strcat(longword, "\xc3\xa9"); /* 60 bytes */
@@ -463,7 +468,11 @@ static void test_fts_ranking_and_filters(void **state) {
   assert_int_equal(syn_store_get_by_id(f->st, out[0].id, false, &s), 0);
   assert_string_equal(s.display_name, "Async Rust patterns"); /* both terms, in the name */
   syn_shard_free(&s);
-  for (size_t i = 1; i < n; i++) assert_true(out[i - 1].score <= out[i].score);
+  /* Best first by coverage: both terms in the name 1, "rust" as a tag 0.5 (one term of
+   * two), "rust" in a description 0.25 (half a term of two). */
+  assert_float_equal(out[0].score, 1.0, 1e-9);
+  assert_float_equal(out[1].score, 0.5, 1e-9);
+  assert_float_equal(out[2].score, 0.25, 1e-9);
   /* Model filter (by key) and tag filter. */
   assert_int_equal(syn_store_text_search(f->st, NULL, q, "m2", NULL, 8, out, &n), 0);
   assert_int_equal(n, 1);

@@ -188,10 +188,11 @@ static int register_strings(syn_register_input *in, char *err, size_t err_len) {
   } fields[] = {
       {"display_name", offsetof(Synapse__Shard, display_name), SYN_SHARD_MAX_NAME, true},
       {"description", offsetof(Synapse__Shard, description), SYN_SHARD_MAX_TEXT, false},
-      {"creator_agent_id", offsetof(Synapse__Shard, creator_agent_id), SYN_SHARD_MAX_FIELD, false},
-      {"creator_public_key", offsetof(Synapse__Shard, creator_public_key), SYN_SHARD_MAX_FIELD,
+      {"creator_agent_id", offsetof(Synapse__Shard, creator_agent_id), SYN_SHARD_MAX_AGENT_ID,
        false},
-      {"signature", offsetof(Synapse__Shard, signature), SYN_SHARD_MAX_FIELD, false},
+      {"creator_public_key", offsetof(Synapse__Shard, creator_public_key), SYN_SHARD_MAX_CRYPTO,
+       false},
+      {"signature", offsetof(Synapse__Shard, signature), SYN_SHARD_MAX_CRYPTO, false},
   };
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     const char **slot = (const char **)(void *)((char *)s + fields[i].offset);
