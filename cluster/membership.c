@@ -27,7 +27,11 @@
  *   (new calls are refused), join the gossip and seeder threads, cancel every call in
  *   flight until none is left (each call registers its aio in a list for this), join the
  *   server threads (their receives poll the flag every WORKER_POLL_MS), and only then
- *   close the server and peer sockets and free. */
+ *   close the server and peer sockets and free.
+ * - Trust (common/cluster_auth.h): every request is sealed before it is sent and every
+ *   reply is opened, bound to its request's tag, before it is decoded; the server opens
+ *   each request before anything else (a refusal is dropped unanswered: the sender learns
+ *   nothing, its deadline expires) and seals its reply with the request's tag. */
 #define _GNU_SOURCE
 #include "cluster/membership.h"
 
@@ -47,6 +51,7 @@
 
 #include "cluster/gossip_wire.h"
 #include "cluster/swim.h"
+#include "common/cluster_auth.h"
 #include "common/config.h"
 #include "common/log.h"
 
@@ -83,6 +88,7 @@ typedef struct app_job {
   nng_ctx ctx;
   nng_msg *msg; /* the request's message, reused for the reply */
   syn_gossip_decoded d;
+  uint8_t tag[SYN_CLUSTER_AUTH_TAG]; /* the request's, which the reply is bound to */
   struct app_job *next;
 } app_job;
 
@@ -94,6 +100,7 @@ typedef struct out_call {
   nng_aio *aio;
   syn_swim_call *call;
   bool receiving;
+  uint8_t tag[SYN_CLUSTER_AUTH_TAG]; /* the request's, which the reply must be bound to */
 } out_call;
 
 struct syn_membership {
@@ -108,6 +115,7 @@ struct syn_membership {
   pthread_mutex_t lock;
   pthread_cond_t cond; /* wakes the gossip and seeder threads; in-flight drain */
   syn_swim *swim;
+  syn_cluster_auth *auth; /* NULL: open cluster */
   bool stopping;
   uint64_t notified_version;
   syn_membership_change_fn on_change;
@@ -286,8 +294,11 @@ static int sync_call(syn_membership *m, const char *url, const syn_buf *req, uin
     return rc;
   }
   nng_msg *msg = NULL;
+  uint8_t tag[SYN_CLUSTER_AUTH_TAG];
   int rv = nng_msg_alloc(&msg, 0);
   if (rv == 0) rv = nng_msg_append(msg, req->data, req->len);
+  if (rv == 0 && syn_cluster_auth_seal(m->auth, msg, SYN_AUTH_GOSSIP_REQUEST, NULL, tag))
+    rv = NNG_ENOMEM;
   if (rv == 0) {
     nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
     nng_aio_set_msg(aio, msg);
@@ -302,6 +313,11 @@ static int sync_call(syn_membership *m, const char *url, const syn_buf *req, uin
     nng_aio_wait(aio);
     rv = nng_aio_result(aio);
     if (rv == 0) *reply = nng_aio_get_msg(aio);
+    if (rv == 0 && syn_cluster_auth_open(m->auth, *reply, SYN_AUTH_GOSSIP_REPLY, tag, NULL)) {
+      nng_msg_free(*reply);
+      *reply = NULL;
+      rv = NNG_ECRYPTO;
+    }
   }
   if (msg) nng_msg_free(msg);
   atomic_fetch_add(&m->msgs_out, 1);
@@ -380,7 +396,13 @@ static void async_cb(void *arg) {
     nng_ctx_recv(oc->ctx, oc->aio);
     return;
   }
-  async_finish(oc, rv, rv ? NULL : nng_aio_get_msg(oc->aio));
+  nng_msg *reply = rv ? NULL : nng_aio_get_msg(oc->aio);
+  if (reply && syn_cluster_auth_open(oc->m->auth, reply, SYN_AUTH_GOSSIP_REPLY, oc->tag, NULL)) {
+    nng_msg_free(reply);
+    reply = NULL;
+    rv = NNG_ECRYPTO;
+  }
+  async_finish(oc, rv, reply);
 }
 
 /* Fails a call that could not be sent. */
@@ -397,7 +419,9 @@ static void dispatch(syn_membership *m, syn_swim_call *call, syn_buf *buf) {
   nng_msg *msg = NULL;
   out_call *oc = calloc(1, sizeof *oc);
   if (!oc || syn_gossip_encode(&call->msg, 0, buf) || nng_msg_alloc(&msg, 0) ||
-      nng_msg_append(msg, buf->data, buf->len) || nng_aio_alloc(&oc->aio, async_cb, oc)) {
+      nng_msg_append(msg, buf->data, buf->len) ||
+      syn_cluster_auth_seal(m->auth, msg, SYN_AUTH_GOSSIP_REQUEST, NULL, oc->tag) ||
+      nng_aio_alloc(&oc->aio, async_cb, oc)) {
     if (msg) nng_msg_free(msg);
     free(oc);
     fail_now(m, call);
@@ -604,7 +628,8 @@ static void log_conflict_locked(syn_membership *m, const syn_swim_msg *c) {
 }
 
 /* Queues an app request for the app threads; false when the queue is full. Takes `d`. */
-static bool queue_app(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_gossip_decoded *d) {
+static bool queue_app(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_gossip_decoded *d,
+                      const uint8_t *tag) {
   app_job *job = malloc(sizeof *job);
   if (!job) return false;
   pthread_mutex_lock(&m->lock);
@@ -614,6 +639,7 @@ static bool queue_app(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_gossip_d
     return false;
   }
   *job = (app_job){.ctx = ctx, .msg = msg, .d = *d};
+  memcpy(job->tag, tag, sizeof job->tag);
   if (m->app_tail)
     m->app_tail->next = job;
   else
@@ -627,8 +653,8 @@ static bool queue_app(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_gossip_d
 
 /* Serves one request that arrived on ctx: a reply in out, a drop, or an app request
  * handed to the app threads together with ctx and msg. */
-static enum served serve(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_buf *out,
-                         syn_buf *scratch) {
+static enum served serve(syn_membership *m, nng_ctx ctx, nng_msg *msg, const uint8_t *tag,
+                         syn_buf *out, syn_buf *scratch) {
   syn_gossip_decoded d;
   if (syn_gossip_decode(nng_msg_body(msg), nng_msg_len(msg), 0, m->cfg.max_members, &d)) {
     atomic_fetch_add(&m->dropped, 1);
@@ -636,7 +662,7 @@ static enum served serve(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_buf *
   }
   atomic_fetch_add(&m->msgs_in, 1);
   if (d.kind == SYN_GOSSIP_APP) {
-    if (queue_app(m, ctx, msg, &d)) return SERVED_HANDED_OFF;
+    if (queue_app(m, ctx, msg, &d, tag)) return SERVED_HANDED_OFF;
     syn_gossip_decoded_free(&d);
     atomic_fetch_add(&m->app_in, 1);
     return syn_gossip_encode_app(m->self_id, NULL, 0, 1, "busy", out) ? SERVED_DROP : SERVED_REPLY;
@@ -663,11 +689,13 @@ static enum served serve(syn_membership *m, nng_ctx ctx, nng_msg *msg, syn_buf *
   return rc ? SERVED_DROP : SERVED_REPLY;
 }
 
-/* Sends `out` as the reply on ctx, reusing msg (which it consumes). */
+/* Sends `out` as the reply on ctx, reusing msg (which it consumes), sealed and bound to
+ * the request's tag. */
 static void send_reply(syn_membership *m, nng_ctx ctx, nng_aio *aio, nng_msg *msg,
-                       const syn_buf *out) {
+                       const syn_buf *out, const uint8_t *tag) {
   nng_msg_clear(msg);
-  if (nng_msg_append(msg, out->data, out->len)) {
+  if (nng_msg_append(msg, out->data, out->len) ||
+      syn_cluster_auth_seal(m->auth, msg, SYN_AUTH_GOSSIP_REPLY, tag, NULL)) {
     nng_msg_free(msg);
     return;
   }
@@ -708,12 +736,17 @@ static void *worker_main(void *arg) {
     if (rv == NNG_ECLOSED) break;
     if (rv) continue;
     nng_msg *msg = nng_aio_get_msg(aio);
+    uint8_t tag[SYN_CLUSTER_AUTH_TAG];
+    if (syn_cluster_auth_open(m->auth, msg, SYN_AUTH_GOSSIP_REQUEST, NULL, tag)) {
+      nng_msg_free(msg); /* counted by the auth; unanswered, never parsed */
+      continue;
+    }
     syn_buf_reset(&out);
-    enum served how = serve(m, ctx, msg, &out, &scratch);
+    enum served how = serve(m, ctx, msg, tag, &out, &scratch);
     if (how == SERVED_DROP) {
       nng_msg_free(msg); /* unanswered: the caller's deadline expires */
     } else if (how == SERVED_REPLY) {
-      send_reply(m, ctx, aio, msg, &out);
+      send_reply(m, ctx, aio, msg, &out, tag);
     } else if (server_ctx(m, &ctx)) { /* the old context went with the app request */
       break;
     }
@@ -742,7 +775,7 @@ static void *app_main(void *arg) {
     if (!job) break;
     syn_buf_reset(&out);
     if (serve_app(m, &job->d, &out, &scratch) == 0)
-      send_reply(m, job->ctx, aio, job->msg, &out);
+      send_reply(m, job->ctx, aio, job->msg, &out, job->tag);
     else
       nng_msg_free(job->msg);
     syn_gossip_decoded_free(&job->d);
@@ -818,6 +851,7 @@ static int open_server(syn_membership *m, char *err, size_t err_len) {
 
 static void free_membership(syn_membership *m) {
   syn_swim_free(m->swim);
+  syn_cluster_auth_free(m->auth);
   for (size_t i = 0; i < m->n_seeds; i++) free(m->seeds[i]);
   free(m->seeds);
   free(m->workers);
@@ -846,6 +880,22 @@ static int start_threads(syn_membership *m, char *err, size_t err_len) {
   return -1;
 }
 
+/* The cluster key, or the warning that there is none (once: one membership a process). */
+static int open_auth(syn_membership *m, const char *key, char *err, size_t err_len) {
+  m->cfg.cluster_key = NULL; /* not kept: the derived key is */
+  if (!key || !key[0]) {
+    syn_warn(
+        "cluster: no cluster key (cluster.key, cluster.key_file or SYNAPSE_CLUSTER_KEY): "
+        "the cluster is open, any process that reaches its ports can join it, change "
+        "its membership and read or write its data");
+    return 0;
+  }
+  char why[256];
+  m->auth = syn_cluster_auth_new(key, why, sizeof why);
+  if (!m->auth) snprintf(err, err_len, "membership: %s", why);
+  return m->auth ? 0 : -1;
+}
+
 syn_membership *syn_membership_start(const syn_membership_config *cfg, char *err, size_t err_len) {
   syn_membership *m = calloc(1, sizeof *m);
   if (!m) {
@@ -861,6 +911,10 @@ syn_membership *syn_membership_start(const syn_membership_config *cfg, char *err
   pthread_cond_init(&m->app_cond, NULL);
   pthread_condattr_destroy(&attr);
   if (copy_config(m, cfg, err, err_len)) {
+    free_membership(m);
+    return NULL;
+  }
+  if (open_auth(m, cfg->cluster_key, err, err_len)) {
     free_membership(m);
     return NULL;
   }
@@ -1011,6 +1065,8 @@ bool syn_membership_refused(syn_membership *m, char *why, size_t len) {
   return refused;
 }
 
+syn_cluster_auth *syn_membership_auth(syn_membership *m) { return m->auth; }
+
 bool syn_membership_joined(syn_membership *m) {
   pthread_mutex_lock(&m->lock);
   bool joined = syn_swim_joined(m->swim) && !m->refused;
@@ -1036,6 +1092,7 @@ void syn_membership_stats_get(syn_membership *m, syn_membership_stats *out) {
   out->calls_failed = atomic_load(&m->calls_failed);
   out->app_in = atomic_load(&m->app_in);
   out->app_out = atomic_load(&m->app_out);
+  out->auth_failures = syn_cluster_auth_failures(m->auth);
   pthread_mutex_lock(&m->lock);
   syn_swim_stats_add(m->swim, out);
   pthread_mutex_unlock(&m->lock);
@@ -1047,4 +1104,5 @@ void syn_membership_config_apply(syn_membership_config *mc, const syn_config *cf
   if (cfg->suspicion_mult) mc->suspicion_mult = cfg->suspicion_mult;
   if (cfg->suspicion_max_mult) mc->suspicion_max_mult = cfg->suspicion_max_mult;
   if (cfg->reap_timeout_s) mc->reap_timeout_ms = cfg->reap_timeout_s * 1000;
+  mc->cluster_key = cfg->cluster_key;
 }

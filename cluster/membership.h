@@ -109,6 +109,10 @@ typedef struct syn_membership_config {
   uint32_t max_message_bytes; /* NNG_OPT_RECVMAXSZ of every peer socket */
   uint32_t peer_idle_ms;      /* an unused cached req socket is closed after this */
   uint64_t rng_seed;          /* 0: random */
+
+  /* Trust. */
+  const char *cluster_key; /* shared key text (common/cluster_auth.h) sealing every
+                              message; NULL or "": an open cluster (warned at start) */
 } syn_membership_config;
 
 /* Fills the defaults (memberlist's LAN values, facts.md). */
@@ -134,6 +138,8 @@ typedef struct syn_membership_stats {
   uint64_t app_in, app_out;
   uint64_t confirmations; /* independent confirmations of suspicions counted (Lifeguard) */
   uint32_t awareness;     /* local health score now: 0 healthy, higher = slower probing */
+  uint64_t auth_failures; /* messages refused for a missing or wrong cluster MAC, here and
+                             on the sockets sharing syn_membership_auth */
 } syn_membership_stats;
 
 typedef struct syn_membership syn_membership;
@@ -193,6 +199,12 @@ void syn_membership_snapshot(syn_membership *m, syn_member_info *out, size_t cap
  * ring_version it corresponds to. NULL on bad arguments or no memory. Any thread. */
 syn_ring *syn_membership_build_ring(syn_membership *m, uint32_t partitions, uint32_t replication,
                                     uint64_t *ring_version);
+
+struct syn_cluster_auth;
+/* The cluster key this member seals and opens with, NULL for an open cluster. The node's
+ * data socket and a router's upstreams use the same one (one key, one failure counter).
+ * Valid until syn_membership_stop; any thread. */
+struct syn_cluster_auth *syn_membership_auth(syn_membership *m);
 
 /* True once a join through a seed has succeeded (or there was no other seed to join). */
 bool syn_membership_joined(syn_membership *m);

@@ -1,7 +1,8 @@
 /* Membership over real nng sockets, three members in one process, with short timings
  * (probe 100 ms): they converge; one stops without leaving and the others see it suspect,
  * then dead, within the expected window; a graceful leave; app calls; garbage on the
- * peer socket is dropped and counted; a DNS-named seed is resolved. States are awaited by
+ * peer socket is dropped and counted; a DNS-named seed is resolved; with a cluster key,
+ * members without it (or with another) neither join nor call. States are awaited by
  * polling snapshots every 10 ms up to a bounded deadline. */
 /* cmocka needs these before it, in this order. */
 // clang-format off
@@ -15,9 +16,9 @@
 #include "cluster/membership.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -213,8 +214,7 @@ static void test_app_calls(void **state) {
   assert_int_equal(reply.len, 7);
   assert_memory_equal(reply.data, "echo:hi", 7);
   syn_buf_reset(&reply);
-  assert_int_equal(syn_membership_app_call(c.m[1], c.url[0], "fail", 4, 1000, &reply),
-                   -EREMOTEIO);
+  assert_int_equal(syn_membership_app_call(c.m[1], c.url[0], "fail", 4, 1000, &reply), -EREMOTEIO);
   /* No handler on m2. */
   assert_int_equal(syn_membership_app_call(c.m[1], c.url[2], "x", 1, 1000, &reply), -EREMOTEIO);
   /* Nobody listens there: the deadline holds. */
@@ -281,7 +281,7 @@ static void test_slow_app_handler(void **state) {
     busy += k[i].rc == -EBUSY;
   }
   assert_int_equal(ok + busy, CALLERS);
-  assert_true(ok >= 2); /* at least the two running; queued ones too */
+  assert_true(ok >= 2);   /* at least the two running; queued ones too */
   assert_true(busy >= 1); /* the rest refused */
   assert_int_equal(not_alive, 0);
   cluster_stop(&c);
@@ -333,8 +333,8 @@ static void test_dns_seed(void **state) {
   syn_membership *b = syn_membership_start(&cfg, err, sizeof err);
   assert_non_null(b);
   uint64_t until = now_ms() + 5000;
-  while (now_ms() < until && (state_of(a, "b") != SYN_MEMBER_ALIVE ||
-                              state_of(b, "a") != SYN_MEMBER_ALIVE))
+  while (now_ms() < until &&
+         (state_of(a, "b") != SYN_MEMBER_ALIVE || state_of(b, "a") != SYN_MEMBER_ALIVE))
     sleep_ms(10);
   assert_int_equal(state_of(a, "b"), SYN_MEMBER_ALIVE);
   assert_int_equal(state_of(b, "a"), SYN_MEMBER_ALIVE);
@@ -344,6 +344,65 @@ static void test_dns_seed(void **state) {
   assert_true(syn_membership_joined(a));
   syn_membership_stop(b);
   syn_membership_stop(a);
+}
+
+/* With a cluster key, the members that hold it converge and call each other; one with
+ * another key and one with none (both seeded at m0) learn nothing and are never seen,
+ * within a window of 15 probe intervals and 3 join retries each. */
+static void test_cluster_key(void **state) {
+  syn_membership_config cfg = fast_config();
+  cfg.cluster_key = "this-is-the-cluster-key-of-the-test-0123";
+  cluster c;
+  cluster_start_with(&c, "key", &cfg);
+  syn_membership_set_app_handler(c.m[1], echo_app, NULL);
+  assert_true(await_all_alive(&c, 0x7, 5000));
+  syn_buf reply = SYN_BUF_INIT;
+  assert_int_equal(syn_membership_app_call(c.m[0], c.url[1], "hi", 2, 1000, &reply), 0);
+  assert_int_equal(reply.len, 7);
+  assert_memory_equal(reply.data, "echo:hi", 7);
+  syn_buf_free(&reply);
+
+  char err[256];
+  const char *keys[2] = {"another-cluster-key-entirely-0123456789", NULL};
+  syn_membership *outsiders[2];
+  for (int i = 0; i < 2; i++) {
+    syn_membership_config oc = fast_config();
+    oc.cluster_key = keys[i];
+    oc.self_id = i ? "nokey" : "wrongkey";
+    oc.peer_url = i ? "inproc://key-nokey" : "inproc://key-wrongkey";
+    oc.data_url = "inproc://data";
+    oc.seeds = c.seeds;
+    oc.n_seeds = 1;
+    outsiders[i] = syn_membership_start(&oc, err, sizeof err);
+    assert_non_null(outsiders[i]);
+  }
+  syn_membership_stats before;
+  syn_membership_stats_get(c.m[0], &before);
+  sleep_ms(15 * PROBE_MS); /* showing that nothing happens: a bounded window */
+  for (int i = 0; i < 2; i++) {
+    size_t n;
+    syn_membership_snapshot(outsiders[i], NULL, 0, &n, NULL, NULL);
+    assert_int_equal(n, 1); /* itself only */
+    assert_false(syn_membership_joined(outsiders[i]));
+    for (size_t j = 0; j < N; j++) {
+      assert_int_equal(state_of(c.m[j], "wrongkey"), -1);
+      assert_int_equal(state_of(c.m[j], "nokey"), -1);
+    }
+  }
+  /* Nor can they call: an app call of theirs is dropped unanswered. */
+  syn_buf r = SYN_BUF_INIT;
+  assert_int_equal(syn_membership_app_call(outsiders[0], c.url[1], "x", 1, 200, &r), -ETIMEDOUT);
+  assert_int_equal(syn_membership_app_call(outsiders[1], c.url[1], "x", 1, 200, &r), -ETIMEDOUT);
+  syn_buf_free(&r);
+  syn_membership_stats after;
+  syn_membership_stats_get(c.m[0], &after);
+  assert_true(after.auth_failures > before.auth_failures);
+  assert_true(after.auth_failures >= 4); /* 3 join tries each, at least */
+  syn_membership_stats_get(c.m[1], &after);
+  assert_true(after.auth_failures >= 2);
+  assert_true(await_all_alive(&c, 0x7, 1000)); /* and the cluster is unharmed */
+  for (int i = 0; i < 2; i++) syn_membership_stop(outsiders[i]);
+  cluster_stop(&c);
 }
 
 static void test_bad_config(void **state) {
@@ -360,6 +419,10 @@ static void test_bad_config(void **state) {
   cfg.self_id = "x";
   cfg.peer_url = "notascheme://here";
   assert_null(syn_membership_start(&cfg, err, sizeof err));
+  cfg.peer_url = "inproc://bad";
+  cfg.cluster_key = "too short";
+  assert_null(syn_membership_start(&cfg, err, sizeof err));
+  assert_non_null(strstr(err, "cluster key"));
 }
 
 int main(void) {
@@ -370,6 +433,7 @@ int main(void) {
       cmocka_unit_test(test_slow_app_handler),
       cmocka_unit_test(test_garbage_dropped),
       cmocka_unit_test(test_dns_seed),
+      cmocka_unit_test(test_cluster_key),
       cmocka_unit_test(test_bad_config),
   };
   return cmocka_run_group_tests_name("membership", tests, NULL, NULL);

@@ -124,8 +124,10 @@ static void on_link_state(void *ctx, bool connected) {
 
 static int link_open(syn_nodes *n, node_link *l, const char *id, const char *url, char *err,
                      size_t err_len) {
+  syn_membership *members = syn_nodes_membership(n);
   syn_upstream_options uo = {
       .url = url,
+      .auth = members ? syn_membership_auth(members) : NULL,
       .timeout_ms = n->cfg->request_timeout_ms,
       .window = 4,
       .max_batch = 1024,

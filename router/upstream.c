@@ -11,7 +11,11 @@
  * - Pipe notifications (nng threads) count the connections and flag a loss; the loop
  *   then cancels every aio in flight, so their batches fail over at once. Without that,
  *   req0 would keep a request whose connection broke and resend it after the redial,
- *   to a node that may have applied it already. */
+ *   to a node that may have applied it already.
+ * - Trust (common/cluster_auth.h): each batch is sealed when it goes out and the slot
+ *   keeps its tag; the reply is opened on the nng thread, bound to that tag, and one that
+ *   does not open (a process without the key, or another cluster's) fails the slot like a
+ *   broken link, so its requests go to the next replica. */
 #include "router/upstream.h"
 
 #include <errno.h>
@@ -26,6 +30,7 @@
 
 #include "common/arena.h"
 #include "common/buf.h"
+#include "common/cluster_auth.h"
 #include "common/hlc.h"
 #include "proto/wire.h"
 
@@ -43,7 +48,8 @@ typedef struct upstream_slot {
   uint64_t *ids;  /* requests carried by the batch in flight */
   size_t id_count;
   size_t id_cap;
-  syn_buf sent; /* the batch in flight, kept to hand back if it fails */
+  syn_buf sent;                      /* the batch in flight, kept to hand back if it fails */
+  uint8_t tag[SYN_CLUSTER_AUTH_TAG]; /* the batch's seal, which the reply is bound to */
   struct upstream_slot *next_done;
 } upstream_slot;
 
@@ -100,7 +106,13 @@ static void slot_aio_cb(void *arg) {
     nng_ctx_recv(s->ctx, s->aio);
     return;
   }
-  slot_finish(s, rv, rv ? NULL : nng_aio_get_msg(s->aio));
+  nng_msg *reply = rv ? NULL : nng_aio_get_msg(s->aio);
+  if (reply && syn_cluster_auth_open(s->up->opts.auth, reply, SYN_AUTH_BATCH_REPLY, s->tag, NULL)) {
+    nng_msg_free(reply);
+    reply = NULL;
+    rv = NNG_ECRYPTO;
+  }
+  slot_finish(s, rv, reply);
 }
 
 static void fail_ids(syn_upstream *up, const uint64_t *ids, size_t n, const char *why) {
@@ -251,7 +263,8 @@ void syn_upstream_flush(syn_upstream *up) {
   uint8_t tail[11];
   size_t tail_len = deadline_field(tail, syn_wall_ms() + up->opts.timeout_ms);
   if (nng_msg_alloc(&msg, 0)) return; /* retried next turn; the requests stay queued */
-  if (nng_msg_append(msg, up->batch.data, up->batch.len) || nng_msg_append(msg, tail, tail_len)) {
+  if (nng_msg_append(msg, up->batch.data, up->batch.len) || nng_msg_append(msg, tail, tail_len) ||
+      syn_cluster_auth_seal(up->opts.auth, msg, SYN_AUTH_BATCH_REQUEST, NULL, s->tag)) {
     nng_msg_free(msg);
     return;
   }
@@ -292,7 +305,9 @@ static int open_socket(syn_upstream *up, char *err, size_t err_len) {
   if (rv == 0)
     rv = nng_socket_set_ms(up->sock, NNG_OPT_REQ_RESENDTIME,
                            (nng_duration)up->opts.timeout_ms * 4 + 1000);
-  if (rv == 0) rv = nng_socket_set_size(up->sock, NNG_OPT_RECVMAXSZ, SYN_WIRE_MAX_REPLY);
+  if (rv == 0)
+    rv = nng_socket_set_size(up->sock, NNG_OPT_RECVMAXSZ,
+                             SYN_WIRE_MAX_REPLY + SYN_CLUSTER_AUTH_OVERHEAD);
   if (rv == 0) rv = nng_socket_set_ms(up->sock, NNG_OPT_RECONNMINT, 50);
   if (rv == 0) rv = nng_socket_set_ms(up->sock, NNG_OPT_RECONNMAXT, 1000);
   if (rv == 0) rv = nng_pipe_notify(up->sock, NNG_PIPE_EV_ADD_POST, on_pipe, up);

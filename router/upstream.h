@@ -29,6 +29,7 @@
 #include "proto/tracker.pb-c.h"
 
 typedef struct syn_upstream syn_upstream;
+struct syn_cluster_auth;
 
 /* Called on the loop thread for each request. `reply` and everything it points to are
  * valid only during the call. */
@@ -52,6 +53,8 @@ typedef struct syn_upstream_options {
   syn_upstream_reply_fn on_reply;
   syn_upstream_failed_fn on_failed; /* optional */
   syn_upstream_link_fn on_link;     /* optional */
+  struct syn_cluster_auth *auth;    /* seals batches, opens replies (common/cluster_auth.h);
+                                       NULL: unsealed. Must outlive the upstream */
   void *ctx;
 } syn_upstream_options;
 
