@@ -783,7 +783,18 @@ syn_http_server *syn_http_listen(uv_loop_t *loop, const syn_config *cfg, syn_htt
   return srv;
 }
 
-void syn_http_stats_get(const syn_http_server *srv, syn_http_stats *out) { *out = srv->stats; }
+/* Connections by state are counted when asked (a walk of the list, done per /metrics
+ * scrape), not kept up to date on every transition. */
+void syn_http_stats_get(const syn_http_server *srv, syn_http_stats *out) {
+  *out = srv->stats;
+  out->reading_head = out->waiting = out->idle = 0;
+  for (const http_conn *c = srv->conns; c; c = c->next) {
+    if (c->closing || c->lingering) continue;
+    if (c->queued) out->waiting++;
+    else if (c->in_head) out->reading_head++;
+    else out->idle++;
+  }
+}
 
 void syn_http_close(syn_http_server *srv) {
   if (!srv || srv->closing) return;

@@ -48,6 +48,9 @@ typedef struct syn_http_stats {
   uint64_t connections_open;
   uint64_t connections_total;
   uint64_t lingering;         /* open connections draining input after an error reply */
+  uint64_t reading_head;      /* ... receiving a request's head */
+  uint64_t waiting;           /* ... with a request being answered */
+  uint64_t idle;              /* ... between requests (or before the first byte) */
   uint64_t lingered_total;
   uint64_t requests;
   uint64_t rejected;          /* limit violations and parse errors */

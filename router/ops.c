@@ -108,8 +108,16 @@ static void http_defence_metrics(syn_buf *b, const syn_router_counters *c,
   for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
     syn_buf_printf(b, "synapse_tracker_http_connections_refused_total{reason=\"%s\"} %llu\n",
                    refused[i].reason, (unsigned long long)refused[i].n);
-  metric(b, "synapse_tracker_http_connections_lingering", "gauge",
-         "Connections draining input after an error reply.", hs->lingering);
+  syn_buf_printf(b, "# HELP synapse_tracker_http_connections_by_state Open HTTP connections "
+                    "by state.\n# TYPE synapse_tracker_http_connections_by_state gauge\n");
+  const struct {
+    const char *state;
+    uint64_t n;
+  } states[] = {{"reading_head", hs->reading_head}, {"waiting", hs->waiting},
+                {"idle", hs->idle}, {"lingering", hs->lingering}};
+  for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+    syn_buf_printf(b, "synapse_tracker_http_connections_by_state{state=\"%s\"} %llu\n",
+                   states[i].state, (unsigned long long)states[i].n);
   metric(b, "synapse_tracker_http_header_timeouts_total", "counter",
          "Requests whose head did not arrive within limits.header_timeout_ms.",
          hs->header_timeouts);
@@ -258,6 +266,19 @@ static void finish_metrics(gather *g) {
   metric(b, "synapse_shards_total", "gauge", "Shards registered (replicas counted).", s->shards);
   metric(b, "synapse_vector_index_size", "gauge", "Vectors in the nodes' indexes.", s->vectors);
   metric(b, "synapse_node_searches_total", "counter", "Searches served by nodes.", s->searches);
+  metric(b, "synapse_announces_early_total", "counter",
+         "Announces sooner than min interval: answered, not applied.", s->announces_early);
+  metric(b, "synapse_swarm_snapshot_peers_loaded", "gauge",
+         "Peers restored from the swarm snapshot at start.", s->snapshot_peers_loaded);
+  metric(b, "synapse_swarm_snapshot_peers_saved", "gauge",
+         "Peers in that snapshot, as the last stop saved them.", s->snapshot_peers_saved);
+  metric(b, "synapse_swarm_snapshot_peers_expired", "gauge",
+         "Peers of that snapshot dropped at load: expired meanwhile.", s->snapshot_peers_expired);
+  syn_buf_printf(b,
+                 "# HELP synapse_swarm_snapshot_load_seconds Time the swarm snapshot load took "
+                 "(the slowest node).\n# TYPE synapse_swarm_snapshot_load_seconds gauge\n"
+                 "synapse_swarm_snapshot_load_seconds %.6f\n",
+                 (double)s->snapshot_load_us / 1e6);
   replication_metrics(b, g);
   sync_metrics(b, g);
   membership_metrics(b, syn_nodes_membership(g->ops.nodes));
@@ -347,6 +368,11 @@ static void add(Synapse__StatsReply *sum, const Synapse__StatsReply *s) {
   sum->shards += s->shards;
   sum->vectors += s->vectors;
   sum->searches += s->searches;
+  sum->announces_early += s->announces_early;
+  sum->snapshot_peers_loaded += s->snapshot_peers_loaded;
+  sum->snapshot_peers_saved += s->snapshot_peers_saved;
+  sum->snapshot_peers_expired += s->snapshot_peers_expired;
+  if (s->snapshot_load_us > sum->snapshot_load_us) sum->snapshot_load_us = s->snapshot_load_us;
 }
 
 static bool on_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep) {
