@@ -2,6 +2,7 @@
 #include "common/rank.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,42 @@ bool syn_rank_stopword(const char *term, size_t len) {
   low[len] = '\0';
   return bsearch(low, k_stopwords, sizeof k_stopwords / sizeof k_stopwords[0],
                  sizeof k_stopwords[0], stopword_cmp) != NULL;
+}
+
+static double norm_of(const float *v, uint32_t dim) {
+  double n = 0;
+  for (uint32_t j = 0; j < dim; j++) n += (double)v[j] * v[j];
+  return n > 0 && isfinite(n) ? sqrt(n) : 0;
+}
+
+size_t syn_rank_feedback(const float *const *vecs, size_t n, uint32_t dim, float *out,
+                         double *radius) {
+  double *sum = dim ? calloc(dim, sizeof *sum) : NULL;
+  size_t used = 0;
+  *radius = 1.0;
+  if (!sum) return 0;
+  for (size_t i = 0; i < n; i++) {
+    double len = vecs[i] ? norm_of(vecs[i], dim) : 0;
+    if (len == 0) continue;
+    for (uint32_t j = 0; j < dim; j++) sum[j] += vecs[i][j] / len;
+    used++;
+  }
+  double total = 0;
+  for (uint32_t j = 0; j < dim; j++) total += sum[j] * sum[j];
+  if (used == 0 || !(total > 0)) {
+    free(sum);
+    return 0;
+  }
+  for (uint32_t j = 0; j < dim; j++) out[j] = (float)(sum[j] / sqrt(total));
+  free(sum);
+  for (size_t i = 0; i < n; i++) {
+    double len = vecs[i] ? norm_of(vecs[i], dim) : 0;
+    if (len == 0) continue;
+    double dot = 0;
+    for (uint32_t j = 0; j < dim; j++) dot += (double)vecs[i][j] * out[j];
+    if (dot / len < *radius) *radius = dot / len;
+  }
+  return used;
 }
 
 static size_t rrf_find(const syn_rrf_item *items, size_t n, const char *key) {

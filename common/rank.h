@@ -40,6 +40,14 @@ double syn_sim_from_coverage(const uint8_t *fields, size_t n);
  * around what it asks for ("how to use react hooks" asks for react, use, hooks). */
 bool syn_rank_stopword(const char *term, size_t len);
 
+/* Pseudo-relevance feedback (Rocchio's positive part): the mean of the n vectors of dim
+ * values, each normalised first (so a long vector weighs no more than a short one),
+ * normalised into out (dim floats). *radius receives the least cosine between out and
+ * one of the vectors: how far the hits' topic spreads around it. Vectors of zero or
+ * non-finite length are skipped. Returns how many went in; 0 leaves out undefined. */
+size_t syn_rank_feedback(const float *const *vecs, size_t n, uint32_t dim, float *out,
+                         double *radius);
+
 /* One fused hit. key points into the caller's input arrays (not copied). rank_* are the
  * 1-based ranks in each input list, 0 where the key is absent from that list. */
 typedef struct syn_rrf_item {

@@ -70,6 +70,30 @@ static void test_rank_stopword(void **state) {
   assert_false(syn_rank_stopword(NULL, 2));
 }
 
+/* Feedback vectors: each input normalised, the mean normalised, the spread reported. */
+static void test_rank_feedback(void **state) {
+  (void)state;
+  float out[2];
+  double radius;
+  const float a[] = {10, 0}, b[] = {0, 0.5f}, zero[] = {0, 0}, same[] = {3, 0};
+  const float *two[] = {a, b};
+  assert_int_equal(syn_rank_feedback(two, 2, 2, out, &radius), 2);
+  /* Lengths do not count: the mean of (1,0) and (0,1), at 45 degrees to both. */
+  assert_float_equal(out[0], sqrt(0.5), 1e-6);
+  assert_float_equal(out[1], sqrt(0.5), 1e-6);
+  assert_float_equal(radius, sqrt(0.5), 1e-6);
+  const float *with_zero[] = {a, zero, NULL, same};
+  assert_int_equal(syn_rank_feedback(with_zero, 4, 2, out, &radius), 2);
+  assert_float_equal(out[0], 1.0, 1e-6);
+  assert_float_equal(radius, 1.0, 1e-6);
+  const float minus[] = {-1, 0};
+  const float *opposite[] = {a, minus}; /* they cancel: no direction */
+  assert_int_equal(syn_rank_feedback(opposite, 2, 2, out, &radius), 0);
+  const float *none[] = {zero};
+  assert_int_equal(syn_rank_feedback(none, 1, 2, out, &radius), 0);
+  assert_int_equal(syn_rank_feedback(two, 2, 0, out, &radius), 0);
+}
+
 static void test_rrf_order(void **state) {
   (void)state;
   const char *vec[] = {"a", "b", "c"};
@@ -115,9 +139,13 @@ static void test_rrf_duplicates_and_cap(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_sim_from_cosine),         cmocka_unit_test(test_sim_from_coverage),
-      cmocka_unit_test(test_rank_stopword),           cmocka_unit_test(test_rrf_order),
-      cmocka_unit_test(test_rrf_both_lists_beat_one), cmocka_unit_test(test_rrf_duplicates_and_cap),
+      cmocka_unit_test(test_sim_from_cosine),
+      cmocka_unit_test(test_sim_from_coverage),
+      cmocka_unit_test(test_rank_stopword),
+      cmocka_unit_test(test_rank_feedback),
+      cmocka_unit_test(test_rrf_order),
+      cmocka_unit_test(test_rrf_both_lists_beat_one),
+      cmocka_unit_test(test_rrf_duplicates_and_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
