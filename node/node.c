@@ -22,10 +22,12 @@
 #include <time.h>
 
 #include "cluster/membership.h"
+#include "common/cluster_auth.h"
 #include "common/log.h"
 #include "node/replica.h"
 #include "node/shards.h"
 #include "node/swarm.h"
+#include "node/swarm_snapshot.h"
 #include "proto/wire.h"
 
 #define EXPIRE_BUDGET 256 /* swarms visited per maintenance tick */
@@ -48,6 +50,7 @@ typedef struct node_worker {
 
 struct syn_node {
   nng_socket sock;
+  syn_cluster_auth *auth; /* the membership's: batches opened, replies sealed; NULL: open */
   syn_swarm_store *swarms;
   syn_shards shards;
   uint32_t max_numwant;
@@ -59,6 +62,13 @@ struct syn_node {
   atomic_bool stopping;
   atomic_uint_fast64_t announces;
   atomic_uint_fast64_t scrapes;
+  /* Warm restart (node/swarm_snapshot.h): loaded at start, written at stop. */
+  uint32_t min_interval;
+  atomic_uint_fast64_t announces_early;
+  char *snapshot_path; /* NULL: snapshots off */
+  uint64_t snapshot_max_bytes;
+  bool snapshot_save; /* set once the node has started: a failed start keeps the old file */
+  syn_snapshot_stats snapshot_loaded;
 };
 
 static uint32_t now_seconds(void) {
@@ -86,6 +96,10 @@ static void handle_announce(syn_node *node, node_worker *w, const Synapse__Annou
     reply_error(rep, SYNAPSE__ERROR_CODE__BAD_REQUEST, "malformed announce");
     return;
   }
+  if (!syn_registered_has(node->shards.registered, a->info_hash.data)) {
+    reply_error(rep, SYNAPSE__ERROR_CODE__NOT_REGISTERED, "info_hash is not registered as a shard");
+    return;
+  }
   uint32_t numwant = a->has_numwant ? a->numwant : 50;
   if (numwant > node->max_numwant) numwant = node->max_numwant;
   uint8_t *scratch = w->peers.data + w->peers.len;
@@ -102,6 +116,7 @@ static void handle_announce(syn_node *node, node_worker *w, const Synapse__Annou
       .numwant = numwant,
       .families = a->families,
       .want_peer_ids = a->want_peer_ids,
+      .min_interval = node->min_interval,
   };
   syn_announce_result res = {.peers4 = scratch, .peers6 = scratch + 6 * (size_t)numwant};
   if (a->want_peer_ids) {
@@ -116,7 +131,10 @@ static void handle_announce(syn_node *node, node_worker *w, const Synapse__Annou
     return;
   }
   atomic_fetch_add_explicit(&node->announces, 1, memory_order_relaxed);
-  syn_replica_announce(node->shards.replica, a);
+  if (res.early)
+    atomic_fetch_add_explicit(&node->announces_early, 1, memory_order_relaxed);
+  else
+    syn_replica_announce(node->shards.replica, a); /* nothing changed: nothing to replicate */
   out->complete = res.complete;
   out->incomplete = res.incomplete;
   out->downloaded = res.downloaded;
@@ -210,6 +228,13 @@ static void handle_stats(syn_node *node, Synapse__Reply *rep, Synapse__StatsRepl
   out->peer_bytes = t.peer_bytes;
   out->announces = atomic_load_explicit(&node->announces, memory_order_relaxed);
   out->scrapes = atomic_load_explicit(&node->scrapes, memory_order_relaxed);
+  out->has_announces_early = out->has_snapshot_peers_loaded = out->has_snapshot_peers_saved = 1;
+  out->has_snapshot_peers_expired = out->has_snapshot_load_us = 1;
+  out->announces_early = atomic_load_explicit(&node->announces_early, memory_order_relaxed);
+  out->snapshot_peers_loaded = node->snapshot_loaded.peers;
+  out->snapshot_peers_saved = node->snapshot_loaded.file_peers;
+  out->snapshot_peers_expired = node->snapshot_loaded.expired;
+  out->snapshot_load_us = node->snapshot_loaded.elapsed_us;
   syn_index_stats is;
   if (node->shards.index && syn_index_stats_get(node->shards.index, &is) == 0) {
     out->has_shards = out->has_vectors = out->has_searches = 1;
@@ -303,9 +328,15 @@ static void *worker_main(void *arg) {
     if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) break;
     if (rv) continue;
     nng_msg *msg = nng_aio_get_msg(w->aio);
+    uint8_t tag[SYN_CLUSTER_AUTH_TAG];
+    if (syn_cluster_auth_open(node->auth, msg, SYN_AUTH_BATCH_REQUEST, NULL, tag)) {
+      nng_msg_free(msg); /* no or wrong cluster MAC: counted, never parsed, unanswered */
+      continue;
+    }
     int rc = handle_batch(node, w, msg);
     nng_msg_clear(msg);
-    if (rc || nng_msg_append(msg, w->reply.data, w->reply.len)) {
+    if (rc || nng_msg_append(msg, w->reply.data, w->reply.len) ||
+        syn_cluster_auth_seal(node->auth, msg, SYN_AUTH_BATCH_REPLY, tag, NULL)) {
       /* Nothing sensible to answer; the router's deadline reports the failure. */
       nng_msg_free(msg);
       continue;
@@ -328,9 +359,51 @@ static void *maintenance_main(void *arg) {
   return NULL;
 }
 
+/* Warm restart: the swarms the last stop wrote, before anything is served. A refused file
+ * is logged and the node starts empty. In a cluster the first hand-off pass then pulls
+ * every held partition's swarms as after any start (node/sync.c), adding to these. */
+static void snapshot_load(syn_node *node, const syn_config *cfg) {
+  if (!cfg->swarm_snapshot) return;
+  size_t n = strlen(cfg->data_dir) + sizeof "/" SYN_SNAPSHOT_FILE;
+  node->snapshot_path = malloc(n);
+  if (!node->snapshot_path) return;
+  snprintf(node->snapshot_path, n, "%s/%s", cfg->data_dir, SYN_SNAPSHOT_FILE);
+  node->snapshot_max_bytes = (uint64_t)cfg->swarm_snapshot_max_mb << 20;
+  char err[256] = "";
+  syn_snapshot_stats *st = &node->snapshot_loaded;
+  int rc = syn_swarm_snapshot_load(node->swarms, node->snapshot_path, node->snapshot_max_bytes,
+                                   now_seconds(), (int64_t)time(NULL), cfg->peer_timeout, st, err,
+                                   sizeof err);
+  if (rc == 0)
+    syn_info(
+        "node: swarm snapshot %s: %llu swarms, %llu peers restored (%llu expired "
+        "meanwhile) in %.1f ms",
+        node->snapshot_path, (unsigned long long)st->swarms, (unsigned long long)st->peers,
+        (unsigned long long)st->expired, (double)st->elapsed_us / 1000.0);
+  else if (rc != -ENOENT)
+    syn_warn("node: swarm snapshot %s refused (%s): starting with no swarms", node->snapshot_path,
+             err);
+}
+
+static void snapshot_save(syn_node *node) {
+  if (!node->snapshot_path || !node->snapshot_save) return;
+  char err[256] = "";
+  syn_snapshot_stats st;
+  if (syn_swarm_snapshot_save(node->swarms, node->snapshot_path, node->snapshot_max_bytes,
+                              now_seconds(), (int64_t)time(NULL),
+                              syn_swarm_peer_timeout(node->swarms), &st, err, sizeof err) == 0)
+    syn_info("node: swarm snapshot %s: %llu swarms, %llu peers, %llu bytes saved in %.1f ms",
+             node->snapshot_path, (unsigned long long)st.swarms, (unsigned long long)st.peers,
+             (unsigned long long)st.bytes, (double)st.elapsed_us / 1000.0);
+  else
+    syn_error("node: swarm snapshot %s not saved: %s", node->snapshot_path, err);
+}
+
 static int open_socket(syn_node *node, const char *url, char *err, size_t err_len) {
   int rv = nng_rep0_open(&node->sock);
-  if (rv == 0) rv = nng_socket_set_size(node->sock, NNG_OPT_RECVMAXSZ, SYN_WIRE_MAX_REQUEST);
+  if (rv == 0)
+    rv = nng_socket_set_size(node->sock, NNG_OPT_RECVMAXSZ,
+                             SYN_WIRE_MAX_REQUEST + SYN_CLUSTER_AUTH_OVERHEAD);
   if (rv == 0) rv = nng_listen(node->sock, url, NULL, 0);
   if (rv) snprintf(err, err_len, "node: cannot listen on %s: %s", url, nng_strerror(rv));
   return rv ? -1 : 0;
@@ -357,7 +430,10 @@ static int open_index(syn_node *node, const syn_config *cfg, char *err, size_t e
   syn_index_config icfg;
   if (syn_shards_index_config(cfg, &icfg, err, err_len)) return -1;
   node->shards.index = syn_index_open(&icfg, cfg->data_dir, err, err_len);
-  return node->shards.index ? 0 : -1;
+  if (!node->shards.index) return -1;
+  if (cfg->registered_only)
+    node->shards.registered = syn_registered_open(node->shards.index, err, err_len);
+  return !cfg->registered_only || node->shards.registered ? 0 : -1;
 }
 
 syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
@@ -368,6 +444,7 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
     snprintf(err, err_len, "node: out of memory");
     return NULL;
   }
+  node->auth = members ? syn_membership_auth(members) : NULL; /* standalone: inproc */
   node->max_numwant = cfg->max_numwant;
   node->full_scrape_max = cfg->full_scrape_max;
   node->worker_count = cfg->node_workers ? cfg->node_workers : 1;
@@ -379,14 +456,17 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
     return NULL;
   }
   node->shards.swarms = node->swarms;
+  node->min_interval = cfg->min_interval;
+  snapshot_load(node, cfg);
   node->shards.cfg = cfg;
   if (open_index(node, cfg, err, err_len)) {
     syn_node_stop(node);
     return NULL;
   }
   if (members) {
-    node->shards.replica = syn_replica_start(cfg, members, view, node->swarms, node->shards.index,
-                                             &node->shards.hlc, err, err_len);
+    node->shards.replica =
+        syn_replica_start(cfg, members, view, node->swarms, node->shards.index, &node->shards.hlc,
+                          node->shards.registered, err, err_len);
     if (!node->shards.replica) {
       syn_node_stop(node);
       return NULL;
@@ -404,6 +484,7 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
     return NULL;
   }
   node->maintenance_started = pthread_create(&node->maintenance, NULL, maintenance_main, node) == 0;
+  node->snapshot_save = true;
   return node;
 }
 
@@ -421,6 +502,9 @@ void syn_node_stop(syn_node *node) {
   }
   if (node->maintenance_started) pthread_join(node->maintenance, NULL);
   syn_replica_stop(node->shards.replica);
+  snapshot_save(node); /* no worker, maintenance or replica thread left: the store holds still */
+  free(node->snapshot_path);
+  syn_registered_free(node->shards.registered);
   syn_index_close(node->shards.index);
   syn_swarm_store_free(node->swarms);
   free(node);

@@ -70,15 +70,20 @@ void syn_registered_free(syn_registered *r) {
   free(r);
 }
 
-syn_registered *syn_registered_open(syn_index *idx, char *err, size_t err_len) {
+syn_registered *syn_registered_new(void) {
   syn_registered *r = calloc(1, sizeof *r);
+  for (int i = 0; r && i < STRIPES; i++) {
+    pthread_rwlock_init(&r->s[i].lock, NULL);
+    syn_keyset_init(&r->s[i].keys);
+  }
+  return r;
+}
+
+syn_registered *syn_registered_open(syn_index *idx, char *err, size_t err_len) {
+  syn_registered *r = syn_registered_new();
   if (!r) {
     snprintf(err, err_len, "registered_only: out of memory");
     return NULL;
-  }
-  for (int i = 0; i < STRIPES; i++) {
-    pthread_rwlock_init(&r->s[i].lock, NULL);
-    syn_keyset_init(&r->s[i].keys);
   }
   uint32_t total = syn_index_partitions(idx) * syn_index_buckets(idx);
   syn_key_version *keys = NULL;

@@ -22,6 +22,9 @@
 
 typedef struct syn_registered syn_registered;
 
+/* An empty set. NULL when out of memory. */
+syn_registered *syn_registered_new(void);
+
 /* Reads every record's key from the index (blocks: one indexed query per bucket). NULL
  * with a message in err. Main thread, at start. */
 syn_registered *syn_registered_open(syn_index *idx, char *err, size_t err_len);

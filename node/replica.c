@@ -91,12 +91,14 @@ static int record_to_write(syn_replica *r, const Synapse__Record *rec, record_wr
 int replica_apply_record(syn_replica *r, const Synapse__Record *rec) {
   record_write rw;
   int rc = record_to_write(r, rec, &rw);
+  bool applied = false;
   if (rc == 0 && !rw.w.shard)
-    rc = syn_index_delete(r->index, rw.hex, &rw.w.version, rw.w.now_ms, NULL, NULL);
+    rc = syn_index_delete(r->index, rw.hex, &rw.w.version, rw.w.now_ms, &applied, NULL);
   else if (rc == 0) {
     char err[256];
-    rc = syn_index_register(r->index, &rw.in, &rw.w.version, NULL, err, sizeof err);
+    rc = syn_index_register(r->index, &rw.in, &rw.w.version, &applied, err, sizeof err);
   }
+  if (rc == 0 && applied) syn_registered_note(r->registered, rw.hex, rw.w.shard != NULL);
   free(rw.emb);
   return rc;
 }
@@ -108,7 +110,11 @@ size_t replica_apply_records(syn_replica *r, Synapse__Record *const *recs, size_
   for (size_t i = 0; rw && w && i < n; i++)
     if (record_to_write(r, recs[i], &rw[i]) == 0) w[valid++] = rw[i].w;
   if (rw && w && syn_index_apply(r->index, w, valid) == 0)
-    for (size_t i = 0; i < valid; i++) ok += w[i].rc == 0;
+    for (size_t i = 0; i < valid; i++) {
+      ok += w[i].rc == 0;
+      if (w[i].rc == 0 && w[i].applied)
+        syn_registered_note(r->registered, w[i].info_hash, w[i].shard != NULL);
+    }
   for (size_t i = 0; rw && i < n; i++) free(rw[i].emb);
   free(rw);
   free(w);
@@ -179,7 +185,8 @@ static void on_view_change(void *ctx) {
 
 syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
                                syn_view_source *view, syn_swarm_store *swarms, syn_index *index,
-                               syn_hlc *hlc, char *err, size_t err_len) {
+                               syn_hlc *hlc, syn_registered *registered, char *err,
+                               size_t err_len) {
   syn_replica *r = calloc(1, sizeof *r);
   if (!r) {
     snprintf(err, err_len, "out of memory");
@@ -191,6 +198,7 @@ syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
   r->swarms = swarms;
   r->index = index;
   r->hlc = hlc;
+  r->registered = registered;
   pthread_mutex_init(&r->push_mu, NULL);
   pthread_mutex_init(&r->figures_mu, NULL);
   pthread_cond_init(&r->push_cv, NULL);

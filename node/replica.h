@@ -34,13 +34,16 @@
 #include "proto/tracker.pb-c.h"
 
 typedef struct syn_replica syn_replica;
+struct syn_registered;
 
 /* Registers the app handler on `members`, listens to `view`, and starts the pusher and
- * sync threads. `hlc` is the node's clock (observed when remote versions arrive). NULL
- * with a message in err. */
+ * sync threads. `hlc` is the node's clock (observed when remote versions arrive);
+ * `registered` (NULL unless tracker.registered_only) is kept in step with every write the
+ * replica applies. NULL with a message in err. */
 syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
                                syn_view_source *view, syn_swarm_store *swarms, syn_index *index,
-                               syn_hlc *hlc, char *err, size_t err_len);
+                               syn_hlc *hlc, struct syn_registered *registered, char *err,
+                               size_t err_len);
 void syn_replica_stop(syn_replica *r);
 
 /* Queues an applied announce for the other replicas of its partition (copied; never

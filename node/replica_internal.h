@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "common/buf.h"
+#include "node/registered.h"
 #include "node/replica.h"
 
 #define REPLICA_MAX_TARGETS 64
@@ -42,6 +43,7 @@ struct syn_replica {
   syn_swarm_store *swarms;
   syn_index *index;
   syn_hlc *hlc;
+  syn_registered *registered; /* tracker.registered_only, or NULL (node/registered.h) */
   atomic_bool stopping;
 
   /* serving state */

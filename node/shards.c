@@ -123,8 +123,10 @@ static void handle_register(syn_shards *sh, uint64_t id, const Synapse__Register
   bool existed = syn_index_version(sh->index, hex, &before) == 0 && !before.deleted;
   syn_version v = new_version(sh);
   char err[256] = "";
-  int rc = syn_index_register(sh->index, &in, &v, NULL, err, sizeof err);
+  bool applied = false;
+  int rc = syn_index_register(sh->index, &in, &v, &applied, err, sizeof err);
   free(embedding);
+  if (rc == 0 && applied) syn_registered_note(sh->registered, hex, true);
   if (rc) {
     append_error(reply, id, code_of(rc), *err ? err : syn_index_strerror(rc));
     return;
@@ -191,7 +193,9 @@ static void handle_get(syn_shards *sh, uint64_t id, const Synapse__ShardKey *k, 
 static void handle_delete(syn_shards *sh, uint64_t id, const Synapse__ShardKey *k, syn_buf *reply) {
   syn_version v = new_version(sh);
   bool existed = false;
-  int rc = syn_index_delete(sh->index, k->info_hash, &v, syn_wall_ms(), NULL, &existed);
+  bool applied = false;
+  int rc = syn_index_delete(sh->index, k->info_hash, &v, syn_wall_ms(), &applied, &existed);
+  if (rc == 0 && applied) syn_registered_note(sh->registered, k->info_hash, false);
   if (rc) {
     append_error(reply, id, code_of(rc), syn_index_strerror(rc));
     return;
@@ -265,6 +269,29 @@ static int hit_view_build(syn_shards *sh, syn_hit *hits, size_t n, uint32_t now,
   return 0;
 }
 
+/* Pseudo-relevance feedback: the embeddings of the best `want` keyword hits ride in their
+ * shards (the router averages the cluster's best into a query vector). One indexed read
+ * each, at most SYN_SEARCH_MAX_FEEDBACK; a hit replaced since it was found keeps no
+ * embedding unless the new one has the same model and dimension. full[] holds what the
+ * view points into until the reply is packed. */
+static size_t attach_feedback(syn_shards *sh, const syn_hit *hits, size_t n, uint32_t want,
+                              hit_view *v, syn_shard *full) {
+  size_t got = 0;
+  if (want > SYN_SEARCH_MAX_FEEDBACK) want = SYN_SEARCH_MAX_FEEDBACK;
+  for (size_t i = 0; i < n && i < want; i++) {
+    const syn_shard *h = &hits[i].shard;
+    if (syn_index_get(sh->index, h->info_hash, true, &full[got]) != 0) continue;
+    const syn_shard *f = &full[got++];
+    if (!f->embedding || f->dimension != h->dimension || !f->model || !h->model ||
+        strcmp(f->model, h->model) != 0)
+      continue;
+    v->shards[i].has_embedding = 1;
+    v->shards[i].embedding =
+        (ProtobufCBinaryData){(size_t)f->dimension * sizeof(float), (uint8_t *)f->embedding};
+  }
+  return got;
+}
+
 static void hit_view_free(hit_view *v) {
   free(v->msgs);
   free(v->ptrs);
@@ -325,6 +352,10 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
   hit_view vv = {0}, kv = {0};
   if (rc == 0 && (hit_view_build(sh, vhits, nv, now, &vv) || hit_view_build(sh, khits, nk, now, &kv)))
     rc = -ENOMEM;
+  syn_shard full[SYN_SEARCH_MAX_FEEDBACK];
+  size_t nfull = 0;
+  if (rc == 0 && s->has_feedback_docs && s->feedback_docs)
+    nfull = attach_feedback(sh, khits, nk, s->feedback_docs, &kv, full);
   if (rc) {
     append_error(reply, id, code_of(rc), syn_index_strerror(rc));
   } else {
@@ -350,6 +381,7 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
   }
   hit_view_free(&vv);
   hit_view_free(&kv);
+  for (size_t i = 0; i < nfull; i++) syn_shard_free(&full[i]);
   syn_hits_free(vhits, nv);
   syn_hits_free(khits, nk);
 }

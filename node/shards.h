@@ -19,6 +19,7 @@
 #include "common/buf.h"
 #include "common/config.h"
 #include "index/index.h"
+#include "node/registered.h"
 #include "node/replica.h"
 #include "node/swarm.h"
 #include "proto/tracker.pb-c.h"
@@ -28,7 +29,9 @@ typedef struct syn_shards {
   syn_swarm_store *swarms;
   syn_replica *replica; /* NULL standalone */
   const syn_config *cfg;
-  syn_hlc hlc;          /* versions of the writes this node coordinates */
+  syn_hlc hlc;                /* versions of the writes this node coordinates */
+  syn_registered *registered; /* tracker.registered_only: keys of the shards held; NULL
+                                 when the mode is off (node/registered.h) */
 } syn_shards;
 
 /* Maps the config's vector_search keys onto the index's config (0 = index default).

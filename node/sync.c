@@ -256,7 +256,10 @@ static void forget_partition(syn_replica *r, uint32_t p) {
   char(*keys)[65] = NULL;
   size_t n = 0;
   if (syn_index_partition_keys(r->index, p, &keys, &n) != 0) return;
-  for (size_t i = 0; i < n; i++) syn_index_forget(r->index, keys[i]);
+  for (size_t i = 0; i < n; i++) {
+    syn_index_forget(r->index, keys[i]);
+    syn_registered_note(r->registered, keys[i], false);
+  }
   free(keys);
 }
 

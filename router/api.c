@@ -13,14 +13,23 @@
  * - Text search with an embedding service takes two steps: an EmbedRequest (a node does
  *   the blocking HTTP call on a worker thread), then the search with the vector and the
  *   words. If embedding fails, the search runs on keywords alone and says so ("mode").
- * - Hits are merged here: vector hits by similarity, keyword hits by score, each cut to
- *   `limit`, then fused by reciprocal rank (k = 60) when both kinds are present. */
+ * - Hits are merged here: vector hits by similarity, keyword hits by score (equal scores
+ *   by their rank on the node that sent them), each cut to `limit`, then fused by
+ *   reciprocal rank (k = 60) when both kinds are present.
+ * - Without an embedding (no service, or it failed), a text search can reach meaning by
+ *   pseudo-relevance feedback (vector_search.feedback): the first fan-out asks each node
+ *   for the embeddings of its best feedback_docs keyword hits; the cluster-wide best
+ *   feedback_docs of them, of the best hit's model, are averaged (each normalised) into a
+ *   query vector, and a second fan-out searches near it. Vector and keyword hits are then
+ *   fused as in hybrid search ("mode": "keyword+feedback"). The extra cost is bounded:
+ *   at most SYN_SEARCH_MAX_FEEDBACK embeddings per node reply, one more fan-out. */
 #include "router/api.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <llhttp.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +38,7 @@
 #include "common/rank.h"
 #include "router/api_json.h"
 #include "router/call_group.h"
+#include "router/tokens.h"
 
 #define MAX_HOST_LEN 255
 
@@ -46,7 +56,10 @@ typedef struct hit {
   double similarity;
   char hash[65];
   uint8_t key[20];
-  int slot; /* the node that sent it */
+  int slot;         /* the node that sent it */
+  uint32_t rank;    /* its place in that node's list (0 = best) */
+  float *embedding; /* feedback: the shard's embedding, owned, or NULL */
+  uint32_t dim;
 } hit;
 
 typedef struct hit_list {
@@ -64,6 +77,10 @@ typedef struct api_call {
   syn_search_input search; /* searches: owned inputs */
   bool text_search;
   bool embedded; /* the text query was embedded */
+  uint32_t feedback_docs; /* > 0: the first fan-out asked for feedback embeddings */
+  bool feedback_phase;    /* the second fan-out (near the feedback vector) is out */
+  bool feedback_ran;      /* it answered: vector hits come from feedback */
+  bool keywords_done;     /* keyword hits already kept per partition and sorted */
   bool partial;
   bool answered[SYN_NODES_MAX]; /* search: nodes whose part succeeded */
   int error_status;             /* search: a node refused the query (4xx) */
@@ -110,8 +127,15 @@ static void respond_error(syn_http_slot *slot, int status, const char *message) 
   free(text);
 }
 
+static void hit_drop(hit *h) {
+  json_decref(h->json);
+  free(h->embedding);
+  h->json = NULL;
+  h->embedding = NULL;
+}
+
 static void hit_list_free(hit_list *l) {
-  for (size_t i = 0; i < l->count; i++) json_decref(l->items[i].json);
+  for (size_t i = 0; i < l->count; i++) hit_drop(&l->items[i]);
   free(l->items);
   memset(l, 0, sizeof *l);
 }
@@ -178,29 +202,15 @@ static void send_any(api_call *c, Synapse__Request *msg) {
   call_free(c);
 }
 
-static bool token_matches(const char *given, size_t len, const char *token) {
-  size_t tlen = strlen(token);
-  unsigned char diff = (unsigned char)(len != tlen);
-  for (size_t i = 0; i < len; i++) diff |= (unsigned char)(given[i] ^ token[i < tlen ? i : 0]);
-  return diff == 0;
-}
-
-/* 0 when writes are open or the bearer token is known; else answers 401 or 403. */
+/* 0 when writes are open or the bearer token has write (or admin) scope
+ * (router/tokens.h); else answers 401 or 403. */
 static int check_token(const syn_api *api, const syn_http_request *req, syn_http_slot *slot) {
-  const syn_config *cfg = api->cfg;
-  if (cfg->api_token_count == 0) return 0;
-  const char *auth = req->authorization;
-  if (!auth || req->authorization_len < 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
-    respond_error(slot, 401, "missing bearer token (Authorization: Bearer <token>)");
-    return -1;
-  }
-  const char *tok = auth + 7;
-  size_t len = req->authorization_len - 7;
-  bool ok = false;
-  for (size_t i = 0; i < cfg->api_token_count; i++)
-    ok |= token_matches(tok, len, cfg->api_tokens[i]);
-  if (ok) return 0;
-  respond_error(slot, 403, "invalid bearer token");
+  int status =
+      syn_tokens_check(api->tokens, SYN_SCOPE_WRITE, req->authorization, req->authorization_len);
+  if (status == 0) return 0;
+  respond_error(slot, status,
+                status == 401 ? "missing bearer token (Authorization: Bearer <token>)"
+                              : "invalid bearer token");
   return -1;
 }
 
@@ -405,6 +415,16 @@ static void send_search(api_call *c, const float *embedding, uint32_t dim) {
   s.n_tags = in->tag_count;
   s.has_min_similarity = 1;
   s.min_similarity = in->min_similarity;
+  const syn_config *cfg = c->api.cfg;
+  if (c->text_search && !embedding && cfg->search_feedback && cfg->feedback_docs) {
+    /* Pseudo-relevance feedback: each node sends the embeddings of its best keyword hits,
+     * and searches deep enough that the cluster's best feedback_docs are among them. */
+    c->feedback_docs =
+        cfg->feedback_docs < SYN_SEARCH_MAX_FEEDBACK ? cfg->feedback_docs : SYN_SEARCH_MAX_FEEDBACK;
+    s.has_feedback_docs = 1;
+    s.feedback_docs = c->feedback_docs;
+    if (s.limit < c->feedback_docs) s.limit = c->feedback_docs;
+  }
   Synapse__Request msg = SYNAPSE__REQUEST__INIT;
   msg.body_case = SYNAPSE__REQUEST__BODY_SEARCH;
   msg.search = &s;
@@ -462,7 +482,8 @@ static void api_search(const syn_api *api, const syn_http_request *req, syn_http
   send_any(c, &msg);
 }
 
-static int hit_list_push(hit_list *l, json_t *json, double similarity, const char *hash, int slot) {
+static int hit_list_push(hit_list *l, json_t *json, double similarity, const char *hash, int slot,
+                         uint32_t rank) {
   if (l->count == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 16;
     hit *items = realloc(l->items, cap * sizeof *items);
@@ -475,6 +496,9 @@ static int hit_list_push(hit_list *l, json_t *json, double similarity, const cha
   h->similarity = similarity;
   snprintf(h->hash, sizeof h->hash, "%s", hash);
   h->slot = slot;
+  h->rank = rank;
+  h->embedding = NULL;
+  h->dim = 0;
   if (syn_info_hash_parse(h->hash, strlen(h->hash), h->hash, h->key)) memset(h->key, 0, 20);
   return 0;
 }
@@ -490,12 +514,30 @@ static json_t *hit_json(api_call *c, const Synapse__SearchHit *h) {
   return o;
 }
 
-static void collect_hits(api_call *c, hit_list *l, Synapse__SearchHit **hits, size_t n, int slot) {
+/* A feedback embedding that came with a keyword hit: a heap copy (protobuf bytes may be
+ * unaligned) when its length is its shard's dimension. */
+static void keep_embedding(hit *h, const Synapse__Shard *s) {
+  size_t len = s->embedding.len;
+  if (!s->has_embedding || !s->has_dimension || s->dimension == 0 ||
+      s->dimension > SYN_SHARD_MAX_DIM || len != (size_t)s->dimension * sizeof(float))
+    return;
+  h->embedding = malloc(len);
+  if (!h->embedding) return;
+  memcpy(h->embedding, s->embedding.data, len);
+  h->dim = s->dimension;
+}
+
+static void collect_hits(api_call *c, hit_list *l, Synapse__SearchHit **hits, size_t n, int slot,
+                         bool feedback) {
   for (size_t i = 0; i < n; i++) {
     if (!hits[i]->shard->info_hash) continue;
     json_t *o = hit_json(c, hits[i]);
-    if (!o || hit_list_push(l, o, hits[i]->similarity, hits[i]->shard->info_hash, slot))
+    if (!o ||
+        hit_list_push(l, o, hits[i]->similarity, hits[i]->shard->info_hash, slot, (uint32_t)i)) {
       json_decref(o);
+      continue;
+    }
+    if (feedback) keep_embedding(&l->items[l->count - 1], hits[i]->shard);
   }
 }
 
@@ -512,14 +554,17 @@ static void keep_serving_copies(api_call *c, hit_list *l) {
     if (serving == l->items[i].slot)
       l->items[kept++] = l->items[i];
     else
-      json_decref(l->items[i].json);
+      hit_drop(&l->items[i]);
   }
   l->count = kept;
 }
 
+/* Best first; equal similarities by their rank on their node (a keyword hit's BM25
+ * order there), then by hash, so the order is deterministic. */
 static int by_similarity(const void *a, const void *b) {
   const hit *x = a, *y = b;
   if (x->similarity != y->similarity) return x->similarity < y->similarity ? 1 : -1;
+  if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1;
   return strcmp(x->hash, y->hash);
 }
 
@@ -532,7 +577,7 @@ static void sort_and_cut(hit_list *l, uint32_t limit) {
     bool dup = false;
     for (size_t j = 0; j < kept && !dup; j++) dup = !strcmp(l->items[j].hash, l->items[i].hash);
     if (dup || kept >= limit)
-      json_decref(l->items[i].json);
+      hit_drop(&l->items[i]);
     else
       l->items[kept++] = l->items[i];
   }
@@ -545,7 +590,9 @@ static const hit *find_hit(const hit_list *l, const char *hash) {
   return NULL;
 }
 
-/* Results in fused order: RRF over the two lists when both exist. */
+/* Results in fused order: RRF over the two lists when both exist. A hit in both lists
+ * shows its vector similarity, except after feedback, where the vector is a synthetic
+ * one and the keyword similarity is what a reader can check. */
 static json_t *fused_results(api_call *c) {
   hit_list *v = &c->vector_hits, *k = &c->keyword_hits;
   json_t *out = json_array();
@@ -560,8 +607,8 @@ static json_t *fused_results(api_call *c) {
   syn_rrf_item *fused = malloc((v->count + k->count) * sizeof *fused);
   size_t n = fused ? syn_rrf_fuse(vk, v->count, kk, k->count, 60, fused, v->count + k->count) : 0;
   for (size_t i = 0; i < n && i < c->search.limit; i++) {
-    const hit *h = find_hit(v, fused[i].key);
-    if (!h) h = find_hit(k, fused[i].key);
+    const hit *h = c->feedback_ran ? find_hit(k, fused[i].key) : find_hit(v, fused[i].key);
+    if (!h) h = c->feedback_ran ? find_hit(v, fused[i].key) : find_hit(k, fused[i].key);
     json_t *o = json_deep_copy(h->json);
     json_object_set_new(o, "score", json_real(fused[i].score));
     json_array_append_new(out, o);
@@ -582,7 +629,7 @@ static void finish_search(api_call *c) {
     respond_error(c->slot, 404, msg);
     return;
   }
-  if (in->model && c->model_known && in->embedding && c->model_dimension &&
+  if (in->model && c->model_known && in->embedding && !c->feedback_ran && c->model_dimension &&
       c->model_dimension != in->dimension && c->vector_hits.count == 0) {
     char msg[256];
     snprintf(msg, sizeof msg, "embedding has %u values but model \"%s\" has dimension %u",
@@ -591,14 +638,14 @@ static void finish_search(api_call *c) {
     return;
   }
   keep_serving_copies(c, &c->vector_hits);
-  keep_serving_copies(c, &c->keyword_hits);
+  if (!c->keywords_done) keep_serving_copies(c, &c->keyword_hits);
   sort_and_cut(&c->vector_hits, in->limit);
   sort_and_cut(&c->keyword_hits, in->limit);
   json_t *results = fused_results(c);
   json_t *doc = json_pack("{s:s,s:o,s:I,s:b}", "status", "success", "results", results, "count",
                           (json_int_t)json_array_size(results), "partial", c->partial);
   if (c->text_search) {
-    const char *mode = c->embedded ? "hybrid" : "keyword";
+    const char *mode = c->embedded ? "hybrid" : c->feedback_ran ? "keyword+feedback" : "keyword";
     json_object_set_new(doc, "mode", json_string(mode));
   }
   syn_counters_search_latency(c->api.counters, uv_now(c->api.loop) - c->started_ms);
@@ -644,8 +691,94 @@ static bool on_search_part(void *ctx, uint32_t tag, int slot, const Synapse__Rep
     c->model_known = true;
     if (s->has_model_dimension) c->model_dimension = s->model_dimension;
   }
-  collect_hits(c, &c->vector_hits, s->vector_hits, s->n_vector_hits, slot);
-  collect_hits(c, &c->keyword_hits, s->keyword_hits, s->n_keyword_hits, slot);
+  collect_hits(c, &c->vector_hits, s->vector_hits, s->n_vector_hits, slot, false);
+  collect_hits(c, &c->keyword_hits, s->keyword_hits, s->n_keyword_hits, slot,
+               c->feedback_docs && !c->feedback_phase);
+  return true;
+}
+
+/* The feedback query vector (common/rank.h, syn_rank_feedback) from the embeddings of
+ * the best feedback_docs keyword hits that have one, of the model (key) and dimension
+ * of the best of them. Fills *model with that hit's model name (into its JSON), *used
+ * with how many went in and *radius with their spread. */
+static float *feedback_vector(api_call *c, uint32_t *dim, const char **model, size_t *used,
+                              double *radius) {
+  hit_list *k = &c->keyword_hits;
+  char key[SYN_SHARD_MAX_MODEL + 1] = "", mk[SYN_SHARD_MAX_MODEL + 1];
+  const float *vecs[SYN_SEARCH_MAX_FEEDBACK];
+  size_t n = 0;
+  *dim = 0;
+  *model = NULL;
+  for (size_t i = 0; i < k->count && i < c->feedback_docs && n < SYN_SEARCH_MAX_FEEDBACK; i++) {
+    const hit *h = &k->items[i];
+    const char *m = json_string_value(json_object_get(h->json, "model"));
+    if (!h->embedding || !m || syn_model_key(m, mk, sizeof mk)) continue;
+    if (!*model) {
+      memcpy(key, mk, sizeof key);
+      *dim = h->dim;
+      *model = m;
+    } else if (strcmp(mk, key) != 0 || h->dim != *dim) {
+      continue;
+    }
+    vecs[n++] = h->embedding;
+  }
+  float *vec = n ? malloc(*dim * sizeof *vec) : NULL;
+  *used = vec ? syn_rank_feedback(vecs, n, *dim, vec, radius) : 0;
+  if (*used == 0) {
+    free(vec);
+    vec = NULL;
+  }
+  return vec;
+}
+
+/* After the keyword fan-out: keeps the keyword hits per partition, then searches the
+ * cluster near the feedback vector, for shards at least as close to it as the farthest
+ * embedding it was made of (so feedback adds only what lies within the hits' own
+ * spread, never the nearest of whatever is left). One embedding says nothing about that
+ * spread: feedback needs two. True when that second fan-out went out (its completion
+ * answers; `c` may be gone at return), false to answer with keywords. */
+static bool start_feedback(api_call *c) {
+  syn_search_input *in = &c->search;
+  keep_serving_copies(c, &c->keyword_hits);
+  sort_and_cut(&c->keyword_hits, in->limit > c->feedback_docs ? in->limit : c->feedback_docs);
+  c->keywords_done = true;
+  uint32_t dim;
+  const char *model;
+  size_t used;
+  double radius;
+  float *vec = feedback_vector(c, &dim, &model, &used, &radius);
+  if (vec && used < 2) {
+    free(vec);
+    vec = NULL;
+  }
+  if (!vec) return false;
+  radius -= 1e-4; /* so the farthest hit itself is not lost to float rounding */
+  free(in->embedding);
+  in->embedding = vec;
+  in->dimension = dim;
+  Synapse__SearchRequest s = SYNAPSE__SEARCH_REQUEST__INIT;
+  s.has_embedding = 1;
+  s.embedding.data = (uint8_t *)vec;
+  s.embedding.len = dim * sizeof(float);
+  s.limit = in->limit;
+  s.model = (char *)in->model;
+  s.vector_model = (char *)model; /* vectors of one model only */
+  s.tags = (char **)in->tags;
+  s.n_tags = in->tag_count;
+  s.has_min_similarity = 1;
+  s.min_similarity = in->min_similarity > radius ? in->min_similarity : (float)radius;
+  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
+  msg.body_case = SYNAPSE__REQUEST__BODY_SEARCH;
+  msg.search = &s;
+  syn_nodes *nodes = c->api.nodes;
+  int slots[SYN_NODES_MAX];
+  size_t n = syn_nodes_fanout(nodes, slots, SYN_NODES_MAX);
+  syn_group *g = n ? syn_group_new(nodes, c->api.loop, 0, on_search_part, on_search_done, c) : NULL;
+  if (!g) return false;
+  c->feedback_phase = true;
+  memset(c->answered, 0, sizeof c->answered);
+  for (size_t i = 0; i < n; i++) syn_group_send_to(g, slots[i], 0, &msg);
+  syn_group_seal(g); /* completes at once when nothing went out */
   return true;
 }
 
@@ -653,7 +786,18 @@ static void on_search_done(void *ctx, syn_group_end how, uint32_t parts_out) {
   api_call *c = ctx;
   /* Every node searches all it holds: an answer is whole while each partition was
    * searched by one of its replicas, whichever nodes failed or ran out of time. */
-  c->partial = !syn_nodes_cover_all(c->api.nodes, c->answered);
+  bool whole = syn_nodes_cover_all(c->api.nodes, c->answered);
+  if (!c->feedback_phase) {
+    c->partial = !whole;
+    if (c->feedback_docs && !c->error_status && start_feedback(c)) return;
+  } else if (c->error_status) {
+    /* The feedback search failed: the keyword answer stands alone. */
+    c->error_status = 0;
+    hit_list_free(&c->vector_hits);
+  } else {
+    c->feedback_ran = true;
+    c->partial |= !whole;
+  }
   finish_search(c);
   call_free(c);
 }

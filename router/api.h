@@ -20,6 +20,7 @@ typedef struct syn_api {
   const syn_config *cfg;
   syn_nodes *nodes;
   syn_router_counters *counters;
+  const struct syn_tokens *tokens; /* write-scope bearer tokens (router/tokens.h) */
 } syn_api;
 
 /* Handles /api/... paths other than /api/stats; false when the path is not one. */

@@ -22,7 +22,8 @@ typedef struct syn_ops {
   syn_http_server *http;
   syn_udp *udp; /* NULL when UDP is off */
   const syn_router_counters *counters;
-  bool admin_only; /* a node's admin port: /readyz also asks the node itself */
+  bool admin_only;               /* a node's admin port: /readyz also asks the node itself */
+  const struct syn_admin *admin; /* access figures for /metrics (router/admin.h) */
 } syn_ops;
 
 /* Handles the path if it is an operations endpoint; false otherwise. */
