@@ -192,6 +192,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   syn_log_threshold = a.cfg.debug ? SYN_LOG_DEBUG : SYN_LOG_INFO;
+  syn_log_format = strcmp(a.cfg.log_format, "json") == 0 ? SYN_LOG_JSON : SYN_LOG_TEXT;
 
   signal(SIGPIPE, SIG_IGN);
   raise_descriptor_limit();

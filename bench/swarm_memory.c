@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "node/swarm.h"
+#include "node/swarm_snapshot.h"
 
 typedef struct scenario {
   const char *name;
@@ -87,6 +88,29 @@ typedef struct peer {
   uint16_t port;
   uint8_t seeder;
 } peer;
+
+/* Warm restart cost: the store saved to a snapshot (fsynced) and loaded into a new one. */
+static void snapshot_round_trip(syn_swarm_store *s, uint32_t now) {
+  char path[] = "/tmp/swarm_memory_snapshot.XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0) return;
+  close(fd);
+  syn_snapshot_stats sv, ld;
+  char err[256] = "";
+  syn_swarm_store *t = syn_swarm_store_new(syn_swarm_peer_timeout(s));
+  if (t &&
+      syn_swarm_snapshot_save(s, path, UINT64_MAX, now, 1700000000, syn_swarm_peer_timeout(s), &sv,
+                              err, sizeof err) == 0 &&
+      syn_swarm_snapshot_load(t, path, UINT64_MAX, now, 1700000000, syn_swarm_peer_timeout(s), &ld,
+                              err, sizeof err) == 0)
+    printf("%-24s snapshot %6.1f MiB: save %6.1f ms, load %6.1f ms (%llu peers)\n", "",
+           (double)sv.bytes / 1048576.0, (double)sv.elapsed_us / 1000.0,
+           (double)ld.elapsed_us / 1000.0, (unsigned long long)ld.peers);
+  else
+    printf("snapshot failed: %s\n", err);
+  syn_swarm_store_free(t);
+  unlink(path);
+}
 
 static void hash_of(uint8_t ih[20], uint32_t t) {
   uint64_t x = t * 0x9E3779B97F4A7C15ULL + 1;
@@ -164,6 +188,7 @@ static int run(const scenario *sc) {
       (double)t.peer_bytes / (double)t.peers, (double)(rss1 - rss0) / (double)t.peers,
       (double)(rss2 - rss0) / (double)t.peers, sc->ipv6 ? SYN_SWARM_RECORD_V6 : SYN_SWARM_RECORD_V4,
       t.peers / t_ins / 1e6);
+  snapshot_round_trip(s, now);
 
   /* Steady state: known peers re-announce, numwant 50, one family. */
   size_t returned = 0;

@@ -15,6 +15,7 @@
 #include "common/config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -74,6 +75,11 @@ static void set_default_strings(syn_config *cfg) {
   cfg->data_dir = strdup("./data");
   /* Empty = random key: correct for one router; a cluster must share a secret. */
   cfg->udp_secret = strdup("");
+  /* Empty: no file; the key then comes from udp_secret, SYNAPSE_UDP_SECRET, or the one
+   * generated once into the data directory (common/connid.h). */
+  cfg->udp_secret_file = strdup("");
+  /* Plain lines for a terminal; json for a log collector (common/log.h). */
+  cfg->log_format = strdup("text");
   /* No cluster key: an open cluster, as on a laptop; router and node roles warn. */
   cfg->cluster_key = strdup("");
   cfg->cluster_key_file = strdup("");
@@ -90,11 +96,18 @@ static void set_default_strings(syn_config *cfg) {
   cfg->embedding_query_prefix = strdup("search_query: ");
   /* auto: exact while small, approximate once exact search would cost milliseconds. */
   cfg->index_type = strdup("auto");
+  /* Text search reaches meaning without an embedding service: near the embeddings of the
+   * best keyword hits. Three hits: enough that one odd hit does not steer the vector,
+   * few enough that they stay on the query's topic (and one more fan-out is cheap). */
+  cfg->search_feedback = true;
+  cfg->feedback_docs = 3;
 }
 
 static void set_default_server(syn_config *cfg) {
-  cfg->announce_interval = 1800;   /* 30 min, as the seed and most public trackers */
-  cfg->min_interval = 900;         /* half the interval: lets clients retry, caps abuse */
+  cfg->announce_interval = 1800;    /* 30 min, as the seed and most public trackers */
+  cfg->min_interval = 900;          /* half the interval: lets clients retry, caps abuse */
+  cfg->interval_jitter_percent = 5; /* 30 min +- 90 s: after a restart the re-announces
+                                       spread out over three minutes instead of one burst */
   cfg->peer_timeout = derived_peer_timeout(cfg->announce_interval);
   cfg->peer_timeout_explicit = false;
   cfg->default_numwant = 50;       /* BEP 3's customary 50; what clients expect */
@@ -139,11 +152,14 @@ void syn_config_defaults(syn_config *cfg) {
   set_default_strings(cfg);
   set_default_server(cfg);
   set_default_limits(cfg);
-  cfg->node_workers = 2;           /* one announce-heavy and one search-heavy in flight */
-  cfg->embedding_timeout_ms = 2000; /* a slow embedder must not hold a search for longer */
-  cfg->partitions = 1024;  /* many fixed partitions: balance by hashing, not by luck */
-  cfg->replication = 3;    /* survives one node loss with a quorum left (W = 2) */
-  cfg->write_quorum = 2;   /* an acked registration exists on two nodes */
+  cfg->node_workers = 2;             /* one announce-heavy and one search-heavy in flight */
+  cfg->swarm_snapshot = true;        /* a restart should not empty every swarm */
+  cfg->swarm_snapshot_max_mb = 2048; /* about 55 M IPv4 peers (36 bytes each): refuses a
+                                        runaway file, never a real store */
+  cfg->embedding_timeout_ms = 2000;  /* a slow embedder must not hold a search for longer */
+  cfg->partitions = 1024;            /* many fixed partitions: balance by hashing, not by luck */
+  cfg->replication = 3;              /* survives one node loss with a quorum left (W = 2) */
+  cfg->write_quorum = 2;             /* an acked registration exists on two nodes */
   /* Detection within about three seconds (design brief); cluster/swim.c has the reasons. */
   cfg->probe_interval_ms = 400;
   cfg->probe_timeout_ms = 200;
@@ -166,6 +182,8 @@ void syn_config_free(syn_config *cfg) {
   free(cfg->peer_addr);
   free(cfg->data_dir);
   free(cfg->udp_secret);
+  free(cfg->udp_secret_file);
+  free(cfg->log_format);
   if (cfg->cluster_key) explicit_bzero(cfg->cluster_key, strlen(cfg->cluster_key));
   free(cfg->cluster_key);
   free(cfg->cluster_key_file);
@@ -218,6 +236,15 @@ static int parse_prefix(const char *text, unsigned max, unsigned *out) {
   if (v > max) return -1;
   *out = v;
   return 0;
+}
+
+uint32_t syn_config_told_interval(const syn_config *cfg, uint32_t r) {
+  uint32_t base = cfg->announce_interval;
+  uint32_t spread = (uint32_t)((uint64_t)base * cfg->interval_jitter_percent / 100);
+  if (spread == 0) return base;
+  uint32_t told = base - spread + r % (2 * spread + 1);
+  /* Never below min interval: a client told less would be answered early on schedule. */
+  return told < cfg->min_interval ? cfg->min_interval : told;
 }
 
 const char *syn_host_ipv4_fallback(const char *host) {
@@ -371,6 +398,9 @@ static const key_spec keys[] = {
     {"server", "trusted_proxies", KIND_CIDR_LIST,
      LIST(trusted_proxies, trusted_proxy_count, SYN_MAX_TRUSTED_PROXIES)},
     {"server", "udp_secret", KIND_STR, FIELD(udp_secret), 0, 0},
+    {"server", "udp_secret_file", KIND_STR, FIELD(udp_secret_file), 0, 0},
+    {"server", "interval_jitter_percent", KIND_U32, FIELD(interval_jitter_percent), 0, 0},
+    {"tracker", "log_format", KIND_STR, FIELD(log_format), 0, 0},
     {"server", "request_timeout_ms", KIND_U32, FIELD(request_timeout_ms), 0, 0},
     {"server", "public_announce_urls", KIND_STR_LIST,
      LIST(public_urls, public_url_count, SYN_MAX_PUBLIC_URLS)},
@@ -394,6 +424,8 @@ static const key_spec keys[] = {
     {"limits", "api_write_burst", KIND_U32, FIELD(rate_burst[3]), 0, 0},
     {"limits", "rate_table_entries", KIND_U32, FIELD(rate_table_entries), 0, 0},
     {"node", "workers", KIND_U32, FIELD(node_workers), 0, 0},
+    {"node", "swarm_snapshot", KIND_BOOL, FIELD(swarm_snapshot), 0, 0},
+    {"node", "swarm_snapshot_max_mb", KIND_U32, FIELD(swarm_snapshot_max_mb), 0, 0},
     /* Kept simple: the SQLite file and snapshots all live in data_dir. */
     {"database", "path", KIND_STR, FIELD(data_dir), 0, 0},
     {"cluster", "partitions", KIND_U32, FIELD(partitions), 0, 0},
@@ -431,6 +463,8 @@ static const key_spec keys[] = {
     {"vector_search", "hnsw_ef_search", KIND_U32, FIELD(hnsw_ef_search), 0, 0},
     {"vector_search", "ivf_nlist", KIND_U32, FIELD(ivf_nlist), 0, 0},
     {"vector_search", "ivf_nprobe", KIND_U32, FIELD(ivf_nprobe), 0, 0},
+    {"vector_search", "feedback", KIND_BOOL, FIELD(search_feedback), 0, 0},
+    {"vector_search", "feedback_docs", KIND_U32, FIELD(feedback_docs), 0, 0},
     /* The seed's keys: every shard carries its own dimension, and similarity is cosine. */
     {"vector_search", "dimension", KIND_IGNORED, 0, 0, 0},
     {"vector_search", "similarity_metric", KIND_IGNORED, 0, 0, 0},
@@ -710,6 +744,8 @@ enum {
   OPT_SEEDS,
   OPT_PUBLIC_URL,
   OPT_CLUSTER_KEY_FILE,
+  OPT_LOG_FORMAT,
+  OPT_INTERVAL_JITTER,
 };
 
 static const struct option long_opts[] = {
@@ -725,6 +761,8 @@ static const struct option long_opts[] = {
     {"seeds", required_argument, NULL, OPT_SEEDS},
     {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
     {"cluster-key-file", required_argument, NULL, OPT_CLUSTER_KEY_FILE},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"interval-jitter-percent", required_argument, NULL, OPT_INTERVAL_JITTER},
     {"debug", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -751,6 +789,8 @@ static const struct {
     {OPT_SEEDS, "tracker", "seeds"},
     {OPT_PUBLIC_URL, "server", "public_announce_urls"},
     {OPT_CLUSTER_KEY_FILE, "cluster", "key_file"},
+    {OPT_LOG_FORMAT, "tracker", "log_format"},
+    {OPT_INTERVAL_JITTER, "server", "interval_jitter_percent"},
 };
 
 const char *syn_config_usage(void) {
@@ -774,6 +814,8 @@ const char *syn_config_usage(void) {
          "      --seeds URL[,URL...]  nodes to contact on start (replaces the file's list)\n"
          "      --public-url URL      announce URL for magnet links (repeatable)\n"
          "      --cluster-key-file FILE  shared cluster key (or SYNAPSE_CLUSTER_KEY)\n"
+         "      --log-format FORMAT   text (default) or json: one object per line\n"
+         "      --interval-jitter-percent N  interval told varies by +- N% (default 5)\n"
          "  -d, --debug               debug logging\n"
          "  -h, --help                print this help and exit\n"
          "  -V, --version             print the version and exit\n";
@@ -873,9 +915,28 @@ static int apply_flag(syn_config *cfg, int opt, second_pass *sp, char *err, size
   return rc;
 }
 
+/* server.udp_secret_file (a Kubernetes Secret mounted as a file) replaces
+ * server.udp_secret; blanks around the text (a trailing newline) are not part of it. */
+static int read_udp_secret_file(syn_config *cfg) {
+  if (!cfg->udp_secret_file || !cfg->udp_secret_file[0]) return 0;
+  FILE *f = fopen(cfg->udp_secret_file, "rb");
+  if (!f) return -1;
+  char buf[1024];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  bool bad = ferror(f) != 0 || n == sizeof buf - 1;
+  fclose(f);
+  buf[n] = '\0';
+  bad |= strlen(buf) != n;
+  while (n && isspace((unsigned char)buf[n - 1])) buf[--n] = '\0';
+  size_t lead = strspn(buf, " \t\r\n");
+  int rc = bad ? -1 : replace_str(&cfg->udp_secret, buf + lead);
+  explicit_bzero(buf, sizeof buf);
+  return rc;
+}
+
 /* Secrets from the environment (a Kubernetes Secret), so they never appear in a
- * command line that `ps` shows: SYNAPSE_UDP_SECRET replaces server.udp_secret and
- * SYNAPSE_API_TOKEN is added to api.tokens. */
+ * command line that `ps` shows: SYNAPSE_UDP_SECRET replaces server.udp_secret (and its
+ * file) and SYNAPSE_API_TOKEN is added to api.tokens. */
 static int apply_secret_env(syn_config *cfg) {
   const char *secret = getenv("SYNAPSE_UDP_SECRET");
   if (secret && *secret) {
@@ -958,6 +1019,12 @@ int syn_config_parse_args(syn_config *cfg, int argc, char **argv, char *err, siz
   while ((opt = getopt_long(argc, argv, short_opts, long_opts, NULL)) != -1) {
     if (apply_flag(cfg, opt, &sp, err, err_len) != 0) return -1;
   }
+  if (read_udp_secret_file(cfg) != 0) {
+    set_err(err, err_len,
+            "server.udp_secret_file: cannot read \"%s\" (or it holds a NUL byte or over 1 KiB)",
+            cfg->udp_secret_file);
+    return -1;
+  }
   if (apply_secret_env(cfg) != 0) return -1;
   return resolve_cluster_key(cfg, err, err_len);
 }
@@ -995,6 +1062,7 @@ static int check_ranges(const syn_config *c, char *err, size_t err_len) {
       {"limits.max_header_bytes", c->max_header_bytes, 256, 1048576},
       {"limits.max_headers", c->max_headers, 1, 1024},
       {"limits.max_body", c->max_body, 1, 64 * 1048576},
+      {"vector_search.feedback_docs", c->feedback_docs, 1, 16},
       {"limits.max_connections", c->max_connections, 1, 1000000},
       {"limits.idle_timeout_ms", c->idle_timeout_ms, 100, 3600000},
       {"limits.header_timeout_ms", c->header_timeout_ms, 100, 600000},
@@ -1010,6 +1078,8 @@ static int check_ranges(const syn_config *c, char *err, size_t err_len) {
       {"limits.api_write_burst", c->rate_burst[3], 1, 1000000},
       {"limits.rate_table_entries", c->rate_table_entries, 4, 16777216},
       {"node.workers", c->node_workers, 1, 256},
+      {"node.swarm_snapshot_max_mb", c->swarm_snapshot_max_mb, 1, 1048576},
+      {"server.interval_jitter_percent", c->interval_jitter_percent, 0, 50},
   };
   for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
     const range_rule *r = &rules[i];
@@ -1031,6 +1101,11 @@ static int check_strings(const syn_config *c, char *err, size_t err_len) {
   for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
     if (required[i].value != NULL && required[i].value[0] != '\0') continue;
     set_err(err, err_len, "%s: must not be empty", required[i].name);
+    return -1;
+  }
+  if (!c->log_format || (strcmp(c->log_format, "text") && strcmp(c->log_format, "json"))) {
+    set_err(err, err_len, "tracker.log_format: \"%s\" is not text or json",
+            c->log_format ? c->log_format : "");
     return -1;
   }
   /* A short shared key would let anyone forge connection IDs (BEP 15's spoofing guard). */

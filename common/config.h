@@ -44,10 +44,13 @@ typedef struct syn_config {
   size_t seed_count;
   char *data_dir;      /* swarm snapshots, SQLite, index snapshots */
   bool debug;          /* debug logging */
+  /* "text": plain lines; "json": one object per line (common/log.h) */
+  char *log_format;
 
   /* server: */
   uint32_t announce_interval;  /* s; longer = less load, slower peer discovery */
-  uint32_t min_interval;       /* s; clients must not announce more often */
+  uint32_t min_interval;       /* s; clients must not announce more often: a re-announce
+                                  sooner is answered but not applied (node/swarm.h) */
   uint32_t peer_timeout;       /* s without announce before a peer expires */
   bool peer_timeout_explicit;  /* set by config; if false, peer_timeout follows
                                   announce_interval (2 * interval + 300) */
@@ -58,8 +61,13 @@ typedef struct syn_config {
   uint32_t full_scrape_max;    /* entries in one full scrape reply */
   syn_cidr trusted_proxies[SYN_MAX_TRUSTED_PROXIES]; /* X-Forwarded-For honoured from these */
   size_t trusted_proxy_count;
-  char *udp_secret;            /* connection-ID key, shared by all routers; empty = random */
+  char *udp_secret;            /* connection-ID key, shared by all routers; empty = the key
+                                  generated once in data_dir (common/connid.h) */
+  char *udp_secret_file;       /* file holding udp_secret (a mounted Secret); empty = none */
   uint32_t request_timeout_ms; /* deadline of a request forwarded to a node */
+  /* The interval told varies by +- this %, so clients that started together (after a
+   * restart) do not stay in step. */
+  uint32_t interval_jitter_percent;
   char *public_urls[SYN_MAX_PUBLIC_URLS]; /* announce URLs put in magnet links */
   size_t public_url_count;
 
@@ -81,6 +89,9 @@ typedef struct syn_config {
 
   /* node: */
   uint32_t node_workers; /* threads serving router requests on a node */
+  bool swarm_snapshot;   /* swarms written to data_dir at stop and read at start */
+  /* MiB; bound on the snapshot file, both ways */
+  uint32_t swarm_snapshot_max_mb;
 
   /* cluster: (0 = the component's default, see cluster/) */
   uint32_t partitions;        /* fixed partitions of the info_hash space */
@@ -138,6 +149,8 @@ typedef struct syn_config {
   uint32_t hnsw_ef_search;
   uint32_t ivf_nlist;
   uint32_t ivf_nprobe;
+  bool search_feedback;   /* text search without an embedding: pseudo-relevance feedback */
+  uint32_t feedback_docs; /* best keyword hits whose embeddings make its query (1-16) */
 } syn_config;
 
 /* Fills every field with its default. Strings are allocated. */
@@ -155,6 +168,10 @@ int syn_config_parse_args(syn_config *cfg, int argc, char **argv, char *err, siz
 
 /* Checks cross-field consistency (numwant bounds, intervals). 0 or -1 with message. */
 int syn_config_validate(const syn_config *cfg, char *err, size_t err_len);
+
+/* The announce interval told to one client: announce_interval +- interval_jitter_percent,
+ * picked by `r` (any random word), never below min_interval. */
+uint32_t syn_config_told_interval(const syn_config *cfg, uint32_t r);
 
 /* The address to bind instead of `host` when the kernel has no IPv6: "0.0.0.0" for
  * "::" (the dual-stack default), NULL for anything else (an explicit address fails). */

@@ -65,6 +65,32 @@ static void check_defaults(const syn_config *c) {
   assert_int_equal(c->max_connections, 10000);
   assert_int_equal(c->idle_timeout_ms, 60000);
   assert_int_equal(c->node_workers, 2);
+  assert_int_equal(c->interval_jitter_percent, 5);
+  assert_string_equal(c->log_format, "text");
+  assert_string_equal(c->udp_secret_file, "");
+  assert_true(c->swarm_snapshot);
+  assert_int_equal(c->swarm_snapshot_max_mb, 2048);
+}
+
+/* The told interval stays within +- the jitter and never under min_interval. */
+static void test_told_interval(void **state) {
+  (void)state;
+  syn_config c;
+  syn_config_defaults(&c);
+  uint32_t lo = UINT32_MAX, hi = 0;
+  for (uint32_t r = 0; r < 1000; r++) {
+    uint32_t t = syn_config_told_interval(&c, r * 2654435761u);
+    lo = t < lo ? t : lo;
+    hi = t > hi ? t : hi;
+  }
+  assert_int_equal(lo, 1800 - 90);
+  assert_int_equal(hi, 1800 + 90);
+  c.interval_jitter_percent = 0;
+  assert_int_equal(syn_config_told_interval(&c, 12345), 1800);
+  c.interval_jitter_percent = 50;
+  c.min_interval = 1500;
+  for (uint32_t r = 0; r < 100; r++) assert_true(syn_config_told_interval(&c, r) >= 1500);
+  syn_config_free(&c);
 }
 
 static void test_defaults(void **state) {
@@ -336,16 +362,36 @@ static const args_case args_cases[] = {
     {"bad role", {"tracker", "--role", "foo", NULL}, NULL, -1,
      "--role: \"foo\" is not one of standalone, node, router", NULL},
     {"missing value", {"tracker", "--node-id", NULL}, NULL, -1, "--node-id: missing value", NULL},
-    {"unknown long flag", {"tracker", "--bogus", NULL}, NULL, -1,
-     "unknown option \"--bogus\" (see --help)", NULL},
-    {"unknown short flag", {"tracker", "-x", NULL}, NULL, -1, "unknown option \"-x\" (see --help)",
+    {"unknown long flag",
+     {"tracker", "--bogus", NULL},
+     NULL,
+     -1,
+     "unknown option \"--bogus\" (see --help)",
      NULL},
-    {"value for a switch", {"tracker", "--debug=1", NULL}, NULL, -1, "--debug: takes no value",
+    {"unknown short flag",
+     {"tracker", "-x", NULL},
+     NULL,
+     -1,
+     "unknown option \"-x\" (see --help)",
      NULL},
-    {"positional argument", {"tracker", "--debug", "extra", NULL}, NULL, -1,
-     "unexpected argument \"extra\"", NULL},
-    {"empty seed", {"tracker", "--seeds", "tcp://a:1,,tcp://b:2", NULL}, NULL, -1,
-     "--seeds: empty entry", NULL},
+    {"value for a switch",
+     {"tracker", "--debug=1", NULL},
+     NULL,
+     -1,
+     "--debug: takes no value",
+     NULL},
+    {"positional argument",
+     {"tracker", "--debug", "extra", NULL},
+     NULL,
+     -1,
+     "unexpected argument \"extra\"",
+     NULL},
+    {"empty seed",
+     {"tracker", "--seeds", "tcp://a:1,,tcp://b:2", NULL},
+     NULL,
+     -1,
+     "--seeds: empty entry",
+     NULL},
     {"too many public urls",
      {"tracker", "--public-url=a", "--public-url=b", "--public-url=c", "--public-url=d",
       "--public-url=e", "--public-url=f", "--public-url=g", "--public-url=h", "--public-url=i",
@@ -544,15 +590,11 @@ static void find_sample(int argc, char **argv) {
 int main(int argc, char **argv) {
   find_sample(argc, argv);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_defaults),
-      cmocka_unit_test(test_sample_file),
-      cmocka_unit_test(test_yaml_cases),
-      cmocka_unit_test(test_yaml_missing_file),
-      cmocka_unit_test(test_args_cases),
-      cmocka_unit_test(test_validate_cases),
-      cmocka_unit_test(test_cidr_cases),
-      cmocka_unit_test(test_cidr_bad_length),
-      cmocka_unit_test(test_role_names),
+      cmocka_unit_test(test_defaults),          cmocka_unit_test(test_told_interval),
+      cmocka_unit_test(test_sample_file),       cmocka_unit_test(test_yaml_cases),
+      cmocka_unit_test(test_yaml_missing_file), cmocka_unit_test(test_args_cases),
+      cmocka_unit_test(test_validate_cases),    cmocka_unit_test(test_cidr_cases),
+      cmocka_unit_test(test_cidr_bad_length),   cmocka_unit_test(test_role_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

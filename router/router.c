@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <llhttp.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,7 +204,7 @@ static void http_announce_reply(syn_req *req, const Synapse__Reply *rep) {
   }
   const Synapse__AnnounceReply *a = rep->announce;
   syn_announce_reply_view v = {
-      .interval = r->cfg->announce_interval,
+      .interval = syn_config_told_interval(r->cfg, randombytes_random()), /* jittered */
       .min_interval = r->cfg->min_interval,
       .complete = a->complete,
       .incomplete = a->incomplete,
@@ -356,8 +357,8 @@ static void udp_announce_reply(syn_req *req, const Synapse__Reply *rep) {
   const ProtobufCBinaryData *peers = p->peer.ip_len == 4 ? &a->peers4 : &a->peers6;
   uint8_t pkt[20 + 18 * 1000];
   size_t len = syn_udp_build_announce(pkt, sizeof pkt, p->transaction_id,
-                                      r->cfg->announce_interval, a->incomplete, a->complete,
-                                      peers->data, peers->len);
+                                      syn_config_told_interval(r->cfg, randombytes_random()),
+                                      a->incomplete, a->complete, peers->data, peers->len);
   if (len) syn_udp_send(r->udp, &p->peer, pkt, len);
 }
 

@@ -264,7 +264,8 @@ syn_udp *syn_udp_start(uv_loop_t *loop, const syn_config *cfg, syn_udp_request_f
   udp->cfg = cfg;
   udp->on_request = fn;
   udp->ctx = ctx;
-  syn_connid_key_init(&udp->key, cfg->udp_secret ? cfg->udp_secret : "");
+  /* Configured, or kept in the data directory: IDs survive a restart (common/connid.h). */
+  syn_connid_key_setup(&udp->key, cfg->udp_secret, cfg->data_dir);
   if (open_socket(udp, err, err_len)) {
     free(udp);
     return NULL;

@@ -68,7 +68,8 @@ class DefaultTrackerTest(TrackerCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tracker = TrackerProcess()
+        # Replies are checked byte for byte: the announce interval without jitter.
+        cls.tracker = TrackerProcess(args=["--interval-jitter-percent", "0"])
         cls.tracker.start()
 
     @classmethod
@@ -408,7 +409,7 @@ limits:
     @classmethod
     def setUpClass(cls):
         cls.config = ConfigFile(cls.CONFIG)
-        cls.tracker = TrackerProcess(args=["--config", cls.config.path])
+        cls.tracker = TrackerProcess(args=["--config", cls.config.path, "--interval-jitter-percent", "0"])
         cls.tracker.start()
 
     @classmethod
@@ -527,7 +528,7 @@ class DualStackTrackerTest(TrackerCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tracker = TrackerProcess(host="::")
+        cls.tracker = TrackerProcess(host="::", args=["--interval-jitter-percent", "0"])
         cls.tracker.start()
 
     @classmethod

@@ -53,7 +53,8 @@ class RouterNodeTest(unittest.TestCase):
         self.node = self.start_node()
         self.router = TrackerProcess(role="router", args=[
             "--node-id", self.router_id, "--cluster-addr", f"tcp://127.0.0.1:{free_port()}",
-            "--seeds", self.cluster_addr, "--config", self.config.path])
+            "--seeds", self.cluster_addr, "--config", self.config.path,
+            "--interval-jitter-percent", "0"])  # replies checked byte for byte
         self.router.start()
         self.addCleanup(shutdown, self.router)
         self.assertIn("role=router", self.router.ready_line)
