@@ -27,6 +27,7 @@
 #define SYN_SHARD_MAX_CRYPTO 16384
 #define SYN_SEARCH_MAX_LIMIT 1000  /* largest `limit` of a search */
 #define SYN_SEARCH_MAX_QUERY 1024  /* bytes of a text query */
+#define SYN_SEARCH_MAX_FEEDBACK 16 /* keyword hits whose embeddings feed a feedback search */
 
 /* An info_hash as the API accepts it: 40 hex digits (v1) or 64 (v2), either case.
  * Fills the lower-case form (NUL-terminated, 65 bytes) and, when key is not NULL, the

@@ -49,9 +49,12 @@ class HybridSearch(unittest.TestCase):
     def setUpClass(cls):
         cls.server = EmbeddingServer(dim=DIM).start()
         cls.addClassCleanup(cls.server.stop)
+        # Feedback off: the fallback tested here is keyword search alone
+        # (test_api_agents.py tests pseudo-relevance feedback).
         cls.t = Tracker(config={"embedding": {"url": cls.server.url, "api": "ollama",
                                               "model": MODEL, "query_prefix": "search_query: ",
-                                              "timeout_ms": TIMEOUT_MS}}).start()
+                                              "timeout_ms": TIMEOUT_MS},
+                                "vector_search": {"feedback": False}}).start()
         cls.addClassCleanup(cls.t.close)
         rng = random.Random(2024)
         cls.hash = {}
