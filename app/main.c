@@ -89,16 +89,13 @@ static void on_signal(uv_signal_t *s, int signum) {
   stop_serving(a);
 }
 
-/* On the loop thread: the router builds the new lists off to the side and swaps them in. */
+/* The router reads the files on a worker thread and swaps the result in on the loop. */
 static void on_hangup(uv_signal_t *s, int signum) {
   (void)signum;
   app *a = s->data;
   if (!a->router || a->leaving) return;
-  char msg[1024];
-  if (syn_router_reload(a->router, msg, sizeof msg) == 0)
-    syn_info("SIGHUP: %s", msg);
-  else
-    syn_error("SIGHUP: %s", msg);
+  syn_info("SIGHUP: reloading the access lists and token files");
+  syn_router_reload(a->router);
 }
 
 /* Every connection is a descriptor, and the soft limit is often 1024 while the hard one

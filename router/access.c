@@ -239,16 +239,16 @@ static void describe(const syn_access *a, char *msg, size_t msg_len) {
            syn_access_lists_size(a->lists, SYN_ACCESS_IP_DENY));
 }
 
-int syn_access_reload(syn_access *a, char *msg, size_t msg_len) {
-  syn_access_lists *fresh;
+int syn_access_install(syn_access *a, int rc, syn_access_lists *fresh, const char *err, char *msg,
+                       size_t msg_len) {
   a->reloaded_at_ms = wall_ms();
   a->reloads++;
-  if (syn_access_lists_load((const char *const *)a->paths, &fresh, a->last_error,
-                            sizeof a->last_error)) {
+  if (rc) {
     a->last_ok = false;
     a->reload_failures++;
-    snprintf(msg, msg_len, "%s", a->last_error);
-    return -1;
+    snprintf(a->last_error, sizeof a->last_error, "%s", err);
+    snprintf(msg, msg_len, "%s", err);
+    return rc;
   }
   syn_access_lists *old = a->lists;
   a->lists = fresh; /* the swap: readers are on this thread, none holds the old lists */
@@ -257,6 +257,13 @@ int syn_access_reload(syn_access *a, char *msg, size_t msg_len) {
   a->last_error[0] = 0;
   describe(a, msg, msg_len);
   return 0;
+}
+
+int syn_access_reload(syn_access *a, char *msg, size_t msg_len) {
+  syn_access_lists *fresh;
+  char err[512] = "";
+  int rc = syn_access_lists_load((const char *const *)a->paths, &fresh, err, sizeof err);
+  return syn_access_install(a, rc, fresh, err, msg, msg_len);
 }
 
 int syn_access_init(syn_access *a, const syn_config *cfg, char *err, size_t err_len) {

@@ -13,9 +13,12 @@
  *   ranges sorted and merged over the 128-bit space (IPv4 as IPv4-mapped IPv6), found by
  *   binary search: O(log n) for any list size.
  * - A loaded syn_access_lists is immutable. Reloading builds new lists off to the side
- *   and swaps one pointer on the loop thread; on error the old lists stay.
+ *   (syn_access_lists_load, on a libuv worker thread: a million entries take seconds)
+ *   and swaps one pointer on the loop thread (syn_access_install); on error the old lists
+ *   stay.
  *
- * Loop thread only (the router's), except syn_access_lists_* which are pure. */
+ * syn_access_* run on the loop thread (the router's); syn_access_lists_* are pure and run
+ * on any thread. */
 #ifndef SYN_ROUTER_ACCESS_H
 #define SYN_ROUTER_ACCESS_H
 
@@ -71,9 +74,13 @@ typedef struct syn_access {
 
 /* Loads the configured files. 0, or -1 with the error (the process should not start). */
 int syn_access_init(syn_access *a, const syn_config *cfg, char *err, size_t err_len);
-/* Reads the files again; on success swaps the new lists in, on failure keeps the old ones.
- * Either way the outcome is recorded and written to msg. 0 or -1. */
+/* Reads the files again, on this thread, and installs the outcome. 0 or -1. */
 int syn_access_reload(syn_access *a, char *msg, size_t msg_len);
+/* Records the outcome of a load (rc and err from syn_access_lists_load over a->paths):
+ * on success swaps `fresh` in (taking it) and frees the old lists, on failure keeps the
+ * old lists. Writes what was loaded, or the error, to msg. Returns rc. */
+int syn_access_install(syn_access *a, int rc, syn_access_lists *fresh, const char *err, char *msg,
+                       size_t msg_len);
 void syn_access_free(syn_access *a);
 
 /* The one call per request path: NULL when the client at ip may go on with the n

@@ -20,23 +20,6 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int syn_admin_reload(syn_admin *a, char *msg, size_t msg_len) {
-  char lists[600], tokens[300];
-  int rc = syn_access_reload(a->access, lists, sizeof lists);
-  a->tokens_reloaded_at_ms = wall_ms();
-  a->tokens_ok = syn_tokens_reload(a->tokens, a->tokens_error, sizeof a->tokens_error) == 0;
-  if (a->tokens_ok) {
-    a->tokens_error[0] = 0;
-    snprintf(tokens, sizeof tokens, "tokens loaded: write %zu, admin %zu",
-             syn_tokens_count(a->tokens, SYN_SCOPE_WRITE),
-             syn_tokens_count(a->tokens, SYN_SCOPE_ADMIN));
-  } else {
-    snprintf(tokens, sizeof tokens, "tokens kept: %s", a->tokens_error);
-  }
-  snprintf(msg, msg_len, "%s%s; %s", rc ? "access lists kept: " : "", lists, tokens);
-  return rc || !a->tokens_ok ? -1 : 0;
-}
-
 static void respond(syn_http_slot *slot, int status, json_t *doc) {
   char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
   json_decref(doc);
@@ -69,13 +52,107 @@ static json_t *token_counts(const syn_admin *a) {
                    "admin", (json_int_t)syn_tokens_count(a->tokens, SYN_SCOPE_ADMIN));
 }
 
-static void reload(syn_admin *a, syn_http_slot *slot) {
-  char msg[1024];
-  int rc = syn_admin_reload(a, msg, sizeof msg);
-  syn_info("admin reload: %s", msg);
-  respond(slot, rc ? 500 : 200,
-          json_pack("{s:s,s:s,s:o,s:o}", "status", rc ? "error" : "success",
-                    rc ? "error" : "message", msg, "lists", sizes(a), "tokens", token_counts(a)));
+/* ---- reloads: read on a worker thread, installed on the loop thread ---- */
+
+typedef struct reload_job {
+  uv_work_t work;
+  syn_admin *admin; /* NULL once the router stopped */
+  syn_http_slot *slot;
+  const syn_config *cfg; /* outlives the loop */
+  char *paths[SYN_ACCESS_LISTS];
+  int lists_rc, tokens_rc;
+  syn_access_lists *lists;
+  syn_token_sets *tokens;
+  char lists_err[512], tokens_err[256];
+} reload_job;
+
+static void job_free(reload_job *j) {
+  syn_access_lists_free(j->lists);
+  syn_token_sets_free(j->tokens);
+  for (int k = 0; k < SYN_ACCESS_LISTS; k++) free(j->paths[k]);
+  free(j);
+}
+
+static void job_run(uv_work_t *w) {
+  reload_job *j = w->data;
+  j->lists_rc = syn_access_lists_load((const char *const *)j->paths, &j->lists, j->lists_err,
+                                      sizeof j->lists_err);
+  j->tokens_rc = syn_tokens_load(j->cfg, &j->tokens, j->tokens_err, sizeof j->tokens_err);
+}
+
+static void job_done(uv_work_t *w, int status) {
+  (void)status;
+  reload_job *j = w->data;
+  syn_admin *a = j->admin;
+  if (!a) {
+    job_free(j);
+    return;
+  }
+  a->job = NULL;
+  char lists[600], tokens[300], msg[1024];
+  int rc = syn_access_install(a->access, j->lists_rc, j->lists, j->lists_err, lists, sizeof lists);
+  j->lists = NULL; /* installed (or NULL on failure) */
+  a->tokens_reloaded_at_ms = wall_ms();
+  a->tokens_ok = j->tokens_rc == 0;
+  if (a->tokens_ok) {
+    syn_tokens_install(a->tokens, j->tokens);
+    j->tokens = NULL;
+    a->tokens_error[0] = 0;
+    snprintf(tokens, sizeof tokens, "tokens loaded: write %zu, admin %zu",
+             syn_tokens_count(a->tokens, SYN_SCOPE_WRITE),
+             syn_tokens_count(a->tokens, SYN_SCOPE_ADMIN));
+  } else {
+    snprintf(a->tokens_error, sizeof a->tokens_error, "%s", j->tokens_err);
+    snprintf(tokens, sizeof tokens, "tokens kept: %s", a->tokens_error);
+  }
+  snprintf(msg, sizeof msg, "%s%s; %s", rc ? "access lists kept: " : "", lists, tokens);
+  bool ok = rc == 0 && a->tokens_ok;
+  if (ok)
+    syn_info("reload: %s", msg);
+  else
+    syn_error("reload: %s", msg);
+  if (j->slot)
+    respond(j->slot, ok ? 200 : 500,
+            json_pack("{s:s,s:s,s:o,s:o}", "status", ok ? "success" : "error",
+                      ok ? "message" : "error", msg, "lists", sizes(a), "tokens", token_counts(a)));
+  job_free(j);
+  if (a->again) {
+    a->again = false;
+    syn_admin_reload_start(a, NULL);
+  }
+}
+
+void syn_admin_reload_start(syn_admin *a, syn_http_slot *slot) {
+  if (a->job) {
+    if (slot)
+      respond_error(slot, 409, "a reload is in progress: retry when it is done");
+    else
+      a->again = true;
+    return;
+  }
+  reload_job *j = calloc(1, sizeof *j);
+  bool ok = j != NULL;
+  for (int k = 0; ok && k < SYN_ACCESS_LISTS; k++)
+    if (a->access->paths[k]) ok = (j->paths[k] = strdup(a->access->paths[k])) != NULL;
+  if (ok) {
+    j->admin = a;
+    j->slot = slot;
+    j->cfg = a->cfg;
+    j->work.data = j;
+    ok = uv_queue_work(a->loop, &j->work, job_run, job_done) == 0;
+  }
+  if (!ok) {
+    if (j) job_free(j);
+    syn_error("reload: out of memory");
+    if (slot) respond_error(slot, 500, "out of memory");
+    return;
+  }
+  a->job = j;
+}
+
+void syn_admin_close(syn_admin *a) {
+  if (a->job) a->job->admin = NULL;
+  a->job = NULL;
 }
 
 static void lists(const syn_admin *a, syn_http_slot *slot) {
@@ -105,7 +182,7 @@ bool syn_admin_handle(syn_admin *a, const syn_http_request *req, syn_http_slot *
                   status == 401 ? "missing bearer token (Authorization: Bearer <token>)"
                                 : "invalid admin token");
   } else if (is_reload && req->method == HTTP_POST) {
-    reload(a, slot);
+    syn_admin_reload_start(a, slot);
   } else if (is_lists && (req->method == HTTP_GET || req->method == HTTP_HEAD)) {
     lists(a, slot);
   } else {

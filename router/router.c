@@ -459,7 +459,7 @@ syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
   if (syn_access_init(&r->access, cfg, err, err_len)) goto fail;
   r->tokens = syn_tokens_new(cfg, err, err_len);
   if (!r->tokens) goto fail;
-  r->admin = (syn_admin){cfg, &r->access, r->tokens, 0, true, ""};
+  r->admin = (syn_admin){loop, cfg, &r->access, r->tokens, 0, true, "", NULL, false};
   if (cfg->rate_limit) {
     syn_rate_rule rules[SYN_LIMIT_CLASSES];
     for (int c = 0; c < SYN_LIMIT_CLASSES; c++)
@@ -486,9 +486,7 @@ fail:
   return NULL;
 }
 
-int syn_router_reload(syn_router *r, char *msg, size_t len) {
-  return syn_admin_reload(&r->admin, msg, len);
-}
+void syn_router_reload(syn_router *r) { syn_admin_reload_start(&r->admin, NULL); }
 
 bool syn_router_refused(syn_router *r, char *why, size_t len) {
   return r->nodes && syn_nodes_refused(r->nodes, why, len);
@@ -502,6 +500,7 @@ void syn_router_stop(syn_router *r) {
   if (r->udp) syn_udp_close(r->udp);
   syn_buf_free(&r->scratch);
   syn_rate_table_free(r->rates);
+  syn_admin_close(&r->admin); /* before what a reload in flight would install into */
   syn_access_free(&r->access);
   syn_tokens_free(r->tokens);
   free(r);

@@ -33,9 +33,10 @@ typedef struct syn_router_options {
 syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
                              const syn_router_options *opts, char *err, size_t err_len);
 
-/* Re-reads the access lists and token files (SIGHUP): each keeps what it held when its
- * files fail. 0, or -1; the outcome is written to msg either way. Loop thread. */
-int syn_router_reload(syn_router *router, char *msg, size_t len);
+/* Re-reads the access lists and token files (SIGHUP) on a worker thread and installs
+ * them on the loop thread; each keeps what it held when its files fail, and the outcome
+ * is logged (router/admin.h). Loop thread. */
+void syn_router_reload(syn_router *router);
 
 /* Whether the cluster refused this router's member id (another live member holds it). */
 bool syn_router_refused(syn_router *router, char *why, size_t len);

@@ -17,6 +17,10 @@ typedef struct digest_set {
   size_t n;
 } digest_set;
 
+struct syn_token_sets {
+  digest_set scopes[SYN_SCOPES];
+};
+
 struct syn_tokens {
   const syn_config *cfg;
   digest_set scopes[SYN_SCOPES];
@@ -80,8 +84,7 @@ static int load_scope(digest_set *s, char *const *inline_tokens, size_t n, const
   return 0;
 }
 
-static int load_all(syn_tokens *t, digest_set fresh[SYN_SCOPES], char *err, size_t err_len) {
-  const syn_config *c = t->cfg;
+static int load_all(const syn_config *c, digest_set fresh[SYN_SCOPES], char *err, size_t err_len) {
   if (load_scope(&fresh[SYN_SCOPE_WRITE], c->api_tokens, c->api_token_count, c->api_tokens_file,
                  "SYNAPSE_API_TOKENS", err, err_len))
     return -1;
@@ -103,10 +106,34 @@ syn_tokens *syn_tokens_new(const syn_config *cfg, char *err, size_t err_len) {
 
 int syn_tokens_reload(syn_tokens *t, char *err, size_t err_len) {
   digest_set fresh[SYN_SCOPES];
-  int rc = load_all(t, fresh, err, err_len);
+  int rc = load_all(t->cfg, fresh, err, err_len);
   if (rc == 0) memcpy(t->scopes, fresh, sizeof fresh);
   sodium_memzero(fresh, sizeof fresh);
   return rc;
+}
+
+int syn_tokens_load(const syn_config *cfg, syn_token_sets **out, char *err, size_t err_len) {
+  *out = calloc(1, sizeof **out);
+  if (!*out) {
+    snprintf(err, err_len, "out of memory");
+    return -1;
+  }
+  if (load_all(cfg, (*out)->scopes, err, err_len) == 0) return 0;
+  sodium_memzero(*out, sizeof **out);
+  free(*out);
+  *out = NULL;
+  return -1;
+}
+
+void syn_token_sets_free(syn_token_sets *s) {
+  if (!s) return;
+  sodium_memzero(s, sizeof *s);
+  free(s);
+}
+
+void syn_tokens_install(syn_tokens *t, syn_token_sets *fresh) {
+  memcpy(t->scopes, fresh->scopes, sizeof t->scopes);
+  syn_token_sets_free(fresh);
 }
 
 void syn_tokens_free(syn_tokens *t) {

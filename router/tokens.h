@@ -34,6 +34,15 @@ typedef struct syn_tokens syn_tokens;
 syn_tokens *syn_tokens_new(const syn_config *cfg, char *err, size_t err_len);
 /* Re-reads the sources; on failure keeps the tokens held and writes why. 0 or -1. */
 int syn_tokens_reload(syn_tokens *t, char *err, size_t err_len);
+
+/* The same in two halves, for reading the files off the loop thread: syn_tokens_load
+ * reads every source into a fresh set (any thread; reads only the configuration), and
+ * syn_tokens_install puts it in place (loop thread) and frees it. */
+typedef struct syn_token_sets syn_token_sets;
+int syn_tokens_load(const syn_config *cfg, syn_token_sets **out, char *err, size_t err_len);
+void syn_tokens_install(syn_tokens *t, syn_token_sets *fresh);
+/* Frees a set not installed (NULL is fine). */
+void syn_token_sets_free(syn_token_sets *s);
 void syn_tokens_free(syn_tokens *t);
 
 size_t syn_tokens_count(const syn_tokens *t, syn_token_scope scope);
