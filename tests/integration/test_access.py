@@ -16,6 +16,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import cluster as cu  # noqa: E402
 from api_tracker import Tracker  # noqa: E402
 from bencode import bdecode  # noqa: E402
 from http_client import http_get  # noqa: E402
@@ -334,6 +335,38 @@ class RegisteredOnlyRestartTest(unittest.TestCase):
             case.t = t
             case.assert_served(case.announce(kept, 7201))
             case.assert_refused(case.announce(gone, 7202), RegisteredOnlyTest.REASON)
+
+
+class ClusterRegisteredOnlyTest(unittest.TestCase):
+    """registered_only in a cluster: the nodes holding the partition enforce it, writes
+    and deletes replicated to them change what they track."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = cu.start_cluster(nodes=3, routers=1,
+                                       extra={"tracker": {"registered_only": True}})
+        cls.router = cls.cluster.routers["r0"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+
+    def refusal(self, ih, port):
+        """The failure reason of an announce through the router, or None when served."""
+        try:
+            cu.announce(self.router, ih, port)
+            return None
+        except AssertionError as e:
+            return str(e)
+
+    def test_register_tracks_delete_stops(self):
+        h = os.urandom(20)
+        self.assertIn(RegisteredOnlyTest.REASON, self.refusal(h, 7301) or "")
+        cu.register(self.router, h.hex(), [0.6, 0.8])
+        wait_for(lambda: self.refusal(h, 7302) is None, WAIT, what="a registered shard tracked")
+        cu.delete_shard(self.router, h.hex())
+        wait_for(lambda: RegisteredOnlyTest.REASON in (self.refusal(h, 7303) or ""), WAIT,
+                 what="a deleted shard refused")
 
 
 if __name__ == "__main__":
