@@ -12,7 +12,11 @@
 
 #include "common/connid.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SECRET "synapse-test-secret"
 #define T0 1700000000u
@@ -123,6 +127,44 @@ static void test_check(void **state) {
 }
 
 /* An all-zero or all-one ID (a client that never connected) is not accepted. */
+/* The key's sources: a configured secret; else a file generated once in the data directory
+ * (0600) and read back by the next start, so the same key comes back; else (no usable
+ * directory) a random one. */
+static void test_key_setup_sources(void **state) {
+  (void)state;
+  char dir[] = "/tmp/connid_test.XXXXXX", path[64];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/%s", dir, SYN_CONNID_SECRET_FILE);
+  syn_connid_key a, b, c;
+  assert_int_equal(syn_connid_key_setup(&a, "", dir), SYN_CONNID_GENERATED);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  assert_int_equal(syn_connid_key_setup(&b, NULL, dir), SYN_CONNID_STORED);
+  assert_memory_equal(a.bytes, b.bytes, sizeof a.bytes);
+  /* The stored text is itself a valid udp_secret: another router given it agrees. */
+  char text[128] = "";
+  FILE *f = fopen(path, "r");
+  assert_non_null(fgets(text, sizeof text, f));
+  fclose(f);
+  text[strcspn(text, "\n")] = '\0';
+  assert_int_equal(syn_connid_key_setup(&c, text, NULL), SYN_CONNID_CONFIGURED);
+  assert_memory_equal(a.bytes, c.bytes, sizeof a.bytes);
+  /* A configured secret wins over the file. */
+  assert_int_equal(syn_connid_key_setup(&c, "another-secret-of-16+", dir), SYN_CONNID_CONFIGURED);
+  assert_memory_not_equal(a.bytes, c.bytes, sizeof a.bytes);
+  /* A damaged file is left alone and not used. */
+  f = fopen(path, "w");
+  fputs("short\n", f);
+  fclose(f);
+  assert_int_equal(syn_connid_key_setup(&c, "", dir), SYN_CONNID_EPHEMERAL);
+  unlink(path);
+  rmdir(dir);
+  /* No data directory (or one that is gone): random, this process only. */
+  assert_int_equal(syn_connid_key_setup(&c, "", dir), SYN_CONNID_EPHEMERAL);
+  assert_int_equal(syn_connid_key_setup(&c, "", NULL), SYN_CONNID_EPHEMERAL);
+}
+
 static void test_check_garbage_ids(void **state) {
   syn_connid_key key;
   syn_connid_key_init(&key, SECRET);
@@ -140,6 +182,7 @@ int main(void) {
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_key_same_secret_same_key);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_key_empty_secret_is_random);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_check_garbage_ids);
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_key_setup_sources);
   for (size_t i = 0; i < N; i++) {
     tests[n++] =
         (struct CMUnitTest){check_cases[i].name, test_check, NULL, NULL, (void *)&check_cases[i]};
