@@ -1,6 +1,7 @@
 /* Access lists: file parsing (comments, blanks, both info_hash forms), lookups over IPv4
  * and IPv6 at the edge prefixes (/0, /32, /128), deny over allow, errors naming FILE:LINE,
- * a failed reload keeping the old lists, and the key set's removals. */
+ * a failed reload keeping the old lists, the key set's removals, and bearer tokens by
+ * scope (files with comments, the environment, rotation, a failed reload). */
 /* cmocka needs these before it, in this order. */
 // clang-format off
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/keyset.h"
+#include "router/tokens.h"
 
 static char *write_file(const char *text) {
   char *path = strdup("/tmp/access_test_XXXXXX");
@@ -241,6 +243,65 @@ static void test_keyset_add_remove(void **state) {
   syn_keyset_free(&s);
 }
 
+static int check(const syn_tokens *t, syn_token_scope scope, const char *header) {
+  return syn_tokens_check(t, scope, header, header ? strlen(header) : 0);
+}
+
+static void test_tokens_by_scope(void **state) {
+  (void)state;
+  char *file = write_file("# rotated monthly\n  old-token  \n\nnew-token # since May\n");
+  char inline_admin[] = "admin-token";
+  syn_config cfg = {0};
+  cfg.api_tokens_file = file;
+  cfg.api_admin_tokens[0] = inline_admin;
+  cfg.api_admin_token_count = 1;
+  setenv("SYNAPSE_API_TOKENS", "env-a, env-b,", 1);
+  char err[256];
+  syn_tokens *t = syn_tokens_new(&cfg, err, sizeof err);
+  assert_non_null(t);
+  assert_int_equal(syn_tokens_count(t, SYN_SCOPE_WRITE), 4);
+  assert_int_equal(syn_tokens_count(t, SYN_SCOPE_ADMIN), 1);
+  static const struct {
+    const char *header;
+    int write, admin;
+  } cases[] = {
+      {"Bearer old-token", 0, 403},
+      {"Bearer new-token", 0, 403},
+      {"bearer env-b", 0, 403},
+      {"Bearer admin-token", 0, 0},
+      {"Bearer old-toke", 403, 403},
+      {"Bearer old-tokenx", 403, 403},
+      {"Bearer ", 403, 403},
+      {"Basic b2xkLXRva2Vu", 401, 401},
+      {NULL, 401, 401},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (check(t, SYN_SCOPE_WRITE, cases[i].header) != cases[i].write) fail_msg("write %zu", i);
+    if (check(t, SYN_SCOPE_ADMIN, cases[i].header) != cases[i].admin) fail_msg("admin %zu", i);
+  }
+  /* Rotation: the old token goes; a file that cannot be read keeps what is held. */
+  FILE *f = fopen(file, "w");
+  fputs("new-token\n", f);
+  fclose(f);
+  assert_int_equal(syn_tokens_reload(t, err, sizeof err), 0);
+  assert_int_equal(check(t, SYN_SCOPE_WRITE, "Bearer old-token"), 403);
+  assert_int_equal(check(t, SYN_SCOPE_WRITE, "Bearer new-token"), 0);
+  unlink(file);
+  assert_int_equal(syn_tokens_reload(t, err, sizeof err), -1);
+  assert_non_null(strstr(err, file));
+  assert_int_equal(check(t, SYN_SCOPE_WRITE, "Bearer new-token"), 0);
+  syn_tokens_free(t);
+  unsetenv("SYNAPSE_API_TOKENS");
+  free(file);
+
+  /* No write token: writes are open; no admin token: nothing passes the admin check. */
+  syn_config open = {0};
+  t = syn_tokens_new(&open, err, sizeof err);
+  assert_int_equal(check(t, SYN_SCOPE_WRITE, NULL), 0);
+  assert_int_equal(check(t, SYN_SCOPE_ADMIN, "Bearer "), 403);
+  syn_tokens_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_info_hash_lists),
@@ -249,6 +310,7 @@ int main(void) {
       cmocka_unit_test(test_errors_name_file_and_line),
       cmocka_unit_test(test_reload_keeps_old_lists),
       cmocka_unit_test(test_keyset_add_remove),
+      cmocka_unit_test(test_tokens_by_scope),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
