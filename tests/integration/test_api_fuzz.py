@@ -90,10 +90,7 @@ class ApiFuzzTest(unittest.TestCase):
         seed = int(os.environ.get("SYNAPSE_FUZZ_SEED", random.randrange(1 << 30)))
         cu.log(f"fuzz seed {seed}, {ROUNDS} requests")
         rng = random.Random(seed)
-        # Thousands of requests from one address as fast as the router answers: this test
-        # is about hostile bodies, so the per-client limiter (test_http_defences) is off.
-        with cu.start_cluster(nodes=3, routers=1,
-                              extra={"limits": {"rate_limit": False}}) as c:
+        with cu.start_cluster(nodes=3, routers=1) as c:  # limiter off: cluster.TEST_LIMITS
             router = c.routers["r0"]
             hashes = [cu.stable_hex("fuzz", i) for i in range(20)]
             for h in hashes:

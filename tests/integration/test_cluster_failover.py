@@ -41,11 +41,6 @@ DETECTION_BOUND_S = 3.0    # all announces sent this long after the kill must su
 LOAD_AFTER_KILL_S = 7.0    # how long the load runs past the kill
 VICTIM = "n0"
 
-# These tests drive announces and searches from one address as fast as the cluster
-# answers, to see what a failure costs; the per-client limiter (tested on its own in
-# test_http_defences) would refuse most of them, so it is off here.
-UNLIMITED = {"limits": {"rate_limit": False}}
-
 
 class Load:
     """Announce and register loops against the router, each in its own thread, recording
@@ -104,7 +99,7 @@ class Load:
 
 class ClusterFailoverTest(unittest.TestCase):
     def setUp(self):
-        self.cluster = cu.start_cluster(nodes=3, routers=1, extra=UNLIMITED)
+        self.cluster = cu.start_cluster(nodes=3, routers=1)
         self.addCleanup(self.cluster.close)
         self.router = self.cluster.routers["r0"]
 
@@ -301,7 +296,7 @@ class NextReplicaTest(unittest.TestCase):
     to one request deadline: no client sees the failure."""
 
     def test_requests_to_a_just_killed_primary_go_to_the_next_replica(self):
-        c = cu.start_cluster(nodes=3, routers=1, extra=UNLIMITED,
+        c = cu.start_cluster(nodes=3, routers=1,
                              cluster={"suspicion_mult": 20})  # stays suspect ~4 s
         self.addCleanup(c.close)
         router = c.routers["r0"]
@@ -356,7 +351,7 @@ class PartialSearchTest(unittest.TestCase):
     shard. Two frozen: some partitions had no replica answering: partial."""
 
     def test_partial_means_a_partition_went_unsearched(self):
-        c = cu.start_cluster(nodes=3, routers=1, extra=UNLIMITED, cluster={"replication": 2, "write_quorum": 1,
+        c = cu.start_cluster(nodes=3, routers=1, cluster={"replication": 2, "write_quorum": 1,
                                                           "suspicion_mult": 20},
                              server={"request_timeout_ms": 500})
         self.addCleanup(c.close)
@@ -393,7 +388,7 @@ class ReadinessWhileUnreachableTest(unittest.TestCase):
     PROBE_TIMEOUT_S = 1.0
 
     def test_readyz_fast_while_a_node_is_silent(self):
-        c = cu.start_cluster(nodes=3, routers=1, extra=UNLIMITED, server={"request_timeout_ms": 2000},
+        c = cu.start_cluster(nodes=3, routers=1, server={"request_timeout_ms": 2000},
                              cluster={"suspicion_mult": 20})  # suspect for about 4 s
         self.addCleanup(c.close)
         router, n2 = c.routers["r0"], c.nodes["n2"]

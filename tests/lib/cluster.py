@@ -38,6 +38,11 @@ from wait import wait_for
 
 # Cluster keys the tests set unless told otherwise: none, the defaults are under test.
 TEST_CLUSTER = {}
+# Limits the tests set unless told otherwise (extra={"limits": ...} replaces them): the
+# checkers of the cluster tests ask a router from one address as fast as it answers,
+# which the per-client limiter would refuse; it is tested on its own
+# (test_http_defences), and a cluster test that wants it passes its own limits.
+TEST_LIMITS = {"rate_limit": False}
 HTTP_TIMEOUT = 10.0
 MODEL = "cluster-test-model"
 
@@ -52,7 +57,8 @@ def config_text(cluster=None, server=None, extra=None):
     srv = dict(server or {})
     cl = dict(TEST_CLUSTER)
     cl.update(cluster or {})
-    return config_yaml({"server": srv, "cluster": cl, **(extra or {})})
+    return config_yaml({"server": srv, "cluster": cl, "limits": dict(TEST_LIMITS),
+                        **(extra or {})})
 
 
 def make_vectors(rng, n, dim, clusters=6):
