@@ -14,6 +14,10 @@
 #define MAX_KEY_BUCKETS 4096
 #define MAX_KEYS 50000          /* versions in one KeysRequest reply */
 #define MAX_RECORDS 256
+/* A records reply stays well under the members' message limit (4 MiB): 128 shards with
+ * 4096-value embeddings and 16 KiB signatures and keys would not. At least one record
+ * is always sent, and one record is far below the limit. */
+#define RECORDS_REPLY_MAX_BYTES (2u << 20)
 #define SWARM_PAGE_PEERS 20000  /* a page ends at the stripe where it passed this */
 
 typedef struct served {
@@ -158,8 +162,8 @@ static void records(syn_replica *r, const Synapse__RecordsRequest *q, served *s)
   s->keys = calloc(n + 1, sizeof *s->keys);
   if (!s->shards || !s->shard_msgs || !s->records || !s->record_ptrs || !s->versions || !s->keys)
     return refuse(s, "out of memory");
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
+  size_t k = 0, bytes = 0, i;
+  for (i = 0; i < n && (k == 0 || bytes < RECORDS_REPLY_MAX_BYTES); i++) {
     Synapse__Record *rec = &s->records[k];
     synapse__record__init(rec);
     if (syn_index_get(r->index, q->info_hash[i], true, &s->shards[s->n_shards]) == 0) {
@@ -177,10 +181,13 @@ static void records(syn_replica *r, const Synapse__RecordsRequest *q, served *s)
       continue; /* gone since it was listed: the next round sees what replaced it */
     }
     s->record_ptrs[k] = rec;
+    bytes += synapse__record__get_packed_size(rec);
     k++;
   }
   s->rep.records = s->record_ptrs;
   s->rep.n_records = k;
+  s->rep.has_records_considered = 1;
+  s->rep.records_considered = (uint32_t)i;
 }
 
 typedef struct swarm_page {

@@ -103,18 +103,31 @@ static bool remote_newer(syn_replica *r, const Synapse__KeyVersion *kv) {
   return rc == 0 && syn_version_cmp(&theirs, &mine.version) > 0;
 }
 
+/* Asks for the records of `hashes`; a reply capped in bytes covers a prefix of them
+ * (records_considered), and the rest is asked again until all are covered. */
 static int fetch_records(syn_replica *r, const char *url, char **hashes, size_t n, sync_stats *st) {
-  Synapse__RecordsRequest rr = SYNAPSE__RECORDS_REQUEST__INIT;
-  rr.info_hash = hashes;
-  rr.n_info_hash = n;
-  Synapse__ReplicaRequest req = SYNAPSE__REPLICA_REQUEST__INIT;
-  req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_RECORDS;
-  req.records = &rr;
-  Synapse__ReplicaReply *rep = replica_call(r, url, &req, SYNC_TIMEOUT_MS);
-  int rc = rep && rep->ok && !(rep->has_stale && rep->stale) ? 0 : -1;
-  if (rc == 0) st->records_pulled += replica_apply_records(r, rep->records, rep->n_records);
-  if (rep) synapse__replica_reply__free_unpacked(rep, NULL);
-  return rc;
+  while (n > 0) {
+    Synapse__RecordsRequest rr = SYNAPSE__RECORDS_REQUEST__INIT;
+    rr.info_hash = hashes;
+    rr.n_info_hash = n;
+    Synapse__ReplicaRequest req = SYNAPSE__REPLICA_REQUEST__INIT;
+    req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_RECORDS;
+    req.records = &rr;
+    Synapse__ReplicaReply *rep = replica_call(r, url, &req, SYNC_TIMEOUT_MS);
+    int rc = rep && rep->ok && !(rep->has_stale && rep->stale) ? 0 : -1;
+    /* A peer that does not say covered them all; one that says 0 would loop for ever. */
+    size_t covered = n;
+    if (rc == 0 && rep->has_records_considered)
+      covered = rep->records_considered == 0 || rep->records_considered > n
+                    ? n
+                    : rep->records_considered;
+    if (rc == 0) st->records_pulled += replica_apply_records(r, rep->records, rep->n_records);
+    if (rep) synapse__replica_reply__free_unpacked(rep, NULL);
+    if (rc) return rc;
+    hashes += covered;
+    n -= covered;
+  }
+  return 0;
 }
 
 /* Compares the versions of a batch of buckets and fetches what is newer there. */
