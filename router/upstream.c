@@ -282,11 +282,20 @@ void syn_upstream_flush(syn_upstream *up) {
   nng_ctx_send(s->ctx, s->aio);
 }
 
+/* A batch goes out once it holds this many bytes, well under a node's 8 MiB receive
+ * limit: a few hundred signed registrations with 4096-value embeddings in one loop turn
+ * would otherwise make one message the node refuses whole. */
+#define MAX_BATCH_BYTES (2u << 20)
+
+static bool batch_full(const syn_upstream *up) {
+  return up->batch_count >= up->opts.max_batch || up->batch.len >= MAX_BATCH_BYTES;
+}
+
 int syn_upstream_submit(syn_upstream *up, const Synapse__Request *req) {
   if (up->closing) return -EBUSY;
-  if (up->batch_count >= up->opts.max_batch) {
+  if (batch_full(up)) {
     syn_upstream_flush(up);
-    if (up->batch_count >= up->opts.max_batch) return -EBUSY;
+    if (batch_full(up)) return -EBUSY;
   }
   size_t before = up->batch.len;
   if (syn_wire_append_field1(&up->batch, &req->base)) {
