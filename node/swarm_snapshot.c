@@ -141,15 +141,19 @@ static void fsync_dir_of(const char *path) {
   close(fd);
 }
 
+/* What save and load both do first: zeroed figures, the checksum library ready. */
+static int snapshot_begin(syn_snapshot_stats *st, char *err, size_t err_len) {
+  memset(st, 0, sizeof *st);
+  if (sodium_init() >= 0) return 0;
+  snprintf(err, err_len, "libsodium failed to initialise");
+  return -1;
+}
+
 int syn_swarm_snapshot_save(syn_swarm_store *s, const char *path, uint64_t max_bytes, uint32_t now,
                             int64_t wall_now, uint32_t peer_timeout, syn_snapshot_stats *st,
                             char *err, size_t err_len) {
   uint64_t started = mono_us();
-  memset(st, 0, sizeof *st);
-  if (sodium_init() < 0) {
-    snprintf(err, err_len, "libsodium failed to initialise");
-    return -EIO;
-  }
+  if (snapshot_begin(st, err, err_len)) return -EIO;
   char tmp[PATH_MAX];
   if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
     snprintf(err, err_len, "path too long");
@@ -319,11 +323,7 @@ int syn_swarm_snapshot_load(syn_swarm_store *s, const char *path, uint64_t max_b
                             int64_t wall_now, uint32_t peer_timeout, syn_snapshot_stats *st,
                             char *err, size_t err_len) {
   uint64_t started = mono_us();
-  memset(st, 0, sizeof *st);
-  if (sodium_init() < 0) {
-    snprintf(err, err_len, "libsodium failed to initialise");
-    return -EIO;
-  }
+  if (snapshot_begin(st, err, err_len)) return -EIO;
   loader l = {.f = fopen(path, "rbe")};
   if (!l.f) {
     if (errno == ENOENT) return -ENOENT;
