@@ -384,7 +384,8 @@ static int count_header_bytes(http_conn *c, size_t len) {
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   http_conn *c = conn_of(p);
   if (count_header_bytes(c, len)) return HPE_USER;
-  size_t room = sizeof c->field - 1 - c->field_len;
+  /* A name split across reads may already be marked too long (field_len = sizeof). */
+  size_t room = c->field_len < sizeof c->field - 1 ? sizeof c->field - 1 - c->field_len : 0;
   size_t n = len < room ? len : room;
   memcpy(c->field + c->field_len, at, n);
   c->field_len += n;
