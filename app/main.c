@@ -142,6 +142,14 @@ static syn_membership *join_cluster(const syn_config *cfg, char *err, size_t err
   return syn_membership_start(&mc, err, err_len);
 }
 
+/* Said once the process serves, so that a failed start prints its reason alone. */
+static void warn_if_open_cluster(const syn_config *cfg) {
+  if (cfg->role == SYN_PROCESS_STANDALONE || (cfg->cluster_key && cfg->cluster_key[0])) return;
+  syn_warn("cluster: no cluster key (cluster.key, cluster.key_file or SYNAPSE_CLUSTER_KEY): "
+           "the cluster is open, any process that reaches its ports can join it, change "
+           "its membership and read or write its data");
+}
+
 static int start_roles(app *a, char *err, size_t err_len) {
   const syn_config *cfg = &a->cfg;
   syn_router_options ro = {0};
@@ -197,7 +205,7 @@ int main(int argc, char **argv) {
   if (start_roles(&a, err, sizeof err)) {
     fprintf(stderr, "synapse-tracker: %s\n", err);
     uv_run(a.loop, UV_RUN_NOWAIT);
-    syn_node_stop(a.node);
+    syn_node_abandon(a.node);
     syn_view_source_free(a.view);
     if (a.members) syn_membership_stop(a.members);
     syn_config_free(&a.cfg);
@@ -218,6 +226,7 @@ int main(int argc, char **argv) {
   fflush(stdout);
   syn_info("serving: role=%s http=%s:%u udp=%u data=%s", syn_role_name(a.cfg.role), a.cfg.host,
            (unsigned)a.cfg.http_port, (unsigned)a.cfg.udp_port, a.cfg.data_dir);
+  warn_if_open_cluster(&a.cfg);
   if (a.cfg.role != SYN_PROCESS_STANDALONE)
     syn_info("member id %s%s, peer address %s", a.cfg.node_id,
              new_id ? " (new: kept in the data directory)" : "", a.cfg.peer_addr);

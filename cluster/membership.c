@@ -880,16 +880,10 @@ static int start_threads(syn_membership *m, char *err, size_t err_len) {
   return -1;
 }
 
-/* The cluster key, or the warning that there is none (once: one membership a process). */
+/* The cluster key; none leaves the cluster open (app/ warns once the process serves). */
 static int open_auth(syn_membership *m, const char *key, char *err, size_t err_len) {
   m->cfg.cluster_key = NULL; /* not kept: the derived key is */
-  if (!key || !key[0]) {
-    syn_warn(
-        "cluster: no cluster key (cluster.key, cluster.key_file or SYNAPSE_CLUSTER_KEY): "
-        "the cluster is open, any process that reaches its ports can join it, change "
-        "its membership and read or write its data");
-    return 0;
-  }
+  if (!key || !key[0]) return 0;
   char why[256];
   m->auth = syn_cluster_auth_new(key, why, sizeof why);
   if (!m->auth) snprintf(err, err_len, "membership: %s", why);

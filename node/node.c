@@ -488,6 +488,12 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
   return node;
 }
 
+void syn_node_abandon(syn_node *node) {
+  if (!node) return;
+  node->snapshot_save = false;
+  syn_node_stop(node);
+}
+
 void syn_node_stop(syn_node *node) {
   if (!node) return;
   atomic_store(&node->stopping, true);

@@ -28,6 +28,9 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
                          struct syn_membership *members, struct syn_view_source *view, char *err,
                          size_t err_len);
 void syn_node_stop(syn_node *node);
+/* As syn_node_stop, without writing the swarm snapshot: a process whose start failed
+ * after the node started keeps the file of its last clean stop. */
+void syn_node_abandon(syn_node *node);
 
 /* Graceful leave (SIGTERM): announces the departure and keeps serving the other nodes'
  * pulls until they stop coming (bounded), so no acknowledged shard is left behind.

@@ -264,12 +264,12 @@ syn_udp *syn_udp_start(uv_loop_t *loop, const syn_config *cfg, syn_udp_request_f
   udp->cfg = cfg;
   udp->on_request = fn;
   udp->ctx = ctx;
-  /* Configured, or kept in the data directory: IDs survive a restart (common/connid.h). */
-  syn_connid_key_setup(&udp->key, cfg->udp_secret, cfg->data_dir);
   if (open_socket(udp, err, err_len)) {
     free(udp);
     return NULL;
   }
+  /* Configured, or kept in the data directory: IDs survive a restart (common/connid.h). */
+  syn_connid_key_setup(&udp->key, cfg->udp_secret, cfg->data_dir);
   uv_poll_init(loop, &udp->poll, udp->fd);
   uv_check_init(loop, &udp->turn_end);
   udp->poll.data = udp->turn_end.data = udp;
