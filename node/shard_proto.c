@@ -20,7 +20,10 @@ syn_shard_input syn_shard_input_from_proto(const Synapse__Shard *p, const float 
       .creator_agent_id = p->creator_agent_id,
       .creator_public_key = p->creator_public_key,
       .signature = p->signature,
-      .created_at_ms = p->has_created_at ? p->created_at * 1000 : 0,
+      /* Seconds from a peer: beyond what milliseconds can hold it is not a time. */
+      .created_at_ms = p->has_created_at && p->created_at > 0 && p->created_at <= INT64_MAX / 1000
+                           ? p->created_at * 1000
+                           : 0,
   };
   return in;
 }
