@@ -610,6 +610,22 @@ static bool count_client(http_conn *c) {
   return c->counted;
 }
 
+/* A connection in the server's list with its handle initialised, not yet accepted. */
+static http_conn *conn_new(syn_http_server *srv) {
+  http_conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->srv = srv;
+  c->refs = 1;
+  uv_tcp_init(srv->loop, &c->tcp);
+  c->tcp.data = c;
+  c->next = srv->conns;
+  if (srv->conns) srv->conns->prev = c;
+  srv->conns = c;
+  srv->stats.connections_open++;
+  srv->stats.connections_total++;
+  return c;
+}
+
 static void on_connection(uv_stream_t *listener, int status) {
   syn_http_server *srv = listener->data;
   if (status < 0) {
@@ -621,20 +637,11 @@ static void on_connection(uv_stream_t *listener, int status) {
     refuse_pending(srv, listener);
     return;
   }
-  http_conn *c = calloc(1, sizeof *c);
+  http_conn *c = conn_new(srv);
   if (!c) {
     refuse_pending(srv, listener);
     return;
   }
-  c->srv = srv;
-  c->refs = 1;
-  uv_tcp_init(srv->loop, &c->tcp);
-  c->tcp.data = c;
-  c->next = srv->conns;
-  if (srv->conns) srv->conns->prev = c;
-  srv->conns = c;
-  srv->stats.connections_open++;
-  srv->stats.connections_total++;
   if (uv_accept(listener, (uv_stream_t *)&c->tcp)) {
     conn_close(c);
     return;

@@ -97,18 +97,8 @@ static void setup(void) {
 
 /* As on_connection, for an already connected socket. */
 static void open_conn(int fd) {
-  http_conn *c = calloc(1, sizeof *c);
-  if (!c) abort();
-  c->srv = srv;
-  c->refs = 1;
-  uv_tcp_init(srv->loop, &c->tcp);
-  if (uv_tcp_open(&c->tcp, fd)) abort();
-  c->tcp.data = c;
-  c->next = srv->conns;
-  if (srv->conns) srv->conns->prev = c;
-  srv->conns = c;
-  srv->stats.connections_open++;
-  srv->stats.connections_total++;
+  http_conn *c = conn_new(srv);
+  if (!c || uv_tcp_open(&c->tcp, fd)) abort();
   static const uint8_t lo[4] = {127, 0, 0, 1};
   memcpy(c->peer_ip, lo, 4);
   c->peer_ip_len = 4;
