@@ -295,10 +295,10 @@ static int sync_call(syn_membership *m, const char *url, const syn_buf *req, uin
   }
   nng_msg *msg = NULL;
   uint8_t tag[SYN_CLUSTER_AUTH_TAG];
-  int rv = nng_msg_alloc(&msg, 0);
-  if (rv == 0) rv = nng_msg_append(msg, req->data, req->len);
-  if (rv == 0 && syn_cluster_auth_seal(m->auth, msg, SYN_AUTH_GOSSIP_REQUEST, NULL, tag))
-    rv = NNG_ENOMEM;
+  int rv = syn_cluster_auth_sealed_msg(m->auth, &msg, req->data, req->len, NULL, 0,
+                                       SYN_AUTH_GOSSIP_REQUEST, NULL, tag)
+               ? NNG_ENOMEM
+               : 0;
   if (rv == 0) {
     nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
     nng_aio_set_msg(aio, msg);
@@ -418,9 +418,9 @@ static void dispatch(syn_membership *m, syn_swim_call *call, syn_buf *buf) {
   syn_buf_reset(buf);
   nng_msg *msg = NULL;
   out_call *oc = calloc(1, sizeof *oc);
-  if (!oc || syn_gossip_encode(&call->msg, 0, buf) || nng_msg_alloc(&msg, 0) ||
-      nng_msg_append(msg, buf->data, buf->len) ||
-      syn_cluster_auth_seal(m->auth, msg, SYN_AUTH_GOSSIP_REQUEST, NULL, oc->tag) ||
+  if (!oc || syn_gossip_encode(&call->msg, 0, buf) ||
+      syn_cluster_auth_sealed_msg(m->auth, &msg, buf->data, buf->len, NULL, 0,
+                                  SYN_AUTH_GOSSIP_REQUEST, NULL, oc->tag) ||
       nng_aio_alloc(&oc->aio, async_cb, oc)) {
     if (msg) nng_msg_free(msg);
     free(oc);
@@ -689,16 +689,13 @@ static enum served serve(syn_membership *m, nng_ctx ctx, nng_msg *msg, const uin
   return rc ? SERVED_DROP : SERVED_REPLY;
 }
 
-/* Sends `out` as the reply on ctx, reusing msg (which it consumes), sealed and bound to
- * the request's tag. */
-static void send_reply(syn_membership *m, nng_ctx ctx, nng_aio *aio, nng_msg *msg,
-                       const syn_buf *out, const uint8_t *tag) {
-  nng_msg_clear(msg);
-  if (nng_msg_append(msg, out->data, out->len) ||
-      syn_cluster_auth_seal(m->auth, msg, SYN_AUTH_GOSSIP_REPLY, tag, NULL)) {
-    nng_msg_free(msg);
+/* Sends `out` as the reply on ctx, sealed and bound to the request's tag. */
+static void send_reply(syn_membership *m, nng_ctx ctx, nng_aio *aio, const syn_buf *out,
+                       const uint8_t *tag) {
+  nng_msg *msg;
+  if (syn_cluster_auth_sealed_msg(m->auth, &msg, out->data, out->len, NULL, 0,
+                                  SYN_AUTH_GOSSIP_REPLY, tag, NULL))
     return;
-  }
   nng_aio_set_timeout(aio, 1000);
   nng_aio_set_msg(aio, msg);
   nng_ctx_send(ctx, aio);
@@ -746,7 +743,8 @@ static void *worker_main(void *arg) {
     if (how == SERVED_DROP) {
       nng_msg_free(msg); /* unanswered: the caller's deadline expires */
     } else if (how == SERVED_REPLY) {
-      send_reply(m, ctx, aio, msg, &out, tag);
+      nng_msg_free(msg);
+      send_reply(m, ctx, aio, &out, tag);
     } else if (server_ctx(m, &ctx)) { /* the old context went with the app request */
       break;
     }
@@ -774,11 +772,9 @@ static void *app_main(void *arg) {
     pthread_mutex_unlock(&m->lock);
     if (!job) break;
     syn_buf_reset(&out);
-    if (serve_app(m, &job->d, &out, &scratch) == 0)
-      send_reply(m, job->ctx, aio, job->msg, &out, job->tag);
-    else
-      nng_msg_free(job->msg);
+    if (serve_app(m, &job->d, &out, &scratch) == 0) send_reply(m, job->ctx, aio, &out, job->tag);
     syn_gossip_decoded_free(&job->d);
+    nng_msg_free(job->msg);
     pthread_mutex_lock(&m->lock);
     bool keep = m->n_rep_free < CTX_POOL;
     if (keep) m->rep_free[m->n_rep_free++] = job->ctx;

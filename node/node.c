@@ -334,13 +334,11 @@ static void *worker_main(void *arg) {
       continue;
     }
     int rc = handle_batch(node, w, msg);
-    nng_msg_clear(msg);
-    if (rc || nng_msg_append(msg, w->reply.data, w->reply.len) ||
-        syn_cluster_auth_seal(node->auth, msg, SYN_AUTH_BATCH_REPLY, tag, NULL)) {
-      /* Nothing sensible to answer; the router's deadline reports the failure. */
-      nng_msg_free(msg);
+    nng_msg_free(msg);
+    /* On failure nothing is answered; the router's deadline reports it. */
+    if (rc || syn_cluster_auth_sealed_msg(node->auth, &msg, w->reply.data, w->reply.len, NULL, 0,
+                                          SYN_AUTH_BATCH_REPLY, tag, NULL))
       continue;
-    }
     nng_aio_set_msg(w->aio, msg);
     nng_aio_set_timeout(w->aio, NNG_DURATION_DEFAULT);
     nng_ctx_send(w->ctx, w->aio);

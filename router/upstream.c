@@ -262,12 +262,9 @@ void syn_upstream_flush(syn_upstream *up) {
    * order). */
   uint8_t tail[11];
   size_t tail_len = deadline_field(tail, syn_wall_ms() + up->opts.timeout_ms);
-  if (nng_msg_alloc(&msg, 0)) return; /* retried next turn; the requests stay queued */
-  if (nng_msg_append(msg, up->batch.data, up->batch.len) || nng_msg_append(msg, tail, tail_len) ||
-      syn_cluster_auth_seal(up->opts.auth, msg, SYN_AUTH_BATCH_REQUEST, NULL, s->tag)) {
-    nng_msg_free(msg);
-    return;
-  }
+  if (syn_cluster_auth_sealed_msg(up->opts.auth, &msg, up->batch.data, up->batch.len, tail,
+                                  tail_len, SYN_AUTH_BATCH_REQUEST, NULL, s->tag))
+    return; /* retried next turn; the requests stay queued */
   if (up->opts.on_failed) {
     syn_buf_reset(&s->sent);
     if (syn_buf_append(&s->sent, up->batch.data, up->batch.len)) syn_buf_reset(&s->sent);
