@@ -15,13 +15,16 @@
 
 #include "cluster/membership.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -311,8 +314,21 @@ static void test_garbage_dropped(void **state) {
 /* A seed given as tcp://localhost:PORT is resolved (to 127.0.0.1, maybe also ::1 where
  * nobody listens) and joined through; member a listens on 127.0.0.1 but advertises the
  * name, so both find out who answers at the resolved address. Loopback only. */
+/* A loopback TCP port nobody listens on now: the kernel's pick for port 0. (A port made
+ * from the pid collided with other tests' ephemeral ports.) */
+static int free_loopback_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof sa;
+  assert_true(fd >= 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
 static void test_dns_seed(void **state) {
-  int port = 20000 + (int)(getpid() % 20000);
+  int port = free_loopback_port();
   char url0[64], seed[64], listen0[64];
   snprintf(url0, sizeof url0, "tcp4://localhost:%d", port); /* IPv4 name: a listens there */
   snprintf(listen0, sizeof listen0, "tcp://127.0.0.1:%d", port);
@@ -326,6 +342,7 @@ static void test_dns_seed(void **state) {
   cfg.n_seeds = 1;
   char err[256];
   syn_membership *a = syn_membership_start(&cfg, err, sizeof err);
+  if (!a) fprintf(stderr, "member a did not start: %s\n", err);
   assert_non_null(a);
   cfg.self_id = "b";
   cfg.peer_url = "inproc://dns-b";
