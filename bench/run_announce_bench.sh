@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Announce benchmark: Synapse Tracker against Debian's opentracker, same run, loopback only.
+# Announce benchmark: Synapse Tracker against Debian's opentracker and the floor, same run,
+# loopback only.
 #
 # For each tracker in turn: start it on 127.0.0.1 (free ports), warm it up, run the
 # UDP load (bench/udp_load.c, BEP 15) and the HTTP load (wrk + bench/http_announce.lua),
 # stop it. Then print a table and the ratios ours / opentracker.
+# The floor (bench/udp_floor.c: a stateless responder with fixed replies through
+# recvmmsg/sendmmsg) takes the UDP load too: each tracker's CPU per UDP request is
+# stated as a multiple of the floor's, the cost of this machine's kernel path.
 #
 #   bench/run_announce_bench.sh [--duration S] [options]     (--help for all)
 #
@@ -43,7 +47,7 @@ usage: $0 [options]
   --udp-duration S    UDP run length (default: --duration)
   --http-duration S   HTTP run length (default: --duration)
   --warmup S          UDP warm-up before measuring, not reported (default $WARMUP; 0 = none)
-  --only NAME         synapse | opentracker
+  --only NAME         synapse | opentracker | floor
   --no-udp, --no-http skip one kind of load
   --hashes N          info_hashes in the UDP pool and the whitelist (default $HASHES)
   --http-pool N       first N of them used for HTTP (default $HTTP_POOL)
@@ -69,7 +73,7 @@ while (($#)); do
     --udp-duration) num "$1" "${2-}"; UDP_DURATION=$2; shift 2 ;;
     --http-duration) num "$1" "${2-}"; HTTP_DURATION=$2; shift 2 ;;
     --warmup) num "$1" "${2-}"; WARMUP=$2; shift 2 ;;
-    --only) ONLY=${2-}; [[ $ONLY == synapse || $ONLY == opentracker ]] || die "--only synapse|opentracker"; shift 2 ;;
+    --only) ONLY=${2-}; [[ $ONLY == synapse || $ONLY == opentracker || $ONLY == floor ]] || die "--only synapse|opentracker|floor"; shift 2 ;;
     --no-udp) DO_UDP=0; shift ;;
     --no-http) DO_HTTP=0; shift ;;
     --hashes) num "$1" "${2-}"; HASHES=$2; shift 2 ;;
@@ -233,6 +237,24 @@ start_opentracker() {
     return 1
 }
 
+start_floor() {
+    HTTP_PORT=
+    UDP_PORT=$(free_port)
+    gcc -std=gnu11 -O2 -Wall -Wextra -Werror "$ROOT/bench/udp_floor.c" -o "$TMP/udp_floor" ||
+        { echo "floor: cannot compile bench/udp_floor.c" >&2; return 1; }
+    "$TMP/udp_floor" --host 127.0.0.1 --port "$UDP_PORT" --seconds 900 >"$TMP/floor.out" 2>&1 &
+    PID=$!
+    PIDS+=("$PID")
+    local deadline=$((SECONDS + 10))
+    while ((SECONDS < deadline)); do
+        grep -q '^ready ' "$TMP/floor.out" 2>/dev/null && { echo "floor: serving udp=$UDP_PORT (pid $PID)"; return 0; }
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "floor: not ready" >&2
+    return 1
+}
+
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
@@ -262,9 +284,12 @@ bench_one() { # name
             done
             secs=${R[$name.udp_seconds]}
             R[$name.udp_cpu]=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0) ? 100 * t / hz / s : 0 }')
+            # CPU time per UDP request answered (announces and scrapes), in microseconds
+            R[$name.udp_us]=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v s="$secs" -v a="${R[$name.udp_rps]}" \
+                -v b="${R[$name.udp_scrape_rps]:-0}" 'BEGIN { n = (a + b) * s; printf "%.2f", (n > 0) ? 1e6 * t / hz / n : 0 }')
         fi
     fi
-    if ((DO_HTTP)); then
+    if ((DO_HTTP)) && [[ $name != floor ]]; then
         echo "== $name: HTTP, wrk -t$WRK_THREADS -c$WRK_CONNS -d${HTTP_SECS}s"
         t0=$(cpu_ticks "$PID")
         out=$(timeout --kill-after=5 "$((HTTP_SECS + 20))" "$WRK_BIN" -t"$WRK_THREADS" -c"$WRK_CONNS" \
@@ -333,6 +358,11 @@ if [[ -z $ONLY || $ONLY == opentracker ]]; then
     fi
 fi
 
+if ((DO_UDP)) && [[ -z $ONLY || $ONLY == floor ]]; then
+    NAMES+=(floor)
+    run_tracker floor
+fi
+
 # ---------------------------------------------------------------- report
 
 get() { echo "${R[$1]:--}"; }
@@ -361,6 +391,12 @@ if ((DO_UDP)); then
     row "UDP lost (no reply in 1 s)" udp_lost noratio
     row "UDP malformed" udp_malformed noratio
     row "tracker CPU % (UDP)" udp_cpu
+    row "CPU us per UDP request" udp_us
+    if [[ ${R[floor.status]:-} == measured ]]; then
+        printf '%-28s %16s %16s\n' "  as a multiple of the floor" "$(ratio "$(get synapse.udp_us)" "$(get floor.udp_us)")" \
+            "$(ratio "$(get opentracker.udp_us)" "$(get floor.udp_us)")"
+        printf '%-28s %16s\n' "floor: announces/s, CPU us" "$(get floor.udp_rps), $(get floor.udp_us)"
+    fi
 fi
 if ((DO_HTTP)); then
     row "HTTP announces/s" http_rps
@@ -380,7 +416,7 @@ echo " closes every HTTP connection after its reply, so its HTTP runs reconnect 
 for n in "${NAMES[@]}"; do
     echo "RESULT announce_bench tracker=$n status=$(get "$n.status") cpu_busy_before=$BUSY udp_rps=$(get "$n.udp_rps")" \
         "udp_p50_us=$(get "$n.udp_p50_us") udp_p99_us=$(get "$n.udp_p99_us") udp_lost=$(get "$n.udp_lost")" \
-        "udp_errors=$(get "$n.udp_errors") http_rps=$(get "$n.http_rps") http_p50_us=$(get "$n.http_p50_us")" \
+        "udp_errors=$(get "$n.udp_errors") udp_cpu_us=$(get "$n.udp_us") http_rps=$(get "$n.http_rps") http_p50_us=$(get "$n.http_p50_us")" \
         "http_p99_us=$(get "$n.http_p99_us") rss_kb=$(get "$n.rss_kb")"
 done
 if [[ ${R[synapse.status]:-} == measured && ${R[opentracker.status]:-} == measured ]]; then
@@ -388,5 +424,9 @@ if [[ ${R[synapse.status]:-} == measured && ${R[opentracker.status]:-} == measur
         "http_rps=$(ratio "$(get synapse.http_rps)" "$(get opentracker.http_rps)")" \
         "udp_p99=$(ratio "$(get synapse.udp_p99_us)" "$(get opentracker.udp_p99_us)")" \
         "http_p99=$(ratio "$(get synapse.http_p99_us)" "$(get opentracker.http_p99_us)")"
+fi
+if [[ ${R[floor.status]:-} == measured ]]; then
+    echo "RESULT announce_bench_floor floor_us=$(get floor.udp_us) synapse_x=$(ratio "$(get synapse.udp_us)" "$(get floor.udp_us)")" \
+        "opentracker_x=$(ratio "$(get opentracker.udp_us)" "$(get floor.udp_us)")"
 fi
 exit "$FAILED"
