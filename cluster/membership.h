@@ -64,6 +64,17 @@ const char *syn_member_role_name(enum syn_member_role role);    /* "node", "rout
  * never reported). */
 bool syn_member_in_ring(const syn_member_info *m);
 
+/* Lifeguard's components (Dadgar et al. 2018), each of which lifeguard_off can turn off:
+ * LHM, the local health multiplier (a member whose probes go unanswered, or that had to
+ * refute, scales its probe interval and timeout); DOGPILE, the suspicion timeout that
+ * starts at its longest and shrinks with independent confirmations (off: a fixed
+ * suspicion_mult * max(1, log10 N) * probe interval, as SWIM); BUDDY, telling a suspect of
+ * its suspicion in the ping to it and in the answer to anything it sends. */
+#define SYN_LIFEGUARD_NO_LHM 1u
+#define SYN_LIFEGUARD_NO_DOGPILE 2u
+#define SYN_LIFEGUARD_NO_BUDDY 4u
+#define SYN_LIFEGUARD_ALL_OFF 7u
+
 /* Every knob, with syn_membership_config_defaults giving the reason for each default. */
 typedef struct syn_membership_config {
   /* Identity. Strings are copied by start; the caller keeps ownership. */
@@ -86,6 +97,8 @@ typedef struct syn_membership_config {
                                   confirmed the suspicion */
   uint32_t suspicion_max_mult; /* ... and at most max_mult times that without confirmations */
   uint32_t awareness_max;      /* Lifeguard local health: timeouts scale up to this factor */
+  uint32_t lifeguard_off;      /* SYN_LIFEGUARD_* bits: parts of Lifeguard turned off, for
+                                  comparisons with plain SWIM (bench/swim_sim); 0 in service */
 
   /* Dissemination. */
   uint32_t gossip_interval_ms;    /* piggyback-only gossip rounds */

@@ -330,6 +330,10 @@ static void refresh_suspicion(syn_swim *s, member *m) {
   size_t n = syn_swim_member_count(s);
   uint64_t min = syn_swim_suspicion_timeout(&s->cfg, n), max = syn_swim_suspicion_max(&s->cfg, n);
   uint32_t k = syn_swim_expected_confirmations(&s->cfg, n);
+  if (s->cfg.lifeguard_off & SYN_LIFEGUARD_NO_DOGPILE) { /* SWIM: one fixed timeout */
+    m->suspect_deadline = m->suspect_start + min;
+    return;
+  }
   m->suspect_deadline =
       m->suspect_start + syn_lifeguard_suspicion_timeout(min, max, m->confirmations, k);
 }
@@ -338,6 +342,7 @@ static void refresh_suspicion(syn_swim *s, member *m) {
  * than the one who started it, ourselves included): the timeout shrinks. Our own
  * confirmation is news for the others: our record now names us, and goes out again. */
 static void confirm_suspicion(syn_swim *s, member *m, const char *suspector) {
+  if (s->cfg.lifeguard_off & SYN_LIFEGUARD_NO_DOGPILE) return; /* SWIM counts none */
   if (!suspector[0] || !strcmp(suspector, m->suspector)) return;
   for (uint32_t i = 0; i < m->confirmations && i < MAX_CONFIRMATIONS; i++)
     if (!strcmp(m->confirmed[i], suspector)) return;
@@ -353,6 +358,7 @@ static void confirm_suspicion(syn_swim *s, member *m, const char *suspector) {
 }
 
 static void health_delta(syn_swim *s, int delta) {
+  if (s->cfg.lifeguard_off & SYN_LIFEGUARD_NO_LHM) return; /* SWIM: the score stays 0 */
   uint32_t max = s->cfg.awareness_max ? s->cfg.awareness_max - 1 : 0;
   long v = (long)s->awareness + delta;
   s->awareness = v < 0 ? 0 : v > (long)max ? max : (uint32_t)v;
@@ -527,7 +533,7 @@ static void start_probe(syn_swim *s, uint64_t now) {
   memcpy(call->msg.target_id, t->info.id, sizeof call->msg.target_id);
   /* Lifeguard's buddy system: a suspect hears of its suspicion from whoever probes it
    * next, first thing in the ping, so it refutes before the timeout. */
-  if (t->info.state == SYN_MEMBER_SUSPECT) {
+  if (t->info.state == SYN_MEMBER_SUSPECT && !(s->cfg.lifeguard_off & SYN_LIFEGUARD_NO_BUDDY)) {
     syn_swim_record *r = syn_swim_msg_add(&call->msg);
     if (r) to_record(t, 0, false, r);
   }
@@ -852,6 +858,7 @@ static void tell_tombstone(syn_swim *s, uint64_t now, const char *id, syn_swim_m
  * talks to us hears of it in our answer, first, so it refutes even when the suspicion's
  * gossip was spent on calls that failed while its link was down. */
 static void tell_suspect(syn_swim *s, const char *id, syn_swim_msg *reply) {
+  if (s->cfg.lifeguard_off & SYN_LIFEGUARD_NO_BUDDY) return;
   member *m = lookup(s, id);
   if (!m || m->reaped || (m->info.state != SYN_MEMBER_SUSPECT && m->info.state != SYN_MEMBER_DEAD))
     return;
@@ -1078,6 +1085,13 @@ uint64_t syn_swim_incarnation(const syn_swim *s) {
 }
 
 uint32_t syn_swim_awareness(const syn_swim *s) { return s->awareness; }
+
+int syn_swim_member_state(const syn_swim *s, const char *id, uint64_t *incarnation) {
+  long i = find(s, id);
+  if (i < 0 || s->members[i].reaped) return -1;
+  if (incarnation) *incarnation = s->members[i].info.incarnation;
+  return (int)s->members[i].info.state;
+}
 
 void syn_swim_stats_add(const syn_swim *s, syn_membership_stats *out) {
   out->confirmations += s->c.confirmations;

@@ -145,6 +145,11 @@ size_t syn_swim_member_count(const syn_swim *s);
 /* Local health score now (Lifeguard): 0 .. awareness_max - 1. */
 uint32_t syn_swim_awareness(const syn_swim *s);
 
+/* Member `id`'s state here (enum syn_member_state) and its incarnation, or -1 when it is
+ * unknown or reaped. A binary search, no copy: for observers that ask about a few members
+ * of a large view often (bench/swim_sim). */
+int syn_swim_member_state(const syn_swim *s, const char *id, uint64_t *incarnation);
+
 /* Pure helpers, exposed for tests. Suspicion (Lifeguard, "Lifeguard: Local Health
  * Awareness for More Accurate Failure Detection", Dadgar et al. 2018, as memberlist's
  * suspicion.go): min = suspicion_mult * max(1, log10 N) * probe interval, max =
