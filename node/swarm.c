@@ -14,9 +14,11 @@
  * buckets i and i + 2^k, so a split is one linear pass that keeps every bucket sorted.
  *
  * Records, network byte order, the first bytes being the compact BEP 23 / BEP 7 form:
- *   IPv4: ip[4] port[2] flags[1] pad[1] last_seen[4] peer_id[20] = 32 bytes
- *   IPv6: ip[16] port[2] flags[1] pad[1] last_seen[4] peer_id[20] = 44 bytes
- * Arrays grow by 1.25x (+2), so slack averages about 12%, and expire_step gives back memory
+ *   IPv4: ip[4] port[2] stamp[4] peer_id[20] = 30 bytes
+ *   IPv6: ip[16] port[2] stamp[4] peer_id[20] = 42 bytes
+ * The stamp is the last-announce time (31 bits of the store's monotonic seconds: 68 years)
+ * with the seeder flag in its top bit, so a peer costs its address, its id and 4 bytes.
+ * Arrays grow by 1.125x (+1), so slack averages about 6%, and expire_step gives back memory
  * when an array is less than half used.
  *
  * Expiry. A peer is expired once now - last_seen > peer_timeout. Each swarm knows the earliest
@@ -56,7 +58,8 @@ _Static_assert(STRIPES == SYN_SWARM_STRIPES, "stripes as swarm.h says");
 #define SCAN_FACTOR 16u
 #define SCAN_SLACK 64u
 
-#define F_SEED 1u
+#define STAMP_SEED 0x80000000u /* the seeder flag, top bit of a record's stamp */
+#define STAMP_TIME 0x7fffffffu
 
 enum { V4 = 0, V6 = 1 };
 enum { PREV_NEW, PREV_LEECHER, PREV_SEEDER };
@@ -67,11 +70,10 @@ enum { PREV_NEW, PREV_LEECHER, PREV_SEEDER };
 ALWAYS_INLINE size_t alen_of(int f) { return f == V4 ? 6 : 18; }
 ALWAYS_INLINE size_t rsz_of(int f) { return f == V4 ? SYN_SWARM_RECORD_V4 : SYN_SWARM_RECORD_V6; }
 /* The last-announce time that min interval reads is the expiry clock itself: no extra bytes. */
-_Static_assert(SYN_SWARM_RECORD_V4 == 6 + 2 + 4 + 20 && SYN_SWARM_RECORD_V6 == 18 + 2 + 4 + 20,
-               "records hold address+port, flags, pad, last_seen and peer_id only");
-#define OFF_FLAGS(f) (alen_of(f))
-#define OFF_SEEN(f) (alen_of(f) + 2)
-#define OFF_ID(f) (alen_of(f) + 6)
+_Static_assert(SYN_SWARM_RECORD_V4 == 6 + 4 + 20 && SYN_SWARM_RECORD_V6 == 18 + 4 + 20,
+               "records hold address+port, the stamp and peer_id only");
+#define OFF_STAMP(f) (alen_of(f))
+#define OFF_ID(f) (alen_of(f) + 4)
 
 typedef struct pvec {
   uint8_t *p;
@@ -132,6 +134,16 @@ ALWAYS_INLINE uint32_t ld32(const uint8_t *p) {
   return v;
 }
 ALWAYS_INLINE void st32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+/* A record's last-announce time and seeder flag (see the stamp above). */
+ALWAYS_INLINE uint32_t rec_seen(const uint8_t *r, int f) {
+  return ld32(r + OFF_STAMP(f)) & STAMP_TIME;
+}
+ALWAYS_INLINE bool rec_seeder(const uint8_t *r, int f) {
+  return (ld32(r + OFF_STAMP(f)) & STAMP_SEED) != 0;
+}
+ALWAYS_INLINE void rec_stamp(uint8_t *r, int f, uint32_t now, bool seeder) {
+  st32(r + OFF_STAMP(f), (now & STAMP_TIME) | (seeder ? STAMP_SEED : 0));
+}
 ALWAYS_INLINE uint64_t be48(const uint8_t *p) {
   return ((uint64_t)p[0] << 40) | ((uint64_t)p[1] << 32) | ((uint64_t)p[2] << 24) |
          ((uint64_t)p[3] << 16) | ((uint64_t)p[4] << 8) | p[5];
@@ -225,9 +237,9 @@ ALWAYS_INLINE uint32_t vec_search(const pvec *v, const uint8_t *a, int f, bool *
   return lo;
 }
 
-static size_t vec_cap_for(uint32_t n) { return (size_t)n + n / 4 + 2; }
+static size_t vec_cap_for(uint32_t n) { return (size_t)n + n / 8 + 1; }
 
-/* Ensures room for `need` records: grows by 1.25x + 2, or exactly `need` if more. */
+/* Ensures room for `need` records: grows by 1.125x + 1, or exactly `need` if more. */
 static int vec_reserve(stripe *st, pvec *v, int f, uint32_t need) {
   if (need <= v->cap) return 0;
   size_t nc = vec_cap_for(v->cap);
@@ -368,7 +380,7 @@ static int pset_upsert(const syn_swarm_store *s, stripe *st, pset *ps, int f, co
   uint8_t *r;
   if (found) {
     r = v->p + (size_t)idx * rsz;
-    bool was = r[OFF_FLAGS(f)] & F_SEED;
+    bool was = rec_seeder(r, f);
     *prev = was ? PREV_SEEDER : PREV_LEECHER;
     if (was != seeder) {
       ps->nseed += seeder ? 1 : (uint32_t)-1;
@@ -381,15 +393,13 @@ static int pset_upsert(const syn_swarm_store *s, stripe *st, pset *ps, int f, co
     memmove(r + rsz, r, (size_t)(v->n - idx) * rsz);
     v->n++;
     memcpy(r, a, al);
-    r[OFF_FLAGS(f) + 1] = 0;
     ps->n++;
     ps->nseed += seeder;
     ctr_add(&st->peers, 1);
     ctr_add(&st->seeders, seeder);
     *prev = PREV_NEW;
   }
-  r[OFF_FLAGS(f)] = seeder ? F_SEED : 0;
-  st32(r + OFF_SEEN(f), now);
+  rec_stamp(r, f, now, seeder);
   if (peer_id)
     memcpy(r + OFF_ID(f), peer_id, 20);
   else
@@ -411,7 +421,7 @@ static void pset_remove(const syn_swarm_store *s, stripe *st, pset *ps, int f, c
   uint32_t idx = vec_search(v, a, f, &found);
   if (!found) return;
   uint8_t *r = v->p + (size_t)idx * rsz;
-  bool seed = r[OFF_FLAGS(f)] & F_SEED;
+  bool seed = rec_seeder(r, f);
   memmove(r, r + rsz, (size_t)(v->n - idx - 1) * rsz);
   v->n--;
   ps->n--;
@@ -430,10 +440,10 @@ static size_t pset_expire(stripe *st, pset *ps, int f, uint32_t now, uint32_t ti
     uint32_t w = 0;
     for (uint32_t i = 0; i < v->n; i++) {
       uint8_t *r = v->p + (size_t)i * rsz;
-      uint32_t seen = ld32(r + OFF_SEEN(f));
+      uint32_t seen = rec_seen(r, f);
       if (expired(seen, now, timeout)) {
         gone++;
-        gone_seed += r[OFF_FLAGS(f)] & F_SEED;
+        gone_seed += rec_seeder(r, f);
         continue;
       }
       if (seen < *min_seen) *min_seen = seen;
@@ -492,8 +502,8 @@ ALWAYS_INLINE size_t pset_pick(const pset *ps, int f, scan *sc, uint64_t *rng, s
     const uint8_t *r = b->p + (size_t)sc->i++ * rsz;
     sc->visited++;
     if (r == pa->self) continue;
-    if (pa->only_leechers && (r[OFF_FLAGS(f)] & F_SEED)) continue;
-    if (expired(ld32(r + OFF_SEEN(f)), pa->now, pa->timeout)) continue;
+    if (pa->only_leechers && rec_seeder(r, f)) continue;
+    if (expired(rec_seen(r, f), pa->now, pa->timeout)) continue;
     memcpy(pa->out + got * al, r, al);
     if (pa->ids) memcpy(pa->ids + got * 20, r + OFF_ID(f), 20);
     got++;
@@ -725,7 +735,7 @@ static uint8_t *early_record(const syn_swarm_store *s, swarm *sw, int fam, const
     return NULL;
   uint8_t *r = pset_find(s, &sw->ps[fam], fam, a);
   if (!r) return NULL;
-  uint32_t seen = ld32(r + OFF_SEEN(fam));
+  uint32_t seen = rec_seen(r, fam);
   return now >= seen && now - seen < req->min_interval ? r : NULL;
 }
 
@@ -750,8 +760,7 @@ int syn_swarm_announce(syn_swarm_store *s, const syn_announce *req, uint32_t now
   if (early) {
     /* Nothing changes: not the record, not the swarm's clocks, not a compaction. */
     out->early = true;
-    select_peers(sw, fam, early, (early[OFF_FLAGS(fam)] & F_SEED) != 0, &st->rng, req, now,
-                 s->timeout, out);
+    select_peers(sw, fam, early, rec_seeder(early, fam), &st->rng, req, now, s->timeout, out);
     goto figures;
   }
   if (!sw) {
@@ -808,13 +817,13 @@ size_t syn_swarm_visit_stripe(syn_swarm_store *s, uint32_t k, const syn_swarm_vi
         const pvec *v = cbucket_at(ps, b);
         for (uint32_t j = 0; j < v->n; j++) {
           const uint8_t *r = v->p + (size_t)j * rsz;
-          uint32_t seen = ld32(r + OFF_SEEN(f));
+          uint32_t seen = rec_seen(r, f);
           if (expired(seen, now, s->timeout)) continue;
           syn_swarm_peer_rec p = {.ip = r,
                                   .ip_len = al - 2,
                                   .port = (uint16_t)(r[al - 2] << 8 | r[al - 1]),
                                   .peer_id = r + OFF_ID(f),
-                                  .seeder = (r[OFF_FLAGS(f)] & F_SEED) != 0,
+                                  .seeder = rec_seeder(r, f),
                                   .last_seen = seen};
           vis->peer(vis->ctx, sw->info_hash, &p);
           emitted++;
@@ -896,7 +905,7 @@ int syn_swarm_restore_peer(syn_swarm_store *s, const uint8_t info_hash[20],
     rc = -ENOMEM;
   } else {
     const uint8_t *known = pset_find(s, &sw->ps[fam], fam, a);
-    if (known && ld32(known + OFF_SEEN(fam)) >= seen) {
+    if (known && rec_seen(known, fam) >= (seen & STAMP_TIME)) {
       rc = 0; /* what the store has is newer */
     } else {
       int prev;

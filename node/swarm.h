@@ -17,8 +17,8 @@
  * is never handed out, but may still count in the figures for up to one clean interval. Time
  * is passed in (`now`, seconds) so that expiry is testable without sleeping.
  *
- * Memory: 32 bytes per IPv4 record and 44 per IPv6 record (SYN_SWARM_RECORD_V4/V6), arrays growing
- * by 1.25x; see bench/swarm_memory.c for measured figures. Design notes at the top of swarm.c. */
+ * Memory: 30 bytes per IPv4 record and 42 per IPv6 record (SYN_SWARM_RECORD_V4/V6), arrays growing
+ * by 1.125x; see bench/swarm_memory.c for measured figures. Design notes at the top of swarm.c. */
 #ifndef SYN_NODE_SWARM_H
 #define SYN_NODE_SWARM_H
 
@@ -35,8 +35,8 @@ enum syn_swarm_event {
   SYN_EVENT_STOPPED = 3,
 };
 
-#define SYN_SWARM_RECORD_V4 32u
-#define SYN_SWARM_RECORD_V6 44u
+#define SYN_SWARM_RECORD_V4 30u
+#define SYN_SWARM_RECORD_V6 42u
 
 #define SYN_FAMILY_V4 1u
 #define SYN_FAMILY_V6 2u

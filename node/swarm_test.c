@@ -566,19 +566,20 @@ static void test_totals(void **state) {
   syn_swarm_totals t = totals(s);
   assert_int_equal(t.torrents + t.peers + t.seeders + t.peer_bytes, 0);
   go(s, v4(&a, 1, 1, 1, 1), T0);
-  /* One record, capacity 2 (growth 1.25x + 2): 2 x 32 bytes. */
-  assert_int_equal(totals(s).peer_bytes, 64);
+  /* One record, capacity 1 (growth 1.125x + 1 from none). */
+  assert_int_equal(totals(s).peer_bytes, SYN_SWARM_RECORD_V4);
   v6(&a, 2, 1, 1, 1)->left = 0;
   go(s, &a, T0);
   t = totals(s);
   assert_int_equal(t.torrents, 2);
   assert_int_equal(t.peers, 2);
   assert_int_equal(t.seeders, 1);
-  assert_int_equal(t.peer_bytes, 64 + 2 * 44);
+  assert_int_equal(t.peer_bytes, SYN_SWARM_RECORD_V4 + SYN_SWARM_RECORD_V6);
   for (uint32_t i = 2; i < 12; i++) go(s, v4(&a, 1, i, 1, i), T0);
   t = totals(s);
   assert_int_equal(t.peers, 12);
-  assert_true(t.peer_bytes >= 11 * 32 + 44 && t.peer_bytes <= 2 * (11 * 32 + 44));
+  assert_true(t.peer_bytes >= 11 * SYN_SWARM_RECORD_V4 + SYN_SWARM_RECORD_V6 &&
+              t.peer_bytes <= 2 * (11 * SYN_SWARM_RECORD_V4 + SYN_SWARM_RECORD_V6));
 }
 
 /* min interval: a re-announce (none or started) sooner than min_interval after the last
