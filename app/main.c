@@ -1,7 +1,8 @@
 /* synapse-tracker: composes the roles.
  *
  * standalone  a node and a router in one process, talking over inproc:// (the same code
- *             path as the cluster, without the network)
+ *             path as the cluster, without the network); announces and scrapes are
+ *             served on the router's loop thread (node/node.h syn_node_serve_inline)
  * node        a node serving on --cluster-addr, with an admin HTTP port (--port)
  * router      a stateless front end forwarding to the node at --seeds
  *
@@ -150,6 +151,12 @@ static void warn_if_open_cluster(const syn_config *cfg) {
            "its membership and read or write its data");
 }
 
+/* The router's upstream serves swarm-only batches through the node directly. */
+static int serve_inline(void *node, const uint8_t *batch, size_t len, const uint8_t **reply,
+                        size_t *reply_len) {
+  return syn_node_serve_inline(node, batch, len, reply, reply_len);
+}
+
 static int start_roles(app *a, char *err, size_t err_len) {
   const syn_config *cfg = &a->cfg;
   syn_router_options ro = {0};
@@ -157,6 +164,8 @@ static int start_roles(app *a, char *err, size_t err_len) {
   case SYN_PROCESS_STANDALONE:
     a->node = syn_node_start(cfg, STANDALONE_NODE_URL, NULL, NULL, err, err_len);
     ro.node_url = STANDALONE_NODE_URL;
+    ro.node_serve_inline = serve_inline;
+    ro.node_inline_ctx = a->node;
     break;
   case SYN_PROCESS_NODE:
     a->members = join_cluster(cfg, err, err_len);

@@ -57,6 +57,7 @@ struct syn_node {
   uint32_t full_scrape_max;
   size_t worker_count;
   node_worker workers[MAX_WORKERS];
+  node_worker inline_worker; /* buffers of syn_node_serve_inline: its caller's thread */
   pthread_t maintenance;
   bool maintenance_started;
   atomic_bool stopping;
@@ -301,12 +302,17 @@ static void handle_request(syn_node *node, node_worker *w, const Synapse__Reques
   syn_buf_free(&entries);
 }
 
-static int handle_batch(syn_node *node, node_worker *w, nng_msg *msg) {
+/* Serves one encoded Batch into w->reply. `swarm_only`: refuse (-EINVAL, nothing served)
+ * a batch holding any request that may block (proto/wire.h). */
+static int handle_batch(syn_node *node, node_worker *w, const uint8_t *data, size_t len,
+                        bool swarm_only) {
   syn_arena_reset(&w->arena);
   ProtobufCAllocator alloc = syn_wire_allocator(&w->arena);
-  Synapse__Batch *batch = synapse__batch__unpack(&alloc, nng_msg_len(msg), nng_msg_body(msg));
+  Synapse__Batch *batch = synapse__batch__unpack(&alloc, len, data);
   syn_buf_reset(&w->reply);
   if (!batch) return -EPROTO; /* undecodable: dropped, the router's deadline answers */
+  for (size_t i = 0; swarm_only && i < batch->n_requests; i++)
+    if (!syn_wire_request_is_swarm_only(batch->requests[i])) return -EINVAL;
   if (reserve_batch_scratch(node, w, batch)) return -ENOMEM;
   uint32_t now = now_seconds();
   int64_t deadline = batch->has_deadline_unix_ms ? batch->deadline_unix_ms : 0;
@@ -333,7 +339,7 @@ static void *worker_main(void *arg) {
       nng_msg_free(msg); /* no or wrong cluster MAC: counted, never parsed, unanswered */
       continue;
     }
-    int rc = handle_batch(node, w, msg);
+    int rc = handle_batch(node, w, nng_msg_body(msg), nng_msg_len(msg), false);
     nng_msg_free(msg);
     /* On failure nothing is answered; the router's deadline reports it. */
     if (rc || syn_cluster_auth_sealed_msg(node->auth, &msg, w->reply.data, w->reply.len, NULL, 0,
@@ -397,6 +403,16 @@ static void snapshot_save(syn_node *node) {
     syn_error("node: swarm snapshot %s not saved: %s", node->snapshot_path, err);
 }
 
+int syn_node_serve_inline(syn_node *node, const uint8_t *batch, size_t len,
+                          const uint8_t **reply, size_t *reply_len) {
+  node_worker *w = &node->inline_worker;
+  int rc = handle_batch(node, w, batch, len, true);
+  if (rc) return rc;
+  *reply = w->reply.data;
+  *reply_len = w->reply.len;
+  return 0;
+}
+
 static int open_socket(syn_node *node, const char *url, char *err, size_t err_len) {
   int rv = nng_rep0_open(&node->sock);
   if (rv == 0)
@@ -442,6 +458,8 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
     snprintf(err, err_len, "node: out of memory");
     return NULL;
   }
+  node->inline_worker.node = node;
+  syn_arena_init(&node->inline_worker.arena, 256 * 1024);
   node->auth = members ? syn_membership_auth(members) : NULL; /* standalone: inproc */
   node->max_numwant = cfg->max_numwant;
   node->full_scrape_max = cfg->full_scrape_max;
@@ -504,6 +522,9 @@ void syn_node_stop(syn_node *node) {
     syn_buf_free(&w->peers);
     syn_buf_free(&w->reply);
   }
+  syn_arena_free(&node->inline_worker.arena);
+  syn_buf_free(&node->inline_worker.peers);
+  syn_buf_free(&node->inline_worker.reply);
   if (node->maintenance_started) pthread_join(node->maintenance, NULL);
   syn_replica_stop(node->shards.replica);
   snapshot_save(node); /* no worker, maintenance or replica thread left: the store holds still */

@@ -9,6 +9,7 @@
 #define SYN_PROTO_WIRE_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 
 #include "common/arena.h"
 #include "common/buf.h"
@@ -33,5 +34,15 @@ int syn_wire_append_bytes_field(syn_buf *out, uint32_t field, const void *body, 
 
 /* Packs a whole message into `out` (reset first). 0 or -ENOMEM. */
 int syn_wire_pack(syn_buf *out, const ProtobufCMessage *msg);
+
+/* Whether a request only touches a few swarms in the swarm store's memory (an announce,
+ * a scrape of named info_hashes): it never blocks, so a node in the router's own process
+ * may serve it on the router's loop thread (node/node.h syn_node_serve_inline). Shard
+ * requests wait on SQLite and faiss, and a full scrape walks every swarm: those go to the
+ * node's workers. */
+static inline bool syn_wire_request_is_swarm_only(const Synapse__Request *req) {
+  return req->body_case == SYNAPSE__REQUEST__BODY_ANNOUNCE ||
+         (req->body_case == SYNAPSE__REQUEST__BODY_SCRAPE && req->scrape->n_info_hash > 0);
+}
 
 #endif

@@ -136,6 +136,10 @@ static int link_open(syn_nodes *n, node_link *l, const char *id, const char *url
       .on_link = on_link_state,
       .ctx = l,
   };
+  if (!clustered(n)) { /* standalone: the node lives in this process */
+    uo.serve_inline = n->opts.static_serve_inline;
+    uo.inline_ctx = n->opts.static_inline_ctx;
+  }
   l->up = syn_upstream_open(n->loop, &uo, err, err_len);
   if (!l->up) return -1;
   l->used = true;

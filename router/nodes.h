@@ -28,6 +28,7 @@
 #include "cluster/view.h"
 #include "common/config.h"
 #include "router/request.h"
+#include "router/upstream.h"
 
 #define SYN_NODES_MAX 256
 
@@ -36,6 +37,8 @@ typedef struct syn_nodes syn_nodes;
 typedef struct syn_nodes_options {
   const syn_config *cfg;
   const char *static_node_url; /* standalone: the one node */
+  syn_upstream_inline_fn static_serve_inline; /* and that node in this process, or NULL */
+  void *static_inline_ctx;
   syn_view_source *view;       /* a node's own view (admin port), not owned; or NULL */
   /* router mode (neither of the above): this router's membership */
   const char *self_id;

@@ -435,6 +435,8 @@ static int open_nodes(syn_router *r, uv_loop_t *loop, const syn_config *cfg,
   syn_nodes_options no = {
       .cfg = cfg,
       .static_node_url = opts->node_url,
+      .static_serve_inline = opts->node_serve_inline,
+      .static_inline_ctx = opts->node_inline_ctx,
       .view = opts->view,
       .self_id = cfg->node_id,
       .peer_url = cfg->peer_addr,

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "common/config.h"
+#include "router/upstream.h"
 
 typedef struct syn_router syn_router;
 
@@ -22,6 +23,9 @@ struct syn_view_source;
 
 typedef struct syn_router_options {
   const char *node_url; /* standalone: nng URL of the one node serving everything */
+  /* standalone: that node serving swarm-only batches on the loop thread (optional) */
+  syn_upstream_inline_fn node_serve_inline;
+  void *node_inline_ctx;
   bool admin_only;      /* serve operations endpoints only, no UDP (a node's admin port) */
   struct syn_view_source *view; /* a node's own cluster view to follow, or NULL */
 } syn_router_options;

@@ -3,7 +3,8 @@
  * - uv_poll on our own socket rather than uv_udp: recvmmsg and sendmmsg move many
  *   datagrams per system call, and replies are built straight into a fixed send ring.
  * - The send ring holds SEND_SLOTS packets of up to SEND_SLOT_SIZE bytes; it is flushed
- *   at the end of every loop turn and whenever it fills. A full kernel buffer drops the
+ *   before the loop sleeps (a prepare handle: after the turn's check handles, where
+ *   inline replies are delivered) and whenever it fills. A full kernel buffer drops the
  *   rest of the batch (UDP semantics; the client retries) and counts it.
  * - Connection IDs are stateless (common/connid.h), so any router accepts any router's. */
 #define _GNU_SOURCE /* recvmmsg, sendmmsg */
@@ -38,7 +39,7 @@ typedef struct send_slot {
 struct syn_udp {
   uv_loop_t *loop;
   uv_poll_t poll;
-  uv_check_t turn_end;
+  uv_prepare_t before_sleep;
   int open_handles;
   int fd;
   const syn_config *cfg;
@@ -196,7 +197,9 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   }
 }
 
-static void on_turn_end(uv_check_t *handle) {
+/* Before the loop waits for I/O: by then the turn has queued every reply it will, those
+ * answered at the turn's end too (the upstream serves inline batches in a check handle). */
+static void on_before_sleep(uv_prepare_t *handle) {
   syn_udp *udp = handle->data;
   if (udp->send_count) flush_sends(udp);
 }
@@ -271,11 +274,11 @@ syn_udp *syn_udp_start(uv_loop_t *loop, const syn_config *cfg, syn_udp_request_f
   /* Configured, or kept in the data directory: IDs survive a restart (common/connid.h). */
   syn_connid_key_setup(&udp->key, cfg->udp_secret, cfg->data_dir);
   uv_poll_init(loop, &udp->poll, udp->fd);
-  uv_check_init(loop, &udp->turn_end);
-  udp->poll.data = udp->turn_end.data = udp;
+  uv_prepare_init(loop, &udp->before_sleep);
+  udp->poll.data = udp->before_sleep.data = udp;
   udp->open_handles = 2;
   uv_poll_start(&udp->poll, UV_READABLE, on_readable);
-  uv_check_start(&udp->turn_end, on_turn_end);
+  uv_prepare_start(&udp->before_sleep, on_before_sleep);
   return udp;
 }
 
@@ -292,5 +295,5 @@ void syn_udp_close(syn_udp *udp) {
   if (!udp) return;
   if (udp->send_count) flush_sends(udp);
   uv_close((uv_handle_t *)&udp->poll, on_closed);
-  uv_close((uv_handle_t *)&udp->turn_end, on_closed);
+  uv_close((uv_handle_t *)&udp->before_sleep, on_closed);
 }

@@ -44,6 +44,13 @@ typedef int (*syn_upstream_failed_fn)(void *ctx, const uint8_t *batch, size_t le
 /* Called on the loop thread when the link comes up or goes down. */
 typedef void (*syn_upstream_link_fn)(void *ctx, bool connected);
 
+/* A node in this process serving an encoded Batch of swarm-only requests on the calling
+ * thread (node/node.h syn_node_serve_inline, wired by app/): sets *reply to the encoded
+ * BatchReply, valid until the next call. 0, or a negative errno (every request of the
+ * batch is then failed). */
+typedef int (*syn_upstream_inline_fn)(void *ctx, const uint8_t *batch, size_t len,
+                                      const uint8_t **reply, size_t *reply_len);
+
 typedef struct syn_upstream_options {
   const char *url;          /* nng URL of the node: inproc://, ipc:// or tcp:// */
   uint32_t timeout_ms;      /* deadline of a batch from send to reply */
@@ -56,6 +63,11 @@ typedef struct syn_upstream_options {
   struct syn_cluster_auth *auth;    /* seals batches, opens replies (common/cluster_auth.h);
                                        NULL: unsealed. Must outlive the upstream */
   void *ctx;
+  /* Optional: a batch whose every request is swarm-only (proto/wire.h) is served through
+   * this at the end of the loop turn, its replies delivered in the same turn, instead of
+   * going out as an nng message. */
+  syn_upstream_inline_fn serve_inline;
+  void *inline_ctx;
 } syn_upstream_options;
 
 /* Dials the node (asynchronously: a node that is not up yet is retried by nng). NULL with
