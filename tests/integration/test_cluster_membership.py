@@ -299,13 +299,21 @@ class ClusterMembershipTest(unittest.TestCase):
         leaver.terminate()
         others = [m for m in cluster.live() if m.id != "n1"]
 
+        seen = {}  # member -> n1's state there, or the error asking it
+
         def left_everywhere():
             for m in others:
-                v = m.members()
-                if "n1" in v and v["n1"]["state"] != "left":
+                try:
+                    v = m.members()
+                except OSError as e:
+                    seen[m.id] = f"{e!r} at {time.monotonic() - t0:.2f}s"
                     return False
-            return True
-        wait_for(left_everywhere, 20, what="every member lists n1 as left")
+                seen[m.id] = v["n1"]["state"] if "n1" in v else "reaped"
+            return all(st in ("left", "reaped") for st in seen.values())
+        try:
+            wait_for(left_everywhere, 20, what="every member lists n1 as left")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; n1 as each member saw it: {seen}") from None
         cu.log(f"leave: n1 left everywhere {time.monotonic() - t0:.2f}s after SIGTERM")
         rc = leaver.wait_exit(30)
         cu.log(f"leave: n1 exited with {rc} {time.monotonic() - t0:.2f}s after SIGTERM")
