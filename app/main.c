@@ -152,9 +152,8 @@ static void warn_if_open_cluster(const syn_config *cfg) {
 }
 
 /* The router's upstream serves swarm-only batches through the node directly. */
-static int serve_inline(void *node, const uint8_t *batch, size_t len, const uint8_t **reply,
-                        size_t *reply_len) {
-  return syn_node_serve_inline(node, batch, len, reply, reply_len);
+static int serve_inline(void *node, const Synapse__Request *req, Synapse__Reply *reply) {
+  return syn_node_serve_inline(node, req, reply);
 }
 
 static int start_roles(app *a, char *err, size_t err_len) {

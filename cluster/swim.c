@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/prng.h"
+
 #define OUTBOX_MAX 4096
 #define SEED_OWNERS_MAX 256 /* seed URLs whose answering member we remember */
 
@@ -94,12 +96,7 @@ struct syn_swim {
 
 /* ---- small helpers ---- */
 
-static uint64_t rnd(syn_swim *s) { /* xorshift64* */
-  s->rng ^= s->rng >> 12;
-  s->rng ^= s->rng << 25;
-  s->rng ^= s->rng >> 27;
-  return s->rng * 2685821657736338717ULL;
-}
+static uint64_t rnd(syn_swim *s) { return syn_prng_next(&s->rng); }
 
 static void copy_str(char *dst, const char *src, size_t cap) {
   snprintf(dst, cap, "%s", src ? src : "");

@@ -242,10 +242,13 @@ size_t syn_view_members(const syn_view *v, const syn_member_info **out) {
   return v->n;
 }
 
+static int cmp_id_to_member(const void *id, const void *member) {
+  return strcmp(id, ((const syn_member_info *)member)->id);
+}
+
+/* On every routed request: the id is compared in place, never copied. */
 const syn_member_info *syn_view_member(const syn_view *v, const char *id) {
-  syn_member_info key;
-  snprintf(key.id, sizeof key.id, "%s", id);
-  return bsearch(&key, v->members, v->n, sizeof *v->members, cmp_member_id);
+  return id ? bsearch(id, v->members, v->n, sizeof *v->members, cmp_id_to_member) : NULL;
 }
 
 const syn_member_info *syn_view_self(const syn_view *v) {

@@ -46,6 +46,10 @@ typedef struct node_worker {
   syn_arena arena;
   syn_buf peers; /* scratch for peer lists of one batch */
   syn_buf reply; /* the BatchReply being built */
+  /* syn_node_serve_inline's reply, valid until its next call */
+  Synapse__AnnounceReply announce;
+  Synapse__ScrapeReply scrape;
+  syn_buf entries;
 } node_worker;
 
 struct syn_node {
@@ -57,7 +61,7 @@ struct syn_node {
   uint32_t full_scrape_max;
   size_t worker_count;
   node_worker workers[MAX_WORKERS];
-  node_worker inline_worker; /* buffers of syn_node_serve_inline: its caller's thread */
+  node_worker inline_worker; /* syn_node_serve_inline's buffers: its caller's thread */
   pthread_t maintenance;
   bool maintenance_started;
   atomic_bool stopping;
@@ -84,6 +88,11 @@ static size_t announce_scratch(const Synapse__AnnounceRequest *a, uint32_t numwa
   return (size_t)numwant * per;
 }
 
+static uint32_t numwant_of(const syn_node *node, const Synapse__AnnounceRequest *a) {
+  uint32_t numwant = a->has_numwant ? a->numwant : 50;
+  return numwant > node->max_numwant ? node->max_numwant : numwant;
+}
+
 static void reply_error(Synapse__Reply *rep, Synapse__ErrorCode code, char *message) {
   rep->has_error = 1;
   rep->error = code;
@@ -101,8 +110,7 @@ static void handle_announce(syn_node *node, node_worker *w, const Synapse__Annou
     reply_error(rep, SYNAPSE__ERROR_CODE__NOT_REGISTERED, "info_hash is not registered as a shard");
     return;
   }
-  uint32_t numwant = a->has_numwant ? a->numwant : 50;
-  if (numwant > node->max_numwant) numwant = node->max_numwant;
+  uint32_t numwant = numwant_of(node, a);
   uint8_t *scratch = w->peers.data + w->peers.len;
   w->peers.len += announce_scratch(a, numwant);
 
@@ -268,9 +276,7 @@ static int reserve_batch_scratch(syn_node *node, node_worker *w, const Synapse__
   for (size_t i = 0; i < batch->n_requests; i++) {
     const Synapse__Request *r = batch->requests[i];
     if (r->body_case != SYNAPSE__REQUEST__BODY_ANNOUNCE) continue;
-    uint32_t nw = r->announce->has_numwant ? r->announce->numwant : 50;
-    if (nw > node->max_numwant) nw = node->max_numwant;
-    need += announce_scratch(r->announce, nw);
+    need += announce_scratch(r->announce, numwant_of(node, r->announce));
   }
   syn_buf_reset(&w->peers);
   return syn_buf_reserve(&w->peers, need + 1);
@@ -302,17 +308,13 @@ static void handle_request(syn_node *node, node_worker *w, const Synapse__Reques
   syn_buf_free(&entries);
 }
 
-/* Serves one encoded Batch into w->reply. `swarm_only`: refuse (-EINVAL, nothing served)
- * a batch holding any request that may block (proto/wire.h). */
-static int handle_batch(syn_node *node, node_worker *w, const uint8_t *data, size_t len,
-                        bool swarm_only) {
+/* Serves one encoded Batch into w->reply. */
+static int handle_batch(syn_node *node, node_worker *w, const uint8_t *data, size_t len) {
   syn_arena_reset(&w->arena);
   ProtobufCAllocator alloc = syn_wire_allocator(&w->arena);
   Synapse__Batch *batch = synapse__batch__unpack(&alloc, len, data);
   syn_buf_reset(&w->reply);
   if (!batch) return -EPROTO; /* undecodable: dropped, the router's deadline answers */
-  for (size_t i = 0; swarm_only && i < batch->n_requests; i++)
-    if (!syn_wire_request_is_swarm_only(batch->requests[i])) return -EINVAL;
   if (reserve_batch_scratch(node, w, batch)) return -ENOMEM;
   uint32_t now = now_seconds();
   int64_t deadline = batch->has_deadline_unix_ms ? batch->deadline_unix_ms : 0;
@@ -339,7 +341,7 @@ static void *worker_main(void *arg) {
       nng_msg_free(msg); /* no or wrong cluster MAC: counted, never parsed, unanswered */
       continue;
     }
-    int rc = handle_batch(node, w, nng_msg_body(msg), nng_msg_len(msg), false);
+    int rc = handle_batch(node, w, nng_msg_body(msg), nng_msg_len(msg));
     nng_msg_free(msg);
     /* On failure nothing is answered; the router's deadline reports it. */
     if (rc || syn_cluster_auth_sealed_msg(node->auth, &msg, w->reply.data, w->reply.len, NULL, 0,
@@ -403,13 +405,22 @@ static void snapshot_save(syn_node *node) {
     syn_error("node: swarm snapshot %s not saved: %s", node->snapshot_path, err);
 }
 
-int syn_node_serve_inline(syn_node *node, const uint8_t *batch, size_t len,
-                          const uint8_t **reply, size_t *reply_len) {
+int syn_node_serve_inline(syn_node *node, const Synapse__Request *req, Synapse__Reply *rep) {
+  if (!syn_wire_request_is_swarm_only(req)) return -EINVAL;
   node_worker *w = &node->inline_worker;
-  int rc = handle_batch(node, w, batch, len, true);
-  if (rc) return rc;
-  *reply = w->reply.data;
-  *reply_len = w->reply.len;
+  uint32_t now = now_seconds();
+  rep->id = req->id;
+  if (req->body_case == SYNAPSE__REQUEST__BODY_SCRAPE) {
+    w->scrape = (Synapse__ScrapeReply)SYNAPSE__SCRAPE_REPLY__INIT;
+    syn_buf_reset(&w->entries);
+    handle_scrape(node, req->scrape, now, rep, &w->scrape, &w->entries);
+    return 0;
+  }
+  syn_buf_reset(&w->peers);
+  if (syn_buf_reserve(&w->peers, announce_scratch(req->announce, numwant_of(node, req->announce)) + 1))
+    return -ENOMEM;
+  w->announce = (Synapse__AnnounceReply)SYNAPSE__ANNOUNCE_REPLY__INIT;
+  handle_announce(node, w, req->announce, now, rep, &w->announce);
   return 0;
 }
 
@@ -524,7 +535,7 @@ void syn_node_stop(syn_node *node) {
   }
   syn_arena_free(&node->inline_worker.arena);
   syn_buf_free(&node->inline_worker.peers);
-  syn_buf_free(&node->inline_worker.reply);
+  syn_buf_free(&node->inline_worker.entries);
   if (node->maintenance_started) pthread_join(node->maintenance, NULL);
   syn_replica_stop(node->shards.replica);
   snapshot_save(node); /* no worker, maintenance or replica thread left: the store holds still */

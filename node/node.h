@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "proto/tracker.pb-c.h"
 
 typedef struct syn_node syn_node;
 
@@ -33,15 +34,12 @@ void syn_node_stop(syn_node *node);
  * after the node started keeps the file of its last clean stop. */
 void syn_node_abandon(syn_node *node);
 
-/* Serves one encoded Batch (proto/tracker.proto) of swarm-only requests
- * (syn_wire_request_is_swarm_only: announces, scrapes of named info_hashes) on the
- * calling thread, for a router in the same process: a batch then costs no thread
- * hand-off and no nng message either way. *reply (an encoded BatchReply) stays valid until
- * the next call. One calling thread at a time, beside the workers. 0; -EINVAL when the
- * batch holds another kind of request (nothing served), -EPROTO when it does not decode,
- * -ENOMEM. */
-int syn_node_serve_inline(syn_node *node, const uint8_t *batch, size_t len,
-                          const uint8_t **reply, size_t *reply_len);
+/* Serves one swarm-only request (proto/wire.h syn_wire_request_is_swarm_only: an
+ * announce, a scrape of named info_hashes) on the calling thread, for a router in the
+ * same process: no nng message, no thread hand-off, no protobuf packing. Fills *rep; what
+ * it points to stays valid until the next call. One calling thread at a time, beside the
+ * workers. 0; -EINVAL for another kind of request (nothing served), -ENOMEM. */
+int syn_node_serve_inline(syn_node *node, const Synapse__Request *req, Synapse__Reply *rep);
 
 /* Graceful leave (SIGTERM): announces the departure and keeps serving the other nodes'
  * pulls until they stop coming (bounded), so no acknowledged shard is left behind.

@@ -48,6 +48,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "common/prng.h"
+
 #define STRIPE_BITS 8
 #define STRIPES (1u << STRIPE_BITS)
 _Static_assert(STRIPES == SYN_SWARM_STRIPES, "stripes as swarm.h says");
@@ -153,20 +155,6 @@ ALWAYS_INLINE uint64_t be64(const uint8_t *p) { return __builtin_bswap64(ld64(p)
 ALWAYS_INLINE uint64_t mum(uint64_t a, uint64_t b) {
   unsigned __int128 r = (unsigned __int128)a * b;
   return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-static uint64_t rnd(uint64_t *s) {
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 0x2545F4914F6CDD1DULL;
-}
-
-/* Uniform-enough index in [0, n) from the high half of a random word. */
-ALWAYS_INLINE uint32_t rnd_below(uint64_t *s, uint32_t n) {
-  return (uint32_t)(((rnd(s) >> 32) * (uint64_t)n) >> 32);
 }
 
 ALWAYS_INLINE void ctr_add(_Atomic uint64_t *c, int64_t d) {
@@ -488,9 +476,9 @@ ALWAYS_INLINE size_t pset_pick(const pset *ps, int f, scan *sc, uint64_t *rng, s
   if (ps->n == 0 || limit == 0) return 0;
   if (!sc->started) {
     sc->started = true;
-    sc->bi = rnd_below(rng, mask + 1);
+    sc->bi = syn_prng_below(rng, mask + 1);
     const pvec *b = cbucket_at(ps, sc->bi);
-    sc->i = b->n ? rnd_below(rng, b->n) : 0;
+    sc->i = b->n ? syn_prng_below(rng, b->n) : 0;
   }
   while (got < limit && sc->visited < ps->n && sc->visited < sc->max_visit) {
     const pvec *b = cbucket_at(ps, sc->bi);

@@ -22,6 +22,7 @@
 #include "common/buf.h"
 #include "common/identity.h"
 #include "common/log.h"
+#include "common/prng.h"
 #include "router/access.h"
 #include "router/admin.h"
 #include "router/api.h"
@@ -59,6 +60,7 @@ struct syn_router {
   syn_rate_table *rates; /* NULL when limits.rate_limit is off */
   full_scrape_client full_scrape[FULL_SCRAPE_CLIENTS];
   syn_buf scratch;
+  uint64_t jitter_rng; /* the told interval's jitter (common/prng.h): no syscall per reply */
 };
 
 /* What an announce in flight needs to answer its client (in the request's data). */
@@ -192,6 +194,11 @@ static void http_scrape(syn_router *r, const syn_http_request *hr, syn_http_slot
   syn_scrape_http(&r->scraper, (const uint8_t(*)[20])q.hashes, q.count, slot);
 }
 
+/* The interval a client is told, jittered so that a restart does not synchronise them. */
+static uint32_t told_interval(syn_router *r) {
+  return syn_config_told_interval(r->cfg, (uint32_t)(syn_prng_next(&r->jitter_rng) >> 32));
+}
+
 static void http_announce_reply(syn_req *req, const Synapse__Reply *rep) {
   const http_announce_state *p = (const http_announce_state *)(const void *)req->data;
   syn_router *r = p->router;
@@ -204,7 +211,7 @@ static void http_announce_reply(syn_req *req, const Synapse__Reply *rep) {
   }
   const Synapse__AnnounceReply *a = rep->announce;
   syn_announce_reply_view v = {
-      .interval = syn_config_told_interval(r->cfg, randombytes_random()), /* jittered */
+      .interval = told_interval(r),
       .min_interval = r->cfg->min_interval,
       .complete = a->complete,
       .incomplete = a->incomplete,
@@ -357,7 +364,7 @@ static void udp_announce_reply(syn_req *req, const Synapse__Reply *rep) {
   const ProtobufCBinaryData *peers = p->peer.ip_len == 4 ? &a->peers4 : &a->peers6;
   uint8_t pkt[20 + 18 * 1000];
   size_t len = syn_udp_build_announce(pkt, sizeof pkt, p->transaction_id,
-                                      syn_config_told_interval(r->cfg, randombytes_random()),
+                                      told_interval(r),
                                       a->incomplete, a->complete, peers->data, peers->len);
   if (len) syn_udp_send(r->udp, &p->peer, pkt, len);
 }
@@ -455,6 +462,8 @@ syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
     return NULL;
   }
   r->loop = loop;
+  randombytes_buf(&r->jitter_rng, sizeof r->jitter_rng);
+  r->jitter_rng |= 1; /* xorshift's state is never 0 */
   r->cfg = cfg;
   r->opts = *opts;
   if (open_nodes(r, loop, cfg, opts, err, err_len)) goto fail;

@@ -16,13 +16,14 @@
  *   keeps its tag; the reply is opened on the nng thread, bound to that tag, and one that
  *   does not open (a process without the key, or another cluster's) fails the slot like a
  *   broken link, so its requests go to the next replica.
- * - Inline (standalone): with opts.serve_inline, a batch of swarm-only requests (an
- *   announce touches a few hundred bytes of the swarm store under a stripe lock) is
- *   served on the loop thread at the end of the turn, and its replies delivered there. A
- *   profile of the nng path showed over 40% of the process's CPU in futex waits and
- *   context switches of the two thread hand-offs per batch; the inline path has none. A
- *   batch holding anything else (shards wait on SQLite and faiss) still goes to the
- *   workers, and so does one that fills up within the turn (submit never delivers). */
+ * - Inline (standalone): with opts.serve_inline, a swarm-only request (an announce
+ *   touches a few hundred bytes of the swarm store under a stripe lock) is copied into
+ *   an arena instead of being encoded, and served on the loop thread at the end of the
+ *   turn, its reply delivered there: no nng message, no thread hand-off, no protobuf
+ *   packing either way. A profile of the nng path showed over 40% of the process's CPU
+ *   in futex waits and context switches of the two hand-offs per batch, and protobuf-c
+ *   12% of what was left. Everything else (shards wait on SQLite and faiss) still goes to
+ *   the workers in batches. Submit never serves: its caller is mid-request. */
 #include "router/upstream.h"
 
 #include <errno.h>
@@ -60,6 +61,12 @@ typedef struct upstream_slot {
   struct upstream_slot *next_done;
 } upstream_slot;
 
+typedef struct inline_queue {
+  const Synapse__Request **reqs; /* max_batch of them */
+  size_t n;
+  syn_arena arena;
+} inline_queue;
+
 struct syn_upstream {
   uv_loop_t *loop;
   uv_async_t wake;
@@ -76,11 +83,9 @@ struct syn_upstream {
   syn_buf batch;
   uint64_t *batch_ids;
   size_t batch_count;
-  bool batch_blocking; /* the batch holds a request that is not swarm-only */
-  /* the inline path's spare buffers, swapped with the batch's while it is served */
-  syn_buf inline_batch;
-  uint64_t *inline_ids;
-  bool serving_inline;
+  /* swarm-only requests waiting to be served inline: copies in `arena`, swapped with
+   * the spare pair while a queue is served, so replies that submit queue anew */
+  inline_queue inline_q, inline_spare;
   /* slots finished on nng threads, waiting for the loop */
   pthread_mutex_t done_lock;
   upstream_slot *done_head;
@@ -265,7 +270,6 @@ static bool hand_back_queued(syn_upstream *up) {
   if (!up->ever_connected || atomic_load(&up->pipes) > 0) return false;
   size_t n = up->batch_count;
   up->batch_count = 0;
-  up->batch_blocking = false;
   if (!(up->opts.on_failed && up->opts.on_failed(up->opts.ctx, up->batch.data, up->batch.len) == 0))
     fail_ids(up, up->batch_ids, n, "node unavailable");
   syn_buf_reset(&up->batch);
@@ -291,7 +295,6 @@ static void send_batch(syn_upstream *up) {
     if (syn_buf_append(&s->sent, up->batch.data, up->batch.len)) syn_buf_reset(&s->sent);
   }
   syn_buf_reset(&up->batch);
-  up->batch_blocking = false;
   move_ids(up, s);
   up->in_flight += s->id_count;
   up->busy_slots++;
@@ -301,38 +304,79 @@ static void send_batch(syn_upstream *up) {
   nng_ctx_send(s->ctx, s->aio);
 }
 
-/* Serves the current batch through opts.serve_inline and delivers its replies. The batch
- * is swapped out first, so a reply callback that submits again starts a new batch. */
-static void serve_inline(syn_upstream *up) {
-  syn_buf batch = up->batch;
-  uint64_t *ids = up->batch_ids;
-  size_t n = up->batch_count;
-  up->batch = up->inline_batch;
-  syn_buf_reset(&up->batch);
-  up->batch_ids = up->inline_ids;
-  up->batch_count = 0;
-  up->serving_inline = true;
-  const uint8_t *reply;
-  size_t reply_len;
-  if (up->opts.serve_inline(up->opts.inline_ctx, batch.data, batch.len, &reply, &reply_len))
-    fail_ids(up, ids, n, "node could not serve the batch");
-  else
-    deliver_replies(up, reply, reply_len, ids, n);
-  up->serving_inline = false;
-  up->inline_batch = batch;
-  up->inline_ids = ids;
+/* Serves the queued swarm-only requests on this thread, one reply delivered per request.
+ * The queue is swapped out first: a reply callback that submits again queues anew. */
+static void serve_queue(syn_upstream *up) {
+  inline_queue q = up->inline_q;
+  up->inline_q = up->inline_spare;
+  for (size_t i = 0; i < q.n; i++) {
+    Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+    if (up->opts.serve_inline(up->opts.inline_ctx, q.reqs[i], &rep)) {
+      fail_ids(up, &q.reqs[i]->id, 1, "node could not serve the request");
+      continue;
+    }
+    rep.id = q.reqs[i]->id;
+    up->opts.on_reply(up->opts.ctx, &rep);
+  }
+  q.n = 0;
+  syn_arena_reset(&q.arena);
+  up->inline_spare = q;
 }
 
 /* Replies that submit again are served in the same turn, a few rounds at most; what is
- * left then goes out by nng, so nothing waits for the next turn. */
+ * left then waits for the next turn's end, which the replies' own I/O brings. */
 #define INLINE_ROUNDS 4
 
 void syn_upstream_flush(syn_upstream *up) {
-  for (int round = 0; round < INLINE_ROUNDS && up->opts.serve_inline && up->batch_count &&
-                      !up->batch_blocking && !up->serving_inline && !up->closing;
-       round++)
-    serve_inline(up);
+  for (int round = 0; round < INLINE_ROUNDS && up->inline_q.n && !up->closing; round++)
+    serve_queue(up);
   send_batch(up);
+}
+
+static int copy_bytes(syn_arena *a, ProtobufCBinaryData *b) {
+  if (!b->len) return 0;
+  uint8_t *p = syn_arena_alloc(a, b->len);
+  if (!p) return -1;
+  memcpy(p, b->data, b->len);
+  b->data = p;
+  return 0;
+}
+
+/* A swarm-only request copied into `a`, with everything it points to (the caller's may
+ * be freed once submit returns). NULL when out of memory. */
+static const Synapse__Request *copy_swarm_request(syn_arena *a, const Synapse__Request *req) {
+  Synapse__Request *c = syn_arena_alloc(a, sizeof *c);
+  if (!c) return NULL;
+  *c = *req;
+  if (req->body_case == SYNAPSE__REQUEST__BODY_ANNOUNCE) {
+    Synapse__AnnounceRequest *an = syn_arena_alloc(a, sizeof *an);
+    if (!an) return NULL;
+    *an = *req->announce;
+    if (copy_bytes(a, &an->info_hash) || copy_bytes(a, &an->peer_id) || copy_bytes(a, &an->ip))
+      return NULL;
+    c->announce = an;
+    return c;
+  }
+  Synapse__ScrapeRequest *sc = syn_arena_alloc(a, sizeof *sc);
+  size_t n = req->scrape->n_info_hash;
+  ProtobufCBinaryData *hashes = sc ? syn_arena_alloc(a, n * sizeof *hashes) : NULL;
+  if (!hashes) return NULL;
+  *sc = *req->scrape;
+  for (size_t i = 0; i < n; i++) {
+    hashes[i] = req->scrape->info_hash[i];
+    if (copy_bytes(a, &hashes[i])) return NULL;
+  }
+  sc->info_hash = hashes;
+  c->scrape = sc;
+  return c;
+}
+
+static int queue_inline(syn_upstream *up, const Synapse__Request *req) {
+  if (up->inline_q.n >= up->opts.max_batch) return -EBUSY;
+  const Synapse__Request *c = copy_swarm_request(&up->inline_q.arena, req);
+  if (!c) return -ENOMEM;
+  up->inline_q.reqs[up->inline_q.n++] = c;
+  return 0;
 }
 
 /* A batch goes out once it holds this many bytes, well under a node's 8 MiB receive
@@ -346,6 +390,7 @@ static bool batch_full(const syn_upstream *up) {
 
 int syn_upstream_submit(syn_upstream *up, const Synapse__Request *req) {
   if (up->closing) return -EBUSY;
+  if (up->opts.serve_inline && syn_wire_request_is_swarm_only(req)) return queue_inline(up, req);
   if (batch_full(up)) {
     send_batch(up); /* never inline here: the caller is mid-request, no reply may run */
     if (batch_full(up)) return -EBUSY;
@@ -356,11 +401,12 @@ int syn_upstream_submit(syn_upstream *up, const Synapse__Request *req) {
     return -ENOMEM;
   }
   up->batch_ids[up->batch_count++] = req->id;
-  if (!syn_wire_request_is_swarm_only(req)) up->batch_blocking = true;
   return 0;
 }
 
-size_t syn_upstream_pending(const syn_upstream *up) { return up->batch_count + up->in_flight; }
+size_t syn_upstream_pending(const syn_upstream *up) {
+  return up->batch_count + up->in_flight + up->inline_q.n;
+}
 
 static int open_socket(syn_upstream *up, char *err, size_t err_len) {
   int rv = nng_req0_open(&up->sock);
@@ -404,8 +450,10 @@ static void free_up(syn_upstream *up) {
   pthread_mutex_destroy(&up->done_lock);
   syn_buf_free(&up->batch);
   free(up->batch_ids);
-  syn_buf_free(&up->inline_batch);
-  free(up->inline_ids);
+  free(up->inline_q.reqs);
+  free(up->inline_spare.reqs);
+  syn_arena_free(&up->inline_q.arena);
+  syn_arena_free(&up->inline_spare.arena);
   syn_arena_free(&up->arena);
   free(up);
 }
@@ -427,12 +475,16 @@ syn_upstream *syn_upstream_open(uv_loop_t *loop, const syn_upstream_options *opt
   pthread_mutex_init(&up->done_lock, NULL);
   syn_arena_init(&up->arena, 256 * 1024);
   up->batch_ids = malloc(sizeof *up->batch_ids * up->opts.max_batch);
-  up->inline_ids = malloc(sizeof *up->inline_ids * up->opts.max_batch);
+  up->inline_q.reqs = malloc(sizeof *up->inline_q.reqs * up->opts.max_batch);
+  up->inline_spare.reqs = malloc(sizeof *up->inline_spare.reqs * up->opts.max_batch);
+  syn_arena_init(&up->inline_q.arena, 64 * 1024);
+  syn_arena_init(&up->inline_spare.arena, 64 * 1024);
   /* The wake handle first: pipe notifications may arrive as soon as the dial starts. */
   uv_async_init(loop, &up->wake, on_wake);
   up->wake.data = up;
-  if (!up->batch_ids || !up->inline_ids || open_socket(up, err, err_len) || open_slots(up, err, err_len)) {
-    if (!up->batch_ids || !up->inline_ids) snprintf(err, err_len, "out of memory");
+  bool allocated = up->batch_ids && up->inline_q.reqs && up->inline_spare.reqs;
+  if (!allocated || open_socket(up, err, err_len) || open_slots(up, err, err_len)) {
+    if (!allocated) snprintf(err, err_len, "out of memory");
     nng_close(up->sock);
     pthread_mutex_lock(&up->done_lock);
     up->wake_closed = true;
@@ -460,6 +512,9 @@ void syn_upstream_close(syn_upstream *up) {
         up->opts.on_failed(up->opts.ctx, up->batch.data, up->batch.len) == 0))
     fail_ids(up, up->batch_ids, up->batch_count, "shutting down");
   up->batch_count = 0;
+  for (size_t i = 0; i < up->inline_q.n; i++)
+    fail_ids(up, &up->inline_q.reqs[i]->id, 1, "shutting down");
+  up->inline_q.n = 0;
   pthread_mutex_lock(&up->done_lock);
   up->wake_closed = true;
   pthread_mutex_unlock(&up->done_lock);

@@ -44,12 +44,12 @@ typedef int (*syn_upstream_failed_fn)(void *ctx, const uint8_t *batch, size_t le
 /* Called on the loop thread when the link comes up or goes down. */
 typedef void (*syn_upstream_link_fn)(void *ctx, bool connected);
 
-/* A node in this process serving an encoded Batch of swarm-only requests on the calling
- * thread (node/node.h syn_node_serve_inline, wired by app/): sets *reply to the encoded
- * BatchReply, valid until the next call. 0, or a negative errno (every request of the
- * batch is then failed). */
-typedef int (*syn_upstream_inline_fn)(void *ctx, const uint8_t *batch, size_t len,
-                                      const uint8_t **reply, size_t *reply_len);
+/* A node in this process serving one swarm-only request (proto/wire.h) on the calling
+ * thread (node/node.h syn_node_serve_inline, wired by app/): fills *reply, whose
+ * pointers stay valid until the next call. 0, or a negative errno (the request is then
+ * failed). */
+typedef int (*syn_upstream_inline_fn)(void *ctx, const Synapse__Request *req,
+                                      Synapse__Reply *reply);
 
 typedef struct syn_upstream_options {
   const char *url;          /* nng URL of the node: inproc://, ipc:// or tcp:// */
@@ -63,9 +63,9 @@ typedef struct syn_upstream_options {
   struct syn_cluster_auth *auth;    /* seals batches, opens replies (common/cluster_auth.h);
                                        NULL: unsealed. Must outlive the upstream */
   void *ctx;
-  /* Optional: a batch whose every request is swarm-only (proto/wire.h) is served through
-   * this at the end of the loop turn, its replies delivered in the same turn, instead of
-   * going out as an nng message. */
+  /* Optional: swarm-only requests (proto/wire.h) are queued as copies and served through
+   * this at the end of the loop turn, each reply delivered there, instead of going out
+   * encoded in a batch. */
   syn_upstream_inline_fn serve_inline;
   void *inline_ctx;
 } syn_upstream_options;
@@ -75,7 +75,8 @@ typedef struct syn_upstream_options {
 syn_upstream *syn_upstream_open(uv_loop_t *loop, const syn_upstream_options *opts, char *err,
                                 size_t err_len);
 
-/* Queues a request (encoded now; `req` may be freed on return). 0, or -EBUSY when the
+/* Queues a request (encoded, or copied for serve_inline, now: `req` may be freed on
+ * return). Never calls back before it returns. 0, or -EBUSY when the
  * queue is full (the caller answers "overloaded"), or -ENOMEM. */
 int syn_upstream_submit(syn_upstream *up, const Synapse__Request *req);
 
