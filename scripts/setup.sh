@@ -14,6 +14,7 @@ packages=(
   libsodium-dev libxxhash-dev libcmocka-dev
   python3 python3-libtorrent python3-requests wrk opentracker
   iproute2 procps curl iptables libnetfilter-queue-dev gcovr
+  gdb # thread dumps of a member that stops answering (tests/lib/synapse_proc.py)
   clang-14 libclang-rt-14-dev # libFuzzer and the sanitizer runtimes (tests/fuzz)
 )
 

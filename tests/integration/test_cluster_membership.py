@@ -300,6 +300,7 @@ class ClusterMembershipTest(unittest.TestCase):
         others = [m for m in cluster.live() if m.id != "n1"]
 
         seen = {}  # member -> n1's state there, or the error asking it
+        stuck = {}  # member -> its threads' stacks the first time it did not answer
 
         def left_everywhere():
             for m in others:
@@ -307,13 +308,17 @@ class ClusterMembershipTest(unittest.TestCase):
                     v = m.members()
                 except OSError as e:
                     seen[m.id] = f"{e!r} at {time.monotonic() - t0:.2f}s"
+                    if m.id not in stuck:  # its stacks while it does not answer
+                        stuck[m.id] = m.thread_dump()
                     return False
                 seen[m.id] = v["n1"]["state"] if "n1" in v else "reaped"
             return all(st in ("left", "reaped") for st in seen.values())
         try:
             wait_for(left_everywhere, 20, what="every member lists n1 as left")
         except AssertionError as e:
-            raise AssertionError(f"{e}; n1 as each member saw it: {seen}") from None
+            dumps = "".join(f"\n--- {mid} did not answer; its threads:\n{d}"
+                            for mid, d in stuck.items())
+            raise AssertionError(f"{e}; n1 as each member saw it: {seen}{dumps}") from None
         cu.log(f"leave: n1 left everywhere {time.monotonic() - t0:.2f}s after SIGTERM")
         rc = leaver.wait_exit(30)
         cu.log(f"leave: n1 exited with {rc} {time.monotonic() - t0:.2f}s after SIGTERM")

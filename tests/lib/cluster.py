@@ -30,7 +30,7 @@ import time
 from bencode import bdecode
 from http_client import http_request
 from net import free_port, free_port_pair
-from synapse_proc import TrackerProcess
+from synapse_proc import TrackerProcess, thread_dump
 from tracker_config import config_yaml
 from tracker_proto import announce_target, rand_hash, scrape_target
 from vectors import clustered_vectors
@@ -114,6 +114,11 @@ class Member:
         """SIGTERM (a node's graceful leave); returns without waiting."""
         if self.alive():
             self.proc.proc.terminate()
+
+    def thread_dump(self):
+        """Its threads' stacks (synapse_proc.thread_dump), for a member that stopped
+        answering."""
+        return thread_dump(self.pid) if self.alive() else "not running"
 
     def wait_exit(self, timeout):
         try:

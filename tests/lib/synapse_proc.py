@@ -5,6 +5,7 @@ A process is ready when it prints its `ready` line on stdout (the binary prints
 not a sleep. Every process is bounded in time and killed when the test ends.
 """
 import os
+import shutil
 import select
 import socket
 import subprocess
@@ -121,6 +122,36 @@ class TrackerProcess:
         if self._tmp:
             self._tmp.cleanup()
 
+
+
+def thread_dump(pid, timeout=20.0):
+    """Every thread's stack of a running process, for a failure message about a process
+    that stopped answering: gdb's backtraces where gdb is installed, otherwise each
+    thread's name, kernel wait channel and current system call from /proc."""
+    gdb = shutil.which("gdb")
+    if gdb:
+        try:
+            p = subprocess.run([gdb, "-p", str(pid), "-batch", "-nx", "-ex", "set pagination off",
+                                "-ex", "thread apply all bt 25"],
+                               capture_output=True, text=True, timeout=timeout)
+            lines = [l for l in p.stdout.splitlines() if l.startswith(("#", "Thread"))]
+            if lines:
+                return "\n".join(lines)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"gdb failed: {e!r}"
+    out = []
+    try:
+        for tid in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+            def read(name):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/{name}") as f:
+                        return f.read().strip()
+                except OSError as e:
+                    return repr(e)
+            out.append(f"{tid} {read('comm')} wchan={read('wchan')} syscall={read('syscall')}")
+    except OSError as e:
+        out.append(repr(e))
+    return "\n".join(out)
 
 def shutdown(tracker):
     """Stops a TrackerProcess (SIGTERM, then SIGKILL after a bound), closes its stdout pipe
