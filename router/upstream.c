@@ -23,7 +23,14 @@
  *   packing either way. A profile of the nng path showed over 40% of the process's CPU
  *   in futex waits and context switches of the two hand-offs per batch, and protobuf-c
  *   12% of what was left. Everything else (shards wait on SQLite and faiss) still goes to
- *   the workers in batches. Submit never serves: its caller is mid-request. */
+ *   the workers in batches. Submit never serves: its caller is mid-request.
+ * - Closing never waits on the loop thread. On nng 1.5.2 nng_close can wait for ever
+ *   for a pipe or dialer that a close raced with (seen when a node leaves: the loop of
+ *   every member stopped answering; nng fixed endpoint shutdown after 1.5.2). So the
+ *   loop hands what is in flight to the caller at once, and a thread of its own closes
+ *   the socket and tells the loop, which frees the link then. A close that has not
+ *   returned after CLOSE_PATIENCE_MS is logged and no longer keeps the loop alive, so a
+ *   process still stops. */
 #include "router/upstream.h"
 
 #include <errno.h>
@@ -40,9 +47,11 @@
 #include "common/buf.h"
 #include "common/cluster_auth.h"
 #include "common/hlc.h"
+#include "common/log.h"
 #include "proto/wire.h"
 
 #define MAX_WINDOW 64
+#define CLOSE_PATIENCE_MS 5000
 
 enum slot_state { SLOT_FREE, SLOT_SENDING, SLOT_RECEIVING, SLOT_DONE };
 
@@ -58,6 +67,7 @@ typedef struct upstream_slot {
   size_t id_cap;
   syn_buf sent;                      /* the batch in flight, kept to hand back if it fails */
   uint8_t tag[SYN_CLUSTER_AUTH_TAG]; /* the batch's seal, which the reply is bound to */
+  bool abandoned; /* loop thread: its requests were handed back at close */
   struct upstream_slot *next_done;
 } upstream_slot;
 
@@ -71,8 +81,11 @@ struct syn_upstream {
   uv_loop_t *loop;
   uv_async_t wake;
   uv_check_t turn_end;
+  uv_timer_t close_timer; /* CLOSE_PATIENCE_MS after the close began */
   int open_handles;
   bool closing;
+  pthread_t closer;
+  bool closer_started;
   syn_upstream_options opts;
   nng_socket sock;
   upstream_slot slots[MAX_WINDOW];
@@ -90,6 +103,7 @@ struct syn_upstream {
   pthread_mutex_t done_lock;
   upstream_slot *done_head;
   bool wake_closed;      /* under done_lock: pipe callbacks must not wake a closed handle */
+  bool sock_closed;      /* under done_lock: the closer thread's nng_close returned */
   atomic_int pipes;      /* connections up now */
   atomic_bool link_lost; /* a connection went down since the loop last looked */
   bool connected_seen;   /* what on_link was last told (loop thread) */
@@ -165,14 +179,15 @@ static void deliver_replies(syn_upstream *up, const uint8_t *data, size_t len,
   if (!replies_match(br, ids, n)) fail_ids(up, ids, n, "node reply incomplete");
 }
 
-static void deliver(syn_upstream *up, upstream_slot *s) {
+/* `result` is the slot's, or NNG_ECLOSED for a slot abandoned at close. */
+static void deliver(syn_upstream *up, upstream_slot *s, int result) {
   /* Also while closing: the node left, and its requests can go to the next replica. */
-  if (s->result && up->opts.on_failed &&
+  if (result && up->opts.on_failed &&
       up->opts.on_failed(up->opts.ctx, s->sent.data, s->sent.len) == 0)
     return;
-  if (s->result) {
+  if (result) {
     fail_ids(up, s->ids, s->id_count,
-             s->result == NNG_ETIMEDOUT ? "node did not answer in time" : "node unavailable");
+             result == NNG_ETIMEDOUT ? "node did not answer in time" : "node unavailable");
     return;
   }
   nng_msg *reply = s->reply;
@@ -214,22 +229,40 @@ static void follow_link(syn_upstream *up) {
 
 bool syn_upstream_connected(const syn_upstream *up) { return atomic_load(&up->pipes) > 0; }
 
-static void on_wake(uv_async_t *handle) {
-  syn_upstream *up = handle->data;
-  if (!up->closing) follow_link(up);
+static void finish_close(syn_upstream *up);
+
+/* Slots the nng threads finished; while closing, their outcome was delivered already
+ * (abandon_in_flight) and only a reply is left to free. */
+static void take_done(syn_upstream *up) {
   pthread_mutex_lock(&up->done_lock);
   upstream_slot *done = up->done_head;
   up->done_head = NULL;
   pthread_mutex_unlock(&up->done_lock);
   for (upstream_slot *s = done, *next; s; s = next) {
     next = s->next_done;
-    up->in_flight -= s->id_count;
-    deliver(up, s);
-    s->id_count = 0;
+    if (s->abandoned) {
+      nng_msg_free(s->reply);
+      s->reply = NULL;
+    } else {
+      up->in_flight -= s->id_count;
+      deliver(up, s, s->result);
+      s->id_count = 0;
+      up->busy_slots--;
+    }
     s->state = SLOT_FREE;
-    up->busy_slots--;
   }
-  if (!up->closing) syn_upstream_flush(up);
+}
+
+static void on_wake(uv_async_t *handle) {
+  syn_upstream *up = handle->data;
+  if (up->closing) {
+    take_done(up);
+    finish_close(up);
+    return;
+  }
+  follow_link(up);
+  take_done(up);
+  syn_upstream_flush(up);
 }
 
 static void on_turn_end(uv_check_t *handle) { syn_upstream_flush(handle->data); }
@@ -458,6 +491,8 @@ static void free_up(syn_upstream *up) {
   free(up);
 }
 
+static void start_close(syn_upstream *up);
+
 static void on_handle_closed(uv_handle_t *h) {
   syn_upstream *up = h->data;
   if (--up->open_handles == 0) free_up(up);
@@ -483,31 +518,84 @@ syn_upstream *syn_upstream_open(uv_loop_t *loop, const syn_upstream_options *opt
   uv_async_init(loop, &up->wake, on_wake);
   up->wake.data = up;
   bool allocated = up->batch_ids && up->inline_q.reqs && up->inline_spare.reqs;
-  if (!allocated || open_socket(up, err, err_len) || open_slots(up, err, err_len)) {
-    if (!allocated) snprintf(err, err_len, "out of memory");
-    nng_close(up->sock);
-    pthread_mutex_lock(&up->done_lock);
-    up->wake_closed = true;
-    pthread_mutex_unlock(&up->done_lock);
-    up->open_handles = 1;
-    up->closing = true;
-    uv_close((uv_handle_t *)&up->wake, on_handle_closed);
-    return NULL;
-  }
   uv_check_init(loop, &up->turn_end);
   up->turn_end.data = up;
+  uv_timer_init(loop, &up->close_timer);
+  up->close_timer.data = up;
+  up->open_handles = 3;
+  if (!allocated || open_socket(up, err, err_len) || open_slots(up, err, err_len)) {
+    if (!allocated) snprintf(err, err_len, "out of memory");
+    start_close(up);
+    return NULL;
+  }
   uv_check_start(&up->turn_end, on_turn_end);
-  up->open_handles = 2;
   return up;
+}
+
+/* Closer thread: closing the socket completes every aio with NNG_ECLOSED; after the
+ * stops no callback can run, and the loop is told under the lock it frees the handle
+ * under. */
+static void *closer_main(void *arg) {
+  syn_upstream *up = arg;
+  nng_close(up->sock);
+  for (size_t i = 0; i < up->slot_count; i++)
+    if (up->slots[i].aio) nng_aio_stop(up->slots[i].aio);
+  pthread_mutex_lock(&up->done_lock);
+  up->sock_closed = true;
+  uv_async_send(&up->wake);
+  pthread_mutex_unlock(&up->done_lock);
+  return NULL;
+}
+
+/* Loop thread, once the closer thread is done: the handles go, then the memory. */
+static void finish_close(syn_upstream *up) {
+  pthread_mutex_lock(&up->done_lock);
+  bool closed = up->sock_closed && !up->wake_closed;
+  if (closed) up->wake_closed = true;
+  pthread_mutex_unlock(&up->done_lock);
+  if (!closed) return;
+  take_done(up); /* what finished between on_wake's look and the closer's word */
+  if (up->closer_started) pthread_join(up->closer, NULL);
+  if (!uv_is_closing((uv_handle_t *)&up->close_timer))
+    uv_close((uv_handle_t *)&up->close_timer, on_handle_closed);
+  uv_close((uv_handle_t *)&up->wake, on_handle_closed);
+}
+
+static void on_close_overdue(uv_timer_t *t) {
+  syn_upstream *up = t->data;
+  syn_warn("router: closing the link to %s has not finished after %d ms (nng); "
+           "it no longer holds the process",
+           up->opts.url, CLOSE_PATIENCE_MS);
+  uv_unref((uv_handle_t *)&up->wake);
+  uv_close((uv_handle_t *)t, on_handle_closed);
+}
+
+/* Slots still in nng are handed back now, as failed, so their requests go to the next
+ * replica without waiting for the close; whatever nng says about them later is freed. */
+static void abandon_in_flight(syn_upstream *up) {
+  take_done(up);
+  for (size_t i = 0; i < up->slot_count; i++) {
+    upstream_slot *s = &up->slots[i];
+    if (!s->id_count) continue; /* free: only a slot sent carries requests */
+    s->abandoned = true;
+    up->in_flight -= s->id_count;
+    deliver(up, s, NNG_ECLOSED);
+    s->id_count = 0;
+    up->busy_slots--;
+  }
+}
+
+static void start_close(syn_upstream *up) {
+  up->closing = true;
+  uv_close((uv_handle_t *)&up->turn_end, on_handle_closed);
+  up->closer_started = pthread_create(&up->closer, NULL, closer_main, up) == 0;
+  if (!up->closer_started) closer_main(up); /* no thread to spare: close here */
+  uv_timer_start(&up->close_timer, on_close_overdue, CLOSE_PATIENCE_MS, 0);
 }
 
 void syn_upstream_close(syn_upstream *up) {
   if (!up || up->closing) return;
-  up->closing = true;
-  /* Closing the socket completes every aio with NNG_ECLOSED; then no callback can run. */
-  nng_close(up->sock);
-  for (size_t i = 0; i < up->slot_count; i++) nng_aio_stop(up->slots[i].aio);
-  on_wake(&up->wake);
+  abandon_in_flight(up);
   if (!(up->batch_count && up->opts.on_failed &&
         up->opts.on_failed(up->opts.ctx, up->batch.data, up->batch.len) == 0))
     fail_ids(up, up->batch_ids, up->batch_count, "shutting down");
@@ -515,9 +603,5 @@ void syn_upstream_close(syn_upstream *up) {
   for (size_t i = 0; i < up->inline_q.n; i++)
     fail_ids(up, &up->inline_q.reqs[i]->id, 1, "shutting down");
   up->inline_q.n = 0;
-  pthread_mutex_lock(&up->done_lock);
-  up->wake_closed = true;
-  pthread_mutex_unlock(&up->done_lock);
-  uv_close((uv_handle_t *)&up->wake, on_handle_closed);
-  uv_close((uv_handle_t *)&up->turn_end, on_handle_closed);
+  start_close(up);
 }
