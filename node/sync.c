@@ -578,6 +578,51 @@ static void note_held(sync_state *s, const syn_ring *ring, const char *self_id) 
   s->to_drop = true;
 }
 
+typedef struct stray_scan {
+  const syn_view *v;
+  long self;
+  uint32_t parts;
+  bitmap *out;
+} stray_scan;
+
+static bool note_stray_swarm(void *ctx, const uint8_t info_hash[20]) {
+  stray_scan *sc = ctx;
+  uint32_t p = syn_partition_of(sc->parts, info_hash);
+  if (!syn_view_holds(sc->v, p, sc->self)) bit_set(sc->out, p);
+  return false; /* only looked at */
+}
+
+/* Records and swarms in partitions this node does not hold, under a ring whose drops are
+ * done: a write or a swarm push that was on its way under the ring before (its sender's
+ * view was older, or it passed the ownership check just before the drop) lands after the
+ * drop and would stay for ever, counted twice. Each anti-entropy round adds such
+ * partitions to those to drop, with the same confirmations. */
+static void note_strays(syn_replica *r, sync_state *s, const syn_view *v) {
+  const syn_ring *ring = syn_view_ring(v);
+  uint32_t parts = syn_ring_partitions(ring), nb = syn_index_buckets(r->index);
+  long self = syn_view_self_index(v);
+  if (self < 0 || parts != syn_index_partitions(r->index)) return;
+  if (s->was_held.bits != parts || !s->was_held.b) { /* no ring change since the start */
+    bitmap_free(&s->was_held);
+    if (bitmap_init(&s->was_held, parts)) return;
+  }
+  uint64_t *mine = malloc((size_t)parts * nb * sizeof *mine);
+  if (!mine) return;
+  syn_index_digests(r->index, mine);
+  for (uint32_t p = 0; p < parts; p++) {
+    if (syn_view_holds(v, p, self)) continue;
+    for (uint32_t b = 0; b < nb; b++)
+      if (mine[(size_t)p * nb + b]) {
+        bit_set(&s->was_held, p);
+        break;
+      }
+  }
+  free(mine);
+  stray_scan sc = {.v = v, .self = self, .parts = parts, .out = &s->was_held};
+  syn_swarm_drop(r->swarms, note_stray_swarm, &sc);
+  if (bitmap_any(&s->was_held)) s->to_drop = true;
+}
+
 static void maybe_purge(syn_replica *r, sync_state *s, uint64_t now) {
   /* Every minute, or twice per grace when the grace is shorter than that. */
   uint64_t every = (uint64_t)r->cfg->tombstone_grace_s * 500;
@@ -639,6 +684,7 @@ static void tick(syn_replica *r, sync_state *s) {
     st.partitions_from_digests = true;
     anti_entropy(r, v, &st);
     note_round(r, SYNC_ANTI_ENTROPY, started, &st);
+    if (version == s->done_version && !s->to_drop) note_strays(r, s, v);
     s->last_entropy = replica_mono_ms();
     note_synced(r);
   }
