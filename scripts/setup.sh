@@ -16,6 +16,7 @@ packages=(
   iproute2 procps curl iptables libnetfilter-queue-dev gcovr
   gdb # thread dumps of a member that stops answering (tests/lib/synapse_proc.py)
   clang-14 libclang-rt-14-dev # libFuzzer and the sanitizer runtimes (tests/fuzz)
+  chromium # the status page's browser test (tests/integration/test_status_page.py)
 )
 
 as_root() {
@@ -77,10 +78,12 @@ fetch_faiss_sources() {
 
 # WebTorrent's tracker client, for interoperability tests. WebRTC is only needed for
 # ws:// trackers, so webrtc-polyfill is pointed at a local stub (see tests/interop/npm).
+# puppeteer-core drives Debian's chromium for the status page test; it downloads no
+# browser of its own.
 install_npm_clients() {
   local dir="$here/tests/interop/npm"
-  [ -d "$dir/node_modules/bittorrent-tracker" ] && return 0
-  (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+  [ -d "$dir/node_modules/bittorrent-tracker" ] && [ -d "$dir/node_modules/puppeteer-core" ] && return 0
+  (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error)
 }
 
 install_packages
