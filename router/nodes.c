@@ -560,6 +560,11 @@ json_t *syn_nodes_members_json(syn_nodes *n) {
   return list;
 }
 
+const syn_ring *syn_nodes_ring(syn_nodes *n) {
+  if (clustered(n)) refresh(n);
+  return syn_view_ring(n->view);
+}
+
 json_t *syn_nodes_owner_json(syn_nodes *n, const uint8_t key[20]) {
   json_t *ids = json_array();
   uint32_t p = 0;

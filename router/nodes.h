@@ -95,6 +95,10 @@ bool syn_nodes_slot_is_self(syn_nodes *n, int slot);
 json_t *syn_nodes_members_json(syn_nodes *n);
 json_t *syn_nodes_owner_json(syn_nodes *n, const uint8_t key[20]);
 
+/* The current view's ring (standalone: one partition, one node), for the status page's
+ * drawing of ownership. Valid until the loop turn ends: a later view replaces it. */
+const syn_ring *syn_nodes_ring(syn_nodes *n);
+
 /* This process's membership (router mode: its own; a node's admin port: the node's), or
  * NULL standalone. */
 syn_membership *syn_nodes_membership(syn_nodes *n);

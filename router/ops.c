@@ -12,8 +12,9 @@
 #include "router/api_json.h"
 #include "router/client_limits.h"
 #include "router/call_group.h"
+#include "router/dashboard.h"
 
-enum gather_kind { GATHER_METRICS, GATHER_STATS, GATHER_READY, GATHER_STATUS };
+enum gather_kind { GATHER_METRICS, GATHER_STATS, GATHER_READY, GATHER_STATUS, GATHER_PAGE };
 
 #define LAGS_KEPT 16
 
@@ -309,7 +310,7 @@ static void finish_stats(gather *g) {
                         g->answered < g->asked));
 }
 
-static void finish_status(gather *g) {
+static json_t *status_doc(gather *g) {
   json_t *members = syn_nodes_members_json(g->ops.nodes);
   size_t i;
   json_t *m;
@@ -334,19 +335,30 @@ static void finish_status(gather *g) {
   }
   const syn_config *cfg = g->ops.cfg;
   bool clustered = cfg->role != SYN_PROCESS_STANDALONE;
-  respond_doc(
-      g->slot, 200,
-      json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:o}", "status", "success", "self", cfg->node_id, "role",
-                syn_role_name(cfg->role), "partitions", clustered ? (int)cfg->partitions : 1,
-                "replication_factor", clustered ? (int)cfg->replication : 1, "write_quorum",
-                clustered ? (int)cfg->write_quorum : 1, "members", members));
+  return json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:o}", "status", "success", "self", cfg->node_id,
+                   "role", syn_role_name(cfg->role), "partitions",
+                   clustered ? (int)cfg->partitions : 1, "replication_factor",
+                   clustered ? (int)cfg->replication : 1, "write_quorum",
+                   clustered ? (int)cfg->write_quorum : 1, "members", members);
+}
+
+/* /cluster/status, or the status page with its members table (router/dashboard.h). */
+static void finish_status(gather *g) {
+  json_t *doc = status_doc(g);
+  if (g->kind == GATHER_PAGE) {
+    syn_dashboard_page(g->slot, doc);
+    json_decref(doc);
+  } else {
+    respond_doc(g->slot, 200, doc);
+  }
 }
 
 static void respond(gather *g) {
   switch (g->kind) {
   case GATHER_METRICS: finish_metrics(g); break;
   case GATHER_STATS: finish_stats(g); break;
-  case GATHER_STATUS: finish_status(g); break;
+  case GATHER_STATUS:
+  case GATHER_PAGE: finish_status(g); break;
   case GATHER_READY: { /* a node's admin port: joined, and this node caught up */
     bool ok = g->answered > 0 && syn_nodes_ready(g->ops.nodes);
     for (uint32_t k = 0; k < g->asked; k++)
@@ -541,7 +553,10 @@ static void shard_replicas(const syn_ops *o, const syn_http_request *req, syn_ht
 bool syn_ops_handle(const syn_ops *o, const syn_http_request *req, syn_http_slot *slot) {
   bool get = req->method == HTTP_GET || req->method == HTTP_HEAD;
   enum gather_kind kind;
-  if (path_is(req, "/metrics"))
+  if (syn_dashboard_handle(o->dashboard, o->nodes, req, slot)) return true;
+  if (syn_dashboard_is_page(req))
+    kind = GATHER_PAGE;
+  else if (path_is(req, "/metrics"))
     kind = GATHER_METRICS;
   else if (path_is(req, "/readyz"))
     kind = GATHER_READY;

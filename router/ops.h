@@ -1,8 +1,9 @@
 /* Operations endpoints on the router (and on a node's admin port): /metrics, /api/stats,
- * /readyz, /cluster/status and /cluster/owner/{info_hash}. Figures that live on the nodes
- * are gathered from every usable node by one call group (a StatsRequest each, answered
- * within OPS_DEADLINE_MS) and summed; a node that does not answer in time makes the answer
- * partial rather than late. Loop thread only. */
+ * /readyz, /cluster/status and /cluster/owner/{info_hash}; the status page and its
+ * figures (GET /, /cluster/history, /cluster/ring: router/dashboard.h). Figures that live
+ * on the nodes are gathered from every usable node by one call group (a StatsRequest each,
+ * answered within OPS_DEADLINE_MS) and summed; a node that does not answer in time makes
+ * the answer partial rather than late. Loop thread only. */
 #ifndef SYN_ROUTER_OPS_H
 #define SYN_ROUTER_OPS_H
 
@@ -24,6 +25,7 @@ typedef struct syn_ops {
   const syn_router_counters *counters;
   bool admin_only;               /* a node's admin port: /readyz also asks the node itself */
   const struct syn_admin *admin; /* access figures for /metrics (router/admin.h) */
+  const struct syn_dashboard *dashboard; /* the status page's rate history; may be NULL */
 } syn_ops;
 
 /* Handles the path if it is an operations endpoint; false otherwise. */

@@ -28,6 +28,7 @@
 #include "router/api.h"
 #include "router/client_limits.h"
 #include "router/counters.h"
+#include "router/dashboard.h"
 #include "router/http.h"
 #include "router/nodes.h"
 #include "router/ops.h"
@@ -57,6 +58,7 @@ struct syn_router {
   syn_access access;  /* access lists (router/access.h) */
   syn_tokens *tokens; /* bearer tokens (router/tokens.h) */
   syn_admin admin;
+  syn_dashboard *dashboard; /* the status page's rate history (router/dashboard.h) */
   syn_rate_table *rates; /* NULL when limits.rate_limit is off */
   full_scrape_client full_scrape[FULL_SCRAPE_CLIENTS];
   syn_buf scratch;
@@ -489,8 +491,14 @@ syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
   }
   r->api = (syn_api){loop, cfg, r->nodes, &r->counters, r->tokens};
   r->scraper = (syn_scraper){loop, cfg, r->nodes, r->udp, &r->counters};
+  r->dashboard = syn_dashboard_start(loop, &r->counters);
+  if (!r->dashboard) {
+    snprintf(err, err_len, "out of memory");
+    goto fail;
+  }
   r->ops =
-      (syn_ops){loop, cfg, r->nodes, r->http, r->udp, &r->counters, opts->admin_only, &r->admin};
+      (syn_ops){loop,      cfg,         r->nodes, r->http, r->udp, &r->counters, opts->admin_only,
+                &r->admin, r->dashboard};
   return r;
 fail:
   syn_router_stop(r);
@@ -509,6 +517,7 @@ void syn_router_stop(syn_router *r) {
   if (r->nodes) syn_nodes_close(r->nodes);
   if (r->http) syn_http_close(r->http);
   if (r->udp) syn_udp_close(r->udp);
+  syn_dashboard_close(r->dashboard);
   syn_buf_free(&r->scratch);
   syn_rate_table_free(r->rates);
   syn_admin_close(&r->admin); /* before what a reload in flight would install into */
