@@ -246,10 +246,26 @@ static int cmp_transmits(const void *a, const void *b) {
   return (x->transmits > y->transmits) - (x->transmits < y->transmits);
 }
 
+/* Whether `known` (the request being answered) carries m's record at m's incarnation and
+ * state or newer: its sender has the news, and telling it back would spend one of the
+ * record's transmissions on nobody (an epidemic's later rounds are mostly such replies,
+ * which left one member in three joins at 300 members unreached until a push-pull). */
+static bool carried(const syn_swim_msg *known, const member *m) {
+  if (!known) return false;
+  for (size_t i = 0; i < known->n_records; i++) {
+    const syn_swim_record *r = &known->records[i];
+    if (strcmp(r->id, m->info.id) == 0)
+      return !syn_swim_supersedes(m->info.incarnation, (uint8_t)m->info.state, r->incarnation,
+                                  r->state);
+  }
+  return false;
+}
+
 /* Adds the sender's own record (so whoever we talk to learns of us at the first
  * exchange, even when the news of our join missed it), then the records of up to
- * max_piggyback queued members, fewest transmissions first. */
-static void piggyback(syn_swim *s, syn_swim_msg *msg) {
+ * max_piggyback queued members, fewest transmissions first, leaving out what `known`
+ * (a request this message answers, or NULL) already told its sender. */
+static void piggyback(syn_swim *s, syn_swim_msg *msg, const syn_swim_msg *known) {
   member *queued[256];
   size_t nq = 0;
   member *me = self_member(s);
@@ -257,7 +273,7 @@ static void piggyback(syn_swim *s, syn_swim_msg *msg) {
   if (own) to_record(me, 0, false, own);
   for (size_t i = 0; i < s->n && nq < sizeof queued / sizeof queued[0]; i++) {
     member *m = &s->members[i];
-    if (m->queued && !m->reaped && m != me) queued[nq++] = m;
+    if (m->queued && !m->reaped && m != me && !carried(known, m)) queued[nq++] = m;
   }
   if (nq == 0) return;
   qsort(queued, nq, sizeof queued[0], cmp_transmits);
@@ -534,7 +550,7 @@ static void start_probe(syn_swim *s, uint64_t now) {
     syn_swim_record *r = syn_swim_msg_add(&call->msg);
     if (r) to_record(t, 0, false, r);
   }
-  piggyback(s, &call->msg);
+  piggyback(s, &call->msg, NULL);
   push_call(s, call);
 }
 
@@ -577,7 +593,7 @@ static void send_indirect(syn_swim *s, uint64_t now) {
     call->msg.seq = s->probe.seq;
     memcpy(call->msg.target_id, target->info.id, sizeof call->msg.target_id);
     memcpy(call->msg.target_url, target->info.peer_url, sizeof call->msg.target_url);
-    piggyback(s, &call->msg);
+    piggyback(s, &call->msg, NULL);
     push_call(s, call);
   }
 }
@@ -651,7 +667,7 @@ static void run_gossip(syn_swim *s, uint64_t now) {
     syn_swim_call *call =
         new_call(s, SYN_SWIM_GOSSIP, to[i]->info.peer_url, s->cfg.probe_timeout_ms);
     if (!call) return;
-    piggyback(s, &call->msg);
+    piggyback(s, &call->msg, NULL);
     push_call(s, call);
   }
 }
@@ -863,13 +879,14 @@ static void tell_suspect(syn_swim *s, const char *id, syn_swim_msg *reply) {
   if (r) to_record(m, 0, false, r);
 }
 
-static void ack(syn_swim *s, uint32_t seq, bool ok, const char *to, syn_swim_msg *reply) {
+/* The answer to req. */
+static void ack(syn_swim *s, const syn_swim_msg *req, bool ok, syn_swim_msg *reply) {
   reply->type = SYN_SWIM_ACK;
-  reply->seq = seq;
+  reply->seq = req->seq;
   reply->ok = ok;
   memcpy(reply->from, s->self_id, sizeof reply->from);
-  if (to) tell_suspect(s, to, reply);
-  piggyback(s, reply);
+  tell_suspect(s, req->from, reply);
+  piggyback(s, reply, req);
 }
 
 /* The sender's own record in a request (every request carries it first). */
@@ -910,11 +927,10 @@ int syn_swim_handle(syn_swim *s, uint64_t now, const syn_swim_msg *req, syn_swim
   touch(s, req->from, now);
   switch (req->type) {
   case SYN_SWIM_PING:
-    ack(s, req->seq, !req->target_id[0] || strcmp(req->target_id, s->self_id) == 0, req->from,
-        reply);
+    ack(s, req, !req->target_id[0] || strcmp(req->target_id, s->self_id) == 0, reply);
     return 0;
   case SYN_SWIM_GOSSIP:
-  case SYN_SWIM_LEAVE: ack(s, req->seq, true, req->from, reply); return 0;
+  case SYN_SWIM_LEAVE: ack(s, req, true, reply); return 0;
   case SYN_SWIM_PUSH_PULL:
     reply->type = SYN_SWIM_PUSH_PULL;
     memcpy(reply->from, s->self_id, sizeof reply->from);
@@ -934,7 +950,7 @@ int syn_swim_handle(syn_swim *s, uint64_t now, const syn_swim_msg *req, syn_swim
     if (!call) return -ENOMEM;
     call->msg.seq = ++s->seq;
     memcpy(call->msg.target_id, req->target_id, sizeof call->msg.target_id);
-    piggyback(s, &call->msg);
+    piggyback(s, &call->msg, NULL);
     *forward = call;
     return SYN_SWIM_FORWARD;
   }
@@ -952,7 +968,7 @@ void syn_swim_finish_forward(syn_swim *s, uint64_t now, const syn_swim_msg *req,
     ok = target_reply->ok;
   }
   syn_swim_call_free(forward);
-  ack(s, req->seq, ok, req->from, reply);
+  ack(s, req, ok, reply);
 }
 
 /* ---- lifecycle and views ---- */
@@ -1034,7 +1050,7 @@ int syn_swim_set_seeds(syn_swim *s, const char *const *urls, size_t n) {
 void syn_swim_notify(syn_swim *s, const char *url) {
   syn_swim_call *call = new_call(s, SYN_SWIM_GOSSIP, url, s->cfg.push_pull_timeout_ms);
   if (!call) return;
-  piggyback(s, &call->msg); /* our own record first: the holder sees our address */
+  piggyback(s, &call->msg, NULL); /* our own record first: the holder sees our address */
   push_call(s, call);
 }
 
@@ -1050,7 +1066,7 @@ void syn_swim_leave(syn_swim *s, uint64_t now) {
     syn_swim_call *call =
         new_call(s, SYN_SWIM_LEAVE, m->info.peer_url, s->cfg.push_pull_timeout_ms);
     if (!call) continue;
-    piggyback(s, &call->msg); /* carries our left record first */
+    piggyback(s, &call->msg, NULL); /* carries our left record first */
     push_call(s, call);
     s->leave_pending++;
   }

@@ -333,6 +333,41 @@ static void gossip_one(syn_swim *s, const char *id, uint8_t st, uint64_t inc) {
   syn_swim_msg_clear(&reply);
 }
 
+static bool carries(const syn_swim_msg *msg, const char *id) {
+  for (size_t i = 0; i < msg->n_records; i++)
+    if (!strcmp(msg->records[i].id, id)) return true;
+  return false;
+}
+
+/* An answer does not tell its requester the news the request itself brought (that
+ * would spend one of the record's few transmissions on a member that has it), but does
+ * carry what the requester lacks or holds older. */
+static void test_reply_skips_what_request_told(void **state) {
+  syn_swim *s = lone("a", T0);
+  gossip_one(s, "n1", SYN_MEMBER_ALIVE, 1); /* news queued at a */
+  gossip_one(s, "n2", SYN_MEMBER_ALIVE, 3);
+  syn_swim_msg req = {.type = SYN_SWIM_GOSSIP, .from = "b"}, reply = {0};
+  add_record(&req, "b", SYN_MEMBER_ALIVE, 0, 0);
+  add_record(&req, "n1", SYN_MEMBER_ALIVE, 1, 0); /* b knows n1 as a does */
+  add_record(&req, "n2", SYN_MEMBER_ALIVE, 2, 0); /* b holds n2 older */
+  assert_int_equal(handle(s, T0, &req, &reply), 0);
+  assert_false(carries(&reply, "n1"));
+  assert_true(carries(&reply, "n2"));
+  assert_false(carries(&reply, "b"));
+  syn_swim_msg_clear(&reply);
+  /* n1's transmission was not spent: a request from a member that does not say it
+   * knows n1 gets it. */
+  syn_swim_msg other = {.type = SYN_SWIM_GOSSIP, .from = "c"};
+  add_record(&other, "c", SYN_MEMBER_ALIVE, 0, 0);
+  assert_int_equal(handle(s, T0, &other, &reply), 0);
+  assert_true(carries(&reply, "n1"));
+  assert_true(carries(&reply, "b"));
+  syn_swim_msg_clear(&req);
+  syn_swim_msg_clear(&other);
+  syn_swim_msg_clear(&reply);
+  syn_swim_free(s);
+}
+
 static void test_ping_wrong_target(void **state) {
   syn_swim *s = lone("a", T0);
   syn_swim_msg req = {.type = SYN_SWIM_PING, .seq = 7, .from = "b", .target_id = "other"};
@@ -780,6 +815,7 @@ int main(void) {
     tests[n++] = (struct CMUnitTest){prec_cases[i].name, test_precedence, NULL, NULL,
                                      (void *)&prec_cases[i]};
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_ping_wrong_target);
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_reply_skips_what_request_told);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_bad_records_dropped);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_left_is_terminal);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_push_pull_merge);
