@@ -53,7 +53,8 @@ typedef struct simnode {
   uint32_t epoch;
   bool paused;
   uint64_t tick_at; /* the pending tick's time, 0 if none */
-  uint64_t version; /* the view version last reported to on_change */
+  uint64_t version;       /* the view version last reported to on_change */
+  uint64_t confirmations; /* its confirmations counter when its deadline was computed */
   double loss;
   uint32_t slow_ms;
   uint8_t side;
@@ -257,7 +258,7 @@ static pcall *new_pcall(syn_sim *sim, uint32_t caller, syn_swim_call *call) {
 
 /* What the transport does after anything happened at a member: send what it queued,
  * report a changed view, and sleep until its next deadline. */
-static void after_event(syn_sim *sim, uint32_t i) {
+static void after_event(syn_sim *sim, uint32_t i, bool ticked) {
   simnode *nd = &sim->nodes[i];
   syn_swim_call *calls[64];
   size_t n;
@@ -269,10 +270,18 @@ static void after_event(syn_sim *sim, uint32_t i) {
       release(pc);
     }
   uint64_t v = syn_swim_version(nd->swim);
-  if (v != nd->version) {
+  bool changed = v != nd->version;
+  if (changed) {
     nd->version = v;
     if (sim->on_change) sim->on_change(sim->on_change_ctx, sim, i);
   }
+  /* A machine's deadlines move only in its tick, with a change of its view (a new
+   * suspicion), or with a confirmation (a shorter suspicion): otherwise the pending tick
+   * stands, which spares a scan of every member after each message. */
+  syn_membership_stats st = {0};
+  syn_swim_stats_add(nd->swim, &st);
+  if (!ticked && !changed && st.confirmations == nd->confirmations && nd->tick_at) return;
+  nd->confirmations = st.confirmations;
   uint64_t at = syn_swim_next_deadline(nd->swim);
   if (at <= sim->now) at = sim->now + 1;
   if (nd->tick_at == 0 || at < nd->tick_at) {
@@ -301,7 +310,7 @@ static void run_request(syn_sim *sim, uint32_t i, pcall *pc) {
     free_reply(reply);
     send_reply(sim, i, pc, NULL, true);
   }
-  after_event(sim, i);
+  after_event(sim, i, false);
 }
 
 static syn_swim_call *dup_call(const syn_swim_call *call) {
@@ -336,7 +345,7 @@ static void complete(syn_sim *sim, uint32_t i, pcall *pc, syn_swim_msg *reply) {
     syn_swim_call_done(nd->swim, sim->now, pc->call, reply);
   }
   free_reply(reply);
-  after_event(sim, i);
+  after_event(sim, i, false);
 }
 
 static void resume(syn_sim *sim, uint32_t i) {
@@ -351,7 +360,7 @@ static void resume(syn_sim *sim, uint32_t i) {
   free(q.v);
   nd->tick_at = 0;
   syn_swim_tick(nd->swim, sim->now); /* the clock jumped: every overdue timer fires */
-  after_event(sim, i);
+  after_event(sim, i, true);
 }
 
 /* Runs one event, or drops it when its member's life (epoch) is over. */
@@ -372,7 +381,7 @@ static void run_event(syn_sim *sim, ev *e) {
   case EV_TICK:
     nd->tick_at = 0;
     syn_swim_tick(nd->swim, sim->now);
-    after_event(sim, e->node);
+    after_event(sim, e->node, true);
     break;
   case EV_REQ: run_request(sim, e->node, e->pc); break;
   case EV_REP:
@@ -416,7 +425,7 @@ static int start_machine(syn_sim *sim, uint32_t i) {
   nd->version = syn_swim_version(nd->swim);
   nd->tick_at = 0;
   nd->paused = false;
-  after_event(sim, i);
+  after_event(sim, i, true);
   return 0;
 }
 
@@ -519,7 +528,7 @@ void syn_sim_leave(syn_sim *sim, size_t node) {
   simnode *nd = &sim->nodes[node];
   if (!nd->swim || nd->paused) return;
   syn_swim_leave(nd->swim, sim->now);
-  after_event(sim, (uint32_t)node);
+  after_event(sim, (uint32_t)node, true);
 }
 
 void syn_sim_pause(syn_sim *sim, size_t node, uint64_t ms) {
