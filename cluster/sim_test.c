@@ -112,6 +112,24 @@ static void test_join_reaches_all(void **state) {
   syn_sim_free(sim);
 }
 
+/* At 200 members every join reaches every member by gossip within 3 s, long before a
+ * push-pull (every 30 s) would repair a miss: dissemination's transmissions are not
+ * spent echoing news back to whoever brought it. */
+static void test_join_disseminates_at_scale(void **state) {
+  syn_sim_config c = config(19);
+  c.members = 200;
+  c.capacity = 212;
+  syn_sim *sim = formed(19, &c);
+  syn_sim_run_until(sim, syn_sim_now(sim) + 35000); /* the formation's news dies out */
+  for (int k = 0; k < 12; k++) {
+    syn_sim_run_until(sim, syn_sim_now(sim) + 3000);
+    long j = syn_sim_join(sim);
+    assert_true(j >= 200);
+    assert_true(run_until(sim, 3000, all_see, (size_t)j, SYN_MEMBER_ALIVE) >= 0);
+  }
+  syn_sim_free(sim);
+}
+
 /* Two halves apart for 20 s declare each other dead; once the link is back the seeds
  * are re-contacted and everyone is alive everywhere again. */
 static void test_partition_heals(void **state) {
@@ -198,6 +216,7 @@ int main(void) {
       cmocka_unit_test(test_no_false_suspicion_without_loss),
       cmocka_unit_test(test_every_crash_detected),
       cmocka_unit_test(test_join_reaches_all),
+      cmocka_unit_test(test_join_disseminates_at_scale),
       cmocka_unit_test(test_partition_heals),
       cmocka_unit_test(test_pause_then_refute),
       cmocka_unit_test(test_lossy_no_false_death),
