@@ -4,7 +4,8 @@
  *   router/dashboard/ (embed.cmake); this file only knows their names.
  * - Only the members table is rendered here, into the template's <!--members--> marker,
  *   with the same columns and classes the script renders: with JavaScript off the page
- *   is that table, and with it on the first refresh changes nothing in the layout.
+ *   is that table, and with it on the first refresh changes nothing in the layout. The
+ *   process's role goes into <!--role--> (a node's admin port hides rates and search).
  * - The rate history is a fixed ring sampled by one repeating timer (unreferenced, so it
  *   never keeps the loop alive); the dashboard is freed in the timer's close callback. */
 #define _GNU_SOURCE /* memmem */
@@ -28,6 +29,7 @@ extern const size_t syn_asset_style_css_len;
 
 #define SAMPLE_INTERVAL_MS 1000
 #define MEMBERS_MARKER "<!--members-->"
+#define ROLE_MARKER "<!--role-->"
 
 /* Nothing but this origin: the page is self-contained, and a hostile shard name shown in
  * it can run nothing. */
@@ -154,20 +156,37 @@ static void member_row(syn_buf *b, const json_t *m) {
   syn_buf_append_str(b, "</tr>\n");
 }
 
-void syn_dashboard_page(syn_http_slot *slot, const json_t *status) {
-  const char *page = (const char *)syn_asset_index_html;
-  size_t len = syn_asset_index_html_len, marker = strlen(MEMBERS_MARKER);
-  const char *at = memmem(page, len, MEMBERS_MARKER, marker);
-  syn_buf b = SYN_BUF_INIT;
-  if (!at) { /* a template without the marker: served as it is */
-    syn_http_respond(slot, 200, "text/html; charset=utf-8", page, len, PAGE_HEADERS);
-    return;
+/* The template with each marker replaced, in the order they come (each at most once). */
+static void fill_template(syn_buf *b, const json_t *status) {
+  const char *page = (const char *)syn_asset_index_html, *end = page + syn_asset_index_html_len;
+  bool members_done = false, role_done = false;
+  while (page < end) {
+    const char *m =
+        members_done ? NULL
+                     : memmem(page, (size_t)(end - page), MEMBERS_MARKER, strlen(MEMBERS_MARKER));
+    const char *r =
+        role_done ? NULL : memmem(page, (size_t)(end - page), ROLE_MARKER, strlen(ROLE_MARKER));
+    const char *at = m && (!r || m < r) ? m : r;
+    if (!at) break;
+    syn_buf_append(b, page, (size_t)(at - page));
+    if (at == m) {
+      size_t i;
+      const json_t *row;
+      json_array_foreach(json_object_get(status, "members"), i, row) member_row(b, row);
+      members_done = true;
+      page = at + strlen(MEMBERS_MARKER);
+    } else {
+      escape_html(b, json_string_value(json_object_get(status, "role")));
+      role_done = true;
+      page = at + strlen(ROLE_MARKER);
+    }
   }
-  syn_buf_append(&b, page, (size_t)(at - page));
-  size_t i;
-  const json_t *m;
-  json_array_foreach(json_object_get(status, "members"), i, m) member_row(&b, m);
-  syn_buf_append(&b, at + marker, len - (size_t)(at - page) - marker);
+  syn_buf_append(b, page, (size_t)(end - page));
+}
+
+void syn_dashboard_page(syn_http_slot *slot, const json_t *status) {
+  syn_buf b = SYN_BUF_INIT;
+  fill_template(&b, status);
   if (b.data)
     syn_http_respond(slot, 200, "text/html; charset=utf-8", b.data, b.len, PAGE_HEADERS);
   else

@@ -108,17 +108,23 @@
                                 xy[0][0].toFixed(1) + " 60Z"};
   }
 
+  /* The x axis spans the history kept, at least a minute and at most the ring's capacity. */
   function renderHistory(doc) {
-    const maxAge = (doc.capacity || 300) * (doc.interval_ms || 1000);
-    const points = (doc.points || []).filter((p) => p[0] <= maxAge);
+    const kept = (doc.capacity || 300) * (doc.interval_ms || 1000);
+    const all = doc.points || [];
+    const maxAge = Math.min(kept, Math.max(60000, all.length ? all[0][0] : 0));
+    const points = all.filter((p) => p[0] <= maxAge);
     for (const fig of document.querySelectorAll(".chart")) {
       const col = (doc.series || []).indexOf(fig.dataset.series) + 1;
       if (col <= 0) continue;
       const now = points.length ? points[points.length - 1][col] : 0;
-      const peak = Math.max(1, ...points.map((p) => p[col]));
+      const top = Math.max(0, ...points.map((p) => p[col]));
+      const peak = Math.max(1, top);
+      const minutes = Math.round(maxAge / 60000);
       const box = svg("svg", {viewBox: "0 0 300 60", preserveAspectRatio: "none", role: "img",
         "aria-label": fig.dataset.series + ": " + now.toFixed(1) + " per second now, peak " +
-                      peak.toFixed(1) + " over the last " + Math.round(maxAge / 60000) + " minutes"});
+                      top.toFixed(1) + " over the last " + minutes + (minutes === 1 ? " minute" : " minutes")});
+      fig.dataset.peak = String(top);
       box.append(svg("line", {class: "axis", x1: 0, y1: 59.5, x2: 300, y2: 59.5}));
       if (points.length >= 2) {
         const p = chartPath(points, col, maxAge, peak);
@@ -126,7 +132,7 @@
       }
       const old = fig.querySelector("svg");
       if (old) old.replaceWith(box); else fig.append(box);
-      fig.querySelector(".now").textContent = now.toFixed(1) + "/s";
+      fig.querySelector(".now").textContent = now.toFixed(1) + "/s, peak " + top.toFixed(1);
     }
   }
 
@@ -231,12 +237,14 @@
     }
   }
 
+  function plural(n, word) { return num(n) + " " + word + (n === 1 ? "" : "s"); }
+
   function hitItem(h, i) {
     const li = el("li", {"data-info-hash": h.info_hash});
     li.append(el("span", {class: "hit-name"}, h.display_name || h.info_hash));
     const sim = typeof h.similarity === "number" ? (h.similarity * 100).toFixed(1) + "%" : DASH;
     li.append(el("div", {class: "hit-figures"}, "similarity " + sim + " \u00b7 " +
-      num(h.seeders) + " seeders \u00b7 " + num(h.leechers) + " leechers \u00b7 " +
+      plural(h.seeders, "seeder") + " \u00b7 " + plural(h.leechers, "leecher") + " \u00b7 " +
       (h.model || "") + (h.dimension ? " (" + h.dimension + " dims)" : "")));
     const tags = el("div", {class: "hit-tags"});
     for (const t of h.tags || []) tags.append(el("span", {class: "tag"}, t));
