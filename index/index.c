@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "index/group_commit.h"
 #include "index/vector_index.h"
 
 typedef struct coll {
@@ -54,6 +55,8 @@ struct syn_index {
   atomic_uint_fast64_t registrations, deletions, vector_searches, text_searches;
   atomic_uint_fast64_t exact_searches, deep_searches, snapshot_loads, snapshot_rejects;
   atomic_uint_fast64_t reconciliations, rebuilds_failed;
+  atomic_uint_fast64_t commit_groups, commit_writes;
+  syn_group_commit *commits; /* every write goes through it (group commit) */
 };
 
 /* ---- vector source over the store --------------------------------------------------- */
@@ -317,6 +320,8 @@ static int open_collections(syn_index *idx, char *err, size_t errlen) {
   return rc;
 }
 
+static int apply_group(void *ctx, syn_commit_req *const *reqs, size_t n);
+
 static syn_index *index_alloc(const syn_index_config *cfg) {
   syn_index *idx = calloc(1, sizeof *idx);
   if (!idx) return NULL;
@@ -331,6 +336,11 @@ static syn_index *index_alloc(const syn_index_config *cfg) {
   pthread_cond_init(&idx->idle_cv, &ca);
   pthread_condattr_destroy(&ca);
   atomic_init(&idx->stop, false);
+  idx->commits = syn_group_commit_new(SYN_INDEX_GROUP_WRITES, apply_group, idx);
+  if (!idx->commits) {
+    syn_index_close(idx);
+    return NULL;
+  }
   return idx;
 }
 
@@ -389,6 +399,7 @@ void syn_index_close(syn_index *idx) {
   for (size_t i = 0; i < idx->ncolls; i++) syn_vindex_free(idx->colls[i].vi);
   free(idx->colls);
   syn_store_close(idx->store);
+  syn_group_commit_free(idx->commits);
   pthread_mutex_destroy(&idx->write_mu);
   pthread_mutex_destroy(&idx->snap_mu);
   pthread_mutex_destroy(&idx->coll_mu);
@@ -429,53 +440,17 @@ static void apply_put(syn_index *idx, const syn_store_change *chg, uint32_t dim,
              dim, (long long)chg->id, strerror(-rc));
 }
 
-/* A shard registered without an embedding: stored (keyword search finds it), and any
- * vector of a version it replaces leaves its collection. */
-static int register_without_vector(syn_index *idx, const syn_shard_input *in, const syn_version *v,
-                                   bool *applied, char *err, size_t errlen) {
-  syn_store_change chg;
-  syn_vindex *old_vi = NULL;
-  pthread_mutex_lock(&idx->write_mu);
-  int rc = syn_store_put(idx->store, in, v, &chg, err, errlen);
-  if (rc == 0 && chg.old_id &&
-      (old_vi = coll_get(idx, chg.old_model_key, chg.old_dimension, false)) != NULL &&
-      syn_vindex_remove(old_vi, chg.old_id) != 0)
-    syn_warn("index %s/%u: removal of row %lld failed; rebuild queued", chg.old_model_key,
-             chg.old_dimension, (long long)chg.old_id);
-  pthread_mutex_unlock(&idx->write_mu);
-  if (rc != 0) return rc;
-  if (applied) *applied = chg.applied;
-  if (chg.applied) atomic_fetch_add(&idx->registrations, 1);
-  maybe_queue(idx, old_vi);
-  return 0;
-}
-
 int syn_index_register(syn_index *idx, const syn_shard_input *in, const syn_version *v,
                        bool *applied, char *err, size_t errlen) {
   if (err && errlen) err[0] = '\0';
   if (applied) *applied = false;
-  if (!in || !v || syn_dimension_check("dimension", in->dimension, err, errlen)) return -EINVAL;
-  if (!in->embedding) return register_without_vector(idx, in, v, applied, err, errlen);
-  float *unit = malloc(4 * (size_t)in->dimension);
-  if (!unit) return -ENOMEM;
-  if (!normalise(in->embedding, in->dimension, unit)) {
-    if (err && errlen) snprintf(err, errlen, "embedding must be finite and not all zero");
-    free(unit);
-    return -EINVAL;
-  }
-  syn_store_change chg;
-  syn_vindex *vi = NULL, *old_vi = NULL;
-  pthread_mutex_lock(&idx->write_mu);
-  int rc = syn_store_put(idx->store, in, v, &chg, err, errlen);
-  if (rc == 0 && chg.applied) apply_put(idx, &chg, in->dimension, unit, &vi, &old_vi);
-  pthread_mutex_unlock(&idx->write_mu);
-  free(unit);
-  if (rc != 0) return rc;
-  if (applied) *applied = chg.applied;
-  if (chg.applied) atomic_fetch_add(&idx->registrations, 1);
-  maybe_queue(idx, vi);
-  maybe_queue(idx, old_vi);
-  return 0;
+  if (!in || !v) return -EINVAL;
+  syn_index_write w = {
+      .shard = in, .info_hash = in->info_hash, .version = *v, .err = err, .errlen = errlen};
+  int rc = syn_index_apply(idx, &w, 1);
+  if (rc == 0) rc = w.rc;
+  if (rc == 0 && applied) *applied = w.applied;
+  return rc;
 }
 
 int syn_index_get(syn_index *idx, const char *info_hash, bool with_embedding, syn_shard *out) {
@@ -493,36 +468,50 @@ static void vector_gone(syn_index *idx, const syn_store_change *chg, syn_vindex 
 
 int syn_index_delete(syn_index *idx, const char *info_hash, const syn_version *v, int64_t now_ms,
                      bool *applied, bool *existed) {
-  syn_store_change chg;
-  syn_vindex *vi = NULL;
-  pthread_mutex_lock(&idx->write_mu);
-  int rc = syn_store_delete(idx->store, info_hash, v, now_ms, &chg);
-  if (rc == 0 && chg.applied) vector_gone(idx, &chg, &vi);
-  pthread_mutex_unlock(&idx->write_mu);
-  if (rc != 0) return rc;
-  if (applied) *applied = chg.applied;
-  if (existed) *existed = chg.existed;
-  if (chg.applied && chg.existed) atomic_fetch_add(&idx->deletions, 1);
-  maybe_queue(idx, vi);
-  return 0;
+  if (applied) *applied = false;
+  if (existed) *existed = false;
+  if (!v) return -EINVAL;
+  syn_index_write w = {.info_hash = info_hash, .version = *v, .now_ms = now_ms};
+  int rc = syn_index_apply(idx, &w, 1);
+  if (rc == 0) rc = w.rc;
+  if (rc == 0 && applied) *applied = w.applied;
+  if (rc == 0 && existed) *existed = w.existed;
+  return rc;
 }
 
-/* One write of a batch into the store; *unit gets the normalised vector of a
+/* The write's own message buffer, or a scratch one. */
+static char *write_err(syn_index_write *w, char *scratch, size_t cap, size_t *len) {
+  if (w->err && w->errlen) {
+    w->err[0] = '\0';
+    *len = w->errlen;
+    return w->err;
+  }
+  *len = cap;
+  return scratch;
+}
+
+/* One write of a group into the store; *unit gets the normalised vector of a
  * registration that has one (the caller frees). */
 static int apply_one_stored(syn_index *idx, syn_index_write *w, syn_store_change *chg,
                             float **unit) {
   *unit = NULL;
+  memset(chg, 0, sizeof *chg);
   if (!w->shard)
     return syn_store_batch_delete(idx->store, w->info_hash, &w->version, w->now_ms, chg);
   const syn_shard_input *in = w->shard;
-  char err[256];
-  if (syn_dimension_check("dimension", in->dimension, err, sizeof err)) return -EINVAL;
+  char scratch[256];
+  size_t errlen;
+  char *err = write_err(w, scratch, sizeof scratch, &errlen);
+  if (syn_dimension_check("dimension", in->dimension, err, errlen)) return -EINVAL;
   if (in->embedding) {
     *unit = malloc(4 * (size_t)in->dimension);
     if (!*unit) return -ENOMEM;
-    if (!normalise(in->embedding, in->dimension, *unit)) return -EINVAL;
+    if (!normalise(in->embedding, in->dimension, *unit)) {
+      snprintf(err, errlen, "embedding must be finite and not all zero");
+      return -EINVAL;
+    }
   }
-  return syn_store_batch_put(idx->store, in, &w->version, chg, err, sizeof err);
+  return syn_store_batch_put(idx->store, in, &w->version, chg, err, errlen);
 }
 
 /* After the commit: the vectors follow what the store applied, in the same order. */
@@ -543,33 +532,80 @@ static void apply_one_vectors(syn_index *idx, const syn_index_write *w, const sy
   vector_gone(idx, chg, old_vi); /* stored without a vector: the old one goes */
 }
 
-int syn_index_apply(syn_index *idx, syn_index_write *w, size_t n) {
-  if (n == 0) return 0;
-  syn_store_change *chg = calloc(n, sizeof *chg);
-  float **unit = calloc(n, sizeof *unit);
-  syn_vindex **touched = calloc(2 * n, sizeof *touched);
-  int rc = chg && unit && touched ? 0 : -ENOMEM;
+/* Scratch of one group: a change, a unit vector and two touched collections per write. */
+typedef struct group_scratch {
+  syn_store_change *chg;
+  float **unit;
+  syn_vindex **touched;
+} group_scratch;
+
+static int scratch_alloc(group_scratch *g, size_t n) {
+  g->chg = calloc(n, sizeof *g->chg);
+  g->unit = calloc(n, sizeof *g->unit);
+  g->touched = calloc(2 * n, sizeof *g->touched);
+  return g->chg && g->unit && g->touched ? 0 : -ENOMEM;
+}
+
+static void scratch_free(syn_index *idx, group_scratch *g, size_t n) {
+  for (size_t i = 0; g->touched && i < 2 * n; i++) maybe_queue(idx, g->touched[i]);
+  for (size_t i = 0; g->unit && i < n; i++) free(g->unit[i]);
+  free(g->unit);
+  free(g->chg);
+  free(g->touched);
+}
+
+/* The n writes (w[i], from every request of a group, oldest first) in one store
+ * transaction: one commit, one fsync; then their vectors in the same order. */
+static int apply_writes(syn_index *idx, syn_index_write *const *w, size_t n) {
+  group_scratch g;
+  int rc = scratch_alloc(&g, n);
   if (rc == 0) {
     pthread_mutex_lock(&idx->write_mu);
     rc = syn_store_batch_begin(idx->store);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-      w[i].rc = apply_one_stored(idx, &w[i], &chg[i], &unit[i]);
-      w[i].applied = w[i].rc == 0 && chg[i].applied;
+      w[i]->rc = apply_one_stored(idx, w[i], &g.chg[i], &g.unit[i]);
+      w[i]->applied = w[i]->rc == 0 && g.chg[i].applied;
+      w[i]->existed = w[i]->rc == 0 && g.chg[i].existed;
     }
     if (rc == 0) rc = syn_store_batch_end(idx->store);
     for (size_t i = 0; rc == 0 && i < n; i++)
-      apply_one_vectors(idx, &w[i], &chg[i], unit[i], &touched[2 * i], &touched[2 * i + 1]);
+      apply_one_vectors(idx, w[i], &g.chg[i], g.unit[i], &g.touched[2 * i], &g.touched[2 * i + 1]);
     pthread_mutex_unlock(&idx->write_mu);
   }
   for (size_t i = 0; rc != 0 && i < n; i++) {
-    w[i].rc = rc;
-    w[i].applied = false;
+    w[i]->rc = rc;
+    w[i]->applied = w[i]->existed = false;
   }
-  for (size_t i = 0; touched && i < 2 * n; i++) maybe_queue(idx, touched[i]);
-  for (size_t i = 0; unit && i < n; i++) free(unit[i]);
-  free(unit);
-  free(chg);
-  free(touched);
+  scratch_free(idx, &g, n);
+  return rc;
+}
+
+/* The group commit's apply function: every request's writes, flattened. */
+static int apply_group(void *ctx, syn_commit_req *const *reqs, size_t n) {
+  syn_index *idx = ctx;
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) total += reqs[i]->n;
+  syn_index_write **w = malloc((total ? total : 1) * sizeof *w);
+  if (!w) return -ENOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < reqs[i]->n; j++) w[k++] = (syn_index_write *)reqs[i]->writes + j;
+  int rc = total ? apply_writes(idx, w, total) : 0;
+  free(w);
+  atomic_fetch_add(&idx->commit_groups, 1);
+  atomic_fetch_add(&idx->commit_writes, total);
+  return rc;
+}
+
+int syn_index_apply(syn_index *idx, syn_index_write *w, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    w[i].rc = -EIO;
+    w[i].applied = w[i].existed = false;
+  }
+  if (n == 0) return 0;
+  syn_commit_req req = {.writes = w, .n = n};
+  int rc = syn_group_commit_run(idx->commits, &req);
+  for (size_t i = 0; rc != 0 && i < n; i++) w[i].rc = rc;
   return rc;
 }
 
@@ -976,6 +1012,8 @@ int syn_index_stats_get(syn_index *idx, syn_index_stats *out) {
   out->reconciliations = atomic_load(&idx->reconciliations);
   out->rebuilds_failed = atomic_load(&idx->rebuilds_failed);
   out->corrupt_rows = syn_store_corrupt_rows(idx->store);
+  out->commit_groups = atomic_load(&idx->commit_groups);
+  out->commit_writes = atomic_load(&idx->commit_writes);
   return out->shards < 0 ? (int)out->shards : 0;
 }
 

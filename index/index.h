@@ -13,10 +13,11 @@
  *
  * Callers: the node's worker threads, several at once, for every function below except
  * open and close (the node's main thread, once each). Every call blocks on SQLite and/or
- * faiss work (microseconds to milliseconds; a registration waits for its COMMIT's fsync),
- * so none may run on an event-loop thread. Writes (register, delete) are serialised by
- * one mutex; searches run in parallel with each other, with writes and with rebuilds, and
- * never wait for a rebuild.
+ * faiss work (microseconds to milliseconds; a write waits for the fsync of the COMMIT
+ * that holds it), so none may run on an event-loop thread. Writes (register, delete,
+ * apply) go through one group commit (below): concurrent writers share transactions;
+ * searches run in parallel with each other, with writes and with rebuilds, and never
+ * wait for a rebuild.
  *
  * Errors: 0 or a negative errno, with syn_index_strerror for text: -EINVAL bad input (the
  * router should answer 4xx), -ENOENT unknown info_hash, -ENOMEM, -EIO storage failure.
@@ -31,14 +32,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "index/index_config.h"
 #include "common/rank.h"
 #include "common/shard_rules.h"
+#include "index/index_config.h"
 #include "index/shard_store.h"
 
 typedef struct syn_index syn_index;
 
-#define SYN_INDEX_STATS_MAX 32    /* collections reported by syn_index_stats_get */
+#define SYN_INDEX_STATS_MAX 32 /* collections reported by syn_index_stats_get */
 
 /* Opens (creating if needed; data_dir's parent must exist) the registry under data_dir,
  * loads or rebuilds every collection's vector index, and starts the background thread.
@@ -74,21 +75,34 @@ int syn_index_get(syn_index *idx, const char *info_hash, bool with_embedding, sy
 int syn_index_delete(syn_index *idx, const char *info_hash, const syn_version *v, int64_t now_ms,
                      bool *applied, bool *existed);
 
-/* Writes from other replicas (anti-entropy, hand-off), applied as registrations and
- * deletes are, but many in one store transaction (one commit, one fsync). */
+/* Group commit: every write (register, delete, apply) is queued, and the writes of all
+ * callers queued while the previous transaction's commit ran are applied together, in
+ * queue order, in one store transaction: one COMMIT and one fsync for the lot, each
+ * write in its own savepoint so that one bad write fails alone (index/group_commit.h).
+ * A call returns only once the transaction holding its writes has committed, so the
+ * durability of each write is that of a lone one (synchronous=FULL by default: it
+ * survives kill -9 and power loss). A group holds at most SYN_INDEX_GROUP_WRITES writes
+ * (one caller's batch larger than that goes alone, whole). */
+#define SYN_INDEX_GROUP_WRITES 2048
+
+/* Many writes at once: a batch of registrations (node/shards.c), or writes from other
+ * replicas (anti-entropy, hand-off). */
 typedef struct syn_index_write {
   const syn_shard_input *shard; /* a registration, or NULL: a delete of info_hash */
   const char *info_hash;
   syn_version version;
   int64_t now_ms; /* a delete's tombstone time */
-  int rc;         /* out: as syn_index_register / syn_index_delete return */
-  bool applied;   /* out: it was newer than what was stored */
+  char *err;      /* optional: a registration's -EINVAL message naming the field */
+  size_t errlen;
+  int rc;       /* out: as syn_index_register / syn_index_delete return */
+  bool applied; /* out: it was newer than what was stored */
+  bool existed; /* out: a live record was there before */
 } syn_index_write;
 
 /* Applies the n writes in order; each one's outcome goes to its rc and applied, and a
- * write that fails leaves the others alone. Vectors change only once the batch is
- * committed. 0, or -ENOMEM / -EIO when the batch could not run or commit (then nothing
- * was applied and every rc says so). */
+ * write that fails leaves the others alone. Vectors change only once the transaction
+ * is committed. 0, or -ENOMEM / -EIO when the transaction could not run or commit (then
+ * nothing was applied and every rc says so). */
 int syn_index_apply(syn_index *idx, syn_index_write *w, size_t n);
 
 /* Removes the local record or tombstone without leaving a tombstone: the partition moved
@@ -199,6 +213,8 @@ typedef struct syn_index_stats {
   uint64_t vector_searches, text_searches, exact_searches, deep_searches;
   uint64_t snapshot_loads, snapshot_rejects, reconciliations, rebuilds_failed;
   uint64_t corrupt_rows; /* rows skipped because their stored embedding is malformed */
+  uint64_t commit_groups, commit_writes; /* transactions committed by the group commit and
+                                            the writes in them */
 } syn_index_stats;
 
 /* Counters and per-collection figures for /api/stats, /metrics and /cluster/status. */

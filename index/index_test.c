@@ -1,7 +1,8 @@
 /* The component through its face (index.h): register/get/delete/search with SQLite and
  * faiss together, exactness against brute force, filters that still fill `limit`, model
  * normalisation, the auto switch in the background, snapshots across reopen (missing,
- * stale, corrupt), text search, kill -9 durability, concurrent searches and writes. */
+ * stale, corrupt), text search, kill -9 durability, concurrent searches and writes, group
+ * commit (concurrent registrations; every acknowledged one durable across kill -9). */
 /* cmocka needs these before it, in this order. */
 // clang-format off
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/hlc.h"
 #include "index/testutil.h"
@@ -809,6 +811,120 @@ static void test_concurrent_searches_and_writes(void **state) {
     if (f->live[i] != found_in_top(f, i, 3)) fail_msg("shard %zu live %d", i, f->live[i]);
 }
 
+/* ---- group commit ---------------------------------------------------------------------- */
+
+enum { REG_THREADS = 8, REG_EACH = 40 };
+
+typedef struct reg_worker {
+  fx *f;
+  int t;
+  int ack_fd; /* -1, or a pipe: the index of each registration once acknowledged */
+  int errors;
+} reg_worker;
+
+/* Registers shards [t * REG_EACH, (t + 1) * REG_EACH) one at a time, each with its own
+ * version; no cmocka asserts off the main thread. */
+static void *registrar(void *arg) {
+  reg_worker *w = arg;
+  for (uint32_t k = 0; k < REG_EACH; k++) {
+    uint32_t i = (uint32_t)w->t * REG_EACH + k;
+    char h[41], err[256];
+    hash_of(i, h);
+    syn_shard_input in = {.info_hash = h,
+                          .display_name = "concurrent",
+                          .model = "m",
+                          .dimension = D,
+                          .embedding = w->f->vecs + (size_t)i * D,
+                          .file_size = -1,
+                          .entry_count = -1};
+    syn_version v = {.hlc = syn_hlc_from_ms(1000) + i};
+    snprintf(v.node, sizeof v.node, "t");
+    bool applied = false;
+    if (syn_index_register(w->f->idx, &in, &v, &applied, err, sizeof err) || !applied) {
+      w->errors++;
+      continue;
+    }
+    if (w->ack_fd >= 0 && write(w->ack_fd, &i, sizeof i) != sizeof i) w->errors++;
+  }
+  return NULL;
+}
+
+static int run_registrars(fx *f, int ack_fd) {
+  reg_worker w[REG_THREADS];
+  pthread_t th[REG_THREADS];
+  int errors = 0;
+  for (int t = 0; t < REG_THREADS; t++) {
+    w[t] = (reg_worker){f, t, ack_fd, 0};
+    if (pthread_create(&th[t], NULL, registrar, &w[t])) return -1;
+  }
+  for (int t = 0; t < REG_THREADS; t++) {
+    pthread_join(th[t], NULL);
+    errors += w[t].errors;
+  }
+  return errors;
+}
+
+/* Concurrent registrations all succeed, each once, and the commits counted hold them
+ * all (how many share one is timing; printed). */
+static void test_concurrent_registrations(void **state) {
+  fx *f = *state;
+  assert_int_equal(run_registrars(f, -1), 0);
+  syn_index_stats st;
+  syn_index_stats_get(f->idx, &st);
+  assert_int_equal(st.shards, REG_THREADS * REG_EACH);
+  assert_int_equal(st.commit_writes, REG_THREADS * REG_EACH);
+  assert_true(st.commit_groups >= 1 && st.commit_groups <= st.commit_writes);
+  print_message("%d concurrent registrations in %llu commits\n", REG_THREADS * REG_EACH,
+                (unsigned long long)st.commit_groups);
+  for (size_t i = 0; i < REG_THREADS * REG_EACH; i += 7) assert_true(finds_itself(f, i));
+}
+
+/* Every registration acknowledged to a concurrent caller survives kill -9 of the
+ * process in the middle of the others (synchronous=FULL, as the default). */
+static void test_concurrent_registrations_kill9(void **state) {
+  fx *f = *state;
+  syn_index_close(f->idx);
+  f->idx = NULL;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    f->cfg.sync_full = true;
+    f->idx = open_idx(f);
+    if (!f->idx) _exit(3);
+    _exit(run_registrars(f, fds[1]) == 0 ? 0 : 4);
+  }
+  close(fds[1]);
+  unsigned char *acked = calloc(REG_THREADS * REG_EACH, 1);
+  size_t n = 0;
+  uint32_t i;
+  while (n < REG_THREADS * REG_EACH / 2 && read(fds[0], &i, sizeof i) == sizeof i) {
+    if (i < REG_THREADS * REG_EACH) acked[i] = 1;
+    n++;
+  }
+  kill(pid, SIGKILL);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  while (read(fds[0], &i, sizeof i) == sizeof i) /* acknowledged before it died */
+    if (i < REG_THREADS * REG_EACH) acked[i] = 1, n++;
+  close(fds[0]);
+  assert_true(n >= REG_THREADS * REG_EACH / 2);
+  f->idx = open_idx(f);
+  assert_non_null(f->idx);
+  for (i = 0; i < REG_THREADS * REG_EACH; i++) {
+    if (!acked[i]) continue;
+    char h[41];
+    syn_shard s;
+    hash_of(i, h);
+    if (syn_index_get(f->idx, h, false, &s) != 0) fail_msg("acknowledged shard %u lost", i);
+    syn_shard_free(&s);
+  }
+  print_message("%zu acknowledged registrations survived kill -9\n", n);
+  free(acked);
+}
+
 /* Replica writes in one batch: registrations become searchable, a delete takes its
  * shard out of search, an update moves the vector, a bad record fails alone. */
 static void test_apply_batch(void **state) {
@@ -886,6 +1002,8 @@ int main(void) {
       T(test_kill9_then_reopen),
       T(test_concurrent_searches_and_writes),
       T(test_apply_batch),
+      T(test_concurrent_registrations),
+      T(test_concurrent_registrations_kill9),
   };
 #undef T
   return cmocka_run_group_tests_name("index", tests, NULL, NULL);

@@ -318,8 +318,18 @@ static int handle_batch(syn_node *node, node_worker *w, const uint8_t *data, siz
   if (reserve_batch_scratch(node, w, batch)) return -ENOMEM;
   uint32_t now = now_seconds();
   int64_t deadline = batch->has_deadline_unix_ms ? batch->deadline_unix_ms : 0;
-  for (size_t i = 0; i < batch->n_requests; i++)
-    handle_request(node, w, batch->requests[i], now, deadline);
+  size_t regs = 0;
+  for (size_t i = 0; i < batch->n_requests; i++) {
+    Synapse__Request *r = batch->requests[i];
+    if (r->body_case == SYNAPSE__REQUEST__BODY_REGISTER)
+      batch->requests[regs++] = r; /* registrations to the front, the rest served now */
+    else
+      handle_request(node, w, r, now, deadline);
+  }
+  /* Every registration of the batch in one group commit and one copy per replica. */
+  if (regs)
+    syn_shards_register(&node->shards, (const Synapse__Request *const *)batch->requests, regs,
+                        deadline, &w->reply);
   return 0;
 }
 
@@ -417,7 +427,8 @@ int syn_node_serve_inline(syn_node *node, const Synapse__Request *req, Synapse__
     return 0;
   }
   syn_buf_reset(&w->peers);
-  if (syn_buf_reserve(&w->peers, announce_scratch(req->announce, numwant_of(node, req->announce)) + 1))
+  if (syn_buf_reserve(&w->peers,
+                      announce_scratch(req->announce, numwant_of(node, req->announce)) + 1))
     return -ENOMEM;
   w->announce = (Synapse__AnnounceReply)SYNAPSE__ANNOUNCE_REPLY__INIT;
   handle_announce(node, w, req->announce, now, rep, &w->announce);

@@ -12,13 +12,13 @@
 #include "proto/wire.h"
 
 #define MAX_KEY_BUCKETS 4096
-#define MAX_KEYS 50000          /* versions in one KeysRequest reply */
+#define MAX_KEYS 50000 /* versions in one KeysRequest reply */
 #define MAX_RECORDS 256
 /* A records reply stays well under the members' message limit (4 MiB): 128 shards with
  * 4096-value embeddings and 16 KiB signatures and keys would not. At least one record
  * is always sent, and one record is far below the limit. */
 #define RECORDS_REPLY_MAX_BYTES (2u << 20)
-#define SWARM_PAGE_PEERS 20000  /* a page ends at the stripe where it passed this */
+#define SWARM_PAGE_PEERS 20000 /* a page ends at the stripe where it passed this */
 
 typedef struct served {
   Synapse__ReplicaReply rep;
@@ -38,6 +38,7 @@ typedef struct served {
   Synapse__AnnounceRequest **peer_ptrs;
   uint8_t *peer_bytes;
   size_t n_peers, peers_cap;
+  protobuf_c_boolean *puts_ok, *puts_existed;
 } served;
 
 static void refuse(served *s, const char *why) {
@@ -58,9 +59,13 @@ static void swarm_updates(syn_replica *r, const Synapse__SwarmUpdates *u, served
     if (a->info_hash.len != 20 || a->peer_id.len != 20 || (a->ip.len != 4 && a->ip.len != 16) ||
         a->port == 0 || a->port > 65535)
       continue;
-    syn_announce req = {.info_hash = a->info_hash.data, .peer_id = a->peer_id.data,
-                        .ip = a->ip.data, .ip_len = a->ip.len, .port = (uint16_t)a->port,
-                        .event = a->event, .left = a->left};
+    syn_announce req = {.info_hash = a->info_hash.data,
+                        .peer_id = a->peer_id.data,
+                        .ip = a->ip.data,
+                        .ip_len = a->ip.len,
+                        .port = (uint16_t)a->port,
+                        .event = a->event,
+                        .left = a->left};
     syn_announce_result res = {0};
     syn_swarm_announce(r->swarms, &req, now, &res);
   }
@@ -74,10 +79,43 @@ static void shard_put(syn_replica *r, const Synapse__ShardPut *p, served *s) {
   rec.shard = p->shard;
   syn_key_version before;
   s->rep.has_existed = 1;
-  s->rep.existed = rec.info_hash && syn_index_version(r->index, rec.info_hash, &before) == 0 &&
-                   !before.deleted;
+  s->rep.existed =
+      rec.info_hash && syn_index_version(r->index, rec.info_hash, &before) == 0 && !before.deleted;
   int rc = replica_apply_record(r, &rec);
   if (rc) refuse(s, rc == -EINVAL ? "bad shard or version" : "cannot store the shard");
+}
+
+/* A coordinator's batch of registrations: one transaction here, an answer per shard. */
+static void shard_puts(syn_replica *r, const Synapse__ShardPuts *p, served *s) {
+  size_t n = p->n_shards;
+  if (n == 0) return;
+  s->records = calloc(n, sizeof *s->records);
+  s->record_ptrs = calloc(n, sizeof *s->record_ptrs);
+  s->puts_ok = calloc(n, sizeof *s->puts_ok);
+  s->puts_existed = calloc(n, sizeof *s->puts_existed);
+  bool *ok = calloc(n, sizeof *ok), *existed = calloc(n, sizeof *existed);
+  if (s->records && s->record_ptrs && s->puts_ok && s->puts_existed && ok && existed) {
+    for (size_t i = 0; i < n; i++) {
+      synapse__record__init(&s->records[i]);
+      s->records[i].info_hash = p->shards[i]->info_hash;
+      s->records[i].version = p->shards[i]->version;
+      s->records[i].shard = p->shards[i];
+      s->record_ptrs[i] = &s->records[i];
+    }
+    replica_apply_records(r, s->record_ptrs, n, ok, existed);
+    for (size_t i = 0; i < n; i++) {
+      s->puts_ok[i] = ok[i];
+      s->puts_existed[i] = existed[i];
+    }
+    s->rep.puts_ok = s->puts_ok;
+    s->rep.n_puts_ok = n;
+    s->rep.puts_existed = s->puts_existed;
+    s->rep.n_puts_existed = n;
+  } else {
+    refuse(s, "out of memory");
+  }
+  free(ok);
+  free(existed);
 }
 
 static void shard_delete(syn_replica *r, const Synapse__ShardDelete *d, served *s) {
@@ -293,6 +331,8 @@ static void served_free(served *s) {
   free(s->peers);
   free(s->peer_ptrs);
   free(s->peer_bytes);
+  free(s->puts_ok);
+  free(s->puts_existed);
 }
 
 int peer_serve(void *ctx, const uint8_t *data, size_t len, syn_buf *out) {
@@ -306,8 +346,11 @@ int peer_serve(void *ctx, const uint8_t *data, size_t len, syn_buf *out) {
   s.rep.has_stale = 1;
   s.rep.stale = atomic_load(&r->stale);
   switch (req->body_case) {
-  case SYNAPSE__REPLICA_REQUEST__BODY_SWARM_UPDATES: swarm_updates(r, req->swarm_updates, &s); break;
+  case SYNAPSE__REPLICA_REQUEST__BODY_SWARM_UPDATES:
+    swarm_updates(r, req->swarm_updates, &s);
+    break;
   case SYNAPSE__REPLICA_REQUEST__BODY_SHARD_PUT: shard_put(r, req->shard_put, &s); break;
+  case SYNAPSE__REPLICA_REQUEST__BODY_SHARD_PUTS: shard_puts(r, req->shard_puts, &s); break;
   case SYNAPSE__REPLICA_REQUEST__BODY_SHARD_DELETE: shard_delete(r, req->shard_delete, &s); break;
   case SYNAPSE__REPLICA_REQUEST__BODY_DIGESTS: digests(r, req->digests, &s); break;
   case SYNAPSE__REPLICA_REQUEST__BODY_KEYS: keys(r, req->keys, &s); break;

@@ -103,22 +103,34 @@ int replica_apply_record(syn_replica *r, const Synapse__Record *rec) {
   return rc;
 }
 
-size_t replica_apply_records(syn_replica *r, Synapse__Record *const *recs, size_t n) {
+size_t replica_apply_records(syn_replica *r, Synapse__Record *const *recs, size_t n, bool *ok,
+                             bool *existed) {
   record_write *rw = calloc(n ? n : 1, sizeof *rw);
   syn_index_write *w = calloc(n ? n : 1, sizeof *w);
-  size_t valid = 0, ok = 0;
-  for (size_t i = 0; rw && w && i < n; i++)
-    if (record_to_write(r, recs[i], &rw[i]) == 0) w[valid++] = rw[i].w;
-  if (rw && w && syn_index_apply(r->index, w, valid) == 0)
+  size_t *at = calloc(n ? n : 1, sizeof *at); /* record index of each write */
+  size_t valid = 0, applied_ok = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (ok) ok[i] = false;
+    if (existed) existed[i] = false;
+  }
+  for (size_t i = 0; rw && w && at && i < n; i++)
+    if (record_to_write(r, recs[i], &rw[i]) == 0) {
+      at[valid] = i;
+      w[valid++] = rw[i].w;
+    }
+  if (rw && w && at && syn_index_apply(r->index, w, valid) == 0)
     for (size_t i = 0; i < valid; i++) {
-      ok += w[i].rc == 0;
+      applied_ok += w[i].rc == 0;
+      if (ok) ok[at[i]] = w[i].rc == 0;
+      if (existed) existed[at[i]] = w[i].rc == 0 && w[i].existed;
       if (w[i].rc == 0 && w[i].applied)
         syn_registered_note(r->registered, w[i].info_hash, w[i].shard != NULL);
     }
   for (size_t i = 0; rw && i < n; i++) free(rw[i].emb);
   free(rw);
   free(w);
-  return ok;
+  free(at);
+  return applied_ok;
 }
 
 /* ---- serving state ---- */

@@ -55,6 +55,21 @@ void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a);
  * *existed_elsewhere (may be NULL) tells whether a replica held a live record before. */
 int syn_replica_put(syn_replica *r, const Synapse__Shard *shard, bool *existed_elsewhere, char *err,
                     size_t err_len);
+
+/* The same for many persisted writes at once (a batch of registrations): the copies are
+ * grouped by replica, and each replica gets them in as few ShardPuts messages as fit
+ * (about 1 MiB each; one write alone goes as a ShardPut), applied there in one
+ * transaction; every replica is asked at once (a thread each) and waited for. Each
+ * copy's rc is 0 once W replicas in all hold it or something newer, else -1 with a
+ * message in err naming how many do. r NULL (standalone): all 0. Blocks up to 3/4 of
+ * the request timeout. The shards are borrowed for the call. */
+typedef struct syn_replica_copy {
+  const Synapse__Shard *shard; /* in: the stored write, with its version and embedding */
+  int rc;                      /* out */
+  bool existed_elsewhere;      /* out: a replica held a live record before */
+  char err[96];                /* out, when rc != 0 */
+} syn_replica_copy;
+void syn_replica_put_many(syn_replica *r, syn_replica_copy *c, size_t n);
 int syn_replica_delete(syn_replica *r, const char *info_hash, const syn_version *v,
                        bool *existed_elsewhere, char *err, size_t err_len);
 

@@ -85,9 +85,12 @@ Synapse__ReplicaReply *replica_call(syn_replica *r, const char *peer_url,
 /* Applies a record or tombstone from another node (newest version wins); observes its
  * clock. 0, or a negative errno for a malformed record. */
 int replica_apply_record(syn_replica *r, const Synapse__Record *rec);
-/* The same for many records pulled at once, in one index batch (one commit): the
- * number applied without error. */
-size_t replica_apply_records(syn_replica *r, Synapse__Record *const *recs, size_t n);
+/* The same for many records at once (pulled, or a coordinator's batch of
+ * registrations), in one index batch (one commit): the number applied without error.
+ * ok[i] and existed[i] (each may be NULL; n entries) tell, per record, whether it was
+ * stored (or something newer was held) and whether a live record was there before. */
+size_t replica_apply_records(syn_replica *r, Synapse__Record *const *recs, size_t n, bool *ok,
+                             bool *existed);
 
 /* Records one finished round of `kind` (SYNC_*). */
 void replica_note_round(syn_replica *r, int kind, uint64_t duration_us, uint64_t partitions,

@@ -10,7 +10,11 @@
  *   only ever removed once that replica acknowledged the batch holding it.
  * - Shard writes: the coordinator persisted the write first; the copy goes to every
  *   other usable replica at once (one thread each, so a dead one costs its timeout once)
- *   and the write is acknowledged when W replicas in all hold it or something newer. */
+ *   and the write is acknowledged when W replicas in all hold it or something newer.
+ * - Batches of shard writes (a node's batch of registrations): grouped by replica, one
+ *   thread per replica sends its share as ShardPuts of about 1 MiB each, which the
+ *   replica applies in one transaction (one fsync); each write is acknowledged by the
+ *   same W rule on its own. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,14 +253,222 @@ static int replicate(syn_replica *r, const char *hex, const Synapse__ReplicaRequ
   return -1;
 }
 
-int syn_replica_put(syn_replica *r, const Synapse__Shard *shard, bool *existed_elsewhere,
-                    char *err, size_t err_len) {
+/* ---- batches of shard writes: one ShardPuts per replica ---- */
+
+/* A ShardPuts stays well under the members' message limit (4 MiB); one shard always
+ * goes, and one shard is far below the limit. */
+#define PUTS_MAX_BYTES (1u << 20)
+
+/* The copies one batch sends to one replica: entries index the batch's copies. */
+typedef struct puts_target {
+  syn_replica *r;
+  char url[SYN_MEMBER_URL_MAX + 1];
+  size_t *items;
+  bool *ok, *existed; /* per entry */
+  size_t n, cap;
+  uint64_t deadline;
+  const syn_replica_copy *copies;
+} puts_target;
+
+/* One chunk as a request: ShardPut for one shard (what every version of a node
+ * answers), ShardPuts for more. */
+static Synapse__ReplicaReply *puts_call(puts_target *t, Synapse__Shard **shards, size_t n,
+                                        uint32_t timeout_ms) {
   Synapse__ShardPut put = SYNAPSE__SHARD_PUT__INIT;
-  put.shard = (Synapse__Shard *)shard;
+  Synapse__ShardPuts puts = SYNAPSE__SHARD_PUTS__INIT;
   Synapse__ReplicaRequest req = SYNAPSE__REPLICA_REQUEST__INIT;
-  req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_SHARD_PUT;
-  req.shard_put = &put;
-  return replicate(r, shard->info_hash, &req, "registration", existed_elsewhere, err, err_len);
+  if (n == 1) {
+    put.shard = shards[0];
+    req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_SHARD_PUT;
+    req.shard_put = &put;
+  } else {
+    puts.shards = shards;
+    puts.n_shards = n;
+    req.body_case = SYNAPSE__REPLICA_REQUEST__BODY_SHARD_PUTS;
+    req.shard_puts = &puts;
+  }
+  return replica_call(t->r, t->url, &req, timeout_ms);
+}
+
+/* Reads a chunk's answer into the target's per-entry flags. */
+static void puts_note(puts_target *t, size_t first, size_t n, const Synapse__ReplicaReply *rep) {
+  for (size_t j = 0; j < n; j++) {
+    if (n == 1) {
+      t->ok[first] = rep->ok;
+      t->existed[first] = rep->has_existed && rep->existed;
+    } else if (rep->ok && rep->n_puts_ok == n) {
+      t->ok[first + j] = rep->puts_ok[j];
+      t->existed[first + j] = j < rep->n_puts_existed && rep->puts_existed[j];
+    }
+  }
+}
+
+/* Sends entries [first, first + n) as one chunk, retried while the budget lasts. */
+static void puts_chunk(puts_target *t, Synapse__Shard **shards, size_t first, size_t n) {
+  for (size_t j = 0; j < n; j++) shards[j] = (Synapse__Shard *)t->copies[t->items[first + j]].shard;
+  for (;;) {
+    uint64_t now = replica_mono_ms();
+    if (now >= t->deadline || atomic_load(&t->r->stopping)) return;
+    Synapse__ReplicaReply *rep = puts_call(t, shards, n, (uint32_t)(t->deadline - now));
+    if (rep) {
+      puts_note(t, first, n, rep);
+      synapse__replica_reply__free_unpacked(rep, NULL);
+      return;
+    }
+    if (replica_mono_ms() + 20 >= t->deadline) return;
+    replica_sleep(t->r, 10);
+  }
+}
+
+static void *puts_main(void *arg) {
+  puts_target *t = arg;
+  Synapse__Shard **shards = malloc((t->n ? t->n : 1) * sizeof *shards);
+  for (size_t first = 0; shards && first < t->n;) {
+    size_t n = 0, bytes = 0;
+    while (first + n < t->n) {
+      size_t b = protobuf_c_message_get_packed_size(&t->copies[t->items[first + n]].shard->base);
+      if (n > 0 && bytes + b > PUTS_MAX_BYTES) break;
+      bytes += b;
+      n++;
+    }
+    puts_chunk(t, shards, first, n);
+    first += n;
+  }
+  free(shards);
+  return NULL;
+}
+
+/* The target for url, added when new. NULL on ENOMEM. */
+static puts_target *puts_target_for(puts_target **ts, size_t *nt, size_t *cap, const char *url) {
+  for (size_t i = 0; i < *nt; i++)
+    if (strcmp((*ts)[i].url, url) == 0) return &(*ts)[i];
+  if (*nt == *cap) {
+    size_t c = *cap ? 2 * *cap : 4;
+    puts_target *g = realloc(*ts, c * sizeof *g);
+    if (!g) return NULL;
+    *ts = g;
+    *cap = c;
+  }
+  puts_target *t = &(*ts)[(*nt)++];
+  memset(t, 0, sizeof *t);
+  snprintf(t->url, sizeof t->url, "%s", url);
+  return t;
+}
+
+static int puts_target_add(puts_target *t, size_t item) {
+  if (t->n == t->cap) {
+    size_t c = t->cap ? 2 * t->cap : 16;
+    size_t *items = realloc(t->items, c * sizeof *items);
+    if (!items) return -ENOMEM;
+    t->items = items;
+    t->cap = c;
+  }
+  t->items[t->n++] = item;
+  return 0;
+}
+
+/* Groups the copies by the replicas they go to; need[i] = the quorum of copy i (0: its
+ * info_hash is malformed). */
+static int puts_plan(syn_replica *r, const syn_replica_copy *c, size_t n, uint32_t *need,
+                     puts_target **ts, size_t *nt) {
+  size_t cap = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t key[20];
+    char norm[65];
+    need[i] = 0;
+    const char *hex = c[i].shard->info_hash;
+    if (!hex || syn_info_hash_parse(hex, strlen(hex), norm, key)) continue;
+    copy_call calls[SYN_RING_MAX_REPLICATION];
+    uint32_t factor = 1;
+    size_t k = copy_targets(r, key, calls, &factor);
+    need[i] = r->cfg->write_quorum < factor ? r->cfg->write_quorum : factor;
+    for (size_t j = 0; j < k; j++) {
+      puts_target *t = puts_target_for(ts, nt, &cap, calls[j].url);
+      if (!t || puts_target_add(t, i)) return -ENOMEM;
+    }
+  }
+  return 0;
+}
+
+/* Runs every target's copies at once (a thread each) and waits for all. */
+static void puts_run(syn_replica *r, const syn_replica_copy *c, puts_target *ts, size_t nt) {
+  /* Leaves the router's deadline room for the local write and the reply. */
+  uint64_t deadline = replica_mono_ms() + r->cfg->request_timeout_ms * 3 / 4 + 1;
+  pthread_t *threads = calloc(nt ? nt : 1, sizeof *threads);
+  bool *started = calloc(nt ? nt : 1, sizeof *started);
+  for (size_t i = 0; i < nt; i++) {
+    puts_target *t = &ts[i];
+    t->r = r;
+    t->copies = c;
+    t->deadline = deadline;
+    t->ok = calloc(t->n, sizeof *t->ok);
+    t->existed = calloc(t->n, sizeof *t->existed);
+    if (!t->ok || !t->existed) continue; /* counted as not held there */
+    if (threads && started) started[i] = pthread_create(&threads[i], NULL, puts_main, t) == 0;
+    if (!started || !started[i]) puts_main(t);
+  }
+  for (size_t i = 0; i < nt; i++)
+    if (started && started[i]) pthread_join(threads[i], NULL);
+  free(threads);
+  free(started);
+}
+
+/* Each copy's outcome from the targets' answers. */
+static void puts_tally(syn_replica_copy *c, size_t n, const uint32_t *need, const puts_target *ts,
+                       size_t nt, uint32_t *acks) {
+  for (size_t i = 0; i < n; i++) acks[i] = 1; /* this node holds it already */
+  for (size_t i = 0; i < nt; i++)
+    for (size_t j = 0; ts[i].ok && ts[i].existed && j < ts[i].n; j++) {
+      size_t item = ts[i].items[j];
+      acks[item] += ts[i].ok[j];
+      if (ts[i].existed[j]) c[item].existed_elsewhere = true;
+    }
+  for (size_t i = 0; i < n; i++) {
+    c[i].rc = need[i] && acks[i] >= need[i] ? 0 : -1;
+    if (c[i].rc && need[i])
+      snprintf(c[i].err, sizeof c[i].err,
+               "registration persisted on %u of the %u replicas required; retry", acks[i], need[i]);
+    else if (c[i].rc)
+      snprintf(c[i].err, sizeof c[i].err, "info_hash must be hex");
+  }
+}
+
+void syn_replica_put_many(syn_replica *r, syn_replica_copy *c, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    c[i].rc = 0;
+    c[i].existed_elsewhere = false;
+    c[i].err[0] = '\0';
+  }
+  if (!r || n == 0) return;
+  uint32_t *need = calloc(n, sizeof *need), *acks = calloc(n, sizeof *acks);
+  puts_target *ts = NULL;
+  size_t nt = 0;
+  int rc = need && acks ? puts_plan(r, c, n, need, &ts, &nt) : -ENOMEM;
+  if (rc == 0) {
+    puts_run(r, c, ts, nt);
+    puts_tally(c, n, need, ts, nt, acks);
+  }
+  for (size_t i = 0; rc && i < n; i++) {
+    c[i].rc = -1;
+    snprintf(c[i].err, sizeof c[i].err, "out of memory");
+  }
+  for (size_t i = 0; i < nt; i++) {
+    free(ts[i].items);
+    free(ts[i].ok);
+    free(ts[i].existed);
+  }
+  free(ts);
+  free(need);
+  free(acks);
+}
+
+int syn_replica_put(syn_replica *r, const Synapse__Shard *shard, bool *existed_elsewhere, char *err,
+                    size_t err_len) {
+  syn_replica_copy c = {.shard = shard};
+  syn_replica_put_many(r, &c, 1);
+  if (existed_elsewhere) *existed_elsewhere = c.existed_elsewhere;
+  if (c.rc) snprintf(err, err_len, "%s", c.err);
+  return c.rc;
 }
 
 int syn_replica_delete(syn_replica *r, const char *info_hash, const syn_version *v,

@@ -69,7 +69,8 @@ static Synapse__ErrorCode code_of(int rc) {
 }
 
 /* The 20 bytes that name a shard's swarm: v1 hash, or a v2 hash truncated (BEP 52). */
-static void swarm_figures(syn_shards *sh, const char *hex, uint32_t now, Synapse__SwarmFigures *out) {
+static void swarm_figures(syn_shards *sh, const char *hex, uint32_t now,
+                          Synapse__SwarmFigures *out) {
   uint8_t key[20];
   syn_scrape_result r = {0};
   if (syn_hex_decode(hex, 40, key, 20) == 0) syn_swarm_scrape(sh->swarms, key, now, &r);
@@ -78,71 +79,143 @@ static void swarm_figures(syn_shards *sh, const char *hex, uint32_t now, Synapse
   out->downloaded = r.downloaded;
 }
 
-/* Copies the stored write (with its times, version and embedding) to the other replicas
- * (W quorum). */
-static int replicate_put(syn_shards *sh, const char *hex, bool *existed, char *err,
-                         size_t err_len) {
-  if (!sh->replica) return 0;
-  syn_shard stored;
-  if (syn_index_get(sh->index, hex, true, &stored)) {
-    snprintf(err, err_len, "registration replaced before replication; retry");
-    return -1;
-  }
-  Synapse__Shard copy;
-  Synapse__Version version;
-  syn_shard_to_proto(&stored, &copy, &version);
-  int rc = syn_replica_put(sh->replica, &copy, existed, err, err_len);
-  syn_shard_free(&stored);
-  return rc;
-}
-
 static syn_version new_version(syn_shards *sh) {
   syn_version v = {.hlc = syn_hlc_now(&sh->hlc, 0)};
   snprintf(v.node, sizeof v.node, "%s", sh->cfg->node_id);
   return v;
 }
 
-static void handle_register(syn_shards *sh, uint64_t id, const Synapse__RegisterRequest *r,
-                            syn_buf *reply) {
-  const Synapse__Shard *p = r->shard;
-  bool bad;
+/* One registration of a batch, from its request to its reply. */
+typedef struct reg_item {
+  uint64_t id;
+  bool answered; /* its error reply is out */
   char hex[65];
-  if (!p->info_hash || syn_info_hash_normalize(p->info_hash, hex)) {
-    append_error(reply, id, SYNAPSE__ERROR_CODE__BAD_REQUEST, "info_hash must be hex");
-    return;
-  }
-  float *embedding = syn_shard_embedding_copy(p, &bad);
-  if (bad || (p->has_embedding && !embedding)) {
-    append_error(reply, id, bad ? SYNAPSE__ERROR_CODE__BAD_REQUEST : SYNAPSE__ERROR_CODE__INTERNAL,
-                 bad ? "embedding length is not the dimension" : "out of memory");
-    return;
-  }
-  syn_shard_input in = syn_shard_input_from_proto(p, embedding);
-  in.created_at_ms = 0; /* a new write keeps the stored creation time, or starts one */
+  float *embedding; /* owned */
+  syn_shard_input in;
+  bool existed;
+  syn_index_write *w;
+  char err[256];
+  syn_shard stored; /* what is copied to the other replicas */
+  bool have_stored;
+} reg_item;
+
+static void reg_refuse(reg_item *it, syn_buf *reply, Synapse__ErrorCode code, const char *msg) {
+  append_error(reply, it->id, code, msg);
+  it->answered = true;
+}
+
+/* Checks one request and makes its write (the version stamped now); an error is
+ * answered at once. */
+static void reg_prepare(syn_shards *sh, const Synapse__Request *req, int64_t deadline_ms,
+                        reg_item *it, syn_index_write *w, syn_buf *reply) {
+  const Synapse__Shard *p = req->register_->shard;
+  bool bad;
+  it->id = req->id;
+  if (deadline_ms && syn_wall_ms() > deadline_ms)
+    return reg_refuse(it, reply, SYNAPSE__ERROR_CODE__UNAVAILABLE,
+                      "the request's deadline passed before this node got to it; retry");
+  if (!p->info_hash || syn_info_hash_normalize(p->info_hash, it->hex))
+    return reg_refuse(it, reply, SYNAPSE__ERROR_CODE__BAD_REQUEST, "info_hash must be hex");
+  it->embedding = syn_shard_embedding_copy(p, &bad);
+  if (bad || (p->has_embedding && !it->embedding))
+    return reg_refuse(it, reply,
+                      bad ? SYNAPSE__ERROR_CODE__BAD_REQUEST : SYNAPSE__ERROR_CODE__INTERNAL,
+                      bad ? "embedding length is not the dimension" : "out of memory");
+  it->in = syn_shard_input_from_proto(p, it->embedding);
+  it->in.created_at_ms = 0; /* a new write keeps the stored creation time, or starts one */
   syn_key_version before;
-  bool existed = syn_index_version(sh->index, hex, &before) == 0 && !before.deleted;
-  syn_version v = new_version(sh);
-  char err[256] = "";
-  bool applied = false;
-  int rc = syn_index_register(sh->index, &in, &v, &applied, err, sizeof err);
-  free(embedding);
-  if (rc == 0 && applied) syn_registered_note(sh->registered, hex, true);
-  if (rc) {
-    append_error(reply, id, code_of(rc), *err ? err : syn_index_strerror(rc));
+  it->existed = syn_index_version(sh->index, it->hex, &before) == 0 && !before.deleted;
+  *w = (syn_index_write){.shard = &it->in,
+                         .info_hash = it->hex,
+                         .version = new_version(sh),
+                         .err = it->err,
+                         .errlen = sizeof it->err};
+  it->w = w;
+}
+
+/* After the index applied them: errors answered, applied keys noted. */
+static void reg_stored(syn_shards *sh, reg_item *it, syn_buf *reply) {
+  if (it->answered) return;
+  int rc = it->w->rc;
+  if (rc == 0 && it->w->applied) syn_registered_note(sh->registered, it->hex, true);
+  if (rc) reg_refuse(it, reply, code_of(rc), *it->err ? it->err : syn_index_strerror(rc));
+}
+
+/* Copies every stored write of the batch (with its times, version and embedding) to
+ * the other replicas at once (W quorum each); answers each registration. */
+static void reg_replicate(syn_shards *sh, reg_item *items, size_t n, syn_buf *reply) {
+  syn_replica_copy *copies = calloc(n ? n : 1, sizeof *copies);
+  Synapse__Shard *msgs = calloc(n ? n : 1, sizeof *msgs);
+  Synapse__Version *versions = calloc(n ? n : 1, sizeof *versions);
+  size_t *at = calloc(n ? n : 1, sizeof *at);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    reg_item *it = &items[i];
+    if (it->answered) continue;
+    if (!copies || !msgs || !versions || !at) {
+      reg_refuse(it, reply, SYNAPSE__ERROR_CODE__INTERNAL, "out of memory");
+      continue;
+    }
+    if (sh->replica && syn_index_get(sh->index, it->hex, true, &it->stored)) {
+      reg_refuse(it, reply, SYNAPSE__ERROR_CODE__UNAVAILABLE,
+                 "registration replaced before replication; retry");
+      continue;
+    }
+    it->have_stored = sh->replica != NULL;
+    if (it->have_stored) syn_shard_to_proto(&it->stored, &msgs[k], &versions[k]);
+    copies[k].shard = &msgs[k];
+    at[k++] = i;
+  }
+  if (k) syn_replica_put_many(sh->replica, copies, k);
+  for (size_t j = 0; j < k; j++) {
+    reg_item *it = &items[at[j]];
+    if (copies[j].rc) {
+      reg_refuse(it, reply, SYNAPSE__ERROR_CODE__UNAVAILABLE, copies[j].err);
+      continue;
+    }
+    Synapse__RegisterReply body = SYNAPSE__REGISTER_REPLY__INIT;
+    body.created = !it->existed && !copies[j].existed_elsewhere;
+    Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+    rep.id = it->id;
+    rep.body_case = SYNAPSE__REPLY__BODY_REGISTER;
+    rep.register_ = &body;
+    append(reply, &rep);
+  }
+  free(copies);
+  free(msgs);
+  free(versions);
+  free(at);
+}
+
+static void reg_items_free(reg_item *items, size_t n) {
+  for (size_t i = 0; items && i < n; i++) {
+    free(items[i].embedding);
+    if (items[i].have_stored) syn_shard_free(&items[i].stored);
+  }
+  free(items);
+}
+
+void syn_shards_register(syn_shards *sh, const Synapse__Request *const *reqs, size_t n,
+                         int64_t deadline_ms, syn_buf *reply) {
+  reg_item *items = calloc(n ? n : 1, sizeof *items);
+  syn_index_write *w = calloc(n ? n : 1, sizeof *w);
+  if (!items || !w) {
+    for (size_t i = 0; i < n; i++)
+      append_error(reply, reqs[i]->id, SYNAPSE__ERROR_CODE__INTERNAL, "out of memory");
+    free(w);
+    free(items);
     return;
   }
-  bool elsewhere = false;
-  if (replicate_put(sh, hex, &elsewhere, err, sizeof err)) {
-    append_error(reply, id, SYNAPSE__ERROR_CODE__UNAVAILABLE, err);
-    return;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    reg_prepare(sh, reqs[i], deadline_ms, &items[i], &w[k], reply);
+    k += items[i].w != NULL;
   }
-  Synapse__RegisterReply body = SYNAPSE__REGISTER_REPLY__INIT;
-  body.created = !existed && !elsewhere;
-  Synapse__Reply rep = SYNAPSE__REPLY__INIT;
-  rep.id = id;
-  rep.body_case = SYNAPSE__REPLY__BODY_REGISTER;
-  rep.register_ = &body;
-  append(reply, &rep);
+  syn_index_apply(sh->index, w, k); /* one group commit; each write's rc tells */
+  for (size_t i = 0; i < n; i++) reg_stored(sh, &items[i], reply);
+  reg_replicate(sh, items, n, reply);
+  reg_items_free(items, n);
+  free(w);
 }
 
 static void append_not_serving(syn_buf *reply, uint64_t id) {
@@ -339,7 +412,8 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
   if (s->has_embedding && s->embedding.len >= sizeof(float)) {
     uint32_t dim = (uint32_t)(s->embedding.len / sizeof(float));
     query = malloc(s->embedding.len);
-    if (!query) rc = -ENOMEM;
+    if (!query)
+      rc = -ENOMEM;
     else {
       memcpy(query, s->embedding.data, s->embedding.len);
       rc = syn_index_search_embedding(sh->index, query, dim, &vfilter, depth, &vhits, &nv, &vinfo);
@@ -350,7 +424,8 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
   free(query);
 
   hit_view vv = {0}, kv = {0};
-  if (rc == 0 && (hit_view_build(sh, vhits, nv, now, &vv) || hit_view_build(sh, khits, nk, now, &kv)))
+  if (rc == 0 &&
+      (hit_view_build(sh, vhits, nv, now, &vv) || hit_view_build(sh, khits, nk, now, &kv)))
     rc = -ENOMEM;
   syn_shard full[SYN_SEARCH_MAX_FEEDBACK];
   size_t nfull = 0;
@@ -393,15 +468,16 @@ static void handle_embed(syn_shards *sh, uint64_t id, const Synapse__EmbedReques
     append_error(reply, id, SYNAPSE__ERROR_CODE__UNSUPPORTED, "no embedding service configured");
     return;
   }
-  syn_embedder_config ec = {.url = cfg->embedding_url,
-                            .api = cfg->embedding_api,
-                            .model = cfg->embedding_model,
-                            .prefix = cfg->embedding_query_prefix,
-                            /* Inside the router's deadline, so a slow embedder is
-                             * reported as such, not as a node that stopped answering. */
-                            .timeout_ms = cfg->embedding_timeout_ms < cfg->request_timeout_ms * 3 / 4
-                                              ? cfg->embedding_timeout_ms
-                                              : cfg->request_timeout_ms * 3 / 4};
+  syn_embedder_config ec = {
+      .url = cfg->embedding_url,
+      .api = cfg->embedding_api,
+      .model = cfg->embedding_model,
+      .prefix = cfg->embedding_query_prefix,
+      /* Inside the router's deadline, so a slow embedder is
+       * reported as such, not as a node that stopped answering. */
+      .timeout_ms = cfg->embedding_timeout_ms < cfg->request_timeout_ms * 3 / 4
+                        ? cfg->embedding_timeout_ms
+                        : cfg->request_timeout_ms * 3 / 4};
   float *vec = NULL;
   uint32_t dim = 0;
   char err[256];
@@ -434,7 +510,7 @@ void syn_shards_handle(syn_shards *sh, const Synapse__Request *req, uint32_t now
     return;
   }
   switch (req->body_case) {
-  case SYNAPSE__REQUEST__BODY_REGISTER: handle_register(sh, req->id, req->register_, reply); break;
+  case SYNAPSE__REQUEST__BODY_REGISTER: syn_shards_register(sh, &req, 1, deadline_ms, reply); break;
   case SYNAPSE__REQUEST__BODY_GET: handle_get(sh, req->id, req->get, now, reply); break;
   case SYNAPSE__REQUEST__BODY_DELETE: handle_delete(sh, req->id, req->delete_, reply); break;
   case SYNAPSE__REQUEST__BODY_PEERS: handle_peers(sh, req->id, req->peers, now, reply); break;

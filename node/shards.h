@@ -48,4 +48,12 @@ int syn_shards_handles(const Synapse__Request *req);
 void syn_shards_handle(syn_shards *sh, const Synapse__Request *req, uint32_t now,
                        int64_t deadline_ms, syn_buf *reply);
 
+/* Handles the n register requests of one batch together and appends one Reply for each
+ * (in any order: replies carry their request's id): their writes go to the index at
+ * once (one group commit, so one fsync for all of them and whatever other workers
+ * write meanwhile), then to the other replicas at once (syn_replica_put_many). Each is
+ * acknowledged only once W replicas hold it, exactly as one registration alone. */
+void syn_shards_register(syn_shards *sh, const Synapse__Request *const *reqs, size_t n,
+                         int64_t deadline_ms, syn_buf *reply);
+
 #endif

@@ -118,10 +118,10 @@ static int fetch_records(syn_replica *r, const char *url, char **hashes, size_t 
     /* A peer that does not say covered them all; one that says 0 would loop for ever. */
     size_t covered = n;
     if (rc == 0 && rep->has_records_considered)
-      covered = rep->records_considered == 0 || rep->records_considered > n
-                    ? n
-                    : rep->records_considered;
-    if (rc == 0) st->records_pulled += replica_apply_records(r, rep->records, rep->n_records);
+      covered =
+          rep->records_considered == 0 || rep->records_considered > n ? n : rep->records_considered;
+    if (rc == 0)
+      st->records_pulled += replica_apply_records(r, rep->records, rep->n_records, NULL, NULL);
     if (rep) synapse__replica_reply__free_unpacked(rep, NULL);
     if (rc) return rc;
     hashes += covered;
