@@ -193,7 +193,7 @@
     const legend = $("ring-legend");
     legend.replaceChildren(...ring.nodes.map((id) => {
       const m = byId.get(id) || {};
-      const li = el("li", {"data-node": id});
+      const li = el("li", {"data-node": id, class: m.state === "alive" ? "" : "down"});
       const sw = el("span", {class: "swatch"});
       sw.style.background = ringColours.get(id);
       li.append(sw, el("strong", {}, id), document.createTextNode(

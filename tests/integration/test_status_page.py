@@ -19,7 +19,7 @@ router and three nodes on loopback.
   seen by the browser fails the test.
 
 Screenshots go to $SYNAPSE_TEST_OUTPUT/status_page (default: test-output/status_page in the
-build directory of $SYNAPSE_BIN); README.md's docs/status-page.png is the desktop one.
+build directory of $SYNAPSE_BIN); README.md's docs/status-page.png is overview.png.
 Without chromium or puppeteer-core (scripts/setup.sh installs both) the test fails.
 
 Run: /usr/bin/python3 tests/integration/test_status_page.py (SYNAPSE_BIN picks the binary).
@@ -351,6 +351,16 @@ class StatusPageTest(unittest.TestCase):
         summary = self.browser.eval("document.getElementById('summary').textContent")
         self.assertTrue(summary.startswith("2 of 3 nodes alive"), summary)
         self.shot("dead.png")
+        # With one node of three dead, a search still finds the hit (R = 3), not partial.
+        self.browser.eval("document.getElementById('q').focus(), true")
+        self.browser.call("keys", text="lighthouse logbook")
+        self.browser.call("keys", keys=["Enter"])
+        self.browser.wait("document.querySelector('#results li .hit-name') && "
+                          "document.querySelector('#results li .hit-name').textContent === "
+                          f"{json.dumps(TARGET_NAME)}", STEP_S)
+        status = self.browser.eval("document.getElementById('search-status').textContent")
+        self.assertNotIn("partial", status)
+        self.shot("overview.png")  # README.md's docs/status-page.png
         self.assertNoPageErrors()
 
 
