@@ -207,7 +207,7 @@ static void respond_json(syn_http_slot *slot, int status, json_t *doc) {
 /* {"interval_ms", "capacity", "series": [names], "points": [[age_ms, rate...], ...]}:
  * oldest first; age_ms is how long before this answer the point's interval ended. */
 static json_t *history_json(const syn_dashboard *d) {
-  static syn_rate_point points[SYN_RATE_HISTORY_CAP]; /* loop thread only */
+  syn_rate_point points[SYN_RATE_HISTORY_CAP]; /* 7 KB */
   size_t n = syn_rate_history_points(&d->history, points, SYN_RATE_HISTORY_CAP);
   uint64_t now = uv_now(d->timer.loop);
   json_t *series = json_array(), *list = json_array();

@@ -272,6 +272,7 @@
       try { vec = JSON.parse(text); } catch (e) { vec = null; }
       if (!Array.isArray(vec) || !vec.every((x) => typeof x === "number")) {
         out.textContent = "An embedding must be a JSON array of numbers.";
+        $("results").replaceChildren();
         return;
       }
       path = "/api/search/embedding";

@@ -164,7 +164,7 @@ class StatusPageTest(unittest.TestCase):
                  ("Sourdough starter diary", ["baking"], "hydration and feeding schedule"),
                  ("Orbital mechanics cheatsheet", ["space", "physics"], "transfer orbits"),
                  ("Keeper of the tomato garden", ["garden"], "watering plan for summer")]
-        cls.hashes = {}
+        cls.hashes, cls.vectors = {}, {}
         for name, tags, desc in names:
             h = rand_hash(rng).hex()
             vec = [round(rng.uniform(-1, 1), 4) for _ in range(DIM)]
@@ -174,6 +174,7 @@ class StatusPageTest(unittest.TestCase):
             if s != 200:
                 raise AssertionError(f"register {name}: HTTP {s} {raw[:200]!r}")
             cls.hashes[name] = h
+            cls.vectors[name] = vec
         target = bytes.fromhex(cls.hashes[TARGET_NAME])
         for port, left in ((41001, 0), (41002, 0), (41003, 1000)):
             cu.announce(cls.router, target, port, left=left)
@@ -317,6 +318,21 @@ class StatusPageTest(unittest.TestCase):
         self.browser.wait("document.querySelector('#results li button').textContent === 'Copied'", STEP_S)
         self.assertEqual(self.browser.eval("navigator.clipboard.readText()"), hit["magnet"])
         self.shot("search.png")
+        # A pasted embedding goes to /api/search/embedding: the shard's own vector finds it
+        # at similarity 1; text that is not an array of numbers is refused on the page.
+        self.browser.eval("document.getElementById('q').value = '', document.getElementById('q').focus(), true")
+        self.browser.call("keys", text="[1, 2")
+        self.browser.call("keys", keys=["Enter"])
+        self.browser.wait("document.getElementById('search-status').textContent === "
+                          "'An embedding must be a JSON array of numbers.'", STEP_S)
+        self.assertEqual(self.browser.eval("document.querySelectorAll('#results li').length"), 0)
+        self.browser.eval("document.getElementById('q').value = '', true")
+        self.browser.call("keys", text=json.dumps(self.vectors[TARGET_NAME]))
+        self.browser.call("keys", keys=["Enter"])
+        self.browser.wait("document.querySelector('#results li') && "
+                          f"document.querySelector('#results li').dataset.infoHash === '{target}' && "
+                          "/similarity 100\\.0%/.test(document.querySelector('#results li .hit-figures').textContent)",
+                          STEP_S)
         self.assertNoPageErrors()
 
     def test_5_kill9_shows_suspect_then_dead(self):
