@@ -125,6 +125,8 @@ static void set_default_limits(syn_config *cfg) {
   cfg->max_header_bytes = 16384;   /* twice the request line, as nginx's defaults */
   cfg->max_headers = 64;           /* clients send about 10; 64 leaves room for proxies */
   cfg->max_body = 1048576;         /* 1 MiB: a 4096-float embedding in JSON is ~80 KiB */
+  cfg->max_batch_body = 16777216;  /* 16 MiB: 1,000 shards of 768 floats in JSON are ~9 MiB;
+                                      the router holds the body while it parses it */
   cfg->max_connections = 10000;    /* fits the default fd limit raised once; bounds memory */
   cfg->idle_timeout_ms = 60000;    /* keep-alive helps agents; idle sockets cost memory */
   cfg->header_timeout_ms = 10000;  /* a slow link sends a head in well under a second;
@@ -408,6 +410,7 @@ static const key_spec keys[] = {
     {"limits", "max_header_bytes", KIND_U32, FIELD(max_header_bytes), 0, 0},
     {"limits", "max_headers", KIND_U32, FIELD(max_headers), 0, 0},
     {"limits", "max_body", KIND_U32, FIELD(max_body), 0, 0},
+    {"limits", "max_batch_body", KIND_U32, FIELD(max_batch_body), 0, 0},
     {"limits", "max_connections", KIND_U32, FIELD(max_connections), 0, 0},
     {"limits", "idle_timeout_ms", KIND_U32, FIELD(idle_timeout_ms), 0, 0},
     {"limits", "header_timeout_ms", KIND_U32, FIELD(header_timeout_ms), 0, 0},
@@ -1062,6 +1065,7 @@ static int check_ranges(const syn_config *c, char *err, size_t err_len) {
       {"limits.max_header_bytes", c->max_header_bytes, 256, 1048576},
       {"limits.max_headers", c->max_headers, 1, 1024},
       {"limits.max_body", c->max_body, 1, 64 * 1048576},
+      {"limits.max_batch_body", c->max_batch_body, 1, 256 * 1048576},
       {"vector_search.feedback_docs", c->feedback_docs, 1, 16},
       {"limits.max_connections", c->max_connections, 1, 1000000},
       {"limits.idle_timeout_ms", c->idle_timeout_ms, 100, 3600000},

@@ -76,6 +76,8 @@ typedef struct syn_config {
   uint32_t max_header_bytes; /* bytes of all headers; 431 beyond */
   uint32_t max_headers;      /* header count; 431 beyond */
   uint32_t max_body;         /* bytes; 413 beyond */
+  uint32_t max_batch_body;   /* bytes of a POST /api/register/batch body (up to 1,000
+                                shards); 413 beyond; never below max_body */
   uint32_t max_connections;  /* open HTTP connections; new ones are closed beyond */
   uint32_t idle_timeout_ms;  /* keep-alive connection idle time before close */
   uint32_t header_timeout_ms; /* a request's whole head must arrive within this (408) */

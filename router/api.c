@@ -10,6 +10,11 @@
  *   (a shard deleted elsewhere) is never trusted over the one that serves reads. The
  *   top-k of a subset holding a shard contains it whenever the global top-k does, so the
  *   merge is exact over the union.
+ * - A batch of registrations (POST /api/register/batch) is one call group with a part
+ *   per valid shard, each routed by its own info_hash like a single registration, so the
+ *   upstream batching puts the shards of one node into as few messages as fit and the
+ *   node commits them together; each shard's answer is its own (same checks, same
+ *   messages as /api/register), and the call answers once every part has.
  * - Text search with an embedding service takes two steps: an EmbedRequest (a node does
  *   the blocking HTTP call on a worker thread), then the search with the vector and the
  *   words. If embedding fails, the search runs on keywords alone and says so ("mode").
@@ -242,6 +247,135 @@ static void api_register(const syn_api *api, const syn_http_request *req, syn_ht
   api->counters->registrations++;
   send_routed(c, &msg); /* encoded at once: `in` may go */
   syn_register_input_free(&in);
+}
+
+/* ---- register/batch: one call group, a routed part per shard ---- */
+
+/* One shard of a batch: its answer once known (status 0 while its part is out). */
+typedef struct batch_item {
+  char hash_hex[65];
+  int status;
+  bool created;
+  char error[256];
+} batch_item;
+
+typedef struct batch_call {
+  syn_http_slot *slot;
+  size_t n;
+  batch_item *items;
+  json_t *doc; /* the parsed body, until every shard went out */
+} batch_call;
+
+static void batch_item_fail(batch_item *it, int status, const char *message) {
+  it->status = status;
+  snprintf(it->error, sizeof it->error, "%s", message);
+}
+
+static bool on_batch_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep) {
+  (void)slot;
+  batch_call *b = ctx;
+  batch_item *it = &b->items[tag];
+  if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_REGISTER) {
+    batch_item_fail(it, status_of(rep),
+                    rep->message && *rep->message ? rep->message : "registration failed");
+    return true;
+  }
+  it->status = 200;
+  it->created = rep->register_->created;
+  return true;
+}
+
+static json_t *batch_result(const batch_item *it, size_t index) {
+  json_t *hash = it->hash_hex[0] ? json_string(it->hash_hex) : json_null();
+  if (it->status == 200)
+    return json_pack("{s:I,s:s,s:o,s:s,s:b}", "index", (json_int_t)index, "status", "success",
+                     "info_hash", hash, "message", "Shard registered successfully", "created",
+                     it->created);
+  return json_pack("{s:I,s:s,s:o,s:s,s:i}", "index", (json_int_t)index, "status", "error",
+                   "info_hash", hash, "error", it->error, "code", it->status);
+}
+
+/* Answers the batch: every shard's result in request order; "success" only when every
+ * shard was registered. */
+static void on_batch_done(void *ctx, syn_group_end how, uint32_t parts_out) {
+  (void)how, (void)parts_out;
+  batch_call *b = ctx;
+  json_t *results = json_array();
+  size_t ok = 0;
+  for (size_t i = 0; i < b->n; i++) {
+    batch_item *it = &b->items[i];
+    if (it->status == 0) batch_item_fail(it, 503, "no answer from the node in time; retry");
+    ok += it->status == 200;
+    json_array_append_new(results, batch_result(it, i));
+  }
+  json_t *doc = json_pack("{s:s,s:I,s:I,s:I,s:o}", "status", ok == b->n ? "success" : "error",
+                          "count", (json_int_t)b->n, "registered", (json_int_t)ok, "failed",
+                          (json_int_t)(b->n - ok), "results", results);
+  if (doc && ok < b->n) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%zu of %zu shards were not registered: see results", b->n - ok,
+             b->n);
+    json_object_set_new(doc, "error", json_string(msg));
+  }
+  respond(b->slot, 200, doc);
+  json_decref(b->doc);
+  free(b->items);
+  free(b);
+}
+
+/* Validates shard i and sends it as its own routed part; a refusal is its result. */
+static void batch_send_one(const syn_api *api, syn_group *g, batch_call *b, size_t i) {
+  batch_item *it = &b->items[i];
+  syn_register_input in;
+  char err[256];
+  int status = syn_api_parse_register_item(json_array_get(json_object_get(b->doc, "shards"), i),
+                                           &in, err, sizeof err);
+  if (status) {
+    batch_item_fail(it, status, err);
+    memcpy(it->hash_hex, in.hash_hex, sizeof it->hash_hex); /* when it got that far */
+    syn_register_input_free(&in);
+    return;
+  }
+  uint8_t key[20];
+  syn_info_hash_parse(in.hash_hex, strlen(in.hash_hex), it->hash_hex, key);
+  Synapse__RegisterRequest reg = SYNAPSE__REGISTER_REQUEST__INIT;
+  reg.shard = &in.shard;
+  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
+  msg.body_case = SYNAPSE__REQUEST__BODY_REGISTER;
+  msg.register_ = &reg;
+  api->counters->registrations++;
+  int rc = syn_group_send(g, key, (uint32_t)i, &msg); /* encoded at once: `in` may go */
+  if (rc)
+    batch_item_fail(it, 503,
+                    rc == -ENODEV ? "no node available for this shard, retry later"
+                                  : "tracker overloaded, retry later");
+  syn_register_input_free(&in);
+}
+
+static void api_register_batch(const syn_api *api, const syn_http_request *req,
+                               syn_http_slot *slot) {
+  if (check_token(api, req, slot)) return;
+  char err[256];
+  json_t *doc, *shards;
+  int status =
+      syn_api_parse_register_batch(req->body, req->body_len, &doc, &shards, err, sizeof err);
+  batch_call *b = status ? NULL : calloc(1, sizeof *b);
+  if (b) b->items = calloc(json_array_size(shards), sizeof *b->items);
+  syn_group *g = b && b->items
+                     ? syn_group_new(api->nodes, api->loop, 0, on_batch_part, on_batch_done, b)
+                     : NULL;
+  if (!g) {
+    respond_error(slot, status ? status : 500, status ? err : "out of memory");
+    if (b) free(b->items);
+    free(b);
+    json_decref(doc);
+    return;
+  }
+  b->slot = slot;
+  b->doc = doc;
+  b->n = json_array_size(shards);
+  for (size_t i = 0; i < b->n; i++) batch_send_one(api, g, b, i);
+  syn_group_seal(g); /* may answer and free b at once */
 }
 
 /* ---- get: read several replicas, keep the newest ---- */
@@ -922,6 +1056,11 @@ bool syn_api_handle(const syn_api *api, const syn_http_request *req, syn_http_sl
   if (path_is(req, "/api/register")) {
     if (post)
       api_register(api, req, slot);
+    else
+      method_not_allowed(slot, "POST");
+  } else if (path_is(req, "/api/register/batch")) {
+    if (post)
+      api_register_batch(api, req, slot);
     else
       method_not_allowed(slot, "POST");
   } else if (path_is(req, "/api/search/embedding")) {

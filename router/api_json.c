@@ -257,15 +257,46 @@ static int register_structured(syn_register_input *in, char *err, size_t err_len
   return 0;
 }
 
+/* The fields of one shard object (in->doc holds a reference to it). */
+static int register_fields(syn_register_input *in, char *err, size_t err_len) {
+  int st;
+  if ((st = register_strings(in, err, err_len)) || (st = register_numbers(in, err, err_len)) ||
+      (st = register_structured(in, err, err_len)))
+    return st;
+  return 0;
+}
+
 int syn_api_parse_register(const char *body, size_t len, syn_register_input *in, char *err,
                            size_t err_len) {
   memset(in, 0, sizeof *in);
   synapse__shard__init(&in->shard);
   int st = load_object(body, len, &in->doc, err, err_len);
+  return st ? st : register_fields(in, err, err_len);
+}
+
+int syn_api_parse_register_item(json_t *item, syn_register_input *in, char *err, size_t err_len) {
+  memset(in, 0, sizeof *in);
+  synapse__shard__init(&in->shard);
+  if (!json_is_object(item)) return fail(err, err_len, 400, "the shard must be a JSON object");
+  in->doc = json_incref(item);
+  return register_fields(in, err, err_len);
+}
+
+int syn_api_parse_register_batch(const char *body, size_t len, json_t **doc, json_t **shards,
+                                 char *err, size_t err_len) {
+  *shards = NULL;
+  *doc = NULL;
+  int st = load_object(body, len, doc, err, err_len);
   if (st) return st;
-  if ((st = register_strings(in, err, err_len)) || (st = register_numbers(in, err, err_len)) ||
-      (st = register_structured(in, err, err_len)))
-    return st;
+  json_t *list = json_object_get(*doc, "shards");
+  if (!list || json_is_null(list)) return fail(err, err_len, 400, "missing field \"shards\"");
+  if (!json_is_array(list)) return fail(err, err_len, 400, "\"shards\" must be an array");
+  size_t n = json_array_size(list);
+  if (n == 0) return fail(err, err_len, 400, "\"shards\" is empty");
+  if (n > SYN_API_BATCH_MAX)
+    return fail(err, err_len, 413, "\"shards\" holds %zu shards; at most %d a request", n,
+                SYN_API_BATCH_MAX);
+  *shards = list;
   return 0;
 }
 

@@ -49,6 +49,16 @@ int syn_api_parse_register(const char *body, size_t len, syn_register_input *out
                            size_t err_len);
 void syn_register_input_free(syn_register_input *in);
 
+/* POST /api/register/batch: {"shards": [shard, ...]}, each shard what /api/register
+ * takes, at most SYN_API_BATCH_MAX of them. parse_register_batch checks the envelope and
+ * points *shards into *doc (the caller frees *doc with json_decref, also on failure);
+ * parse_register_item checks one shard with the very rules and messages of
+ * syn_api_parse_register (it keeps a reference to item in in->doc). */
+#define SYN_API_BATCH_MAX 1000
+int syn_api_parse_register_batch(const char *body, size_t len, json_t **doc, json_t **shards,
+                                 char *err, size_t err_len);
+int syn_api_parse_register_item(json_t *item, syn_register_input *in, char *err, size_t err_len);
+
 /* need_embedding: /api/search/embedding (embedding required, query ignored) versus
  * /api/search (query required, embedding not accepted). */
 int syn_api_parse_search(const char *body, size_t len, bool need_embedding, syn_search_input *out,

@@ -245,6 +245,88 @@ static void test_register_case(void **state) {
   free(body);
 }
 
+/* Each register case's body as one shard of a batch: the same status and the same
+ * message as /api/register gives (one rule, in one place). Bodies that are not a JSON
+ * object are the envelope's concern and skipped. */
+static void test_register_items_as_single(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof register_cases / sizeof register_cases[0]; i++) {
+    const parse_case *c = &register_cases[i];
+    size_t len;
+    char *body = case_body(c, &len);
+    json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    if (doc && json_is_object(doc) && syn_json_depth_ok(body, len, SYN_API_MAX_DEPTH)) {
+      syn_register_input a, b;
+      char ea[256] = "", eb[256] = "";
+      int sa = syn_api_parse_register(body, len, &a, ea, sizeof ea);
+      int sb = syn_api_parse_register_item(doc, &b, eb, sizeof eb);
+      if (sa != sb || strcmp(ea, eb) != 0)
+        fail_msg("%s: single %d \"%s\", batch item %d \"%s\"", c->name, sa, ea, sb, eb);
+      if (sa == 0) assert_string_equal(a.hash_hex, b.hash_hex);
+      syn_register_input_free(&a);
+      syn_register_input_free(&b);
+    }
+    json_decref(doc);
+    free(body);
+  }
+}
+
+/* ---- syn_api_parse_register_batch ---- */
+
+typedef struct batch_case {
+  const char *name;
+  const char *fmt; /* %s: `times` copies of fill */
+  const char *fill;
+  size_t times;
+  int want;
+  const char *want_text;
+  size_t want_n;
+} batch_case;
+
+static const batch_case batch_cases[] = {
+    {"batch_one", "{\"shards\":[{}]}", NULL, 0, 0, NULL, 1},
+    {"batch_1000", "{\"shards\":[%s{}]}", "{},", 999, 0, NULL, 1000},
+    {"batch_1001", "{\"shards\":[%s{}]}", "{},", 1000, 413, "at most 1000 a request", 0},
+    {"batch_empty_list", "{\"shards\":[]}", NULL, 0, 400, "\"shards\" is empty", 0},
+    {"batch_no_shards", "{\"items\":[{}]}", NULL, 0, 400, "missing field \"shards\"", 0},
+    {"batch_null_shards", "{\"shards\":null}", NULL, 0, 400, "missing field \"shards\"", 0},
+    {"batch_shards_object", "{\"shards\":{}}", NULL, 0, 400, "\"shards\" must be an array", 0},
+    {"batch_array_body", "[{}]", NULL, 0, 400, "the body must be a JSON object", 0},
+    {"batch_empty_body", "", NULL, 0, 400, "request body is empty", 0},
+    {"batch_bad_json", "{\"shards\":[", NULL, 0, 400, "invalid JSON", 0},
+    {"batch_too_deep", "{\"shards\":[%s]}", "[", 20, 400, "nested deeper than 16", 0},
+};
+
+static void test_batch_case(void **state) {
+  const batch_case *c = *state;
+  size_t len;
+  char *body = make_body(c->fmt, c->fill, c->times, &len);
+  json_t *doc = (json_t *)1, *shards = (json_t *)1;
+  char err[256] = "";
+  int st = syn_api_parse_register_batch(body, len, &doc, &shards, err, sizeof err);
+  if (st != c->want) fail_msg("%s: status %d (want %d), message \"%s\"", c->name, st, c->want, err);
+  if (c->want && !strstr(err, c->want_text))
+    fail_msg("%s: message \"%s\" lacks \"%s\"", c->name, err, c->want_text);
+  if (c->want)
+    assert_null(shards);
+  else
+    assert_int_equal(json_array_size(shards), c->want_n);
+  json_decref(doc);
+  free(body);
+}
+
+/* A shard of a batch that is not an object is refused on its own. */
+static void test_batch_item_not_object(void **state) {
+  (void)state;
+  json_t *item = json_integer(5);
+  syn_register_input in;
+  char err[256] = "";
+  assert_int_equal(syn_api_parse_register_item(item, &in, err, sizeof err), 400);
+  assert_string_equal(err, "the shard must be a JSON object");
+  syn_register_input_free(&in);
+  json_decref(item);
+}
+
 /* ---- syn_api_parse_search ---- */
 
 static const parse_case search_cases[] = {
@@ -726,6 +808,9 @@ int main(void) {
   ADD_TABLE(tests, n, hash_cases, test_hash_case);
   ADD_TABLE(tests, n, depth_cases, test_depth_case);
   ADD_TABLE(tests, n, magnet_cases, test_magnet_case);
+  ADD_TABLE(tests, n, batch_cases, test_batch_case);
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_register_items_as_single);
+  tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_batch_item_not_object);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_register_fields_full);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_register_fields_minimal_and_aliases);
   tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_search_fields);

@@ -427,18 +427,28 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   }
 }
 
+/* The body this request may send: limits.max_body, or limits.max_batch_body for the one
+ * endpoint that takes many shards at once (the path is known once the head is in). */
+static uint64_t body_limit(const http_conn *c) {
+  static const char batch[] = "/api/register/batch";
+  const size_t n = sizeof batch - 1;
+  const syn_config *cfg = c->srv->cfg;
+  bool is_batch = c->url.len >= n && memcmp(c->url.data, batch, n) == 0 &&
+                  (c->url.len == n || c->url.data[n] == '?');
+  return is_batch && cfg->max_batch_body > cfg->max_body ? cfg->max_batch_body : cfg->max_body;
+}
+
 static int on_headers_complete(llhttp_t *p) {
   http_conn *c = conn_of(p);
   c->in_head = false;
   c->head_deadline = 0;
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->cfg->max_body)
-    return reject(c, 413);
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > body_limit(c)) return reject(c, 413);
   return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   http_conn *c = conn_of(p);
-  if (c->body.len + len > c->srv->cfg->max_body) return reject(c, 413);
+  if (c->body.len + len > body_limit(c)) return reject(c, 413);
   return syn_buf_append(&c->body, at, len) ? reject(c, 500) : 0;
 }
 
