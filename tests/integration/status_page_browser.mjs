@@ -113,3 +113,5 @@ for await (const line of lines) {
   if (JSON.parse(line).cmd === 'close') break
 }
 if (browser) await browser.close()
+lines.close()
+process.exit(0)

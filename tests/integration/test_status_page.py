@@ -28,6 +28,7 @@ import json
 import os
 import random
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -53,6 +54,7 @@ REFRESH_MS = 250
 DEAD_BOUND_S = 7.0
 STEP_S = 15.0        # any other wait in the page
 COMMAND_S = 30.0     # any one command of the driver
+BUDGET_S = 90.0      # the whole test: no command of the browser starts or waits past it
 DIM = 8
 TARGET_NAME = "Lighthouse keeper logbook"
 
@@ -66,18 +68,23 @@ def output_dir():
 
 
 class Browser:
-    """The driver process: one JSON command a line, one reply a line, each bounded."""
+    """The driver process (and its chromium, in the driver's own process group): one
+    JSON command a line, one reply a line, each bounded, all within `deadline`."""
 
-    def __init__(self):
+    def __init__(self, deadline):
+        self.deadline = deadline
         self.proc = subprocess.Popen(["node", DRIVER], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=dict(os.environ, CHROMIUM=CHROMIUM))
+                                     stdout=subprocess.PIPE, start_new_session=True,
+                                     env=dict(os.environ, CHROMIUM=CHROMIUM))
         self.buf = b""
         self.errors = []
 
     def call(self, cmd, timeout=COMMAND_S, **kw):
+        if time.monotonic() >= self.deadline:
+            raise AssertionError(f"browser {cmd}: the test's {BUDGET_S:.0f}s are spent")
         self.proc.stdin.write((json.dumps(dict(cmd=cmd, **kw)) + "\n").encode())
         self.proc.stdin.flush()
-        deadline = time.monotonic() + timeout
+        deadline = min(time.monotonic() + timeout, self.deadline)
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
             r, _, _ = select.select([self.proc.stdout], [], [], max(0.0, left))
@@ -101,6 +108,7 @@ class Browser:
         return self.call("eval", js=js)["value"]
 
     def close(self):
+        self.deadline = max(self.deadline, time.monotonic() + 10)
         try:
             self.call("close", timeout=10)
         except (AssertionError, OSError, ValueError) as e:
@@ -108,8 +116,12 @@ class Browser:
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            cu.log("browser driver did not exit: killing its process group")
+        try:  # the driver's group: chromium too, should the driver have left it behind
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
 
 
 def state_of(member_id):
@@ -139,7 +151,7 @@ class StatusPageTest(unittest.TestCase):
             cls.stop_traffic = threading.Event()
             cls.traffic = threading.Thread(target=cls.background_traffic, daemon=True)
             cls.traffic.start()
-            cls.browser = Browser()
+            cls.browser = Browser(cls.t0 + BUDGET_S)
         except BaseException:
             cls.tearDownClass()
             raise
