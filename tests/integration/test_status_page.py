@@ -222,6 +222,18 @@ class StatusPageTest(unittest.TestCase):
         self.browser.call("open", url=f"{self.url}?refresh={REFRESH_MS}", **kw)
         self.browser.wait("Number(document.body.dataset.refreshed || 0) >= 1", STEP_S)
 
+    def layout_shift_over_refreshes(self, refreshes=6):
+        """The layout shift (the browser's Layout Instability API, summed) while the page
+        refreshes `refreshes` times after its first refresh."""
+        self.browser.eval(
+            "(() => { window.__shift = 0; window.__shifts = [];"
+            " new PerformanceObserver((l) => { for (const e of l.getEntries()) if (!e.hadRecentInput) {"
+            " window.__shift += e.value; window.__shifts.push(e.sources.map((s) => s.node ? "
+            "(s.node.id || s.node.className || s.node.nodeName) : '?')); } })"
+            ".observe({type: 'layout-shift'}); window.__from = Number(document.body.dataset.refreshed); return true; })()")
+        self.browser.wait(f"Number(document.body.dataset.refreshed) >= window.__from + {refreshes}", STEP_S)
+        return self.browser.eval("[window.__shift, window.__shifts]")
+
     def test_1_members_alive_ring_and_charts(self):
         self.open_page(width=1100, height=900)
         ids = sorted(self.cluster.nodes) + sorted(self.cluster.routers)
@@ -259,12 +271,18 @@ class StatusPageTest(unittest.TestCase):
         cu.log("chart peaks (per second):", peaks)
         for series in ("announces", "scrapes", "registrations"):
             self.assertGreater(peaks[series], 0, f"the {series} before the page shows in its chart")
+        shift, what = self.layout_shift_over_refreshes()
+        cu.log(f"layout shift over 6 refreshes (desktop): {shift:.4f} {what}")
+        self.assertLess(shift, 0.001, f"refreshes move the layout: {what}")
         self.assertNoPageErrors()
         self.shot("desktop.png")
         # A phone: nothing wider than the screen (the table scrolls in its own box).
         self.open_page(width=390, height=844, mobile=True)
         overflow = self.browser.eval("document.documentElement.scrollWidth - window.innerWidth")
         self.assertLessEqual(overflow, 0, "the page is wider than a phone's screen")
+        shift, what = self.layout_shift_over_refreshes()
+        cu.log(f"layout shift over 6 refreshes (phone): {shift:.4f} {what}")
+        self.assertLess(shift, 0.001, f"refreshes move the layout: {what}")
         self.shot("phone.png")
         self.assertNoPageErrors()
 
