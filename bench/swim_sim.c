@@ -2,7 +2,7 @@
  *
  * Usage: swim_sim [--sizes 10,100,300,1000] [--seed S] [--only WHAT] [--trials T]
  *                 [--trials-large T] [--fp-member-hours H] [--fp-budget B] [--delay MS]
- *                 [--jitter MS]
+ *                 [--jitter MS] [--slow-members K]
  *   WHAT: load, crash, join, fp, slow, ring (comma-separated; default all)
  *
  * Every member is a real cluster/swim.c machine with the default membership
@@ -17,9 +17,9 @@
  *   fp     false positives with no crash at all, at 1% and 5% loss, Lifeguard on and off:
  *          distinct (member, incarnation) declared dead anywhere, and refutations (each
  *          one a member that heard itself suspected), per member-hour;
- *   slow   the Lifeguard paper's case (slow message processing): a few members at a time
- *          receive every message late for a while; false deaths of healthy members with
- *          Lifeguard on, off, and each component off alone;
+ *   slow   the Lifeguard paper's case (slow message processing): K members at a time
+ *          (at most 16) receive every message late for a while; false deaths of healthy
+ *          members with Lifeguard on, off, and each component off alone;
  *   ring   partition spread (max/mean of primaries and of replica slots) at P = 1024,
  *          4096, 16384, and the share of primaries and slots that move on a join and on a
  *          leave, for the same member ids.
@@ -44,6 +44,7 @@ typedef struct options {
   unsigned trials;
   unsigned trials_large; /* crashes at 1,000 members and more */
   double fp_member_hours, fp_budget;
+  unsigned slow_members; /* members slow at once in `slow` (0: 1 below 100 members, else 4) */
   uint32_t delay_ms, jitter_ms;
   bool load, crash, join, fp, slow, ring;
 } options;
@@ -451,7 +452,8 @@ static void run_slow(const options *o, size_t n) {
                                   SYN_LIFEGUARD_NO_DOGPILE,
                                   SYN_LIFEGUARD_NO_BUDDY,
                                   SYN_LIFEGUARD_NO_DOGPILE | SYN_LIFEGUARD_NO_BUDDY};
-  fp_phase ph = {0.0, n >= 100 ? 4 : 1, 1000};
+  unsigned slow = o->slow_members ? o->slow_members : n >= 100 ? 4 : 1;
+  fp_phase ph = {0.0, slow < 16 ? slow : 16, 1000};
   size_t cases = n == 100 ? sizeof offs / sizeof offs[0] : 2;
   for (size_t k = 0; k < cases; k++) run_fp_cluster(o, n, offs[k], "slow", &ph, 1);
 }
@@ -583,6 +585,8 @@ static int parse(options *o, int argc, char **argv) {
       o->fp_member_hours = atof(v);
     } else if (!strcmp(k, "--fp-budget")) {
       o->fp_budget = atof(v);
+    } else if (!strcmp(k, "--slow-members")) {
+      o->slow_members = (unsigned)atoi(v);
     } else if (!strcmp(k, "--trials-large")) {
       o->trials_large = (unsigned)atoi(v);
     } else if (!strcmp(k, "--delay")) {
@@ -608,7 +612,7 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: swim_sim [--sizes 10,100,300,1000] [--seed S] [--only "
             "load,crash,join,fp,slow,ring] [--trials T] [--fp-member-hours H] "
-            "[--fp-budget B] [--trials-large T] [--delay MS] [--jitter MS]\n");
+            "[--fp-budget B] [--trials-large T] [--delay MS] [--jitter MS] [--slow-members K]\n");
     return 2;
   }
   printf("swim_sim seed=%llu link delay %u-%u ms + jitter 0-%u ms, default membership config\n",
