@@ -319,7 +319,7 @@ class StatusPageTest(unittest.TestCase):
         self.open_page(width=1100, height=900)
         # Keyboard only: Tab to the skip link, Enter moves focus to the search box, type, Enter.
         self.browser.call("keys", keys=["Tab"])
-        self.assertEqual(self.browser.eval("document.activeElement.className"), "skip")
+        self.assertTrue(self.browser.eval("document.activeElement.classList.contains('skip')"))
         self.browser.call("keys", keys=["Enter"])
         self.browser.wait("document.activeElement && document.activeElement.id === 'q'", STEP_S)
         self.browser.call("keys", text="lighthouse keeper")
