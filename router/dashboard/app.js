@@ -92,6 +92,10 @@
     const nodes = members.filter((m) => m.role === "node");
     const alive = nodes.filter((m) => m.state === "alive").length;
     const routers = members.filter((m) => m.role === "router").length;
+    if (doc.role === "standalone") {
+      $("summary").textContent = "Standalone: router and node in one process (" + doc.self + ")";
+      return;
+    }
     $("summary").textContent = alive + " of " + nodes.length + " nodes alive \u00b7 " +
       routers + (routers === 1 ? " router" : " routers") + " \u00b7 " + doc.partitions +
       " partitions, replication " + doc.replication_factor + ", write quorum " +
@@ -142,6 +146,12 @@
   const ringColours = new Map();
 
   function arcPath(cx, cy, r0, r1, a0, a1) {
+    /* A whole turn (one partition, or one member holding a band) is two halves: an arc
+     * whose ends meet draws nothing. */
+    if (a1 - a0 >= 2 * Math.PI - 1e-9) {
+      const mid = a0 + Math.PI;
+      return arcPath(cx, cy, r0, r1, a0, mid) + arcPath(cx, cy, r0, r1, mid, a1);
+    }
     const pt = (r, a) => (cx + r * Math.sin(a)).toFixed(2) + " " + (cy - r * Math.cos(a)).toFixed(2);
     const large = a1 - a0 > Math.PI ? 1 : 0;
     return "M" + pt(r1, a0) + "A" + r1 + " " + r1 + " 0 " + large + " 1 " + pt(r1, a1) +
@@ -177,7 +187,7 @@
       }
     }
     const label = svg("text", {class: "label", x: 120, y: 124});
-    label.textContent = P + " partitions";
+    label.textContent = P + (P === 1 ? " partition" : " partitions");
     box.append(label);
     ringVersion = ring.version;
   }

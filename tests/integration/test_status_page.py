@@ -15,6 +15,7 @@ router and three nodes on loopback.
 - After kill -9 of a node, the page shows it suspect and then dead, within DEAD_BOUND_S
   of the kill (the detection bound of test_cluster_detection plus the page's refresh),
   awaited by polling the DOM with a deadline; its "Recent changes" list says so too.
+- A standalone process (`./tracker`) serves it too: one member, one partition.
 - Any JavaScript console error, uncaught page error, failed request or HTTP error status
   seen by the browser fails the test.
 
@@ -37,7 +38,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import cluster as cu  # noqa: E402
-from synapse_proc import binary_path  # noqa: E402
+from synapse_proc import TrackerProcess, binary_path  # noqa: E402
 from tracker_proto import rand_hash  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -408,6 +409,19 @@ class StatusPageTest(unittest.TestCase):
         self.assertNotIn("partial", status)
         self.shot("overview.png")  # README.md's docs/status-page.png
         self.assertNoPageErrors()
+
+    def test_6_standalone(self):
+        with TrackerProcess(role="standalone", ready_timeout=20) as sa:
+            self.browser.call("open", url=f"{sa.base_url}/?refresh={REFRESH_MS}", width=1000, height=800)
+            self.browser.wait("Number(document.body.dataset.refreshed || 0) >= 1", STEP_S)
+            self.assertTrue(self.browser.eval("document.getElementById('summary').textContent")
+                            .startswith("Standalone: router and node in one process"))
+            rows = self.browser.eval(
+                "[...document.querySelectorAll('#members-body tr')].map((r) => [r.dataset.id, r.dataset.state])")
+            self.assertEqual(rows, [["local", "alive"]])
+            self.assertEqual(self.browser.eval("document.querySelectorAll('#ring path.arc').length"), 1)
+            self.shot("standalone.png")
+            self.assertNoPageErrors()
 
 
 if __name__ == "__main__":
