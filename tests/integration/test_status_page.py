@@ -123,6 +123,8 @@ class Browser:
         except ProcessLookupError:
             pass
         self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
 
 
 def state_of(member_id):
