@@ -38,6 +38,7 @@ import os
 import random
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -310,7 +311,12 @@ def bench_udp(args, out):
         subprocess.run(["gcc", "-O2", os.path.join(HERE, "udp_load.c"), "-o", "/tmp/udp_load",
                         "-lm", "-lpthread"], check=True)
     results = {}
-    sa = cu.Standalone(udp_port=free_port(socket.SOCK_DGRAM)).start()
+    # The load comes from one address: per-client rate limits off, as in the cluster's
+    # config (tests/lib/cluster.py TEST_LIMITS), so both sides carry the same load.
+    limits = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="synapse-bench-")
+    limits.write("limits:\n  rate_limit: false\n")
+    limits.flush()
+    sa = cu.Standalone(udp_port=free_port(socket.SOCK_DGRAM), config_path=limits.name).start()
     try:
         run_udp_load(sa.udp_port, 2, args.udp_window)  # warm-up
         line, f = run_udp_load(sa.udp_port, args.udp_duration, args.udp_window)
@@ -318,6 +324,7 @@ def bench_udp(args, out):
         results["standalone"] = f
     finally:
         sa.close()
+        limits.close()
     c = cu.start_cluster(nodes=3, routers=1, cluster=DEFAULT_TIMINGS, timeout=60)
     try:
         r = c.routers["r0"]
