@@ -169,6 +169,7 @@ void syn_config_defaults(syn_config *cfg) {
   cfg->suspicion_max_mult = 4;
   cfg->reap_timeout_s = 600;     /* a restarting pod keeps its partitions for 10 minutes */
   cfg->replication_interval_ms = 100; /* a lost update costs at most this much + an interval */
+  cfg->replication_idle_s = 60;       /* pushers follow the current replica sets */
   /* 7 days: a node away longer than this discards its data and pulls it again, so a
    * delete only has to be remembered this long to never come back. */
   cfg->tombstone_grace_s = 7 * 86400;
@@ -440,6 +441,7 @@ static const key_spec keys[] = {
     {"cluster", "suspicion_max_mult", KIND_U32, FIELD(suspicion_max_mult), 0, 0},
     {"cluster", "reap_timeout_s", KIND_U32, FIELD(reap_timeout_s), 0, 0},
     {"cluster", "replication_interval_ms", KIND_U32, FIELD(replication_interval_ms), 0, 0},
+    {"cluster", "replication_idle_s", KIND_U32, FIELD(replication_idle_s), 0, 0},
     {"cluster", "tombstone_grace_s", KIND_U32, FIELD(tombstone_grace_s), 0, 0},
     {"cluster", "anti_entropy_interval_ms", KIND_U32, FIELD(anti_entropy_interval_ms), 0, 0},
     {"cluster", "key", KIND_STR, FIELD(cluster_key), 0, 0},
@@ -1059,6 +1061,7 @@ static int check_ranges(const syn_config *c, char *err, size_t err_len) {
       {"cluster.suspicion_max_mult", c->suspicion_max_mult, 1, 100},
       {"cluster.reap_timeout_s", c->reap_timeout_s, 1, 7 * 86400},
       {"cluster.replication_interval_ms", c->replication_interval_ms, 1, 60000},
+      {"cluster.replication_idle_s", c->replication_idle_s, 1, 86400},
       {"cluster.tombstone_grace_s", c->tombstone_grace_s, 2, 365 * 86400},
       {"cluster.anti_entropy_interval_ms", c->anti_entropy_interval_ms, 100, 3600000},
       {"limits.max_request_line", c->max_request_line, 64, 1048576},

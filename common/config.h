@@ -106,6 +106,7 @@ typedef struct syn_config {
   uint32_t suspicion_max_mult; /* ... and at most max_mult times that (no confirmation) */
   uint32_t reap_timeout_s;    /* a dead node leaves the ring after this long */
   uint32_t replication_interval_ms; /* swarm changes are pushed to replicas this often */
+  uint32_t replication_idle_s;      /* a replica's pusher ends after this long with nothing */
   uint32_t tombstone_grace_s; /* deletes are remembered (tombstones) this long; always
                                  longer than reap_timeout_s */
   uint32_t anti_entropy_interval_ms; /* replicas compare partition digests this often */

@@ -24,9 +24,12 @@ typedef struct push_target {
   syn_buf queue;      /* SwarmUpdates body: field-1 AnnounceRequests (under push_mu) */
   uint64_t queued;    /* updates in queue */
   uint64_t oldest_ms; /* monotonic ms of the oldest update in queue, 0 when empty */
-  uint64_t dropped;   /* updates dropped because the queue was full */
+  uint64_t dropped;   /* updates dropped because the queue was full or the replica left */
+  uint64_t busy_ms;   /* monotonic ms of the last round that had updates, or of creation */
+  uint64_t acked_ms;  /* monotonic ms of the last acknowledged batch, or of creation */
   pthread_t thread;
-  bool started;
+  bool started; /* the thread is joinable (until joined) */
+  bool retired; /* its thread ended: the slot is free for another member (push_mu) */
 } push_target;
 
 /* What the last round of one kind of comparison cost (replica.c reports them). */
@@ -60,7 +63,9 @@ struct syn_replica {
   pthread_mutex_t push_mu;
   pthread_cond_t push_cv;
   push_target targets[REPLICA_MAX_TARGETS];
-  size_t n_targets;
+  size_t n_targets;         /* slots used so far, retired ones included */
+  uint64_t untargeted;      /* updates not queued: every slot busy (push_mu) */
+  uint64_t untargeted_warn; /* monotonic ms of the last warning about it */
 
   pthread_t sync_thread;
   bool sync_started;

@@ -32,24 +32,53 @@ static push_target *target_for(syn_replica *r, const syn_member_info *m);
 
 static void *pusher_main(void *arg);
 
+/* A slot for a new target: a never-used one, or one whose pusher retired (its thread is
+ * joined here: it ended after releasing push_mu). NULL when every slot is busy. */
+static push_target *free_slot(syn_replica *r) {
+  if (r->n_targets < REPLICA_MAX_TARGETS) return &r->targets[r->n_targets++];
+  for (size_t i = 0; i < r->n_targets; i++) {
+    push_target *t = &r->targets[i];
+    if (!t->retired) continue;
+    if (t->started) pthread_join(t->thread, NULL);
+    syn_buf_free(&t->queue);
+    return t;
+  }
+  return NULL;
+}
+
 static push_target *target_for(syn_replica *r, const syn_member_info *m) {
   for (size_t i = 0; i < r->n_targets; i++) {
     push_target *t = &r->targets[i];
-    if (strcmp(t->id, m->id) != 0) continue;
+    if (t->retired || strcmp(t->id, m->id) != 0) continue;
     if (strcmp(t->peer_url, m->peer_url) != 0) /* it moved: the new address from now on */
       snprintf(t->peer_url, sizeof t->peer_url, "%s", m->peer_url);
     return t;
   }
-  if (r->n_targets == REPLICA_MAX_TARGETS || atomic_load(&r->stopping)) return NULL;
-  push_target *t = &r->targets[r->n_targets];
+  if (atomic_load(&r->stopping)) return NULL;
+  push_target *t = free_slot(r);
+  if (!t) return NULL;
   memset(t, 0, sizeof *t);
   t->r = r;
   snprintf(t->id, sizeof t->id, "%s", m->id);
   snprintf(t->peer_url, sizeof t->peer_url, "%s", m->peer_url);
-  if (pthread_create(&t->thread, NULL, pusher_main, t) != 0) return NULL;
-  t->started = true;
-  r->n_targets++;
+  t->busy_ms = t->acked_ms = replica_mono_ms();
+  t->started = pthread_create(&t->thread, NULL, pusher_main, t) == 0;
+  if (!t->started) {
+    t->retired = true; /* the slot stays free */
+    return NULL;
+  }
   return t;
+}
+
+/* An update no slot could take: counted, and logged at most once a minute. */
+static void untargeted(syn_replica *r, uint64_t now) {
+  r->untargeted++;
+  if (r->untargeted_warn && now - r->untargeted_warn < 60000) return;
+  r->untargeted_warn = now;
+  syn_warn(
+      "replication: all %d pusher slots busy: %llu swarm updates not pushed so far "
+      "(anti-entropy repairs them)",
+      REPLICA_MAX_TARGETS, (unsigned long long)r->untargeted);
 }
 
 void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a) {
@@ -65,7 +94,10 @@ void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a) {
     const syn_member_info *m = reps[i].member;
     if (!m || m->self || !syn_member_usable(m) || !m->peer_url[0]) continue;
     push_target *t = target_for(r, m);
-    if (!t) continue;
+    if (!t) {
+      if (!atomic_load(&r->stopping)) untargeted(r, now);
+      continue;
+    }
     if (t->queue.len > REPLICA_QUEUE_MAX || syn_wire_append_field1(&t->queue, &a->base)) {
       t->dropped++;
       continue;
@@ -92,24 +124,63 @@ static int push_batch(syn_replica *r, const char *url, const syn_buf *body) {
   return rc;
 }
 
+/* Whether the view still holds the member usable (it may be sent updates again). */
+static bool still_usable(syn_replica *r, const char *id) {
+  syn_view *v = replica_view(r);
+  if (!v) return false;
+  const syn_member_info *m = syn_view_member(v, id);
+  bool ok = m && syn_member_usable(m);
+  syn_view_put(v);
+  return ok;
+}
+
+/* Ends the pusher if it has been idle, or stuck on a member that is gone, for idle_ms
+ * (cluster.replication_idle_s): slots follow the current replica sets, not every member
+ * this node ever pushed to; push_mu held. What a gone member still had queued is dropped
+ * (counted): it re-pulls swarms when it comes back. */
+static bool retire_if_idle(push_target *t, uint64_t now, uint64_t idle_ms, bool gone) {
+  bool idle = t->queued == 0 && now - t->busy_ms >= idle_ms;
+  bool stuck = gone && now - t->acked_ms >= idle_ms;
+  if (!idle && !stuck) return false;
+  t->dropped += t->queued;
+  t->queued = 0;
+  t->oldest_ms = 0;
+  syn_buf_reset(&t->queue);
+  t->retired = true;
+  return true;
+}
+
 static void *pusher_main(void *arg) {
   push_target *t = arg;
   syn_replica *r = t->r;
   syn_buf batch = SYN_BUF_INIT;
   char url[SYN_MEMBER_URL_MAX + 1];
+  uint64_t idle_ms = (uint64_t)r->cfg->replication_idle_s * 1000;
   while (!atomic_load(&r->stopping)) {
     replica_sleep(r, r->cfg->replication_interval_ms);
+    uint64_t now = replica_mono_ms();
+    bool gone = now - t->acked_ms >= idle_ms && !still_usable(r, t->id);
     pthread_mutex_lock(&r->push_mu);
+    if (retire_if_idle(t, now, idle_ms, gone)) {
+      pthread_mutex_unlock(&r->push_mu);
+      break;
+    }
     uint64_t queued = t->queued, oldest = t->oldest_ms;
     syn_buf tmp = batch; /* swap: the queue keeps the emptied buffer */
     batch = t->queue;
     t->queue = tmp;
     syn_buf_reset(&t->queue);
     t->queued = 0;
+    if (queued) t->busy_ms = now;
     snprintf(url, sizeof url, "%s", t->peer_url);
     pthread_mutex_unlock(&r->push_mu);
     if (queued == 0) continue;
-    if (push_batch(r, url, &batch) == 0) continue; /* acknowledged: what came since dates itself */
+    if (push_batch(r, url, &batch) == 0) { /* acknowledged: what came since dates itself */
+      pthread_mutex_lock(&r->push_mu);
+      t->acked_ms = replica_mono_ms();
+      pthread_mutex_unlock(&r->push_mu);
+      continue;
+    }
     /* Not acknowledged: put it back in front of what arrived meanwhile. */
     pthread_mutex_lock(&r->push_mu);
     if (batch.len + t->queue.len <= REPLICA_QUEUE_MAX &&
@@ -136,8 +207,9 @@ size_t syn_replica_lag(syn_replica *r, Synapse__ReplicationLag *out,
   uint64_t now = replica_mono_ms();
   size_t n = 0;
   pthread_mutex_lock(&r->push_mu);
-  for (size_t i = 0; i < r->n_targets && n < cap; i++, n++) {
+  for (size_t i = 0; i < r->n_targets && n < cap; i++) {
     const push_target *t = &r->targets[i];
+    if (t->retired) continue;
     synapse__replication_lag__init(&out[n]);
     snprintf(ids[n], SYN_MEMBER_ID_MAX + 1, "%s", t->id);
     out[n].peer = ids[n];
@@ -145,6 +217,7 @@ size_t syn_replica_lag(syn_replica *r, Synapse__ReplicationLag *out,
     out[n].has_queued = out[n].has_dropped = 1;
     out[n].queued = t->queued;
     out[n].dropped = t->dropped;
+    n++;
   }
   pthread_mutex_unlock(&r->push_mu);
   return n;
