@@ -75,6 +75,8 @@ def stats(xs):
 
 
 def fmt(xs):
+    if not xs:
+        return "not run"
     s = stats(xs)
     return (f"median {s['median']:.2f} s (min {s['min']:.2f}, max {s['max']:.2f}, "
             f"n={s['n']}): {[round(x, 2) for x in xs]}")
