@@ -1,9 +1,14 @@
 /* The index component: shard store + one vector index per collection + the background
  * builder. The contract is in index.h.
  *
- * Locks, in the only order they nest: write_mu (serialises register/delete so that the
- * vector indexes apply writes in commit order) or snap_mu (makes snapshot writes
- * single-threaded: builder, syn_index_snapshot, close), then a collection's own rwlock
+ * Writes: register, delete and apply all queue on the group commit (group_commit.h);
+ * the leader of a group runs apply_writes, so every write's transaction may hold other
+ * callers' writes too, and each caller returns once that transaction committed.
+ *
+ * Locks, in the only order they nest: write_mu (held by the group's leader for its
+ * transaction and the vectors that follow, so that the vector indexes apply writes in
+ * commit order) or snap_mu (makes snapshot writes single-threaded: builder,
+ * syn_index_snapshot, close), then a collection's own rwlock
  * (inside syn_vindex). coll_mu guards the collection list, the builder's queue and its
  * state; it only ever wraps reads of a collection's immutable name and the creation of an
  * empty one, never a call that takes another lock or touches the store.
