@@ -263,7 +263,7 @@ typedef struct batch_call {
   syn_http_slot *slot;
   size_t n;
   batch_item *items;
-  json_t *doc; /* the parsed body, until every shard went out */
+  json_t *doc; /* the parsed body, until every shard went out (then NULL) */
 } batch_call;
 
 static void batch_item_fail(batch_item *it, int status, const char *message) {
@@ -375,6 +375,8 @@ static void api_register_batch(const syn_api *api, const syn_http_request *req,
   b->doc = doc;
   b->n = json_array_size(shards);
   for (size_t i = 0; i < b->n; i++) batch_send_one(api, g, b, i);
+  json_decref(b->doc); /* every part is encoded: the parsed body (about 50 bytes a number) goes */
+  b->doc = NULL;
   syn_group_seal(g); /* may answer and free b at once */
 }
 
