@@ -86,7 +86,8 @@ struct syn_upstream {
   bool closing;
   pthread_t closer;
   bool closer_started;
-  syn_upstream_options opts;
+  syn_upstream_options opts; /* opts.url points at url: the caller's may go at close */
+  char url[320];
   nng_socket sock;
   upstream_slot slots[MAX_WINDOW];
   size_t slot_count;
@@ -504,6 +505,13 @@ syn_upstream *syn_upstream_open(uv_loop_t *loop, const syn_upstream_options *opt
   if (!up) return NULL;
   up->loop = loop;
   up->opts = *opts;
+  if (!opts->url || strlen(opts->url) >= sizeof up->url) {
+    snprintf(err, err_len, "node URL too long");
+    free(up);
+    return NULL;
+  }
+  memcpy(up->url, opts->url, strlen(opts->url) + 1);
+  up->opts.url = up->url;
   if (!up->opts.max_batch) up->opts.max_batch = 1024;
   up->slot_count = opts->window ? opts->window : 8;
   if (up->slot_count > MAX_WINDOW) up->slot_count = MAX_WINDOW;

@@ -52,7 +52,7 @@ typedef int (*syn_upstream_inline_fn)(void *ctx, const Synapse__Request *req,
                                       Synapse__Reply *reply);
 
 typedef struct syn_upstream_options {
-  const char *url;          /* nng URL of the node: inproc://, ipc:// or tcp:// */
+  const char *url;          /* nng URL of the node: inproc://, ipc:// or tcp:// (copied) */
   uint32_t timeout_ms;      /* deadline of a batch from send to reply */
   uint32_t window;          /* batches in flight at once */
   uint32_t max_batch;       /* requests per batch before it is sent early */
