@@ -221,6 +221,17 @@ static int check_token(const syn_api *api, const syn_http_request *req, syn_http
 
 /* ---- register, get, delete, peers ---- */
 
+/* The node request registering in's shard; it points into `in` and `reg`, so it is
+ * encoded (sent) before either goes. */
+static Synapse__Request register_request(syn_register_input *in, Synapse__RegisterRequest *reg) {
+  synapse__register_request__init(reg);
+  reg->shard = &in->shard;
+  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
+  msg.body_case = SYNAPSE__REQUEST__BODY_REGISTER;
+  msg.register_ = reg;
+  return msg;
+}
+
 static void api_register(const syn_api *api, const syn_http_request *req, syn_http_slot *slot) {
   if (check_token(api, req, slot)) return;
   syn_register_input in;
@@ -239,11 +250,8 @@ static void api_register(const syn_api *api, const syn_http_request *req, syn_ht
   }
   memcpy(c->hash_hex, in.hash_hex, sizeof c->hash_hex);
   syn_info_hash_parse(c->hash_hex, strlen(c->hash_hex), c->hash_hex, c->key);
-  Synapse__RegisterRequest reg = SYNAPSE__REGISTER_REQUEST__INIT;
-  reg.shard = &in.shard;
-  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
-  msg.body_case = SYNAPSE__REQUEST__BODY_REGISTER;
-  msg.register_ = &reg;
+  Synapse__RegisterRequest reg;
+  Synapse__Request msg = register_request(&in, &reg);
   api->counters->registrations++;
   send_routed(c, &msg); /* encoded at once: `in` may go */
   syn_register_input_free(&in);
@@ -338,11 +346,8 @@ static void batch_send_one(const syn_api *api, syn_group *g, batch_call *b, size
   }
   uint8_t key[20];
   syn_info_hash_parse(in.hash_hex, strlen(in.hash_hex), it->hash_hex, key);
-  Synapse__RegisterRequest reg = SYNAPSE__REGISTER_REQUEST__INIT;
-  reg.shard = &in.shard;
-  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
-  msg.body_case = SYNAPSE__REQUEST__BODY_REGISTER;
-  msg.register_ = &reg;
+  Synapse__RegisterRequest reg;
+  Synapse__Request msg = register_request(&in, &reg);
   api->counters->registrations++;
   int rc = syn_group_send(g, key, (uint32_t)i, &msg); /* encoded at once: `in` may go */
   if (rc)
