@@ -190,9 +190,22 @@ class NemesisTest(unittest.TestCase):
         self.assertEqual(client.returncode, 0, f"client failed: {err.decode()[-2000:]}")
         self.heal_everything()
         wait_for(self.converged, 60, interval=0.5, what="every member alive everywhere again")
-        wait_for(lambda: all(self.live_view("r0")[n].get("caught_up") for n in CORE
-                             if self.members[n].alive()), 60, interval=0.5,
-                 what="every node caught up")
+        try:
+            wait_for(lambda: all(self.live_view("r0")[n].get("caught_up") for n in CORE
+                                 if self.members[n].alive()), 60, interval=0.5,
+                     what="every node caught up")
+        except AssertionError:
+            # The seed and schedule to replay it, and what r0 and each node say of it.
+            cu.log(f"seed {SEED}; schedule:", self.log)
+            for n in CORE:
+                if not self.members[n].alive():
+                    continue
+                try:
+                    cu.log(f"{n} as r0 sees it:", self.live_view("r0").get(n),
+                           "; as it sees itself:", self.live_view(n).get(n))
+                except Exception as e:  # noqa: BLE001 - diagnosis only
+                    cu.log(f"{n}: no answer ({e})")
+            raise
         time.sleep(5.0)  # two anti-entropy rounds
         finals_path = os.path.join(self.tmp, "finals.json")
         p = self.lab.popen("r0", [sys.executable, os.path.join(HERE, "client.py"), "final",
