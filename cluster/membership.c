@@ -54,14 +54,16 @@
 #include "common/cluster_auth.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/nng_close.h"
 
 #define MAX_ASYNC_CALLS 256 /* gossip-thread calls in flight; more fail at once */
 #define CTX_POOL 16         /* idle contexts kept per peer socket */
 #define MAX_SEED_ADDRS 64   /* addresses taken from one seed name */
 #define EVICT_EVERY_MS 10000
-#define APP_OVERHEAD 512   /* envelope bytes around an app payload */
-#define WORKER_POLL_MS 100 /* server threads check for stop this often when idle */
-#define PAUSE_GAP_MS 2000  /* a gossip turn this late: the process was paused */
+#define APP_OVERHEAD 512        /* envelope bytes around an app payload */
+#define WORKER_POLL_MS 100      /* server threads check for stop this often when idle */
+#define STOP_CLOSE_WAIT_MS 3000 /* how long stopping waits for one nng close */
+#define PAUSE_GAP_MS 2000       /* a gossip turn this late: the process was paused */
 
 /* A call in flight, listed so that stop can cancel it. */
 typedef struct flight {
@@ -268,11 +270,13 @@ static peer *peers_take_done(syn_membership *m, uint64_t now, bool idle_too, boo
   return done;
 }
 
-static void peers_close(peer *list, bool free_them) {
+/* Bounded (common/nng_close.h): the gossip thread evicts idle peers, and must go on
+ * ticking even when nng's close hangs. No context of ours is open on these sockets. */
+static void peers_close(peer *list) {
   for (peer *p = list, *next; p; p = next) {
     next = p->next;
-    nng_close(p->sock);
-    if (free_them) free(p);
+    syn_nng_close_within(p->sock, STOP_CLOSE_WAIT_MS, "membership peer");
+    free(p);
   }
 }
 
@@ -477,7 +481,7 @@ static void *gossip_main(void *arg) {
       continue;
     }
     unlock_notify(m);
-    peers_close(idle, true);
+    peers_close(idle);
     for (size_t i = 0; i < n; i++) dispatch(m, calls[i], &buf);
   }
   syn_buf_free(&buf);
@@ -954,11 +958,13 @@ void syn_membership_stop(syn_membership *m) {
   for (size_t i = 0; i < m->n_app_workers; i++) pthread_join(m->app_workers[i], NULL);
   cancel_flights(m); /* a server thread may have started one before it saw the flag */
   discard_app_jobs(m);
-  nng_close(m->server);
+  /* Bounded (common/nng_close.h): a stopping process must stop even when nng's close
+   * hangs; no thread of ours uses these sockets any more. */
+  syn_nng_close_within(m->server, STOP_CLOSE_WAIT_MS, "membership");
   pthread_mutex_lock(&m->lock);
   peer *all = peers_take_done(m, 0, false, true);
   pthread_mutex_unlock(&m->lock);
-  peers_close(all, true);
+  peers_close(all);
   free_membership(m);
 }
 

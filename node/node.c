@@ -24,13 +24,15 @@
 #include "cluster/membership.h"
 #include "common/cluster_auth.h"
 #include "common/log.h"
+#include "common/nng_close.h"
 #include "node/replica.h"
 #include "node/shards.h"
 #include "node/swarm.h"
 #include "node/swarm_snapshot.h"
 #include "proto/wire.h"
 
-#define EXPIRE_BUDGET 256 /* swarms visited per maintenance tick */
+#define NODE_CLOSE_WAIT_MS 3000 /* a stopping node waits this long for nng (nng_close.h) */
+#define EXPIRE_BUDGET 256       /* swarms visited per maintenance tick */
 #define EXPIRE_TICK_MS 100
 #define MAX_WORKERS 64
 #define REPORTED_LAGS 64
@@ -536,10 +538,12 @@ void syn_node_stop(syn_node *node) {
   if (!node) return;
   atomic_store(&node->stopping, true);
   for (size_t i = 0; i < node->worker_count; i++) pthread_join(node->workers[i].thread, NULL);
-  nng_close(node->sock); /* no worker uses it any more */
+  /* No worker uses it any more. A close that hangs (nng 1.5.2) keeps the workers' aios:
+   * nng may still touch them, and the process is about to exit. */
+  bool closed = syn_nng_close_within(node->sock, NODE_CLOSE_WAIT_MS, "node");
   for (size_t i = 0; i < node->worker_count; i++) {
     node_worker *w = &node->workers[i];
-    nng_aio_free(w->aio);
+    if (closed) nng_aio_free(w->aio);
     syn_arena_free(&w->arena);
     syn_buf_free(&w->peers);
     syn_buf_free(&w->reply);

@@ -95,6 +95,9 @@ class TrackerProcess:
         try:
             return self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
+            # A process that overstays its stop is a bug: say where each thread waits.
+            print(f"{self.role} pid {self.proc.pid} still running 15 s after signal "
+                  f"{sig or 'SIGTERM'}; its threads:\n{thread_dump(self.proc.pid)}", flush=True)
             self.proc.kill()
             return self.proc.wait()
 
