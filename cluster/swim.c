@@ -683,7 +683,7 @@ static void send_push_pull(syn_swim *s, uint64_t now, const char *url, bool join
 static void run_push_pull(syn_swim *s, uint64_t now) {
   if (now < s->next_push_pull) return;
   s->next_push_pull = now + s->cfg.push_pull_interval_ms;
-  member *to;
+  member *to = NULL; /* set when pick_random finds one (gcc -O3 cannot tell) */
   if (!s->leaving && pick_random(s, 1, is_alive, now, NULL, &to) == 1)
     send_push_pull(s, now, to->info.peer_url, false);
 }

@@ -210,7 +210,7 @@ static int register_numbers(syn_register_input *in, char *err, size_t err_len) {
   json_t *dim = get_alias(doc, "dimension", "dimension_size", &used);
   if (!dim || json_is_null(dim))
     return fail(err, err_len, 400, "missing field \"dimension\" (or \"dimension_size\")");
-  uint64_t x;
+  uint64_t x = 0;
   int st = get_uint(dim, used, 0, UINT32_MAX, &x, err, err_len);
   if (st) return st;
   if (syn_dimension_check(used, x, err, err_len)) return 400;
@@ -321,7 +321,7 @@ static int search_limits(json_t *doc, syn_search_input *out, char *err, size_t e
   out->limit = SYN_API_DEFAULT_LIMIT;
   json_t *v = json_object_get(doc, "limit");
   if (v && !json_is_null(v)) {
-    uint64_t x;
+    uint64_t x = 0;
     int st = get_uint(v, "limit", 1, SYN_SEARCH_MAX_LIMIT, &x, err, err_len);
     if (st) return st;
     out->limit = (uint32_t)x;
