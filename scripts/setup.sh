@@ -7,11 +7,15 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 third_party="$here/third_party"
 
-packages=(
+# What building the binary needs (the image's build stage installs only these).
+build_packages=(
   build-essential cmake pkg-config git ca-certificates
   libuv1-dev libnng-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev
   libfaiss-dev libopenblas-dev node-llhttp libyaml-dev libjansson-dev
   libsodium-dev libxxhash-dev libcmocka-dev
+)
+packages=(
+  "${build_packages[@]}"
   python3 python3-libtorrent python3-requests wrk opentracker
   iproute2 procps curl iptables libnetfilter-queue-dev gcovr
   gdb # thread dumps of a member that stops answering (tests/lib/synapse_proc.py)
@@ -34,8 +38,10 @@ install_packages() {
   local missing
   missing=$(missing_packages)
   # Node.js may come from elsewhere with npm bundled; Debian's packages only when absent.
-  command -v node >/dev/null || missing="$missing nodejs"
-  command -v npm >/dev/null || missing="$missing npm"
+  if [ "$mode" != "--build-only" ]; then
+    command -v node >/dev/null || missing="$missing nodejs"
+    command -v npm >/dev/null || missing="$missing npm"
+  fi
   missing=$(echo $missing)
   [ -z "$missing" ] && return 0
   echo "setup: installing:" $missing
@@ -86,6 +92,10 @@ install_npm_clients() {
   (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error)
 }
 
+# --build-only: what building the binary needs, nothing for the tests (the image's
+# build stage); --no-npm: everything but the npm clients.
+mode=${1:-}
+if [ "$mode" = "--build-only" ]; then packages=("${build_packages[@]}"); fi
 install_packages
 fetch_faiss_sources
-if [ "${1:-}" != "--no-npm" ]; then install_npm_clients; fi
+case "$mode" in --no-npm | --build-only) ;; *) install_npm_clients ;; esac
