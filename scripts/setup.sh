@@ -21,6 +21,7 @@ packages=(
   gdb # thread dumps of a member that stops answering (tests/lib/synapse_proc.py)
   clang-14 libclang-rt-14-dev # libFuzzer and the sanitizer runtimes (tests/fuzz)
   chromium # the status page's browser test (tests/integration/test_status_page.py)
+  podman runc mmdebstrap python3-yaml # the image and the Kubernetes rehearsal (tests/container)
 )
 
 as_root() {

@@ -41,3 +41,5 @@ fi
 "${podman[@]}" build --network host --format docker "${ulimits[@]}" \
   --build-arg "BASE=$base" --build-arg "RUNTIME_BASE=$base" -t "$tag" "$here"
 "${podman[@]}" image inspect "$tag" --format 'build_image: {{.Id}} {{.Size}} bytes'
+# the build stage's image and those of earlier builds are not kept (over 1 GB each)
+"${podman[@]}" image prune -f >/dev/null

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The image and the Kubernetes rehearsal with podman: builds the image
-# (build_image.sh), then runs the image's tests and the rehearsal of k8s/ with it.
+# (build_image.sh), then runs the image's tests (test_image.py) and the rehearsal of
+# k8s/overlays/prod with it (rehearsal.py).
 # Where podman is not installed it says so and exits 77 (ctest's "skipped").
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,4 +20,5 @@ tail -n 1 "${TMPDIR:-/tmp}/synapse-image-build.log"
 echo "container tests: image built in $(( $(date +%s) - t0 )) s"
 status=0
 python3 "$here/test_image.py" || status=1
+python3 "$here/rehearsal.py" || status=1
 exit $status

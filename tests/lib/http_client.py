@@ -46,9 +46,13 @@ class HttpConn:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        if source:
-            self.sock.bind((source, 0))
-        self.sock.connect((host, port))
+        try:
+            if source:
+                self.sock.bind((source, 0))
+            self.sock.connect((host, port))
+        except OSError:
+            self.sock.close()  # refused or unreachable: nothing left open
+            raise
         self.buf = b""
         self.host = host
         self.port = port
