@@ -30,7 +30,8 @@
 static const uint8_t MAGIC[4] = {0x00, 'S', 'Y', 0x01};
 
 struct syn_cluster_auth {
-  uint8_t key[crypto_generichash_KEYBYTES];
+  uint8_t keys[SYN_CLUSTER_KEYS_MAX][crypto_generichash_KEYBYTES]; /* keys[0] seals */
+  size_t n_keys;
   uint64_t nonce_base;
   atomic_uint_fast64_t nonce_next;
   atomic_uint_fast64_t failures;
@@ -60,28 +61,54 @@ static uint64_t get_le64(const uint8_t *p) {
   return v;
 }
 
-/* The key text without leading and trailing blanks (a file usually ends in a newline). */
-static const char *trimmed(const char *text, size_t *len) {
-  while (*text && isspace((unsigned char)*text)) text++;
-  size_t n = strlen(text);
-  while (n > 0 && isspace((unsigned char)text[n - 1])) n--;
-  *len = n;
-  return text;
+/* The next key line of text at *pos: blanks around it trimmed, empty lines and lines
+ * starting with '#' skipped. NULL when none is left. */
+static const char *next_key(const char **pos, size_t *len) {
+  const char *p = *pos;
+  while (*p) {
+    const char *end = strchr(p, '\n');
+    if (!end) end = p + strlen(p);
+    const char *next = *end ? end + 1 : end;
+    while (p < end && isspace((unsigned char)*p)) p++;
+    const char *e = end;
+    while (e > p && isspace((unsigned char)e[-1])) e--;
+    if (e > p && *p != '#') {
+      *pos = next;
+      *len = (size_t)(e - p);
+      return p;
+    }
+    p = next;
+  }
+  *pos = p;
+  return NULL;
 }
 
 int syn_cluster_key_check(const char *text, char *err, size_t err_len) {
   if (!text || !text[0]) return 0;
-  size_t n;
-  trimmed(text, &n);
-  if (n < SYN_CLUSTER_KEY_MIN) {
-    snprintf(err, err_len,
-             "cluster key: %zu characters, at least %d needed (make one with `openssl rand "
-             "-hex 32`)",
-             n, SYN_CLUSTER_KEY_MIN);
+  size_t n, count = 0;
+  const char *pos = text;
+  while (next_key(&pos, &n)) {
+    count++;
+    if (n < SYN_CLUSTER_KEY_MIN) {
+      snprintf(err, err_len,
+               "cluster key %zu: %zu characters, at least %d needed (make one with `openssl "
+               "rand -hex 32`)",
+               count, n, SYN_CLUSTER_KEY_MIN);
+      return -1;
+    }
+    if (n > SYN_CLUSTER_KEY_MAX) {
+      snprintf(err, err_len, "cluster key %zu: %zu characters, at most %d", count, n,
+               SYN_CLUSTER_KEY_MAX);
+      return -1;
+    }
+  }
+  if (count > SYN_CLUSTER_KEYS_MAX) {
+    snprintf(err, err_len, "cluster key: %zu keys, at most %d (one a line)", count,
+             SYN_CLUSTER_KEYS_MAX);
     return -1;
   }
-  if (n > SYN_CLUSTER_KEY_MAX) {
-    snprintf(err, err_len, "cluster key: %zu characters, at most %d", n, SYN_CLUSTER_KEY_MAX);
+  if (count == 0) {
+    snprintf(err, err_len, "cluster key: only blank or comment lines");
     return -1;
   }
   return 0;
@@ -102,18 +129,19 @@ syn_cluster_auth *syn_cluster_auth_new(const char *text, char *err, size_t err_l
     snprintf(err, err_len, "out of memory");
     return NULL;
   }
-  size_t n;
-  const char *t = trimmed(text, &n);
   static const uint8_t personal[crypto_generichash_blake2b_PERSONALBYTES] = "synapse-cluster";
-  crypto_generichash_blake2b_salt_personal(a->key, sizeof a->key, (const uint8_t *)t, n, NULL, 0,
-                                           NULL, personal);
+  size_t n;
+  const char *pos = text, *t;
+  while ((t = next_key(&pos, &n)) && a->n_keys < SYN_CLUSTER_KEYS_MAX)
+    crypto_generichash_blake2b_salt_personal(a->keys[a->n_keys++], crypto_generichash_KEYBYTES,
+                                             (const uint8_t *)t, n, NULL, 0, NULL, personal);
   randombytes_buf(&a->nonce_base, sizeof a->nonce_base);
   return a;
 }
 
 void syn_cluster_auth_free(syn_cluster_auth *a) {
   if (!a) return;
-  sodium_memzero(a->key, sizeof a->key);
+  sodium_memzero(a->keys, sizeof a->keys);
   free(a);
 }
 
@@ -121,13 +149,13 @@ uint64_t syn_cluster_auth_failures(const syn_cluster_auth *a) {
   return a ? atomic_load(&((syn_cluster_auth *)a)->failures) : 0;
 }
 
-static void compute_tag(const syn_cluster_auth *a, syn_auth_kind kind, const uint8_t *bind,
-                        const uint8_t *body, size_t len, const uint8_t time_nonce[16],
-                        uint8_t tag[SYN_CLUSTER_AUTH_TAG]) {
+static void compute_tag(const uint8_t key[crypto_generichash_KEYBYTES], syn_auth_kind kind,
+                        const uint8_t *bind, const uint8_t *body, size_t len,
+                        const uint8_t time_nonce[16], uint8_t tag[SYN_CLUSTER_AUTH_TAG]) {
   static const uint8_t no_bind[SYN_CLUSTER_AUTH_TAG];
   uint8_t k = (uint8_t)kind;
   crypto_generichash_state st;
-  crypto_generichash_init(&st, a->key, sizeof a->key, SYN_CLUSTER_AUTH_TAG);
+  crypto_generichash_init(&st, key, crypto_generichash_KEYBYTES, SYN_CLUSTER_AUTH_TAG);
   crypto_generichash_update(&st, &k, 1);
   crypto_generichash_update(&st, bind ? bind : no_bind, SYN_CLUSTER_AUTH_TAG);
   crypto_generichash_update(&st, body, len);
@@ -142,7 +170,7 @@ void syn_cluster_auth_seal_buf(const syn_cluster_auth *a, syn_auth_kind kind, co
   memcpy(trailer, MAGIC, 4);
   put_le64(trailer + 4, now_ms);
   put_le64(trailer + 12, nonce);
-  compute_tag(a, kind, bind, body, len, trailer + 4, trailer + 20);
+  compute_tag(a->keys[0], kind, bind, body, len, trailer + 4, trailer + 20);
   if (tag) memcpy(tag, trailer + 20, SYN_CLUSTER_AUTH_TAG);
 }
 
@@ -153,10 +181,15 @@ int syn_cluster_auth_open_buf(const syn_cluster_auth *a, syn_auth_kind kind, con
   size_t body_len = len - SYN_CLUSTER_AUTH_OVERHEAD;
   const uint8_t *trailer = msg + body_len;
   if (memcmp(trailer, MAGIC, 4) != 0) return -EBADMSG;
+  /* The tag first: the time of a forged message says nothing worth logging. Each key in
+   * turn, the sealing one first: more than one only while a key is being rotated. */
   uint8_t want[SYN_CLUSTER_AUTH_TAG];
-  compute_tag(a, kind, bind, msg, body_len, trailer + 4, want);
-  /* The tag first: the time of a forged message says nothing worth logging. */
-  if (crypto_verify_32(want, trailer + 20) != 0) return -EPERM;
+  size_t k = 0;
+  for (; k < a->n_keys; k++) {
+    compute_tag(a->keys[k], kind, bind, msg, body_len, trailer + 4, want);
+    if (crypto_verify_32(want, trailer + 20) == 0) break;
+  }
+  if (k == a->n_keys) return -EPERM;
   uint64_t sent = get_le64(trailer + 4);
   uint64_t skew = sent > now_ms ? sent - now_ms : now_ms - sent;
   if (skew > SYN_CLUSTER_AUTH_WINDOW_MS) return -ETIME;

@@ -34,8 +34,12 @@
  *   and versioned writes apply once; a replayed announce re-adds a peer.
  * - Confidentiality: it is a MAC, not encryption. Anyone on the path reads everything
  *   (use a private network, a service mesh or WireGuard for that).
- * - A member that holds the key is trusted completely; rotating the key means restarting
- *   every process with the new one (two keys at once are not accepted).
+ * - A member that holds the key is trusted completely.
+ *
+ * Rotation: the key text may hold up to SYN_CLUSTER_KEYS_MAX keys, one a line (blank and
+ * '#' lines skipped). The first seals; a message sealed with any of them opens. So a key
+ * is rotated with rolling restarts and no split: every process gets "old\nnew" (seals
+ * old, accepts both), then "new\nold" (seals new, still accepts old), then "new".
  *
  * No key (NULL auth): seal and open do nothing and the cluster is open, as before keys.
  *
@@ -53,6 +57,7 @@
 #define SYN_CLUSTER_AUTH_WINDOW_MS 60000 /* replay window; also the clock skew tolerated */
 #define SYN_CLUSTER_KEY_MIN 32           /* characters, leading/trailing blanks excluded */
 #define SYN_CLUSTER_KEY_MAX 4096
+#define SYN_CLUSTER_KEYS_MAX 4 /* keys accepted at once, while one is rotated */
 
 /* What a message is; part of the MAC, so one kind cannot pass for another. */
 typedef enum syn_auth_kind {
@@ -64,8 +69,9 @@ typedef enum syn_auth_kind {
 
 typedef struct syn_cluster_auth syn_cluster_auth;
 
-/* Checks a key's text: 0 when it is usable or empty/NULL (no key), else -1 with a
- * message naming the problem. Called by syn_config_validate. */
+/* Checks a key's text (one key a line, at most SYN_CLUSTER_KEYS_MAX): 0 when it is
+ * usable or empty/NULL (no key), else -1 with a message naming the problem. Called by
+ * syn_config_validate. */
 int syn_cluster_key_check(const char *text, char *err, size_t err_len);
 
 /* Derives the key from `text` (which must pass syn_cluster_key_check and not be empty).

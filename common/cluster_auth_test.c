@@ -209,6 +209,34 @@ static void test_key_rules(void **state) {
   syn_cluster_auth_free(b);
 }
 
+/* Rotation: one key a line, the first seals, any opens; the three steps of a rolling
+ * rotation never leave two processes unable to talk. */
+static void test_rotation(void **state) {
+  char err[256] = "";
+  assert_int_equal(syn_cluster_key_check(KEY "\n# next\n\n" OTHER_KEY "\n", err, sizeof err), 0);
+  assert_int_equal(syn_cluster_key_check(KEY "\nshort\n", err, sizeof err), -1);
+  assert_non_null(strstr(err, "cluster key 2"));
+  assert_int_equal(syn_cluster_key_check("# only a comment\n\n", err, sizeof err), -1);
+  assert_int_equal(
+      syn_cluster_key_check(KEY "\n" KEY "\n" KEY "\n" KEY "\n" OTHER_KEY, err, sizeof err), -1);
+  assert_non_null(strstr(err, "at most 4"));
+  const char *steps[] = {KEY, KEY "\n" OTHER_KEY, OTHER_KEY "\n" KEY, OTHER_KEY};
+  syn_cluster_auth *a[4];
+  for (int i = 0; i < 4; i++) a[i] = auth_of(steps[i]);
+  /* Neighbouring steps (processes mid-roll) open each other's messages both ways. */
+  for (int i = 0; i < 4; i++)
+    for (int j = 0; j < 4; j++) {
+      size_t len;
+      uint8_t *m = sealed(a[i], SYN_AUTH_BATCH_REQUEST, NULL, T0, "batch", 5, &len);
+      int rc = syn_cluster_auth_open_buf(a[j], SYN_AUTH_BATCH_REQUEST, NULL, T0, m, len, NULL);
+      int seals_old = i < 2, accepts_old = j < 3, seals_new = i >= 2, accepts_new = j >= 1;
+      int want = (seals_old && accepts_old) || (seals_new && accepts_new) ? 0 : -EPERM;
+      assert_int_equal(rc, want);
+      free(m);
+    }
+  for (int i = 0; i < 4; i++) syn_cluster_auth_free(a[i]);
+}
+
 static uint64_t wall_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -325,6 +353,7 @@ int main(void) {
       cmocka_unit_test(test_kind_is_bound), cmocka_unit_test(test_reply_is_bound_to_its_request),
       cmocka_unit_test(test_replay_window), cmocka_unit_test(test_key_rules),
       cmocka_unit_test(test_nng_messages),  cmocka_unit_test(test_key_sources),
+      cmocka_unit_test(test_rotation),
   };
   return cmocka_run_group_tests_name("cluster_auth", tests, NULL, NULL);
 }

@@ -121,19 +121,19 @@ static void set_default_server(syn_config *cfg) {
 }
 
 static void set_default_limits(syn_config *cfg) {
-  cfg->max_request_line = 8192;    /* an announce with a long key fits; slowloris does not */
-  cfg->max_header_bytes = 16384;   /* twice the request line, as nginx's defaults */
-  cfg->max_headers = 64;           /* clients send about 10; 64 leaves room for proxies */
-  cfg->max_body = 1048576;         /* 1 MiB: a 4096-float embedding in JSON is ~80 KiB */
-  cfg->max_batch_body = 16777216;  /* 16 MiB: 1,000 shards of 768 floats in JSON are ~9 MiB;
-                                      the router holds the body while it parses it */
-  cfg->max_connections = 10000;    /* fits the default fd limit raised once; bounds memory */
-  cfg->idle_timeout_ms = 60000;    /* keep-alive helps agents; idle sockets cost memory */
-  cfg->header_timeout_ms = 10000;  /* a slow link sends a head in well under a second;
-                                      slowloris trickles it for ever */
-  cfg->linger_ms = 5000;           /* lets a client finish sending, so it reads the 413 */
+  cfg->max_request_line = 8192;      /* an announce with a long key fits; slowloris does not */
+  cfg->max_header_bytes = 16384;     /* twice the request line, as nginx's defaults */
+  cfg->max_headers = 64;             /* clients send about 10; 64 leaves room for proxies */
+  cfg->max_body = 1048576;           /* 1 MiB: a 4096-float embedding in JSON is ~80 KiB */
+  cfg->max_batch_body = 16777216;    /* 16 MiB: 1,000 shards of 768 floats in JSON are ~9 MiB;
+                                        the router holds the body while it parses it */
+  cfg->max_connections = 10000;      /* fits the default fd limit raised once; bounds memory */
+  cfg->idle_timeout_ms = 60000;      /* keep-alive helps agents; idle sockets cost memory */
+  cfg->header_timeout_ms = 10000;    /* a slow link sends a head in well under a second;
+                                        slowloris trickles it for ever */
+  cfg->linger_ms = 5000;             /* lets a client finish sending, so it reads the 413 */
   cfg->max_connections_per_ip = 128; /* browsers open 6 per host; room for a NAT's users */
-  cfg->rate_limit = true;          /* one client must not take the tracker off the air */
+  cfg->rate_limit = true;            /* one client must not take the tracker off the air */
   /* Per client, a small share of what one router serves (~50k requests/s): announces, a
    * seedbox starting up (2000 at once) and a NAT's worth of clients; scrapes are rarer;
    * searches cost a fan-out to every node; an agent bulk-loading its shards registers
@@ -146,11 +146,11 @@ static void set_default_limits(syn_config *cfg) {
 
 void syn_config_defaults(syn_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
-  cfg->http_port = 6881;           /* the seed's port; BitTorrent's traditional range */
-  cfg->udp_port = 6969;            /* the de facto UDP tracker port (BEP 15 examples) */
+  cfg->http_port = 6881;              /* the seed's port; BitTorrent's traditional range */
+  cfg->udp_port = 6969;               /* the de facto UDP tracker port (BEP 15 examples) */
   cfg->role = SYN_PROCESS_STANDALONE; /* one process on a laptop needs no cluster */
-  cfg->seed_count = 0;             /* standalone talks to itself over inproc:// */
-  cfg->debug = false;              /* info level: per-request logging would cost throughput */
+  cfg->seed_count = 0;                /* standalone talks to itself over inproc:// */
+  cfg->debug = false;                 /* info level: per-request logging would cost throughput */
   set_default_strings(cfg);
   set_default_server(cfg);
   set_default_limits(cfg);
@@ -167,7 +167,7 @@ void syn_config_defaults(syn_config *cfg) {
   cfg->probe_timeout_ms = 200;
   cfg->suspicion_mult = 3;
   cfg->suspicion_max_mult = 4;
-  cfg->reap_timeout_s = 600;     /* a restarting pod keeps its partitions for 10 minutes */
+  cfg->reap_timeout_s = 600;          /* a restarting pod keeps its partitions for 10 minutes */
   cfg->replication_interval_ms = 100; /* a lost update costs at most this much + an interval */
   cfg->replication_idle_s = 60;       /* pushers follow the current replica sets */
   /* 7 days: a node away longer than this discards its data and pulls it again, so a
@@ -479,8 +479,7 @@ static const key_spec keys[] = {
 
 static const key_spec *find_key(const char *section, const char *name) {
   for (size_t i = 0; i < KEY_COUNT; i++) {
-    if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
-      return &keys[i];
+    if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0) return &keys[i];
   }
   return NULL;
 }
@@ -602,8 +601,8 @@ static int load_list(yaml_load *ld, const key_spec *k, yaml_node_t *value) {
     return list_append(ld->cfg, k, text, prob, sizeof prob) == 0 ? 0 : key_error(ld, k, prob);
   }
   if (value->type != YAML_SEQUENCE_NODE) return key_error(ld, k, "expected a list");
-  for (yaml_node_item_t *it = value->data.sequence.items.start;
-       it < value->data.sequence.items.top; it++) {
+  for (yaml_node_item_t *it = value->data.sequence.items.start; it < value->data.sequence.items.top;
+       it++) {
     const char *text = scalar_text(yaml_document_get_node(ld->doc, *it));
     if (text == NULL) return key_error(ld, k, "list entries must be single values");
     if (list_append(ld->cfg, k, text, prob, sizeof prob) != 0) return key_error(ld, k, prob);
@@ -674,16 +673,15 @@ static int load_root(yaml_load *ld) {
   return 0;
 }
 
-static void syntax_error(const yaml_parser_t *parser, const char *path, char *err,
-                         size_t err_len) {
+static void syntax_error(const yaml_parser_t *parser, const char *path, char *err, size_t err_len) {
   const char *problem = parser->problem ? parser->problem : "cannot parse";
   if (parser->error == YAML_READER_ERROR) {
     set_err(err, err_len, "%s: %s", path, problem);
     return;
   }
-  set_err(err, err_len, "%s: line %zu column %zu: %s%s%s", path,
-          parser->problem_mark.line + 1, parser->problem_mark.column + 1, problem,
-          parser->context ? " " : "", parser->context ? parser->context : "");
+  set_err(err, err_len, "%s: line %zu column %zu: %s%s%s", path, parser->problem_mark.line + 1,
+          parser->problem_mark.column + 1, problem, parser->context ? " " : "",
+          parser->context ? parser->context : "");
 }
 
 /* A second document ("---") would otherwise be ignored without a word, and a syntax
@@ -959,8 +957,9 @@ static int apply_secret_env(syn_config *cfg) {
   return 0;
 }
 
-/* Reads the key file into cfg->cluster_key. A Secret mounted as a file usually ends in a
- * newline: blanks around the key are not part of it (common/cluster_auth.h). */
+/* Reads the key file into cfg->cluster_key: one key a line, more than one while a key is
+ * rotated. A Secret mounted as a file usually ends in a newline: blanks around a key are
+ * not part of it (common/cluster_auth.h). */
 static int read_key_file(syn_config *cfg, char *err, size_t err_len) {
   const char *path = cfg->cluster_key_file;
   FILE *f = fopen(path, "rb");
@@ -968,7 +967,7 @@ static int read_key_file(syn_config *cfg, char *err, size_t err_len) {
     set_err(err, err_len, "cluster.key_file: cannot read \"%s\": %s", path, strerror(errno));
     return -1;
   }
-  char buf[2 * SYN_CLUSTER_KEY_MAX + 2];
+  char buf[SYN_CLUSTER_KEYS_MAX * (SYN_CLUSTER_KEY_MAX + 2) + 2];
   size_t n = fread(buf, 1, sizeof buf - 1, f);
   bool failed = ferror(f) != 0;
   fclose(f);
