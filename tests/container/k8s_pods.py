@@ -105,6 +105,16 @@ class Workload:
             os.chown(p, 0, self.fs_group)  # as the kubelet does with fsGroup
         return path
 
+    def refresh_secrets(self, pod_name):
+        """Rewrites a running pod's Secret volumes from the current values, as the kubelet
+        updates a mounted Secret in place (the files change; the process is not told)."""
+        by_name = {v["name"]: v for v in self.pod_spec.get("volumes", [])}
+        for m in self.container.get("volumeMounts", []):
+            v = by_name.get(m["name"], {})
+            if "secret" in v:
+                self._files_dir(pod_name, m["name"], self._secret(v["secret"]["secretName"]),
+                                v["secret"].get("defaultMode", 0o644))
+
     def claim_dir(self, pod_name, claim):
         """The pod's persistent volume for a claim template: kept across restarts."""
         path = os.path.join(self.work_dir, "claims", f"{claim}-{pod_name}")

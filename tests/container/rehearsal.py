@@ -13,11 +13,13 @@ Steps, as Kubernetes would take them, each gated on the readiness probe:
   scale in to 3 (the two highest ordinals, SIGTERM: a graceful leave with hand-off),
   rolling restart of the StatefulSet (highest ordinal first: SIGTERM, the same volume,
   wait ready), rolling update of the router Deployment (maxSurge 1, maxUnavailable 0: a
-  new router first, then the old one goes).
+  new router first, then the old one goes), the cluster key rotated by three such rolls
+  of every pod (the Secret's key "old, new", "new, old", "new"), and the API token
+  rotated without a restart (the mounted Secret rewritten, POST /admin/reload).
 Under load all along: UDP and HTTP announces, registrations with some deletes, searches
 for shards registered earlier, each to a router picked in turn (the LoadBalancer).
 Checked: no announce fails outside a detection window (DETECTION_S after a pod was
-stopped or started), no acknowledged registration is lost and no acknowledged delete
+stopped or started; each step is followed by QUIET_S of steady load outside any window), no acknowledged registration is lost and no acknowledged delete
 comes back (every router asked, after the last step), searches find the shard searched
 for, partitions are balanced after each step (max over mean of primaries), and each
 step's duration is printed.
@@ -50,7 +52,8 @@ from udp_tracker import UdpClient  # noqa: E402
 from wait import wait_for  # noqa: E402
 
 OVERLAY = os.path.join(ROOT, "k8s", "overlays", "prod")
-DETECTION_S = 6.0  # a member's failure is seen everywhere within ~3 s (SWIM + Lifeguard)
+DETECTION_S = 3.0  # a member's failure is seen everywhere within ~3 s (SWIM + Lifeguard)
+QUIET_S = 2.0  # steady load after each step, outside every window: failures there count
 DIM = 32
 MODEL = "rehearsal-model"
 NODE_IP = "127.0.1.{}".format
@@ -155,7 +158,8 @@ class Load:
                 s, doc = self._call("POST", "/api/search/embedding",
                                     {"embedding": self.acked[hexhash], "limit": 5})
                 hits = [r.get("info_hash") for r in doc.get("results", [])]
-                err = None if s == 200 and hexhash in hits else f"HTTP {s}: {hexhash[:8]} not in {hits}"
+                err = None if s == 200 and hexhash in hits else \
+                    f"HTTP {s}: {hexhash[:8]} not in {hits} {json.dumps(doc)[:200]}"
             except (OSError, ValueError) as e:
                 err = repr(e)
             with self.lock:
@@ -174,7 +178,14 @@ class Load:
             t.join(30)
 
 
-@unittest.skipIf(available(), available() or "")
+def unavailable():
+    """Why the rehearsal cannot run here, or None."""
+    if not shutil.which("kubectl"):
+        return "kubectl is not installed (it renders k8s/; Debian's kubernetes-client is too old)"
+    return available()
+
+
+@unittest.skipIf(unavailable(), unavailable() or "")
 class Rehearsal(unittest.TestCase):
     def setUp(self):
         self.work = tempfile.mkdtemp(prefix="synapse-rehearsal-")
@@ -187,10 +198,12 @@ class Rehearsal(unittest.TestCase):
         ns = find(self.objects, "StatefulSet", "synapse-node")["metadata"].get("namespace", "default")
         self.dns = Dns(os.path.join(self.work, "hosts"), ns,
                        find(self.objects, "StatefulSet", "synapse-node")["spec"]["serviceName"])
+        self.secret = fresh  # what the pods mount; the rotation steps change it
         sec = {"synapse-secrets": fresh}
         self.nodes = Workload(self.objects, "StatefulSet", "synapse-node", IMAGE, self.work, sec)
         self.routers = Workload(self.objects, "Deployment", "synapse-router", IMAGE, self.work, sec)
         self.pods = {}  # name -> container (running)
+        self.terminating = set()  # pods sent SIGTERM, out of the Service's endpoints
         self.events = []  # times a pod was stopped or started
         self.router_serial = 0
         self.http_port = self.routers.port("http")
@@ -224,17 +237,22 @@ class Rehearsal(unittest.TestCase):
 
     def stop_pod(self, name):
         c = self.pods[name]
+        # A terminating pod leaves the Service's endpoints as SIGTERM is sent: the load
+        # balancer stops sending it new traffic (what it is answering may still fail).
+        self.terminating.add(name)
         self.events.append(time.monotonic())
         code, took = c.stop(grace_s=c.workload.grace_s)
         self.assertEqual(code, 0, f"{name} exited {code} after SIGTERM:\n{c.logs()[-3000:]}")
         self.assertLess(took, c.workload.grace_s, f"{name} outlasted its grace period")
         c.remove()
         del self.pods[name]
+        self.terminating.discard(name)
         self.dns.remove(name)
         return took
 
     def router_ips(self):
-        return [c.pod_ip for n, c in sorted(self.pods.items()) if n.startswith("synapse-router")]
+        return [c.pod_ip for n, c in sorted(self.pods.items())
+                if n.startswith("synapse-router") and n not in self.terminating]
 
     def node_names(self):
         return sorted(n for n in self.pods if n.startswith("synapse-node"))
@@ -276,6 +294,7 @@ class Rehearsal(unittest.TestCase):
         took = time.monotonic() - t0
         self.report.append((name, took, spread))
         log(f"step {name}: {took:.1f} s, partitions max/mean {spread:.2f}")
+        time.sleep(QUIET_S)
 
     # ---- the rehearsal
 
@@ -313,22 +332,62 @@ class Rehearsal(unittest.TestCase):
                     t.join()
             self.step(f"scale in {replicas + 2} -> {replicas}", scale_in)
 
-            for i in reversed(range(replicas)):
-                def roll(i=i):
-                    self.stop_pod(f"synapse-node-{i}")
-                    self.nodes.await_probe(self.start_node(i))
-                self.step(f"roll synapse-node-{i}", roll)
-
-            for old in [n for n in sorted(self.pods) if n.startswith("synapse-router")]:
-                def roll_router(old=old):
-                    self.routers.await_probe(self.start_router())  # maxSurge 1 first
-                    self.stop_pod(old)  # then maxUnavailable 0 lets the old one go
-                self.step(f"roll {old}", roll_router)
+            self.roll_nodes("roll")
+            self.roll_routers("roll")
+            self.rotate_cluster_key()
+            self.rotate_api_token(load)
             time.sleep(3)
         finally:
             load.finish()
 
         self.check(load)
+
+    def roll_routers(self, why):
+        for old in [n for n in sorted(self.pods) if n.startswith("synapse-router")]:
+            def roll_router(old=old):
+                self.routers.await_probe(self.start_router())  # maxSurge 1 first
+                self.stop_pod(old)  # then maxUnavailable 0 lets the old one go
+            self.step(f"{why} {old}", roll_router)
+
+    def roll_nodes(self, why):
+        for name in sorted(self.node_names(), reverse=True):  # highest ordinal first
+            def roll(name=name):
+                self.stop_pod(name)
+                self.nodes.await_probe(self.start_node(int(name.rsplit("-", 1)[1])))
+            self.step(f"{why} {name}", roll)
+
+    def rotate_cluster_key(self):
+        """The runbook's rotation: three rolling restarts, the Secret's cluster-key being
+        "old, new", then "new, old", then "new" (the first line seals, any opens), so
+        no two processes ever stop understanding each other."""
+        old, new = self.secret["cluster-key"], secrets.token_hex(32)
+        for stage, text in (("key 1/3", f"{old}\n{new}\n"), ("key 2/3", f"{new}\n{old}\n"),
+                            ("key 3/3", f"{new}\n")):
+            self.secret["cluster-key"] = text
+            self.roll_nodes(stage)
+            self.roll_routers(stage)
+
+    def rotate_api_token(self, load):
+        """Tokens rotate without a restart: the Secret's file gains the new token, every
+        router re-reads it (POST /admin/reload), clients move to it, the old one goes."""
+        old, new = self.secret["api-tokens"].strip(), secrets.token_hex(16)
+        t0 = time.monotonic()
+        for text in (f"{old}\n{new}\n", f"{new}\n"):
+            self.secret["api-tokens"] = text
+            for name in self.pods:
+                self.pods[name].workload.refresh_secrets(name)
+            for ip in self.router_ips():
+                s, raw = http_request(ip, self.http_port, "POST", "/admin/reload", {}, timeout=5,
+                                      headers={"Authorization": f"Bearer {self.admin_token}"})
+                self.assertEqual(s, 200, raw)
+            load.auth = {"Authorization": f"Bearer {new}"}
+        for ip in self.router_ips():
+            s, _ = http_request(ip, self.http_port, "DELETE", "/api/shard/" + "0" * 40,
+                                timeout=5, headers={"Authorization": f"Bearer {old}"})
+            self.assertEqual(s, 403, "the old API token still works after its rotation")
+        took = time.monotonic() - t0
+        self.report.append(("rotate API token", took, self.await_ring("token")))
+        log(f"step rotate API token: {took:.1f} s")
 
     def within_window(self, t):
         return any(e <= t <= e + DETECTION_S for e in self.events)
@@ -353,6 +412,10 @@ class Rehearsal(unittest.TestCase):
                 s, _ = http_request(ip, self.http_port, "GET", "/api/shard/" + h, timeout=5)
                 if s != 404:
                     restored.append((ip, h, s))
+        span = load.announces[-1][0] - load.announces[0][0] if load.announces else 0
+        covered = sum(1 for t, _ in load.announces if self.within_window(t))
+        log(f"detection windows ({DETECTION_S:.0f} s after each of {len(self.events)} pod starts "
+            f"and stops) cover {covered / max(1, len(load.announces)):.0%} of {span:.0f} s of load")
         for t, e in [(t, e) for t, e in load.announces + load.searches if e][:10]:
             log(f"  failed at +{t - self.t0:.1f} s (in a window): {e[:160]}")
         for name, took, spread in self.report:

@@ -379,10 +379,10 @@ class PartialSearchTest(unittest.TestCase):
 
 class ReadinessWhileUnreachableTest(unittest.TestCase):
     """A node that stops answering (SIGSTOP: alive to the kernel, silent to everyone) with
-    the default request deadline (server.request_timeout_ms 2000, as k8s/configmap.yaml
+    the default request deadline (server.request_timeout_ms 2000, as k8s/base/configmap.yaml
     sets it). The routers' /readyz and /cluster/status must still answer quickly from
     the router's own state: Kubernetes probes /readyz with a 1 s timeout by default
-    (k8s/routers-deployment.yaml sets none), and a router that takes 2 s is marked
+    (k8s/base/routers-deployment.yaml sets 3 s), and a router that takes 2 s is marked
     unready, every router at once, while one node is merely suspect."""
 
     PROBE_TIMEOUT_S = 1.0
