@@ -51,17 +51,8 @@ install_packages() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 }
 
-# The Debian mirror this machine already uses, read from its own apt configuration.
-debian_mirror() {
-  local uri=""
-  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-  fi
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1=="deb"{for(i=2;i<=NF;i++) if($i ~ /^[a-z]+:\/\//){print $i; exit}}' /etc/apt/sources.list)
-  fi
-  echo "$uri"
-}
+# shellcheck source=scripts/debian_mirror.sh
+. "$here/scripts/debian_mirror.sh"
 
 fetch_faiss_sources() {
   [ -f "$third_party/faiss/c_api/CMakeLists.txt" ] && return 0

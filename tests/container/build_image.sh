@@ -14,16 +14,8 @@ podman=(podman --runtime runc)
 # hard limit; nproc above a few thousand is refused too, and 4096 is plenty.
 ulimits=(--ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096)
 
-debian_mirror() {
-  local uri=""
-  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-  fi
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1=="deb"{for(i=2;i<=NF;i++) if($i ~ /^[a-z]+:\/\//){print $i; exit}}' /etc/apt/sources.list)
-  fi
-  echo "$uri"
-}
+# shellcheck source=scripts/debian_mirror.sh
+. "$here/scripts/debian_mirror.sh"
 
 if ! "${podman[@]}" image exists "$base"; then
   [ "$base" = localhost/debian:bookworm ] || { echo "build_image: base $base not found" >&2; exit 1; }
