@@ -48,7 +48,7 @@ from http_client import http_request  # noqa: E402
 from k8s_pods import Dns, Workload, render, secret_data, find  # noqa: E402
 from podman import IMAGE, available  # noqa: E402
 from tracker_proto import announce_target, peer_id, rand_hash  # noqa: E402
-from udp_tracker import UdpClient  # noqa: E402
+from udp_tracker import UdpClient, UdpError  # noqa: E402
 from wait import wait_for  # noqa: E402
 
 OVERLAY = os.path.join(ROOT, "k8s", "overlays", "prod")
@@ -108,7 +108,7 @@ class Load:
             try:
                 self._announce_once(i)
                 err = None
-            except (OSError, AssertionError, TimeoutError) as e:
+            except (OSError, AssertionError, TimeoutError, UdpError) as e:
                 err = repr(e)
             with self.lock:
                 self.announces.append((time.monotonic(), err))
@@ -134,8 +134,9 @@ class Load:
                     with self.lock:
                         self.acked[hexhash] = vec
                         self.acked_at[hexhash] = time.monotonic()
-                if n % 5 == 0 and self.acked:
-                    victim = self.rng.choice(sorted(set(self.acked) - self.deleted))
+                live = sorted(set(self.acked) - self.deleted)
+                if n % 5 == 0 and live:
+                    victim = self.rng.choice(live)
                     s, doc = self._call("DELETE", "/api/shard/" + victim)
                     if s == 200 and doc.get("status") == "success":
                         with self.lock:
@@ -159,7 +160,8 @@ class Load:
                                     {"embedding": self.acked[hexhash], "limit": 5})
                 hits = [r.get("info_hash") for r in doc.get("results", [])]
                 err = None if s == 200 and hexhash in hits else \
-                    f"HTTP {s}: {hexhash[:8]} not in {hits} {json.dumps(doc)[:200]}"
+                    (f"HTTP {s}: {hexhash[:8]} not in {len(hits)} hits, partial "
+                     f"{doc.get('partial')}, error {doc.get('error')}")
             except (OSError, ValueError) as e:
                 err = repr(e)
             with self.lock:
@@ -173,9 +175,12 @@ class Load:
             t.start()
 
     def finish(self):
+        """Stops the load; False if a load thread had died before (its load stopped)."""
+        alive = all(t.is_alive() for t in self.threads)
         self.stop.set()
         for t in self.threads:
             t.join(30)
+        return alive
 
 
 def unavailable():
@@ -204,6 +209,7 @@ class Rehearsal(unittest.TestCase):
         self.routers = Workload(self.objects, "Deployment", "synapse-router", IMAGE, self.work, sec)
         self.pods = {}  # name -> container (running)
         self.terminating = set()  # pods sent SIGTERM, out of the Service's endpoints
+        self.ready = set()  # pods whose readiness probe passed, in the endpoints
         self.events = []  # times a pod was stopped or started
         self.router_serial = 0
         self.http_port = self.routers.port("http")
@@ -247,12 +253,20 @@ class Rehearsal(unittest.TestCase):
         c.remove()
         del self.pods[name]
         self.terminating.discard(name)
+        self.ready.discard(name)
         self.dns.remove(name)
         return took
 
+    def await_ready(self, c):
+        """Waits for the pod's readiness probe; only then is it among the Service's
+        endpoints (the load balancer sends it traffic)."""
+        c.workload.await_probe(c)
+        self.ready.add(c.name)
+
     def router_ips(self):
+        """The routers the load balancer sends to: ready and not terminating."""
         return [c.pod_ip for n, c in sorted(self.pods.items())
-                if n.startswith("synapse-router") and n not in self.terminating]
+                if n.startswith("synapse-router") and n in self.ready and n not in self.terminating]
 
     def node_names(self):
         return sorted(n for n in self.pods if n.startswith("synapse-node"))
@@ -309,7 +323,7 @@ class Rehearsal(unittest.TestCase):
             started = [self.start_node(i) for i in range(replicas)]  # Parallel
             routers = [self.start_router() for _ in range(router_replicas)]
             for c in started + routers:
-                c.workload.await_probe(c)
+                self.await_ready(c)
         self.step("deploy", deploy)
 
         load = Load(self.router_ips, self.token, self.http_port, self.udp_port)
@@ -320,7 +334,7 @@ class Rehearsal(unittest.TestCase):
             def scale_out():
                 new = [self.start_node(i) for i in range(replicas, replicas + 2)]
                 for c in new:
-                    self.nodes.await_probe(c)
+                    self.await_ready(c)
             self.step(f"scale out {replicas} -> {replicas + 2}", scale_out)
 
             def scale_in():
@@ -338,14 +352,14 @@ class Rehearsal(unittest.TestCase):
             self.rotate_api_token(load)
             time.sleep(3)
         finally:
-            load.finish()
-
+            load_ran = load.finish()
+        self.assertTrue(load_ran, "a load thread died: the load stopped before the last step")
         self.check(load)
 
     def roll_routers(self, why):
         for old in [n for n in sorted(self.pods) if n.startswith("synapse-router")]:
             def roll_router(old=old):
-                self.routers.await_probe(self.start_router())  # maxSurge 1 first
+                self.await_ready(self.start_router())  # maxSurge 1 first
                 self.stop_pod(old)  # then maxUnavailable 0 lets the old one go
             self.step(f"{why} {old}", roll_router)
 
@@ -353,7 +367,7 @@ class Rehearsal(unittest.TestCase):
         for name in sorted(self.node_names(), reverse=True):  # highest ordinal first
             def roll(name=name):
                 self.stop_pod(name)
-                self.nodes.await_probe(self.start_node(int(name.rsplit("-", 1)[1])))
+                self.await_ready(self.start_node(int(name.rsplit("-", 1)[1])))
             self.step(f"{why} {name}", roll)
 
     def rotate_cluster_key(self):
@@ -412,6 +426,11 @@ class Rehearsal(unittest.TestCase):
                 s, _ = http_request(ip, self.http_port, "GET", "/api/shard/" + h, timeout=5)
                 if s != 404:
                     restored.append((ip, h, s))
+        for name in self.node_names():  # why a node stopped serving reads for a while
+            resyncs = [l.split(": ", 1)[-1][:90] for l in self.pods[name].logs().splitlines()
+                       if "before serving reads" in l]
+            if resyncs:
+                log(f"  {name} re-compared before serving reads {len(resyncs)}x: {resyncs[:2]}")
         span = load.announces[-1][0] - load.announces[0][0] if load.announces else 0
         covered = sum(1 for t, _ in load.announces if self.within_window(t))
         log(f"detection windows ({DETECTION_S:.0f} s after each of {len(self.events)} pod starts "
