@@ -80,7 +80,11 @@ fetch_faiss_sources() {
 # browser of its own.
 install_npm_clients() {
   local dir="$here/tests/interop/npm"
-  [ -d "$dir/node_modules/bittorrent-tracker" ] && [ -d "$dir/node_modules/puppeteer-core" ] && return 0
+  local pkg missing=0 # every dependency package.json names, so a new one gets installed
+  for pkg in $(node -e 'const p = require(process.argv[1]); console.log(Object.keys(p.dependencies || {}).join(" "))' "$dir/package.json"); do
+    [ -d "$dir/node_modules/$pkg" ] || missing=1
+  done
+  [ "$missing" = 0 ] && return 0
   (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error)
 }
 
