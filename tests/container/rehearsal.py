@@ -32,7 +32,6 @@ import os
 import random
 import secrets
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -44,6 +43,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
 from bencode import bdecode  # noqa: E402
+from cluster import shard_body  # noqa: E402
 from http_client import http_request  # noqa: E402
 from k8s_pods import Dns, Workload, render, secret_data, find  # noqa: E402
 from podman import IMAGE, available  # noqa: E402
@@ -125,9 +125,8 @@ class Load:
             n += 1
             hexhash = "%040x" % self.rng.getrandbits(160)
             vec = [round(self.rng.uniform(-1, 1), 4) for _ in range(DIM)]
-            body = {"info_hash": hexhash, "display_name": f"rehearsal shard {n}",
-                    "embedding_model": MODEL, "dimension_size": DIM, "tags": ["rehearsal"],
-                    "description": "k8s rehearsal", "embedding": vec}
+            body = shard_body(hexhash, vec, name=f"rehearsal shard {n}", tags=("rehearsal",),
+                              model=MODEL)
             try:
                 s, doc = self._call("POST", "/api/register", body)
                 if s == 200 and doc.get("status") == "success":

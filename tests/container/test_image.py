@@ -16,9 +16,9 @@ built; SYNAPSE_IMAGE names it).
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -71,7 +71,7 @@ class ImageTest(unittest.TestCase):
         return path
 
     def standalone(self, data, name):
-        http, udp = free_port(), free_port(__import__("socket").SOCK_DGRAM)
+        http, udp = free_port(), free_port(socket.SOCK_DGRAM)
         c = Container(f"synapse-image-test-{os.getpid()}-{name}",
                       args=["--config=/etc/synapse/config.yaml", "--data-dir=/var/lib/synapse",
                             f"--host={HOST}", f"--port={http}", f"--udp-port={udp}"],
@@ -116,7 +116,7 @@ class ImageTest(unittest.TestCase):
     def test_standalone_read_only_sigterm_and_warm_restart(self):
         data = self.data_volume()
         c = self.standalone(data, "a")
-        self.assertEqual(c.state()["Pid"] > 0, True)
+        self.assertGreater(c.state()["Pid"], 0)
         ih, pid = rand_hash(), peer_id()
         r = http_get(c.http, announce_target(ih, pid, 7001, left=0), host=HOST)
         self.assertEqual(r.status, 200, r.body)
