@@ -83,6 +83,8 @@ static void set_default_strings(syn_config *cfg) {
   /* No cluster key: an open cluster, as on a laptop; router and node roles warn. */
   cfg->cluster_key = strdup("");
   cfg->cluster_key_file = strdup("");
+  cfg->ws_cert_file = strdup("");
+  cfg->ws_key_file = strdup("");
   /* No token files and no access lists: a laptop's tracker is open; a public one names
    * its files (a Kubernetes Secret or ConfigMap mounted as files). */
   cfg->api_tokens_file = strdup("");
@@ -148,6 +150,13 @@ void syn_config_defaults(syn_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->http_port = 6881;              /* the seed's port; BitTorrent's traditional range */
   cfg->udp_port = 6969;               /* the de facto UDP tracker port (BEP 15 examples) */
+  cfg->ws_port = 6882;    /* beside the HTTP port, so WebTorrent works with no configuration */
+  cfg->wss_port = 0;      /* TLS needs a certificate: off until one is configured */
+  cfg->ws_max_message = 64 * 1024; /* five SDP offers are 5-15 KB; room, and a bound */
+  cfg->ws_max_offers = 10; /* WebTorrent sends at most 5; a client sending hundreds floods */
+  cfg->ws_max_connections_per_ip = 32; /* one socket per tracker per browser; room for NAT */
+  cfg->ws_max_swarms_per_socket = 64;  /* a WebTorrent client seeding many torrents */
+  cfg->ws_interval = 120; /* bittorrent-tracker's own server tells 2 minutes */
   cfg->role = SYN_PROCESS_STANDALONE; /* one process on a laptop needs no cluster */
   cfg->seed_count = 0;                /* standalone talks to itself over inproc:// */
   cfg->debug = false;                 /* info level: per-request logging would cost throughput */
@@ -190,6 +199,8 @@ void syn_config_free(syn_config *cfg) {
   if (cfg->cluster_key) explicit_bzero(cfg->cluster_key, strlen(cfg->cluster_key));
   free(cfg->cluster_key);
   free(cfg->cluster_key_file);
+  free(cfg->ws_cert_file);
+  free(cfg->ws_key_file);
   for (size_t i = 0; i < cfg->seed_count; i++) free(cfg->seeds[i]);
   for (size_t i = 0; i < cfg->public_url_count; i++) free(cfg->public_urls[i]);
   for (size_t i = 0; i < cfg->api_token_count; i++) free(cfg->api_tokens[i]);
@@ -427,6 +438,15 @@ static const key_spec keys[] = {
     {"limits", "api_write_rate", KIND_U32, FIELD(rate_per_s[3]), 0, 0},
     {"limits", "api_write_burst", KIND_U32, FIELD(rate_burst[3]), 0, 0},
     {"limits", "rate_table_entries", KIND_U32, FIELD(rate_table_entries), 0, 0},
+    {"websocket", "port", KIND_PORT_OR_ZERO, FIELD(ws_port), 0, 0},
+    {"websocket", "tls_port", KIND_PORT_OR_ZERO, FIELD(wss_port), 0, 0},
+    {"websocket", "cert_file", KIND_STR, FIELD(ws_cert_file), 0, 0},
+    {"websocket", "key_file", KIND_STR, FIELD(ws_key_file), 0, 0},
+    {"websocket", "max_message_bytes", KIND_U32, FIELD(ws_max_message), 0, 0},
+    {"websocket", "max_offers", KIND_U32, FIELD(ws_max_offers), 0, 0},
+    {"websocket", "max_connections_per_ip", KIND_U32, FIELD(ws_max_connections_per_ip), 0, 0},
+    {"websocket", "max_swarms_per_socket", KIND_U32, FIELD(ws_max_swarms_per_socket), 0, 0},
+    {"websocket", "interval", KIND_U32, FIELD(ws_interval), 0, 0},
     {"node", "workers", KIND_U32, FIELD(node_workers), 0, 0},
     {"node", "swarm_snapshot", KIND_BOOL, FIELD(swarm_snapshot), 0, 0},
     {"node", "swarm_snapshot_max_mb", KIND_U32, FIELD(swarm_snapshot_max_mb), 0, 0},
@@ -749,6 +769,10 @@ enum {
   OPT_CLUSTER_KEY_FILE,
   OPT_LOG_FORMAT,
   OPT_INTERVAL_JITTER,
+  OPT_WS_PORT,
+  OPT_WSS_PORT,
+  OPT_TLS_CERT,
+  OPT_TLS_KEY,
 };
 
 static const struct option long_opts[] = {
@@ -766,6 +790,10 @@ static const struct option long_opts[] = {
     {"cluster-key-file", required_argument, NULL, OPT_CLUSTER_KEY_FILE},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"interval-jitter-percent", required_argument, NULL, OPT_INTERVAL_JITTER},
+    {"ws-port", required_argument, NULL, OPT_WS_PORT},
+    {"wss-port", required_argument, NULL, OPT_WSS_PORT},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"debug", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -794,6 +822,10 @@ static const struct {
     {OPT_CLUSTER_KEY_FILE, "cluster", "key_file"},
     {OPT_LOG_FORMAT, "tracker", "log_format"},
     {OPT_INTERVAL_JITTER, "server", "interval_jitter_percent"},
+    {OPT_WS_PORT, "websocket", "port"},
+    {OPT_WSS_PORT, "websocket", "tls_port"},
+    {OPT_TLS_CERT, "websocket", "cert_file"},
+    {OPT_TLS_KEY, "websocket", "key_file"},
 };
 
 const char *syn_config_usage(void) {
@@ -819,6 +851,11 @@ const char *syn_config_usage(void) {
          "      --cluster-key-file FILE  shared cluster key (or SYNAPSE_CLUSTER_KEY)\n"
          "      --log-format FORMAT   text (default) or json: one object per line\n"
          "      --interval-jitter-percent N  interval told varies by +- N% (default 5)\n"
+         "      --ws-port N           WebTorrent ws:// port, 0 disables it (default 6882)\n"
+         "      --wss-port N          WebTorrent wss:// port (default 0: off); needs\n"
+         "                            --tls-cert and --tls-key\n"
+         "      --tls-cert FILE       PEM certificate chain for wss:// (re-read on SIGHUP)\n"
+         "      --tls-key FILE        PEM private key for wss://\n"
          "  -d, --debug               debug logging\n"
          "  -h, --help                print this help and exit\n"
          "  -V, --version             print the version and exit\n";
@@ -1086,6 +1123,11 @@ static int check_ranges(const syn_config *c, char *err, size_t err_len) {
       {"node.workers", c->node_workers, 1, 256},
       {"node.swarm_snapshot_max_mb", c->swarm_snapshot_max_mb, 1, 1048576},
       {"server.interval_jitter_percent", c->interval_jitter_percent, 0, 50},
+      {"websocket.max_message_bytes", c->ws_max_message, 1024, 16 * 1048576},
+      {"websocket.max_offers", c->ws_max_offers, 0, 64},
+      {"websocket.max_connections_per_ip", c->ws_max_connections_per_ip, 1, 1000000},
+      {"websocket.max_swarms_per_socket", c->ws_max_swarms_per_socket, 1, 4096},
+      {"websocket.interval", c->ws_interval, 10, 86400},
   };
   for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
     const range_rule *r = &rules[i];
@@ -1120,6 +1162,14 @@ static int check_strings(const syn_config *c, char *err, size_t err_len) {
     return -1;
   }
   if (syn_cluster_key_check(c->cluster_key, err, err_len) != 0) return -1;
+  if (c->wss_port && (!c->ws_cert_file[0] || !c->ws_key_file[0])) {
+    set_err(err, err_len, "websocket.tls_port: needs websocket.cert_file and websocket.key_file");
+    return -1;
+  }
+  if (c->ws_port && c->ws_port == c->wss_port) {
+    set_err(err, err_len, "websocket.tls_port: the same port as websocket.port");
+    return -1;
+  }
   return 0;
 }
 

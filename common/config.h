@@ -89,6 +89,17 @@ typedef struct syn_config {
   uint32_t rate_burst[4];    /* requests a quiet client may send at once, per class */
   uint32_t rate_table_entries; /* clients tracked at once (32 bytes each) */
 
+  /* websocket: WebTorrent tracking (router/ws_server.h), on routers and standalone */
+  uint16_t ws_port;          /* ws:// listener on host; 0 = off */
+  uint16_t wss_port;         /* wss:// listener; 0 = off; needs ws_cert_file and ws_key_file */
+  char *ws_cert_file;        /* PEM certificate chain; re-read on SIGHUP */
+  char *ws_key_file;         /* PEM private key */
+  uint32_t ws_max_message;   /* bytes of one message; the socket is closed (1009) beyond */
+  uint32_t ws_max_offers;    /* offers in one announce; a failure reason beyond */
+  uint32_t ws_max_connections_per_ip; /* open WebSocket connections of one client (IPv6: /64) */
+  uint32_t ws_max_swarms_per_socket;  /* info_hashes one socket may announce in */
+  uint32_t ws_interval;      /* s told to WebSocket clients; their entries live 2x + 60 s */
+
   /* node: */
   uint32_t node_workers; /* threads serving router requests on a node */
   bool swarm_snapshot;   /* swarms written to data_dir at stop and read at start */

@@ -29,12 +29,16 @@
 #include "node/shards.h"
 #include "node/swarm.h"
 #include "node/swarm_snapshot.h"
+#include "node/ws_peers.h"
 #include "proto/wire.h"
 
 #define NODE_CLOSE_WAIT_MS 3000 /* a stopping node waits this long for nng (nng_close.h) */
 #define EXPIRE_BUDGET 256       /* swarms visited per maintenance tick */
 #define EXPIRE_TICK_MS 100
 #define MAX_WORKERS 64
+#define WS_POLL_HOLD_MS 15000 /* a parked poll is answered empty after this (router waits 30 s) */
+#define WS_MAX_PEERS (1u << 20)
+#define WS_ROUTER_CHECK_MS 1000 /* routers with WebSocket peers checked against membership */
 #define REPORTED_LAGS 64
 #define WORKER_POLL_MS                                                                       \
   100 /* how soon a worker notices that the node stops */ /* replicas whose lag a StatsReply \
@@ -52,12 +56,26 @@ typedef struct node_worker {
   Synapse__AnnounceReply announce;
   Synapse__ScrapeReply scrape;
   syn_buf entries;
+  syn_buf push; /* a WsPush body collected for a poll */
+  /* the batch being served is one WsPoll (handle_batch): park it rather than answer */
+  const Synapse__WsPoll *poll;
+  uint64_t poll_id;
 } node_worker;
+
+/* A router's WsPoll held until signals arrive for it (node/ws_peers.h stores the pointer).
+ * Owns its nng context: the worker that received the poll opened a new one for itself. */
+typedef struct parked_poll {
+  nng_ctx ctx;
+  uint64_t id;
+  uint8_t tag[SYN_CLUSTER_AUTH_TAG];
+} parked_poll;
 
 struct syn_node {
   nng_socket sock;
   syn_cluster_auth *auth; /* the membership's: batches opened, replies sealed; NULL: open */
   syn_swarm_store *swarms;
+  syn_ws_peers *ws; /* WebTorrent peers of the same swarms */
+  struct syn_membership *members; /* NULL standalone */
   syn_shards shards;
   uint32_t max_numwant;
   uint32_t full_scrape_max;
@@ -146,9 +164,11 @@ static void handle_announce(syn_node *node, node_worker *w, const Synapse__Annou
     atomic_fetch_add_explicit(&node->announces_early, 1, memory_order_relaxed);
   else
     syn_replica_announce(node->shards.replica, a); /* nothing changed: nothing to replicate */
-  out->complete = res.complete;
-  out->incomplete = res.incomplete;
-  out->downloaded = res.downloaded;
+  syn_scrape_result sum = {res.complete, res.incomplete, res.downloaded};
+  syn_ws_peers_add_figures(node->ws, a->info_hash.data, now, &sum);
+  out->complete = sum.complete;
+  out->incomplete = sum.incomplete;
+  out->downloaded = sum.downloaded;
   out->has_peers4 = 1;
   out->peers4.data = res.peers4;
   out->peers4.len = res.peers4_count * 6;
@@ -181,6 +201,8 @@ static void put_scrape_entry(uint8_t *p, const uint8_t hash[20], const syn_scrap
 }
 
 typedef struct full_scrape_ctx {
+  syn_node *node;
+  uint32_t now;
   syn_buf *out;
   bool failed;
 } full_scrape_ctx;
@@ -191,7 +213,9 @@ static void full_scrape_visit(void *ctx, const uint8_t info_hash[20], const syn_
     fs->failed = true;
     return;
   }
-  put_scrape_entry(fs->out->data + fs->out->len, info_hash, r);
+  syn_scrape_result sum = *r;
+  syn_ws_peers_add_figures(fs->node->ws, info_hash, fs->now, &sum);
+  put_scrape_entry(fs->out->data + fs->out->len, info_hash, &sum);
   fs->out->len += 32;
 }
 
@@ -202,7 +226,7 @@ static void handle_scrape(syn_node *node, const Synapse__ScrapeRequest *s, uint3
   if (s->n_info_hash == 0) {
     uint32_t max =
         s->max_full && s->max_full < node->full_scrape_max ? s->max_full : node->full_scrape_max;
-    full_scrape_ctx fs = {.out = entries};
+    full_scrape_ctx fs = {.node = node, .now = now, .out = entries};
     syn_swarm_foreach(node->swarms, max, full_scrape_visit, &fs);
     if (fs.failed) {
       reply_error(rep, SYNAPSE__ERROR_CODE__INTERNAL, "out of memory");
@@ -220,6 +244,7 @@ static void handle_scrape(syn_node *node, const Synapse__ScrapeRequest *s, uint3
       }
       syn_scrape_result r;
       syn_swarm_scrape(node->swarms, s->info_hash[i].data, now, &r);
+      syn_ws_peers_add_figures(node->ws, s->info_hash[i].data, now, &r);
       put_scrape_entry(entries->data + entries->len, s->info_hash[i].data, &r);
       entries->len += 32;
     }
@@ -271,6 +296,108 @@ static void handle_stats(syn_node *node, Synapse__Reply *rep, Synapse__StatsRepl
   rep->stats = out;
 }
 
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Answers a parked poll with `push` (an encoded WsPush body, possibly empty) and frees it.
+ * Any thread; blocks only while nng queues the reply. */
+static void answer_poll(syn_node *node, parked_poll *pp, const syn_buf *push) {
+  Synapse__Reply rep = SYNAPSE__REPLY__INIT;
+  rep.id = pp->id;
+  syn_buf body = SYN_BUF_INIT, batch = SYN_BUF_INIT;
+  nng_msg *msg = NULL;
+  nng_aio *aio = NULL;
+  /* A Reply is its id, then the WsPush as field 14, then wrapped as BatchReply field 1. */
+  static const uint8_t empty[1];
+  bool has = push && push->len;
+  if (syn_wire_pack(&body, &rep.base) == 0 &&
+      syn_wire_append_bytes_field(&body, 14, has ? push->data : empty, has ? push->len : 0) ==
+          0 &&
+      syn_wire_append_bytes_field(&batch, 1, body.data, body.len) == 0 &&
+      syn_cluster_auth_sealed_msg(node->auth, &msg, batch.data, batch.len, NULL, 0,
+                                  SYN_AUTH_BATCH_REPLY, pp->tag, NULL) == 0 &&
+      nng_aio_alloc(&aio, NULL, NULL) == 0) {
+    nng_aio_set_msg(aio, msg);
+    nng_ctx_send(pp->ctx, aio);
+    nng_aio_wait(aio);
+    if (nng_aio_result(aio) == 0) msg = NULL;
+  }
+  if (msg) nng_msg_free(msg);
+  if (aio) nng_aio_free(aio);
+  nng_ctx_close(pp->ctx);
+  syn_buf_free(&body);
+  syn_buf_free(&batch);
+  free(pp);
+}
+
+/* Answers the parked polls of routers an announce queued signals for. */
+static void wake_routers(syn_node *node, const syn_ws_announce_result *res, syn_buf *push) {
+  for (size_t i = 0; i < res->wake_count; i++) {
+    parked_poll *pp = syn_ws_peers_collect(node->ws, res->wake[i], push);
+    if (pp) answer_poll(node, pp, push);
+  }
+}
+
+static void handle_ws_announce(syn_node *node, node_worker *w,
+                               const Synapse__WsAnnounceRequest *a, uint32_t now,
+                               Synapse__Reply *rep, Synapse__WsAnnounceReply *out,
+                               Synapse__WsSignal *sigs, Synapse__WsSignal **sig_ptrs) {
+  if (a->info_hash.len != 20) {
+    reply_error(rep, SYNAPSE__ERROR_CODE__BAD_REQUEST, "malformed announce");
+    return;
+  }
+  if (!syn_registered_has(node->shards.registered, a->info_hash.data)) {
+    reply_error(rep, SYNAPSE__ERROR_CODE__NOT_REGISTERED, "info_hash is not registered as a shard");
+    return;
+  }
+  syn_ws_local local[SYN_WS_MAX_OFFERS + 1];
+  syn_ws_announce_result res;
+  int rc = syn_ws_peers_announce(node->ws, a, now, local, &res);
+  if (rc) {
+    reply_error(rep,
+                rc == -EINVAL   ? SYNAPSE__ERROR_CODE__BAD_REQUEST
+                : rc == -ENOSPC ? SYNAPSE__ERROR_CODE__UNAVAILABLE
+                                : SYNAPSE__ERROR_CODE__INTERNAL,
+                rc == -EINVAL   ? "malformed announce"
+                : rc == -ENOSPC ? "too many WebSocket peers"
+                                : "out of memory");
+    return;
+  }
+  wake_routers(node, &res, &w->push);
+  syn_scrape_result bt;
+  syn_swarm_scrape(node->swarms, a->info_hash.data, now, &bt);
+  out->complete = bt.complete + res.ws.complete;
+  out->incomplete = bt.incomplete + res.ws.incomplete;
+  out->downloaded = bt.downloaded + res.ws.downloaded;
+  out->has_offers_sent = 1;
+  out->offers_sent = res.offers_sent;
+  for (size_t i = 0; i < res.local_count; i++) {
+    Synapse__WsSignal *sg = &sigs[i];
+    *sg = (Synapse__WsSignal)SYNAPSE__WS_SIGNAL__INIT;
+    sg->info_hash = a->info_hash;
+    sg->to_peer_id.data = local[i].to_peer_id;
+    sg->to_peer_id.len = 20;
+    sg->from_peer_id = a->peer_id;
+    if (local[i].offer >= 0) {
+      sg->offer_id = a->offers[local[i].offer]->offer_id;
+      sg->has_offer = 1;
+      sg->offer = a->offers[local[i].offer]->offer;
+    } else {
+      sg->offer_id = a->offer_id;
+      sg->has_answer = 1;
+      sg->answer = a->answer;
+    }
+    sig_ptrs[i] = sg;
+  }
+  out->signals = sig_ptrs;
+  out->n_signals = res.local_count;
+  rep->body_case = SYNAPSE__REPLY__BODY_WS_ANNOUNCE;
+  rep->ws_announce = out;
+}
+
 /* Reserves scratch for the whole batch up front so that pointers into it stay valid
  * while replies are built. */
 static int reserve_batch_scratch(syn_node *node, node_worker *w, const Synapse__Batch *batch) {
@@ -294,6 +421,9 @@ static void handle_request(syn_node *node, node_worker *w, const Synapse__Reques
   Synapse__AnnounceReply announce = SYNAPSE__ANNOUNCE_REPLY__INIT;
   Synapse__ScrapeReply scrape = SYNAPSE__SCRAPE_REPLY__INIT;
   Synapse__StatsReply stats = SYNAPSE__STATS_REPLY__INIT;
+  Synapse__WsAnnounceReply ws = SYNAPSE__WS_ANNOUNCE_REPLY__INIT;
+  Synapse__WsSignal sigs[SYN_WS_MAX_OFFERS + 1];
+  Synapse__WsSignal *sig_ptrs[SYN_WS_MAX_OFFERS + 1];
   syn_buf entries = SYN_BUF_INIT;
   rep.id = req->id;
   switch (req->body_case) {
@@ -304,6 +434,9 @@ static void handle_request(syn_node *node, node_worker *w, const Synapse__Reques
     handle_scrape(node, req->scrape, now, &rep, &scrape, &entries);
     break;
   case SYNAPSE__REQUEST__BODY_STATS: handle_stats(node, &rep, &stats); break;
+  case SYNAPSE__REQUEST__BODY_WS_ANNOUNCE:
+    handle_ws_announce(node, w, req->ws_announce, now, &rep, &ws, sigs, sig_ptrs);
+    break;
   default: reply_error(&rep, SYNAPSE__ERROR_CODE__BAD_REQUEST, "unknown request"); break;
   }
   if (syn_wire_append_field1(&w->reply, &rep.base)) syn_error("node: out of memory packing reply");
@@ -317,6 +450,12 @@ static int handle_batch(syn_node *node, node_worker *w, const uint8_t *data, siz
   Synapse__Batch *batch = synapse__batch__unpack(&alloc, len, data);
   syn_buf_reset(&w->reply);
   if (!batch) return -EPROTO; /* undecodable: dropped, the router's deadline answers */
+  w->poll = NULL;
+  if (batch->n_requests == 1 && batch->requests[0]->body_case == SYNAPSE__REQUEST__BODY_WS_POLL) {
+    w->poll = batch->requests[0]->ws_poll; /* lives in the arena until the next batch */
+    w->poll_id = batch->requests[0]->id;
+    return 0;
+  }
   if (reserve_batch_scratch(node, w, batch)) return -ENOMEM;
   uint32_t now = now_seconds();
   int64_t deadline = batch->has_deadline_unix_ms ? batch->deadline_unix_ms : 0;
@@ -333,6 +472,27 @@ static int handle_batch(syn_node *node, node_worker *w, const uint8_t *data, siz
     syn_shards_register(&node->shards, (const Synapse__Request *const *)batch->requests, regs,
                         deadline, &w->reply);
   return 0;
+}
+
+/* The batch was one WsPoll: the worker hands its context to the poll (answered now when
+ * signals wait, else parked until some arrive) and serves on with a fresh one. */
+static void serve_poll(syn_node *node, node_worker *w, const uint8_t tag[SYN_CLUSTER_AUTH_TAG]) {
+  nng_ctx fresh;
+  parked_poll *pp = malloc(sizeof *pp);
+  if (!pp) return; /* unanswered: the router's deadline re-polls */
+  if (nng_ctx_open(&fresh, node->sock)) {
+    free(pp);
+    return;
+  }
+  pp->ctx = w->ctx;
+  pp->id = w->poll_id;
+  memcpy(pp->tag, tag, SYN_CLUSTER_AUTH_TAG);
+  w->ctx = fresh;
+  void *replaced = NULL;
+  int rc = syn_ws_peers_poll(node->ws, w->poll->router, w->poll->boot, pp, now_ms(), &w->push,
+                             &replaced);
+  if (rc != 1) answer_poll(node, pp, rc == 0 ? &w->push : NULL);
+  if (replaced) answer_poll(node, replaced, NULL);
 }
 
 static void *worker_main(void *arg) {
@@ -355,6 +515,10 @@ static void *worker_main(void *arg) {
     }
     int rc = handle_batch(node, w, nng_msg_body(msg), nng_msg_len(msg));
     nng_msg_free(msg);
+    if (rc == 0 && w->poll) {
+      serve_poll(node, w, tag);
+      continue;
+    }
     /* On failure nothing is answered; the router's deadline reports it. */
     if (rc || syn_cluster_auth_sealed_msg(node->auth, &msg, w->reply.data, w->reply.len, NULL, 0,
                                           SYN_AUTH_BATCH_REPLY, tag, NULL))
@@ -368,10 +532,46 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
+/* Routers membership calls dead or gone lose their WebSocket peers; so do routers that
+ * stopped polling without membership noticing (they always keep a poll parked). */
+static void check_ws_routers(syn_node *node) {
+  static char ids[SYN_WS_MAX_ROUTERS][SYN_WS_ROUTER_ID_MAX + 1];
+  static syn_member_info members[SYN_WS_MAX_ROUTERS * 4];
+  size_t n = syn_ws_peers_routers(node->ws, ids, SYN_WS_MAX_ROUTERS), count = 0;
+  if (n == 0) return;
+  syn_membership_snapshot(node->members, members, sizeof members / sizeof *members, &count, NULL,
+                          NULL);
+  if (count > sizeof members / sizeof *members) count = sizeof members / sizeof *members;
+  for (size_t i = 0; i < n; i++) {
+    for (size_t j = 0; j < count; j++) {
+      if (strcmp(members[j].id, ids[i]) != 0) continue;
+      if (members[j].state == SYN_MEMBER_DEAD || members[j].state == SYN_MEMBER_LEFT) {
+        parked_poll *pp = syn_ws_peers_drop_router(node->ws, ids[i]);
+        syn_info("node: router %s is %s: its WebSocket peers leave their swarms", ids[i],
+                 syn_member_state_name(members[j].state));
+        if (pp) answer_poll(node, pp, NULL);
+      }
+      break;
+    }
+  }
+  if (syn_ws_peers_drop_idle(node->ws, now_seconds(), 2 * WS_POLL_HOLD_MS / 1000 + 30))
+    syn_info("node: routers silent for a minute lost their WebSocket peers");
+}
+
 static void *maintenance_main(void *arg) {
   syn_node *node = arg;
+  uint64_t last_check = 0;
   while (!atomic_load(&node->stopping)) {
-    syn_swarm_expire_step(node->swarms, now_seconds(), EXPIRE_BUDGET);
+    uint32_t now = now_seconds();
+    syn_swarm_expire_step(node->swarms, now, EXPIRE_BUDGET);
+    syn_ws_peers_expire_step(node->ws, now, EXPIRE_BUDGET);
+    parked_poll *pp;
+    while ((pp = syn_ws_peers_stale_poll(node->ws, now_ms(), WS_POLL_HOLD_MS)))
+      answer_poll(node, pp, NULL);
+    if (node->members && now_ms() - last_check >= WS_ROUTER_CHECK_MS) {
+      last_check = now_ms();
+      check_ws_routers(node);
+    }
     nng_msleep(EXPIRE_TICK_MS);
   }
   return NULL;
@@ -495,7 +695,16 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
     free(node);
     return NULL;
   }
+  node->ws = syn_ws_peers_new(2 * cfg->ws_interval + 60, WS_MAX_PEERS);
+  if (!node->ws) {
+    snprintf(err, err_len, "node: out of memory");
+    syn_swarm_store_free(node->swarms);
+    free(node);
+    return NULL;
+  }
+  node->members = members;
   node->shards.swarms = node->swarms;
+  node->shards.ws = node->ws;
   node->min_interval = cfg->min_interval;
   snapshot_load(node, cfg);
   node->shards.cfg = cfg;
@@ -538,6 +747,13 @@ void syn_node_stop(syn_node *node) {
   if (!node) return;
   atomic_store(&node->stopping, true);
   for (size_t i = 0; i < node->worker_count; i++) pthread_join(node->workers[i].thread, NULL);
+  if (node->maintenance_started) pthread_join(node->maintenance, NULL);
+  node->maintenance_started = false;
+  parked_poll *pp; /* polls still parked: their routers see the connection close */
+  while (node->ws && (pp = syn_ws_peers_stale_poll(node->ws, UINT64_MAX, 0))) {
+    nng_ctx_close(pp->ctx);
+    free(pp);
+  }
   /* No worker uses it any more. A close that hangs (nng 1.5.2) keeps the workers' aios:
    * nng may still touch them, and the process is about to exit. */
   bool closed = syn_nng_close_within(node->sock, NODE_CLOSE_WAIT_MS, "node");
@@ -547,6 +763,7 @@ void syn_node_stop(syn_node *node) {
     syn_arena_free(&w->arena);
     syn_buf_free(&w->peers);
     syn_buf_free(&w->reply);
+    syn_buf_free(&w->push);
   }
   syn_arena_free(&node->inline_worker.arena);
   syn_buf_free(&node->inline_worker.peers);
@@ -558,6 +775,7 @@ void syn_node_stop(syn_node *node) {
   syn_registered_free(node->shards.registered);
   syn_index_close(node->shards.index);
   syn_swarm_store_free(node->swarms);
+  syn_ws_peers_free(node->ws);
   free(node);
 }
 

@@ -73,7 +73,10 @@ static void swarm_figures(syn_shards *sh, const char *hex, uint32_t now,
                           Synapse__SwarmFigures *out) {
   uint8_t key[20];
   syn_scrape_result r = {0};
-  if (syn_hex_decode(hex, 40, key, 20) == 0) syn_swarm_scrape(sh->swarms, key, now, &r);
+  if (syn_hex_decode(hex, 40, key, 20) == 0) {
+    syn_swarm_scrape(sh->swarms, key, now, &r);
+    syn_ws_peers_add_figures(sh->ws, key, now, &r);
+  }
   out->seeders = r.complete;
   out->leechers = r.incomplete;
   out->downloaded = r.downloaded;

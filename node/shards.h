@@ -22,11 +22,13 @@
 #include "node/registered.h"
 #include "node/replica.h"
 #include "node/swarm.h"
+#include "node/ws_peers.h"
 #include "proto/tracker.pb-c.h"
 
 typedef struct syn_shards {
   syn_index *index;
   syn_swarm_store *swarms;
+  syn_ws_peers *ws;     /* their WebTorrent peers, counted with them */
   syn_replica *replica; /* NULL standalone */
   const syn_config *cfg;
   syn_hlc hlc;                /* versions of the writes this node coordinates */

@@ -38,6 +38,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "router/client_limits.h"
+#include "router/tcp_listen.h"
 
 #define READ_BUFFER_SIZE (64 * 1024)
 #define MAX_PIPELINED 64 /* queued responses before the connection stops being read */
@@ -563,24 +564,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 }
 
 static void peer_address(http_conn *c) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  c->peer_ip_len = 0;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len)) return;
-  if (ss.ss_family == AF_INET) {
-    memcpy(c->peer_ip, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-    c->peer_ip_len = 4;
-    return;
-  }
-  const uint8_t *a6 = (const uint8_t *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
-  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (!memcmp(a6, mapped, 12)) {
-    memcpy(c->peer_ip, a6 + 12, 4);
-    c->peer_ip_len = 4;
-  } else {
-    memcpy(c->peer_ip, a6, 16);
-    c->peer_ip_len = 16;
-  }
+  c->peer_ip_len = syn_tcp_peer_ip(&c->tcp, c->peer_ip);
 }
 
 static void on_rejected_closed(uv_handle_t *h) { free(h); }
@@ -716,36 +700,13 @@ static uint32_t connection_limit(const syn_config *cfg) {
   return (uint32_t)usable;
 }
 
-static int bind_host(syn_http_server *srv, const char *host) {
-  struct sockaddr_storage addr;
-  int rc = uv_ip4_addr(host, srv->cfg->http_port, (struct sockaddr_in *)&addr);
-  if (rc) rc = uv_ip6_addr(host, srv->cfg->http_port, (struct sockaddr_in6 *)&addr);
-  if (rc) return UV_EINVAL;
-  return uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0); /* IPv6: dual-stack */
-}
-
 static int bind_listener(syn_http_server *srv, char *err, size_t err_len) {
-  const syn_config *cfg = srv->cfg;
-  uv_tcp_init(srv->loop, &srv->listener);
   srv->listener.data = srv;
   srv->open_handles++;
-  int rc = bind_host(srv, cfg->host);
-  if (rc == UV_EINVAL) {
-    snprintf(err, err_len, "--host: \"%s\" is not an IPv4 or IPv6 address", cfg->host);
-    return -1;
-  }
-  const char *fallback = syn_host_ipv4_fallback(cfg->host);
-  if (rc == UV_EAFNOSUPPORT && fallback) {
-    syn_warn("http: no IPv6 here: listening on %s (IPv4 only)", fallback);
-    rc = bind_host(srv, fallback);
-  }
-  if (rc == 0) rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
-  if (rc) {
-    snprintf(err, err_len, "HTTP port %s:%u: %s", cfg->host, (unsigned)cfg->http_port,
-             uv_strerror(rc));
-    return -1;
-  }
-  return 0;
+  int rc = syn_tcp_listen(srv->loop, &srv->listener, srv->cfg->host, srv->cfg->http_port,
+                          on_connection, "HTTP port", err, err_len);
+  srv->listener.data = srv;
+  return rc;
 }
 
 /* The server goes last: after its own handles and every connection (whose close

@@ -122,6 +122,11 @@ static void on_link_state(void *ctx, bool connected) {
   mark_failing(l);
 }
 
+static void on_link_push(void *ctx, const Synapse__WsPush *push) {
+  node_link *l = ctx;
+  l->nodes->opts.on_push(l->nodes->opts.push_ctx, push);
+}
+
 static int link_open(syn_nodes *n, node_link *l, const char *id, const char *url, char *err,
                      size_t err_len) {
   syn_membership *members = syn_nodes_membership(n);
@@ -139,6 +144,10 @@ static int link_open(syn_nodes *n, node_link *l, const char *id, const char *url
   if (!clustered(n)) { /* standalone: the node lives in this process */
     uo.serve_inline = n->opts.static_serve_inline;
     uo.inline_ctx = n->opts.static_inline_ctx;
+  } else if (n->opts.on_push && n->opts.self_id) { /* a router with WebSocket peers */
+    uo.on_push = on_link_push;
+    uo.poll_router = n->opts.self_id;
+    uo.poll_boot = n->opts.ws_boot;
   }
   l->up = syn_upstream_open(n->loop, &uo, err, err_len);
   if (!l->up) return -1;

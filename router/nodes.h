@@ -45,6 +45,11 @@ typedef struct syn_nodes_options {
   const char *peer_url;              /* where this router listens for gossip */
   const char *const *seed_peer_urls; /* node peer URLs to join through */
   size_t seed_count;
+  /* router mode, optional: signals nodes push for this router's WebSocket peers; each
+   * node link then keeps a WsPoll naming self_id and ws_boot standing (upstream.h). */
+  syn_upstream_push_fn on_push;
+  void *push_ctx;
+  uint64_t ws_boot;
 } syn_nodes_options;
 
 syn_nodes *syn_nodes_open(uv_loop_t *loop, const syn_nodes_options *opts, char *err,

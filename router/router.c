@@ -36,6 +36,7 @@
 #include "router/tracker_query.h"
 #include "router/tokens.h"
 #include "router/udp.h"
+#include "router/ws_tracker.h"
 
 #define FULL_SCRAPE_CLIENTS 1024
 
@@ -51,6 +52,8 @@ struct syn_router {
   syn_http_server *http;
   syn_udp *udp;
   syn_nodes *nodes;
+  syn_ws_tracker *ws; /* WebTorrent over WebSocket; NULL when both its ports are off */
+  uint64_t ws_boot;   /* this process's start, as nodes know its WebSocket peers */
   syn_router_counters counters;
   syn_api api;
   syn_ops ops;
@@ -428,6 +431,41 @@ static void on_http_request(void *ctx, const syn_http_request *req, syn_http_slo
   }
 }
 
+/* ---- WebSocket (WebTorrent) clients ---- */
+
+static bool ws_enabled(const syn_config *cfg, const syn_router_options *opts) {
+  return !opts->admin_only && (cfg->ws_port || cfg->wss_port);
+}
+
+static void on_ws_push(void *ctx, const Synapse__WsPush *push) {
+  syn_router *r = ctx;
+  syn_ws_tracker_push(r->ws, push);
+}
+
+/* The same rules as an HTTP or UDP request: access lists, then the client's rate. */
+static const char *ws_admit(void *ctx, const uint8_t *ip, size_t ip_len,
+                            const uint8_t (*hashes)[20], size_t n, bool scrape) {
+  syn_router *r = ctx;
+  const char *refused = syn_access_check(&r->access, ip, ip_len, hashes, n);
+  if (refused) return refused;
+  syn_limit_class cls = scrape ? SYN_LIMIT_SCRAPE : SYN_LIMIT_ANNOUNCE;
+  return within_rate(r, cls, ip, ip_len) ? NULL : "rate limit exceeded, slow down";
+}
+
+static int start_ws(syn_router *r, uv_loop_t *loop, char *err, size_t err_len) {
+  syn_ws_tracker_options wo = {
+      .cfg = r->cfg,
+      .nodes = r->nodes,
+      .scraper = &r->scraper,
+      .router_id = r->cfg->node_id,
+      .boot = r->ws_boot,
+      .admit = ws_admit,
+      .admit_ctx = r,
+  };
+  r->ws = syn_ws_tracker_start(loop, &wo, err, err_len);
+  return r->ws ? 0 : -1;
+}
+
 /* ---- lifetime ---- */
 
 static int open_nodes(syn_router *r, uv_loop_t *loop, const syn_config *cfg,
@@ -452,6 +490,11 @@ static int open_nodes(syn_router *r, uv_loop_t *loop, const syn_config *cfg,
       .seed_peer_urls = seeds,
       .seed_count = cfg->seed_count,
   };
+  if (ws_enabled(cfg, opts)) {
+    no.on_push = on_ws_push;
+    no.push_ctx = r;
+    no.ws_boot = r->ws_boot;
+  }
   r->nodes = syn_nodes_open(loop, &no, err, err_len);
   return r->nodes ? 0 : -1;
 }
@@ -468,6 +511,7 @@ syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
   r->jitter_rng |= 1; /* xorshift's state is never 0 */
   r->cfg = cfg;
   r->opts = *opts;
+  randombytes_buf(&r->ws_boot, sizeof r->ws_boot);
   if (open_nodes(r, loop, cfg, opts, err, err_len)) goto fail;
   if (syn_access_init(&r->access, cfg, err, err_len)) goto fail;
   r->tokens = syn_tokens_new(cfg, err, err_len);
@@ -491,6 +535,7 @@ syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
   }
   r->api = (syn_api){loop, cfg, r->nodes, &r->counters, r->tokens};
   r->scraper = (syn_scraper){loop, cfg, r->nodes, r->udp, &r->counters};
+  if (ws_enabled(cfg, opts) && start_ws(r, loop, err, err_len)) goto fail;
   r->dashboard = syn_dashboard_start(loop, &r->counters);
   if (!r->dashboard) {
     snprintf(err, err_len, "out of memory");
@@ -505,7 +550,16 @@ fail:
   return NULL;
 }
 
-void syn_router_reload(syn_router *r) { syn_admin_reload_start(&r->admin, NULL); }
+void syn_router_reload(syn_router *r) {
+  syn_admin_reload_start(&r->admin, NULL);
+  char err[256] = "";
+  if (!r->ws) return;
+  if (syn_ws_tracker_reload(r->ws, err, sizeof err))
+    syn_warn("reload: TLS certificate kept: %s", err);
+  else if (r->cfg->wss_port)
+    syn_info("reload: TLS certificate and key re-read from %s and %s", r->cfg->ws_cert_file,
+             r->cfg->ws_key_file);
+}
 
 bool syn_router_refused(syn_router *r, char *why, size_t len) {
   return r->nodes && syn_nodes_refused(r->nodes, why, len);
@@ -513,8 +567,12 @@ bool syn_router_refused(syn_router *r, char *why, size_t len) {
 
 void syn_router_stop(syn_router *r) {
   if (!r) return;
+  /* WebSocket peers leave their swarms (best effort: nodes drop them anyway once this
+   * router has left the membership). */
+  syn_ws_tracker_stop(r->ws);
   /* Fail what is in flight first: replies may still be written to open connections. */
   if (r->nodes) syn_nodes_close(r->nodes);
+  syn_ws_tracker_free(r->ws); /* after its requests in flight were failed */
   if (r->http) syn_http_close(r->http);
   if (r->udp) syn_udp_close(r->udp);
   syn_dashboard_close(r->dashboard);

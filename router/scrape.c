@@ -17,6 +17,8 @@ typedef struct scrape_call {
   syn_scraper s;
   bool udp;
   syn_http_slot *slot;   /* HTTP */
+  syn_scrape_done_fn fn; /* another caller */
+  void *fn_ctx;
   uint32_t udp_tid;      /* UDP */
   syn_udp_peer udp_peer; /* UDP */
   bool failed;
@@ -105,8 +107,12 @@ static bool on_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep
 static void on_done(void *ctx, syn_group_end how, uint32_t parts_out) {
   scrape_call *sc = ctx;
   if (how == SYN_GROUP_TIMED_OUT) fail(sc, "scrape timed out, retry later");
-  if (sc->udp) answer_udp(sc);
-  else answer_http(sc);
+  if (sc->fn)
+    sc->fn(sc->fn_ctx, sc->failed ? sc->error : NULL, sc->entries.data, sc->entries.len / 32);
+  else if (sc->udp)
+    answer_udp(sc);
+  else
+    answer_http(sc);
   call_free(sc);
 }
 
@@ -193,5 +199,17 @@ void syn_scrape_udp(const syn_scraper *s, const uint8_t (*hashes)[20], size_t co
   sc->udp = true;
   sc->udp_tid = transaction_id;
   sc->udp_peer = *to;
+  start(sc);
+}
+
+void syn_scrape_call(const syn_scraper *s, const uint8_t (*hashes)[20], size_t count,
+                     syn_scrape_done_fn fn, void *ctx) {
+  scrape_call *sc = call_new(s, hashes, count);
+  if (!sc) {
+    fn(ctx, "out of memory", NULL, 0);
+    return;
+  }
+  sc->fn = fn;
+  sc->fn_ctx = ctx;
   start(sc);
 }

@@ -32,4 +32,12 @@ void syn_scrape_http(const syn_scraper *s, const uint8_t (*hashes)[20], size_t c
 void syn_scrape_udp(const syn_scraper *s, const uint8_t (*hashes)[20], size_t count,
                     uint32_t transaction_id, const syn_udp_peer *to);
 
+/* The same for another caller (WebSocket clients): fn gets the merged entries (32 bytes
+ * each: info_hash, then complete, downloaded, incomplete big-endian; hashes no node knows
+ * are left out) or a failure text, exactly once, possibly before this returns. */
+typedef void (*syn_scrape_done_fn)(void *ctx, const char *error, const uint8_t *entries,
+                                   size_t count);
+void syn_scrape_call(const syn_scraper *s, const uint8_t (*hashes)[20], size_t count,
+                     syn_scrape_done_fn fn, void *ctx);
+
 #endif

@@ -52,6 +52,8 @@
 
 #define MAX_WINDOW 64
 #define CLOSE_PATIENCE_MS 5000
+#define POLL_TIMEOUT_MS 30000 /* the node answers a parked poll empty after 15 s */
+#define POLL_RETRY_MS 250     /* pause after a failed poll (node down, restarting) */
 
 enum slot_state { SLOT_FREE, SLOT_SENDING, SLOT_RECEIVING, SLOT_DONE };
 
@@ -88,6 +90,10 @@ struct syn_upstream {
   bool closer_started;
   syn_upstream_options opts; /* opts.url points at url: the caller's may go at close */
   char url[320];
+  char poll_router[72];
+  upstream_slot poll;     /* the standing WsPoll (opts.on_push), outside the window */
+  uv_timer_t poll_timer;  /* re-sends it after a failure */
+  bool polling;           /* loop thread: a poll is out */
   nng_socket sock;
   upstream_slot slots[MAX_WINDOW];
   size_t slot_count;
@@ -217,6 +223,7 @@ static void abort_in_flight(syn_upstream *up) {
     enum slot_state st = up->slots[i].state;
     if (st == SLOT_SENDING || st == SLOT_RECEIVING) nng_aio_cancel(up->slots[i].aio);
   }
+  if (up->polling) nng_aio_cancel(up->poll.aio);
 }
 
 static void follow_link(syn_upstream *up) {
@@ -232,6 +239,61 @@ bool syn_upstream_connected(const syn_upstream *up) { return atomic_load(&up->pi
 
 static void finish_close(syn_upstream *up);
 
+static void on_poll_timer(uv_timer_t *t);
+
+/* Sends the standing poll: Batch{Request{id 0, ws_poll}}. */
+static void send_poll(syn_upstream *up) {
+  if (!up->opts.on_push || up->polling || up->closing) return;
+  upstream_slot *s = &up->poll;
+  Synapse__WsPoll poll = SYNAPSE__WS_POLL__INIT;
+  poll.router = up->poll_router;
+  poll.boot = up->opts.poll_boot;
+  Synapse__Request req = SYNAPSE__REQUEST__INIT;
+  req.body_case = SYNAPSE__REQUEST__BODY_WS_POLL;
+  req.ws_poll = &poll;
+  syn_buf_reset(&s->sent);
+  nng_msg *msg;
+  if (syn_wire_append_field1(&s->sent, &req.base) ||
+      syn_cluster_auth_sealed_msg(up->opts.auth, &msg, s->sent.data, s->sent.len, NULL, 0,
+                                  SYN_AUTH_BATCH_REQUEST, NULL, s->tag)) {
+    uv_timer_start(&up->poll_timer, on_poll_timer, POLL_RETRY_MS, 0);
+    return;
+  }
+  up->polling = true;
+  s->state = SLOT_SENDING;
+  nng_aio_set_msg(s->aio, msg);
+  nng_aio_set_timeout(s->aio, POLL_TIMEOUT_MS);
+  nng_ctx_send(s->ctx, s->aio);
+}
+
+static void on_poll_timer(uv_timer_t *t) { send_poll(t->data); }
+
+/* The poll came back: its signals go to on_push, and it goes out again. */
+static void poll_done(syn_upstream *up, upstream_slot *s) {
+  up->polling = false;
+  s->state = SLOT_FREE;
+  nng_msg *reply = s->reply;
+  s->reply = NULL;
+  if (up->closing) {
+    nng_msg_free(reply);
+    return;
+  }
+  if (s->result || !reply) {
+    nng_msg_free(reply);
+    uv_timer_start(&up->poll_timer, on_poll_timer, POLL_RETRY_MS, 0);
+    return;
+  }
+  syn_arena_reset(&up->arena);
+  ProtobufCAllocator alloc = syn_wire_allocator(&up->arena);
+  Synapse__BatchReply *br =
+      synapse__batch_reply__unpack(&alloc, nng_msg_len(reply), nng_msg_body(reply));
+  nng_msg_free(reply);
+  for (size_t i = 0; br && i < br->n_replies; i++)
+    if (br->replies[i]->body_case == SYNAPSE__REPLY__BODY_WS_PUSH)
+      up->opts.on_push(up->opts.ctx, br->replies[i]->ws_push);
+  send_poll(up);
+}
+
 /* Slots the nng threads finished; while closing, their outcome was delivered already
  * (abandon_in_flight) and only a reply is left to free. */
 static void take_done(syn_upstream *up) {
@@ -241,6 +303,10 @@ static void take_done(syn_upstream *up) {
   pthread_mutex_unlock(&up->done_lock);
   for (upstream_slot *s = done, *next; s; s = next) {
     next = s->next_done;
+    if (s == &up->poll) {
+      poll_done(up, s);
+      continue;
+    }
     if (s->abandoned) {
       nng_msg_free(s->reply);
       s->reply = NULL;
@@ -267,6 +333,16 @@ static void on_wake(uv_async_t *handle) {
 }
 
 static void on_turn_end(uv_check_t *handle) { syn_upstream_flush(handle->data); }
+
+static int open_poll(syn_upstream *up) {
+  upstream_slot *s = &up->poll;
+  s->up = up;
+  int rv = nng_ctx_open(&s->ctx, up->sock);
+  /* One poll stands for up to 15 s: req0 must not resend it meanwhile. */
+  if (rv == 0) rv = nng_ctx_set_ms(s->ctx, NNG_OPT_REQ_RESENDTIME, POLL_TIMEOUT_MS * 2);
+  if (rv == 0) rv = nng_aio_alloc(&s->aio, slot_aio_cb, s);
+  return rv;
+}
 
 static upstream_slot *free_slot(syn_upstream *up) {
   if (up->busy_slots == up->slot_count) return NULL;
@@ -476,6 +552,8 @@ static int open_slots(syn_upstream *up, char *err, size_t err_len) {
 }
 
 static void free_up(syn_upstream *up) {
+  if (up->poll.aio) nng_aio_free(up->poll.aio);
+  syn_buf_free(&up->poll.sent);
   for (size_t i = 0; i < up->slot_count; i++) {
     nng_aio_free(up->slots[i].aio);
     free(up->slots[i].ids);
@@ -530,13 +608,20 @@ syn_upstream *syn_upstream_open(uv_loop_t *loop, const syn_upstream_options *opt
   up->turn_end.data = up;
   uv_timer_init(loop, &up->close_timer);
   up->close_timer.data = up;
-  up->open_handles = 3;
-  if (!allocated || open_socket(up, err, err_len) || open_slots(up, err, err_len)) {
+  uv_timer_init(loop, &up->poll_timer);
+  up->poll_timer.data = up;
+  up->open_handles = 4;
+  snprintf(up->poll_router, sizeof up->poll_router, "%s",
+           opts->poll_router ? opts->poll_router : "");
+  if (!allocated || open_socket(up, err, err_len) || open_slots(up, err, err_len) ||
+      (opts->on_push && open_poll(up))) {
     if (!allocated) snprintf(err, err_len, "out of memory");
+    else if (!err[0]) snprintf(err, err_len, "cannot open the node link's poll");
     start_close(up);
     return NULL;
   }
   uv_check_start(&up->turn_end, on_turn_end);
+  send_poll(up);
   return up;
 }
 
@@ -548,6 +633,7 @@ static void *closer_main(void *arg) {
   nng_close(up->sock);
   for (size_t i = 0; i < up->slot_count; i++)
     if (up->slots[i].aio) nng_aio_stop(up->slots[i].aio);
+  if (up->poll.aio) nng_aio_stop(up->poll.aio);
   pthread_mutex_lock(&up->done_lock);
   up->sock_closed = true;
   uv_async_send(&up->wake);
@@ -596,6 +682,7 @@ static void abandon_in_flight(syn_upstream *up) {
 static void start_close(syn_upstream *up) {
   up->closing = true;
   uv_close((uv_handle_t *)&up->turn_end, on_handle_closed);
+  uv_close((uv_handle_t *)&up->poll_timer, on_handle_closed);
   up->closer_started = pthread_create(&up->closer, NULL, closer_main, up) == 0;
   if (!up->closer_started) closer_main(up); /* no thread to spare: close here */
   uv_timer_start(&up->close_timer, on_close_overdue, CLOSE_PATIENCE_MS, 0);

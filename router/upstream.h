@@ -51,6 +51,10 @@ typedef void (*syn_upstream_link_fn)(void *ctx, bool connected);
 typedef int (*syn_upstream_inline_fn)(void *ctx, const Synapse__Request *req,
                                       Synapse__Reply *reply);
 
+/* Called on the loop thread with the signals a node pushed for this router's WebSocket
+ * peers (proto WsPush, answering the standing poll). Valid during the call only. */
+typedef void (*syn_upstream_push_fn)(void *ctx, const Synapse__WsPush *push);
+
 typedef struct syn_upstream_options {
   const char *url;          /* nng URL of the node: inproc://, ipc:// or tcp:// (copied) */
   uint32_t timeout_ms;      /* deadline of a batch from send to reply */
@@ -68,6 +72,12 @@ typedef struct syn_upstream_options {
    * encoded in a batch. */
   syn_upstream_inline_fn serve_inline;
   void *inline_ctx;
+  /* Optional: keep one WsPoll naming this router (poll_router, poll_boot) standing at the
+   * node, on its own context outside the window; each answer goes to on_push and the poll
+   * is sent again at once (after a failure, after a short pause). */
+  syn_upstream_push_fn on_push;
+  const char *poll_router; /* copied */
+  uint64_t poll_boot;
 } syn_upstream_options;
 
 /* Dials the node (asynchronously: a node that is not up yet is retried by nng). NULL with

@@ -13,6 +13,7 @@ build_packages=(
   libuv1-dev libnng-dev libprotobuf-c-dev protobuf-c-compiler libsqlite3-dev
   libfaiss-dev libopenblas-dev node-llhttp libyaml-dev libjansson-dev
   libsodium-dev libxxhash-dev libcmocka-dev
+  libwslay-dev libssl-dev # WebSocket framing and TLS for ws:// and wss:// (router/ws_*.c, router/tls.c)
 )
 packages=(
   "${build_packages[@]}"
@@ -21,6 +22,7 @@ packages=(
   gdb # thread dumps of a member that stops answering (tests/lib/synapse_proc.py)
   clang-14 libclang-rt-14-dev # libFuzzer and the sanitizer runtimes (tests/fuzz)
   chromium # the status page's browser test (tests/integration/test_status_page.py)
+  python3-websocket openssl # WebSocket protocol tests and their test certificates
   podman runc mmdebstrap python3-yaml # the image and the Kubernetes rehearsal (tests/container)
 )
 
