@@ -23,7 +23,7 @@ RUN apt-get update && \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgfortran5 libgomp1 libjansson4 libmbedcrypto7 libmbedtls14 libmbedx509-1 \
       libnng1 libopenblas0-pthread libprotobuf-c1 libquadmath0 libsodium23 \
-      libsqlite3-0 libstdc++6 libuv1 libxxhash0 libyaml-0-2 && \
+      libsqlite3-0 libssl3 libstdc++6 libuv1 libwslay1 libxxhash0 libyaml-0-2 && \
     rm -rf /var/lib/apt/lists/* /var/cache/apt/* && \
     mkdir -p /var/lib/synapse && chown 65534:65534 /var/lib/synapse
 COPY --from=build /build/app/synapse-tracker /usr/local/bin/synapse-tracker
@@ -33,7 +33,7 @@ COPY config.yaml /etc/synapse/config.yaml
 USER 65534:65534
 VOLUME /var/lib/synapse
 WORKDIR /var/lib/synapse
-EXPOSE 6881/tcp 6969/udp 7000/tcp 7001/tcp 7080/tcp
+EXPOSE 6881/tcp 6882/tcp 6969/udp 7000/tcp 7001/tcp 7080/tcp
 # The binary is PID 1: it handles SIGTERM itself (a graceful leave on a node) and starts
 # no children, so no init is needed. The health check asks /healthz where the container
 # serves HTTP (6881 by default; a node's admin port in k8s/; a test's own address).

@@ -74,7 +74,7 @@ struct syn_node {
   nng_socket sock;
   syn_cluster_auth *auth; /* the membership's: batches opened, replies sealed; NULL: open */
   syn_swarm_store *swarms;
-  syn_ws_peers *ws; /* WebTorrent peers of the same swarms */
+  syn_ws_peers *ws;               /* WebTorrent peers of the same swarms */
   struct syn_membership *members; /* NULL standalone */
   syn_shards shards;
   uint32_t max_numwant;
@@ -271,6 +271,12 @@ static void handle_stats(syn_node *node, Synapse__Reply *rep, Synapse__StatsRepl
   out->snapshot_peers_saved = node->snapshot_loaded.file_peers;
   out->snapshot_peers_expired = node->snapshot_loaded.expired;
   out->snapshot_load_us = node->snapshot_loaded.elapsed_us;
+  syn_ws_stats ws;
+  syn_ws_peers_stats(node->ws, &ws);
+  out->has_ws_peers = out->has_ws_signals = out->has_ws_signals_dropped = 1;
+  out->ws_peers = ws.peers;
+  out->ws_signals = ws.offers_sent + ws.answers_sent;
+  out->ws_signals_dropped = ws.signals_dropped;
   syn_index_stats is;
   if (node->shards.index && syn_index_stats_get(node->shards.index, &is) == 0) {
     out->has_shards = out->has_vectors = out->has_searches = 1;
@@ -314,8 +320,7 @@ static void answer_poll(syn_node *node, parked_poll *pp, const syn_buf *push) {
   static const uint8_t empty[1];
   bool has = push && push->len;
   if (syn_wire_pack(&body, &rep.base) == 0 &&
-      syn_wire_append_bytes_field(&body, 14, has ? push->data : empty, has ? push->len : 0) ==
-          0 &&
+      syn_wire_append_bytes_field(&body, 14, has ? push->data : empty, has ? push->len : 0) == 0 &&
       syn_wire_append_bytes_field(&batch, 1, body.data, body.len) == 0 &&
       syn_cluster_auth_sealed_msg(node->auth, &msg, batch.data, batch.len, NULL, 0,
                                   SYN_AUTH_BATCH_REPLY, pp->tag, NULL) == 0 &&
@@ -341,9 +346,8 @@ static void wake_routers(syn_node *node, const syn_ws_announce_result *res, syn_
   }
 }
 
-static void handle_ws_announce(syn_node *node, node_worker *w,
-                               const Synapse__WsAnnounceRequest *a, uint32_t now,
-                               Synapse__Reply *rep, Synapse__WsAnnounceReply *out,
+static void handle_ws_announce(syn_node *node, node_worker *w, const Synapse__WsAnnounceRequest *a,
+                               uint32_t now, Synapse__Reply *rep, Synapse__WsAnnounceReply *out,
                                Synapse__WsSignal *sigs, Synapse__WsSignal **sig_ptrs) {
   if (a->info_hash.len != 20) {
     reply_error(rep, SYNAPSE__ERROR_CODE__BAD_REQUEST, "malformed announce");

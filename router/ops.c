@@ -10,9 +10,10 @@
 
 #include "router/admin.h"
 #include "router/api_json.h"
-#include "router/client_limits.h"
 #include "router/call_group.h"
+#include "router/client_limits.h"
 #include "router/dashboard.h"
+#include "router/ws_tracker.h"
 
 enum gather_kind { GATHER_METRICS, GATHER_STATS, GATHER_READY, GATHER_STATUS, GATHER_PAGE };
 
@@ -90,16 +91,18 @@ static void search_histogram(syn_buf *b, const syn_router_counters *c) {
 /* What the per-client limits and deadlines refused, by class and reason. */
 static void http_defence_metrics(syn_buf *b, const syn_router_counters *c,
                                  const syn_http_stats *hs) {
-  syn_buf_printf(b, "# HELP synapse_tracker_rate_limited_total Requests refused over a "
-                    "client's rate (429, BEP 15 error).\n"
-                    "# TYPE synapse_tracker_rate_limited_total counter\n");
+  syn_buf_printf(b,
+                 "# HELP synapse_tracker_rate_limited_total Requests refused over a "
+                 "client's rate (429, BEP 15 error).\n"
+                 "# TYPE synapse_tracker_rate_limited_total counter\n");
   for (int i = 0; i < SYN_LIMIT_CLASSES; i++)
     syn_buf_printf(b, "synapse_tracker_rate_limited_total{class=\"%s\"} %llu\n",
                    syn_limit_class_name((syn_limit_class)i),
                    (unsigned long long)c->rate_limited[i]);
-  syn_buf_printf(b, "# HELP synapse_tracker_http_connections_refused_total Connections "
-                    "closed at accept, by reason.\n"
-                    "# TYPE synapse_tracker_http_connections_refused_total counter\n");
+  syn_buf_printf(b,
+                 "# HELP synapse_tracker_http_connections_refused_total Connections "
+                 "closed at accept, by reason.\n"
+                 "# TYPE synapse_tracker_http_connections_refused_total counter\n");
   const struct {
     const char *reason;
     uint64_t n;
@@ -109,13 +112,16 @@ static void http_defence_metrics(syn_buf *b, const syn_router_counters *c,
   for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
     syn_buf_printf(b, "synapse_tracker_http_connections_refused_total{reason=\"%s\"} %llu\n",
                    refused[i].reason, (unsigned long long)refused[i].n);
-  syn_buf_printf(b, "# HELP synapse_tracker_http_connections_by_state Open HTTP connections "
-                    "by state.\n# TYPE synapse_tracker_http_connections_by_state gauge\n");
+  syn_buf_printf(b,
+                 "# HELP synapse_tracker_http_connections_by_state Open HTTP connections "
+                 "by state.\n# TYPE synapse_tracker_http_connections_by_state gauge\n");
   const struct {
     const char *state;
     uint64_t n;
-  } states[] = {{"reading_head", hs->reading_head}, {"waiting", hs->waiting},
-                {"idle", hs->idle}, {"lingering", hs->lingering}};
+  } states[] = {{"reading_head", hs->reading_head},
+                {"waiting", hs->waiting},
+                {"idle", hs->idle},
+                {"lingering", hs->lingering}};
   for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
     syn_buf_printf(b, "synapse_tracker_http_connections_by_state{state=\"%s\"} %llu\n",
                    states[i].state, (unsigned long long)states[i].n);
@@ -126,6 +132,27 @@ static void http_defence_metrics(syn_buf *b, const syn_router_counters *c,
          "Keep-alive connections closed after limits.idle_timeout_ms idle.", hs->idle_closed);
 }
 
+static void ws_metrics(const syn_ops *o, syn_buf *b) {
+  if (!o->ws) return;
+  syn_ws_tracker_stats ws;
+  syn_ws_tracker_stats_get(o->ws, &ws);
+  metric(b, "synapse_tracker_ws_sockets", "gauge", "Open WebSocket (WebTorrent) connections.",
+         ws.sockets);
+  metric(b, "synapse_tracker_ws_announces_total", "counter", "WebSocket announces and answers.",
+         ws.announces);
+  metric(b, "synapse_tracker_ws_scrapes_total", "counter", "WebSocket scrapes.", ws.scrapes);
+  metric(b, "synapse_tracker_ws_failures_total", "counter",
+         "WebSocket messages answered with a failure reason.", ws.failures);
+  metric(b, "synapse_tracker_ws_signals_delivered_total", "counter",
+         "Offers and answers delivered to a WebSocket here.", ws.signals_in);
+  metric(b, "synapse_tracker_ws_signals_lost_total", "counter",
+         "Offers and answers whose receiver was no longer connected here.", ws.signals_lost);
+  metric(b, "synapse_tracker_ws_handshakes_refused_total", "counter",
+         "WebSocket handshakes refused (per-client cap, bad requests).", ws.handshakes_refused);
+  metric(b, "synapse_tracker_ws_closed_slow_total", "counter",
+         "WebSocket clients cut off for not reading what they were sent.", ws.closed_slow);
+}
+
 static void router_metrics(const syn_ops *o, syn_buf *b) {
   const syn_router_counters *c = o->counters;
   syn_http_stats hs;
@@ -134,6 +161,7 @@ static void router_metrics(const syn_ops *o, syn_buf *b) {
   if (o->udp) syn_udp_stats_get(o->udp, &us);
   syn_nodes_stats ns;
   syn_nodes_stats_get(o->nodes, &ns);
+  ws_metrics(o, b);
   metric(b, "synapse_tracker_announces_total", "counter", "Announces received (HTTP and UDP).",
          c->http_announces + c->udp_announces);
   metric(b, "synapse_tracker_http_announces_total", "counter", "HTTP announces.",
@@ -280,6 +308,13 @@ static void finish_metrics(gather *g) {
                  "(the slowest node).\n# TYPE synapse_swarm_snapshot_load_seconds gauge\n"
                  "synapse_swarm_snapshot_load_seconds %.6f\n",
                  (double)s->snapshot_load_us / 1e6);
+  metric(b, "synapse_ws_peers", "gauge", "WebSocket (WebTorrent) peers in the swarm stores.",
+         s->ws_peers);
+  metric(b, "synapse_ws_signals_total", "counter",
+         "Offers and answers the nodes handed on to a receiver.", s->ws_signals);
+  metric(b, "synapse_ws_signals_dropped_total", "counter",
+         "Offers and answers the nodes dropped (receiver gone, outbox full).",
+         s->ws_signals_dropped);
   replication_metrics(b, g);
   sync_metrics(b, g);
   membership_metrics(b, syn_nodes_membership(g->ops.nodes));
@@ -385,6 +420,9 @@ static void add(Synapse__StatsReply *sum, const Synapse__StatsReply *s) {
   sum->snapshot_peers_saved += s->snapshot_peers_saved;
   sum->snapshot_peers_expired += s->snapshot_peers_expired;
   if (s->snapshot_load_us > sum->snapshot_load_us) sum->snapshot_load_us = s->snapshot_load_us;
+  sum->ws_peers += s->ws_peers;
+  sum->ws_signals += s->ws_signals;
+  sum->ws_signals_dropped += s->ws_signals_dropped;
 }
 
 static bool on_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep) {

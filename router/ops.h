@@ -26,6 +26,7 @@ typedef struct syn_ops {
   bool admin_only;               /* a node's admin port: /readyz also asks the node itself */
   const struct syn_admin *admin; /* access figures for /metrics (router/admin.h) */
   const struct syn_dashboard *dashboard; /* the status page's rate history; may be NULL */
+  const struct syn_ws_tracker *ws;       /* WebSocket figures; NULL when ws is off */
 } syn_ops;
 
 /* Handles the path if it is an operations endpoint; false otherwise. */

@@ -33,8 +33,8 @@
 #include "router/nodes.h"
 #include "router/ops.h"
 #include "router/scrape.h"
-#include "router/tracker_query.h"
 #include "router/tokens.h"
+#include "router/tracker_query.h"
 #include "router/udp.h"
 #include "router/ws_tracker.h"
 
@@ -62,7 +62,7 @@ struct syn_router {
   syn_tokens *tokens; /* bearer tokens (router/tokens.h) */
   syn_admin admin;
   syn_dashboard *dashboard; /* the status page's rate history (router/dashboard.h) */
-  syn_rate_table *rates; /* NULL when limits.rate_limit is off */
+  syn_rate_table *rates;    /* NULL when limits.rate_limit is off */
   full_scrape_client full_scrape[FULL_SCRAPE_CLIENTS];
   syn_buf scratch;
   uint64_t jitter_rng; /* the told interval's jitter (common/prng.h): no syscall per reply */
@@ -154,8 +154,9 @@ static void http_announce(syn_router *r, const syn_http_request *hr, syn_http_sl
   int rc = syn_nodes_send(r->nodes, req, q.info_hash, &msg);
   if (rc == 0) return;
   r->counters.overloaded++;
-  respond_failure(r, slot, rc == -ENODEV ? "no node available for this torrent, retry later"
-                                         : "tracker overloaded, retry later");
+  respond_failure(r, slot,
+                  rc == -ENODEV ? "no node available for this torrent, retry later"
+                                : "tracker overloaded, retry later");
 }
 
 /* At most one full scrape per client address per interval; a small hashed table whose
@@ -225,8 +226,11 @@ static void http_announce_reply(syn_req *req, const Synapse__Reply *rep) {
       .peers4_count = a->peers4.len / 6,
       .peers6 = a->peers6.data,
       .peers6_count = a->peers6.len / 18,
-      .peer_ids4 = a->has_peer_ids4 && a->peer_ids4.len == a->peers4.len / 6 * 20 ? a->peer_ids4.data : NULL,
-      .peer_ids6 = a->has_peer_ids6 && a->peer_ids6.len == a->peers6.len / 18 * 20 ? a->peer_ids6.data : NULL,
+      .peer_ids4 =
+          a->has_peer_ids4 && a->peer_ids4.len == a->peers4.len / 6 * 20 ? a->peer_ids4.data : NULL,
+      .peer_ids6 = a->has_peer_ids6 && a->peer_ids6.len == a->peers6.len / 18 * 20
+                       ? a->peer_ids6.data
+                       : NULL,
   };
   syn_buf *b = &r->scratch;
   syn_buf_reset(b);
@@ -368,12 +372,10 @@ static void udp_announce_reply(syn_req *req, const Synapse__Reply *rep) {
   const Synapse__AnnounceReply *a = rep->announce;
   const ProtobufCBinaryData *peers = p->peer.ip_len == 4 ? &a->peers4 : &a->peers6;
   uint8_t pkt[20 + 18 * 1000];
-  size_t len = syn_udp_build_announce(pkt, sizeof pkt, p->transaction_id,
-                                      told_interval(r),
+  size_t len = syn_udp_build_announce(pkt, sizeof pkt, p->transaction_id, told_interval(r),
                                       a->incomplete, a->complete, peers->data, peers->len);
   if (len) syn_udp_send(r->udp, &p->peer, pkt, len);
 }
-
 
 /* ---- HTTP routing ---- */
 
@@ -416,11 +418,15 @@ static void on_http_request(void *ctx, const syn_http_request *req, syn_http_slo
   } else if (r->opts.admin_only) {
     respond_text(slot, 404, "not found\n");
   } else if (path_is(req, "/announce")) {
-    if (get) http_announce(r, req, slot);
-    else method_not_allowed(slot, "GET");
+    if (get)
+      http_announce(r, req, slot);
+    else
+      method_not_allowed(slot, "GET");
   } else if (path_is(req, "/scrape")) {
-    if (get) http_scrape(r, req, slot);
-    else method_not_allowed(slot, "GET");
+    if (get)
+      http_scrape(r, req, slot);
+    else
+      method_not_allowed(slot, "GET");
   } else if (api_refused(r, req, slot)) {
     /* the client's address is not allowed */
   } else if (syn_api_handle(&r->api, req, slot)) {
@@ -499,8 +505,8 @@ static int open_nodes(syn_router *r, uv_loop_t *loop, const syn_config *cfg,
   return r->nodes ? 0 : -1;
 }
 
-syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
-                             const syn_router_options *opts, char *err, size_t err_len) {
+syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg, const syn_router_options *opts,
+                             char *err, size_t err_len) {
   syn_router *r = calloc(1, sizeof *r);
   if (!r) {
     snprintf(err, err_len, "out of memory");
@@ -542,8 +548,8 @@ syn_router *syn_router_start(uv_loop_t *loop, const syn_config *cfg,
     goto fail;
   }
   r->ops =
-      (syn_ops){loop,      cfg,         r->nodes, r->http, r->udp, &r->counters, opts->admin_only,
-                &r->admin, r->dashboard};
+      (syn_ops){loop,      cfg,          r->nodes, r->http, r->udp, &r->counters, opts->admin_only,
+                &r->admin, r->dashboard, r->ws};
   return r;
 fail:
   syn_router_stop(r);

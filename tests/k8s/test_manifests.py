@@ -47,7 +47,7 @@ SEEDS = "tcp://synapse-nodes.synapse.svc.cluster.local:7000"
 NOBODY = 65534
 # Ports only the tracker's own pods may reach: (pods, port).
 PRIVATE_PORTS = [(NODE_LABELS, 7000), (NODE_LABELS, 7001), (NODE_LABELS, 7080), (ROUTER_LABELS, 7001)]
-PUBLIC_PORTS = [(ROUTER_LABELS, 6881, "TCP"), (ROUTER_LABELS, 6969, "UDP")]
+PUBLIC_PORTS = [(ROUTER_LABELS, 6881, "TCP"), (ROUTER_LABELS, 6882, "TCP"), (ROUTER_LABELS, 6969, "UDP")]
 # Labels of pods that are neither nodes nor routers, for "only from nodes and routers".
 OTHER_PODS = [{}, {"app.kubernetes.io/name": "something-else"}]
 
@@ -257,11 +257,11 @@ def problems_routers(objects):
     args = c.get("args") or []
     if flag(args, "seeds") != SEEDS:
         found.append(f"router --seeds is {flag(args, 'seeds')!r}")
-    if flag(args, "port") != "6881" or flag(args, "udp-port") != "6969":
-        found.append("router ports are not HTTP 6881 and UDP 6969")
+    if flag(args, "port") != "6881" or flag(args, "udp-port") != "6969" or flag(args, "ws-port") != "6882":
+        found.append("router ports are not HTTP 6881, UDP 6969 and WebSocket 6882")
     ports = {(p["containerPort"], p.get("protocol", "TCP")) for p in c.get("ports") or []}
-    if not {(6881, "TCP"), (6969, "UDP")} <= ports:
-        found.append("router container does not declare 6881/TCP and 6969/UDP")
+    if not {(6881, "TCP"), (6882, "TCP"), (6969, "UDP")} <= ports:
+        found.append("router container does not declare 6881/TCP, 6882/TCP and 6969/UDP")
     return found
 
 
@@ -302,7 +302,7 @@ def problems_services(objects):
         if (port_number(router, target), proto) not in declared:
             found.append(f"public port {p['port']}/{proto} targets {target!r}, no such router port")
         have.add((p["port"], proto))
-    for want in ((6881, "TCP"), (6969, "UDP")):
+    for want in ((6881, "TCP"), (6882, "TCP"), (6969, "UDP")):
         if want not in have:
             found.append(f"the public Service does not carry {want[0]}/{want[1]}")
     return found
