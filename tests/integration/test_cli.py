@@ -37,6 +37,8 @@ class CliTest(unittest.TestCase):
             base += ["--port", str(free_port())]
         if "--udp-port" not in args:
             base += ["--udp-port", str(free_port(socket.SOCK_DGRAM))]
+        if "--ws-port" not in args:  # the built-in 6882 would collide between parallel runs
+            base += ["--ws-port", "0"]
         p = subprocess.run(base + list(args), capture_output=True, timeout=timeout)
         return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 

@@ -78,10 +78,11 @@ def shard_body(hexhash, vec, name=None, tags=("cluster",), model=MODEL):
 # processes
 
 class Member:
-    """A node or router process. `netns` runs it inside that network namespace."""
+    """A node or router process. `netns` runs it inside that network namespace.
+    ws_port: its WebSocket (ws://) listener, 0 (off) unless given; routers serve it."""
 
     def __init__(self, role, member_id, host, http_port, cluster_port, seeds, config_path,
-                 udp_port=0, netns=None, data_dir=None, stderr_path=None):
+                 udp_port=0, netns=None, data_dir=None, stderr_path=None, ws_port=0):
         self.role, self.id, self.host = role, member_id, host
         self.cluster_port = cluster_port
         self.netns = netns
@@ -90,7 +91,8 @@ class Member:
                 "--seeds", ",".join(seeds), "--config", config_path]
         self.proc = TrackerProcess(args=args, role=role, http_port=http_port,
                                    udp_port=udp_port, data_dir=data_dir, host=host,
-                                   ready_timeout=40.0, stderr_path=stderr_path)
+                                   ready_timeout=40.0, stderr_path=stderr_path,
+                                   ws_port=ws_port)
         if netns:
             self.proc.args = ["ip", "netns", "exec", netns] + self.proc.args
         self.proc.env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -138,6 +140,13 @@ class Member:
     @property
     def udp_port(self):
         return self.proc.udp_port
+
+    @property
+    def ws_port(self):
+        return self.proc.ws_port
+
+    def ws_url(self, path="/announce"):
+        return self.proc.ws_url(path)
 
     def get(self, path, timeout=HTTP_TIMEOUT):
         if self.netns:
@@ -265,11 +274,12 @@ class Cluster:
                   if m.id != node_id]
         return others or self.seeds()
 
-    def add_router(self, router_id=None):
+    def add_router(self, router_id=None, ws_port=0):
+        """Starts a router; ws_port: its WebSocket listener (0: off)."""
         router_id = router_id or f"r{len(self.routers)}"
         r = Member("router", router_id, self.host, free_port(), free_port(), self.seeds(),
                    self.config_path, udp_port=free_port(socket.SOCK_DGRAM),
-                   data_dir=os.path.join(self.tmp, router_id))
+                   data_dir=os.path.join(self.tmp, router_id), ws_port=ws_port)
         os.makedirs(r.proc.data_dir, exist_ok=True)
         self.routers[router_id] = r
         r.start()

@@ -2,7 +2,8 @@
 
 A process is ready when it prints its `ready` line on stdout (the binary prints
 `ready role=<role> http=<port> udp=<port>` once it serves), so tests wait for an event,
-not a sleep. Every process is bounded in time and killed when the test ends.
+not a sleep. Every process is bounded in time and killed when the test ends. The
+WebSocket listener is off (`--ws-port 0`) unless a test asks for a port.
 """
 import os
 import shutil
@@ -18,6 +19,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
+def _url_host(host):
+    return f"[{host}]" if ":" in host else host
+
+
 def binary_path():
     """The tracker binary under test: $SYNAPSE_BIN, else the default build."""
     path = os.environ.get("SYNAPSE_BIN") or os.path.join(ROOT, "build", "app", "synapse-tracker")
@@ -31,11 +36,27 @@ class TrackerProcess:
 
     def __init__(self, args=(), role="standalone", http_port=None, udp_port=None,
                  data_dir=None, host="127.0.0.1", ready_timeout=30.0, env=None,
-                 stderr_path=None, preexec=None):
+                 stderr_path=None, preexec=None, ws_port=0, wss_port=None, tls_cert=None,
+                 tls_key=None):
+        """ws_port: the WebSocket (ws://) listener: 0 (the default) turns it off, since
+        the built-in default port would collide between tests run in parallel; None
+        passes no flag (a --config file or the built-in default decides). wss_port,
+        tls_cert, tls_key: --wss-port, --tls-cert, --tls-key when given."""
         self.role = role
         self.host = host
         self.http_port = http_port or free_port()
         self.udp_port = free_port(socket.SOCK_DGRAM) if udp_port is None else udp_port
+        self.ws_port = ws_port
+        self.wss_port = wss_port
+        ws_args = []
+        if ws_port is not None:
+            ws_args += ["--ws-port", str(ws_port)]
+        if wss_port is not None:
+            ws_args += ["--wss-port", str(wss_port)]
+        if tls_cert is not None:
+            ws_args += ["--tls-cert", tls_cert]
+        if tls_key is not None:
+            ws_args += ["--tls-key", tls_key]
         self._tmp = None
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="synapse-test-")
@@ -43,7 +64,7 @@ class TrackerProcess:
         self.data_dir = data_dir
         self.args = [binary_path(), "--role", role, "--host", host,
                      "--port", str(self.http_port), "--udp-port", str(self.udp_port),
-                     "--data-dir", data_dir, *args]
+                     "--data-dir", data_dir, *ws_args, *args]
         self.ready_timeout = ready_timeout
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
@@ -54,6 +75,14 @@ class TrackerProcess:
     @property
     def base_url(self):
         return f"http://{self.host}:{self.http_port}"
+
+    def ws_url(self, path="/announce"):
+        """ws://host:ws_port/announce (the --ws-port given)."""
+        return f"ws://{_url_host(self.host)}:{self.ws_port}{path}"
+
+    def wss_url(self, path="/announce"):
+        """wss://host:wss_port/announce (the --wss-port given)."""
+        return f"wss://{_url_host(self.host)}:{self.wss_port}{path}"
 
     def start(self):
         err = open(self.stderr_path, "ab") if self.stderr_path else None
