@@ -348,7 +348,8 @@ static void wake_routers(syn_node *node, const syn_ws_announce_result *res, syn_
 
 static void handle_ws_announce(syn_node *node, node_worker *w, const Synapse__WsAnnounceRequest *a,
                                uint32_t now, Synapse__Reply *rep, Synapse__WsAnnounceReply *out,
-                               Synapse__WsSignal *sigs, Synapse__WsSignal **sig_ptrs) {
+                               syn_ws_local *local, Synapse__WsSignal *sigs,
+                               Synapse__WsSignal **sig_ptrs) {
   if (a->info_hash.len != 20) {
     reply_error(rep, SYNAPSE__ERROR_CODE__BAD_REQUEST, "malformed announce");
     return;
@@ -357,7 +358,6 @@ static void handle_ws_announce(syn_node *node, node_worker *w, const Synapse__Ws
     reply_error(rep, SYNAPSE__ERROR_CODE__NOT_REGISTERED, "info_hash is not registered as a shard");
     return;
   }
-  syn_ws_local local[SYN_WS_MAX_OFFERS + 1];
   syn_ws_announce_result res;
   int rc = syn_ws_peers_announce(node->ws, a, now, local, &res);
   if (rc) {
@@ -426,6 +426,7 @@ static void handle_request(syn_node *node, node_worker *w, const Synapse__Reques
   Synapse__ScrapeReply scrape = SYNAPSE__SCRAPE_REPLY__INIT;
   Synapse__StatsReply stats = SYNAPSE__STATS_REPLY__INIT;
   Synapse__WsAnnounceReply ws = SYNAPSE__WS_ANNOUNCE_REPLY__INIT;
+  syn_ws_local local[SYN_WS_MAX_OFFERS + 1]; /* the reply's signals point into these */
   Synapse__WsSignal sigs[SYN_WS_MAX_OFFERS + 1];
   Synapse__WsSignal *sig_ptrs[SYN_WS_MAX_OFFERS + 1];
   syn_buf entries = SYN_BUF_INIT;
@@ -439,7 +440,7 @@ static void handle_request(syn_node *node, node_worker *w, const Synapse__Reques
     break;
   case SYNAPSE__REQUEST__BODY_STATS: handle_stats(node, &rep, &stats); break;
   case SYNAPSE__REQUEST__BODY_WS_ANNOUNCE:
-    handle_ws_announce(node, w, req->ws_announce, now, &rep, &ws, sigs, sig_ptrs);
+    handle_ws_announce(node, w, req->ws_announce, now, &rep, &ws, local, sigs, sig_ptrs);
     break;
   default: reply_error(&rep, SYNAPSE__ERROR_CODE__BAD_REQUEST, "unknown request"); break;
   }

@@ -47,6 +47,7 @@ struct syn_ws_conn {
   bool handle_closing;
   bool opened;  /* on_open ran: on_close is owed */
   bool counted; /* holds one of its client's connection slots */
+  bool in_recv; /* inside wslay_event_recv: sends are queued, flushed after it returns */
   uint8_t peer_ip[16];
   size_t peer_ip_len;
   uint64_t last_active;
@@ -416,7 +417,9 @@ static void process_plain(syn_ws_conn *c, const uint8_t *data, size_t len) {
     conn_close(c);
     return;
   }
+  c->in_recv = true;
   int rc = wslay_event_recv(c->ws);
+  c->in_recv = false;
   syn_buf_reset(&c->in); /* wslay reads until it would block: nothing is left */
   c->in_off = 0;
   if (rc) {
@@ -579,7 +582,7 @@ int syn_ws_send(syn_ws_conn *c, const char *text, size_t len) {
   struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)text, len};
   if (wslay_event_queue_msg(c->ws, &m)) return -1;
   c->srv->stats.messages_out++;
-  ws_flush(c);
+  if (!c->in_recv) ws_flush(c); /* wslay_event_send must not run inside its own recv */
   return c->handle_closing ? -1 : 0;
 }
 
@@ -587,7 +590,7 @@ void syn_ws_close(syn_ws_conn *c, uint16_t code, const char *reason) {
   if (c->state != ST_OPEN || c->handle_closing) return;
   wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
   c->deadline = uv_now(c->srv->loop) + CLOSE_WAIT_MS;
-  ws_flush(c);
+  if (!c->in_recv) ws_flush(c);
 }
 
 size_t syn_ws_conn_ip(const syn_ws_conn *c, const uint8_t **ip) {
