@@ -156,7 +156,7 @@ static int parse_scrape(const json_t *root, syn_ws_msg *m, char *why, size_t why
 int syn_ws_parse(const uint8_t *text, size_t len, uint32_t max_offers, syn_ws_msg *out, char *why,
                  size_t why_len) {
   memset(out, 0, sizeof *out);
-  json_t *root = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, NULL);
+  json_t *root = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
   if (!json_is_object(root)) {
     json_decref(root);
     return fail(why, why_len, "invalid JSON: expected an object");
@@ -206,7 +206,7 @@ int syn_ws_announce_reply(syn_buf *out, const uint8_t info_hash[20], uint32_t in
 
 int syn_ws_signal(syn_buf *out, const uint8_t info_hash[20], const uint8_t from_peer_id[20],
                   const uint8_t offer_id[20], bool is_answer, const uint8_t *json, size_t len) {
-  json_t *value = json_loadb((const char *)json, len, JSON_DECODE_ANY, NULL);
+  json_t *value = json_loadb((const char *)json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
   if (!value) return -1; /* a node sends what a router parsed: this is not that */
   return emit(out, json_pack("{s:s, s:o, s:o, s:o, s:o}", "action", "announce",
                              is_answer ? "answer" : "offer", value, "offer_id",

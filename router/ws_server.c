@@ -9,8 +9,9 @@
  * - A connection refused for its client's count still has its head read and is answered
  *   429, so the client sees why instead of a reset.
  * - Closing: after an error answer or once wslay wants neither to read nor to write (the
- *   closing handshake is done), the socket is shut down (pending writes go first) and
- *   closed. A peer that never answers our close frame is cut off after CLOSE_WAIT_MS. */
+ *   closing handshake is done), the socket is shut down (pending writes go first), input
+ *   is drained until the client closes (so the kernel does not reset the connection over
+ *   unread bytes), then closed. A peer that never answers is cut off after CLOSE_WAIT_MS. */
 #include "router/ws_server.h"
 
 #include <llhttp.h>
@@ -154,9 +155,17 @@ static void write_plain(syn_ws_conn *c, const void *data, size_t len) {
   flush_cipher(c);
 }
 
+/* Our side is done; the client's may still be arriving (the rest of a message too big to
+ * take). Closing now, with unread input, would reset the connection and the client could
+ * lose our last frame or answer: input is read and dropped until the client closes too,
+ * or CLOSE_WAIT_MS. */
 static void on_shutdown(uv_shutdown_t *req, int status) {
-  (void)status;
-  conn_close(req->data);
+  syn_ws_conn *c = req->data;
+  if (status || c->handle_closing) {
+    conn_close(c);
+    return;
+  }
+  c->deadline = uv_now(c->srv->loop) + CLOSE_WAIT_MS;
 }
 
 /* Everything queued goes out, then the connection closes. */
