@@ -441,7 +441,8 @@ void *syn_ws_peers_stale_poll(syn_ws_peers *p, uint64_t now_ms, uint64_t max_age
   pthread_mutex_lock(&p->mu);
   for (int i = 0; i < SYN_WS_MAX_ROUTERS && !parked; i++) {
     ws_router *r = &p->routers[i];
-    if (!r->parked || now_ms - r->parked_at_ms < max_age_ms) continue;
+    /* now_ms may predate a poll parked after the caller read its clock: not stale */
+    if (!r->parked || now_ms < r->parked_at_ms || now_ms - r->parked_at_ms < max_age_ms) continue;
     parked = r->parked;
     r->parked = NULL;
   }
@@ -471,7 +472,7 @@ int syn_ws_peers_drop_idle(syn_ws_peers *p, uint32_t now, uint32_t idle_s) {
   pthread_mutex_lock(&p->mu);
   for (int i = 0; i < SYN_WS_MAX_ROUTERS; i++) {
     ws_router *r = &p->routers[i];
-    if (!r->used || r->parked || now - r->last_active < idle_s) continue;
+    if (!r->used || r->parked || now < r->last_active || now - r->last_active < idle_s) continue;
     free_slot(p, i);
     dropped++;
   }

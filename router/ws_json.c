@@ -75,7 +75,7 @@ static void parse_left(const json_t *v, syn_ws_msg *m) {
   else if (json_is_string(v)) {
     char *end;
     d = strtod(json_string_value(v), &end);
-    if (*end) d = NAN;
+    if (*end || end == json_string_value(v)) d = NAN; /* "" is no number either */
   }
   if (isfinite(d) && d >= 0 && d < 1.8e19) {
     m->has_left = true;
