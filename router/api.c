@@ -81,7 +81,7 @@ typedef struct api_call {
   uint8_t key[20];
   syn_search_input search; /* searches: owned inputs */
   bool text_search;
-  bool embedded; /* the text query was embedded */
+  bool embedded;          /* the text query was embedded */
   uint32_t feedback_docs; /* > 0: the first fan-out asked for feedback embeddings */
   bool feedback_phase;    /* the second fan-out (near the feedback vector) is out */
   bool feedback_ran;      /* it answered: vector hits come from feedback */
@@ -95,7 +95,13 @@ typedef struct api_call {
   bool have_best, best_live;
   uint64_t best_hlc;
   char best_node[SYN_MEMBER_ID_MAX + 1];
-  json_t *best;    /* the newest live shard's JSON, owned */
+  json_t *best; /* the newest live shard's JSON, owned */
+  /* Its swarm figures: the largest any replica reported, the first replica in routing
+   * order always among them (the read waits for it): only the replica announces go to
+   * holds the swarm's WebSocket peers, and the others' BitTorrent peers lag behind. */
+  uint32_t max_seeders, max_leechers, max_downloaded;
+  int first_slot;
+  bool first_done;
   int last_status; /* a part's failure, for when none answered */
   char last_error[256];
   bool model_known;
@@ -398,6 +404,7 @@ static bool newer_than_best(const api_call *c, uint64_t hlc, const char *node) {
 
 static bool on_read_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep) {
   api_call *c = ctx;
+  if (slot == c->first_slot) c->first_done = true;
   if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_GET) {
     c->last_status = status_of(rep);
     snprintf(c->last_error, sizeof c->last_error, "%s",
@@ -406,6 +413,11 @@ static bool on_read_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply
   }
   const Synapse__GetReply *g = rep->get;
   c->read_ok++;
+  if (g->swarm) {
+    if (g->swarm->seeders > c->max_seeders) c->max_seeders = g->swarm->seeders;
+    if (g->swarm->leechers > c->max_leechers) c->max_leechers = g->swarm->leechers;
+    if (g->swarm->downloaded > c->max_downloaded) c->max_downloaded = g->swarm->downloaded;
+  }
   const Synapse__Version *v = g->version;
   uint64_t hlc = v ? v->hlc : 0;
   const char *node = v && v->node ? v->node : "";
@@ -420,7 +432,7 @@ static bool on_read_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply
   }
   /* R - W + 1 answers overlap every write quorum: the newest of them is the last
    * acknowledged write. */
-  return c->read_ok < c->read_quorum;
+  return c->read_ok < c->read_quorum || !c->first_done;
 }
 
 static void on_read_done(void *ctx, syn_group_end how, uint32_t parts_out) {
@@ -437,6 +449,9 @@ static void on_read_done(void *ctx, syn_group_end how, uint32_t parts_out) {
   } else {
     json_t *shard = c->best;
     c->best = NULL;
+    json_object_set_new(shard, "seeders", json_integer(c->max_seeders));
+    json_object_set_new(shard, "leechers", json_integer(c->max_leechers));
+    json_object_set_new(shard, "downloaded", json_integer(c->max_downloaded));
     json_t *doc = json_deep_copy(shard);
     json_object_set_new(doc, "status", json_string("success"));
     json_object_set_new(doc, "shard", shard);
@@ -458,7 +473,9 @@ static void read_replicas(api_call *c, Synapse__Request *msg) {
     call_free(c);
     return;
   }
-  for (size_t i = 0; i < n; i++) syn_group_send_to(g, slots[i], 0, msg);
+  c->first_slot = slots[0];
+  for (size_t i = 0; i < n; i++)
+    if (syn_group_send_to(g, slots[i], 0, msg) && i == 0) c->first_done = true;
   syn_group_seal(g);
 }
 

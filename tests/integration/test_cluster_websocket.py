@@ -103,6 +103,28 @@ class ClusterWebSocketTest(unittest.TestCase):
         wait_for(lambda: q.scrape_counts(ih)[:2] == (0, 1), 5.0, interval=0.1,
                  what="p's socket on r1 closed: the swarm as r2 sees it")
 
+    def test_1b_shard_figures_count_websocket_peers(self):
+        """A registered shard's swarm: a WebSocket seeder on r1 and leecher on r2 show as
+        seeders and leechers in its search hit and in GET /api/shard, through either
+        router, whichever replica answers."""
+        import random
+        ih = os.urandom(20)
+        vec = cu.make_vectors(random.Random(7), 1, 16)[0]
+        cu.register(self.r2, ih.hex(), vec)
+        p, q = self.ws(self.r1), self.ws(self.r2)
+        self.announced(p, ih, ws_peer_id(3), left=0)
+        self.announced(q, ih, ws_peer_id(4), left=5)
+        for router in (self.r1, self.r2):
+            for _ in range(3):  # a GET reads several replicas: every answer must agree
+                s, doc = cu.get_shard(router, ih.hex())
+                self.assertEqual(s, 200, doc)
+                shard = doc.get("shard", doc)
+                self.assertEqual((shard.get("seeders"), shard.get("leechers")), (1, 1), doc)
+            hits = cu.search(router, vec, limit=5)["results"]
+            hit = next((h for h in hits if h.get("info_hash") == ih.hex()), None)
+            self.assertIsNotNone(hit, hits)
+            self.assertEqual((hit.get("seeders"), hit.get("leechers")), (1, 1), hit)
+
     def test_2_webtorrent_clients_across_routers_then_kill9(self):
         why = driver_missing()
         if why:
