@@ -25,14 +25,12 @@
  *   process's descriptor limit. */
 #include "router/http.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
 #include <sys/resource.h>
 
 #include "common/buf.h"
@@ -60,7 +58,7 @@ struct syn_http_slot {
   bool ready;
   bool orphan;
   bool close_after;
-  bool head; /* HEAD request: headers only */
+  bool head;   /* HEAD request: headers only */
   bool linger; /* an error reply: drain the client's input after it */
   uv_write_t write;
   syn_buf out;
@@ -74,11 +72,11 @@ struct http_conn {
   int refs;
   bool closing;
   bool paused;
-  bool counted;     /* holds a place in the per-client connection count */
-  bool in_head;     /* a request's head has begun and not ended */
-  bool lingering;   /* draining input after an error reply */
+  bool counted;   /* holds a place in the per-client connection count */
+  bool in_head;   /* a request's head has begun and not ended */
+  bool lingering; /* draining input after an error reply */
   uint64_t last_active;
-  uint64_t head_deadline;   /* 0 = no head expected yet */
+  uint64_t head_deadline; /* 0 = no head expected yet */
   uint64_t linger_deadline;
   uint64_t lingered_bytes;
   uv_shutdown_t shutdown;
@@ -161,8 +159,10 @@ static syn_http_slot *slot_new(http_conn *c) {
   if (!s) return NULL;
   s->conn = c;
   c->refs++;
-  if (c->tail) c->tail->next = s;
-  else c->head = s;
+  if (c->tail)
+    c->tail->next = s;
+  else
+    c->head = s;
   c->tail = s;
   c->queued++;
   return s;
@@ -181,8 +181,10 @@ static void start_linger(http_conn *c);
 static void on_written(uv_write_t *w, int status) {
   syn_http_slot *s = w->data;
   http_conn *c = s->conn;
-  if (status == 0 && s->linger && c->srv->cfg->linger_ms) start_linger(c);
-  else if (s->close_after || status < 0) conn_close(c);
+  if (status == 0 && s->linger && c->srv->cfg->linger_ms)
+    start_linger(c);
+  else if (s->close_after || status < 0)
+    conn_close(c);
   slot_free(s);
 }
 
@@ -211,10 +213,10 @@ static void flush_ready(http_conn *c) {
  * HEAD reply (sent = 0) announces what a GET would carry. */
 static int format_response(syn_buf *out, int status, const char *content_type, const void *body,
                            size_t sent, size_t body_len, const char *extra, bool close_after) {
-  int rc = syn_buf_printf(out,
-                          "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-                          status, syn_http_reason(status), content_type, body_len,
-                          close_after ? "Connection: close\r\n" : "", extra ? extra : "");
+  int rc =
+      syn_buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+                     status, syn_http_reason(status), content_type, body_len,
+                     close_after ? "Connection: close\r\n" : "", extra ? extra : "");
   if (rc == 0) rc = syn_buf_append(out, body, sent);
   return rc;
 }
@@ -230,8 +232,9 @@ void syn_http_respond(syn_http_slot *s, int status, const char *content_type, co
                       extra_headers, s->close_after)) {
     syn_buf_reset(&s->out);
     s->close_after = true;
-    static const char oom[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
-                              "Connection: close\r\n\r\n";
+    static const char oom[] =
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n";
     syn_buf_append(&s->out, oom, sizeof oom - 1);
   }
   s->ready = true;
@@ -245,8 +248,10 @@ static void server_free_if_done(syn_http_server *srv);
 static void conn_free(http_conn *c) {
   syn_http_server *srv = c->srv;
   if (c->counted) syn_conn_release(srv->per_client, c->peer_ip, c->peer_ip_len);
-  if (c->prev) c->prev->next = c->next;
-  else srv->conns = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    srv->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   syn_buf_free(&c->url);
   syn_buf_free(&c->body);
@@ -268,8 +273,10 @@ static void on_conn_closed(uv_handle_t *h) {
   c->queued = 0;
   while (s) {
     syn_http_slot *next = s->next;
-    if (s->ready) slot_free(s);
-    else s->orphan = true;
+    if (s->ready)
+      slot_free(s);
+    else
+      s->orphan = true;
     s = next;
   }
   conn_release(c);
@@ -400,9 +407,12 @@ static int on_header_field_complete(llhttp_t *p) {
   c->header = HEADER_OTHER;
   if (c->field_len < sizeof c->field) {
     c->field[c->field_len] = 0;
-    if (!strcasecmp(c->field, "host")) c->header = HEADER_HOST;
-    else if (!strcasecmp(c->field, "x-forwarded-for")) c->header = HEADER_XFF;
-    else if (!strcasecmp(c->field, "authorization")) c->header = HEADER_AUTH;
+    if (!strcasecmp(c->field, "host"))
+      c->header = HEADER_HOST;
+    else if (!strcasecmp(c->field, "x-forwarded-for"))
+      c->header = HEADER_XFF;
+    else if (!strcasecmp(c->field, "authorization"))
+      c->header = HEADER_AUTH;
   }
   c->field_len = 0;
   return 0;
@@ -453,42 +463,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
   return syn_buf_append(&c->body, at, len) ? reject(c, 500) : 0;
 }
 
-static int parse_ip(const char *text, size_t len, uint8_t out[16], size_t *out_len) {
-  char tmp[64];
-  while (len && (*text == ' ' || *text == '\t')) text++, len--;
-  while (len && (text[len - 1] == ' ' || text[len - 1] == '\t')) len--;
-  if (len == 0 || len >= sizeof tmp) return -1;
-  memcpy(tmp, text, len);
-  tmp[len] = 0;
-  if (inet_pton(AF_INET, tmp, out) == 1) {
-    *out_len = 4;
-    return 0;
-  }
-  if (inet_pton(AF_INET6, tmp, out) == 1) {
-    *out_len = 16;
-    return 0;
-  }
-  return -1;
-}
-
-/* The client is the socket peer, unless that peer is a trusted proxy: then the rightmost
- * address of X-Forwarded-For (the one the proxy itself appended) is the client. */
 static void client_address(const http_conn *c, syn_http_request *req) {
-  memcpy(req->client_ip, c->peer_ip, c->peer_ip_len);
-  req->client_ip_len = c->peer_ip_len;
-  if (!c->xff_len) return;
-  const syn_config *cfg = c->srv->cfg;
-  bool trusted = false;
-  for (size_t i = 0; i < cfg->trusted_proxy_count && !trusted; i++)
-    trusted = syn_cidr_contains(&cfg->trusted_proxies[i], c->peer_ip, c->peer_ip_len);
-  if (!trusted) return;
-  const char *last = strrchr(c->xff, ',');
-  const char *start = last ? last + 1 : c->xff;
-  uint8_t ip[16];
-  size_t ip_len;
-  if (parse_ip(start, strlen(start), ip, &ip_len)) return;
-  memcpy(req->client_ip, ip, ip_len);
-  req->client_ip_len = ip_len;
+  req->client_ip_len = syn_client_ip(c->srv->cfg, c->peer_ip, c->peer_ip_len,
+                                     c->xff_len ? c->xff : NULL, req->client_ip);
 }
 
 static int on_message_complete(llhttp_t *p) {
@@ -559,13 +536,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0 || c->closing) return;
   c->last_active = uv_now(srv->loop);
-  if (c->lingering) discard_input(c, (size_t)nread);
-  else parse_input(c, buf->base, (size_t)nread);
+  if (c->lingering)
+    discard_input(c, (size_t)nread);
+  else
+    parse_input(c, buf->base, (size_t)nread);
 }
 
-static void peer_address(http_conn *c) {
-  c->peer_ip_len = syn_tcp_peer_ip(&c->tcp, c->peer_ip);
-}
+static void peer_address(http_conn *c) { c->peer_ip_len = syn_tcp_peer_ip(&c->tcp, c->peer_ip); }
 
 static void on_rejected_closed(uv_handle_t *h) { free(h); }
 
@@ -584,21 +561,16 @@ static void accept_failed(syn_http_server *srv, int status) {
   uint64_t now = uv_now(srv->loop);
   if (srv->last_emfile_warning && now - srv->last_emfile_warning < WARN_INTERVAL_MS) return;
   srv->last_emfile_warning = now;
-  syn_warn("http: out of file descriptors (%s): new connections are closed at once; "
-           "%llu refused so far (raise `ulimit -n` or lower limits.max_connections)",
-           uv_strerror(status), (unsigned long long)srv->stats.refused_no_descriptor);
-}
-
-static bool from_trusted_proxy(const syn_config *cfg, const uint8_t *ip, size_t ip_len) {
-  for (size_t i = 0; i < cfg->trusted_proxy_count; i++)
-    if (syn_cidr_contains(&cfg->trusted_proxies[i], ip, ip_len)) return true;
-  return false;
+  syn_warn(
+      "http: out of file descriptors (%s): new connections are closed at once; "
+      "%llu refused so far (raise `ulimit -n` or lower limits.max_connections)",
+      uv_strerror(status), (unsigned long long)srv->stats.refused_no_descriptor);
 }
 
 /* One client may hold max_connections_per_ip; a proxy speaks for many, so it is exempt. */
 static bool count_client(http_conn *c) {
   syn_http_server *srv = c->srv;
-  if (!c->peer_ip_len || from_trusted_proxy(srv->cfg, c->peer_ip, c->peer_ip_len)) return true;
+  if (!c->peer_ip_len || syn_from_trusted_proxy(srv->cfg, c->peer_ip, c->peer_ip_len)) return true;
   c->counted = syn_conn_acquire(srv->per_client, c->peer_ip, c->peer_ip_len,
                                 srv->cfg->max_connections_per_ip);
   return c->counted;
@@ -679,8 +651,7 @@ static void on_sweep(uv_timer_t *t) {
       if (now >= c->linger_deadline) conn_close(c);
     } else if (c->head_deadline && now >= c->head_deadline) {
       head_timed_out(c);
-    } else if (c->queued == 0 && !c->in_head &&
-               now - c->last_active > srv->cfg->idle_timeout_ms) {
+    } else if (c->queued == 0 && !c->in_head && now - c->last_active > srv->cfg->idle_timeout_ms) {
       srv->stats.idle_closed++;
       conn_close(c);
     }
@@ -694,9 +665,10 @@ static uint32_t connection_limit(const syn_config *cfg) {
   if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY) return cfg->max_connections;
   uint64_t usable = rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE : rl.rlim_cur / 2;
   if (cfg->max_connections <= usable) return cfg->max_connections;
-  syn_warn("http: limits.max_connections %u is above what %llu file descriptors allow; "
-           "using %llu",
-           cfg->max_connections, (unsigned long long)rl.rlim_cur, (unsigned long long)usable);
+  syn_warn(
+      "http: limits.max_connections %u is above what %llu file descriptors allow; "
+      "using %llu",
+      cfg->max_connections, (unsigned long long)rl.rlim_cur, (unsigned long long)usable);
   return (uint32_t)usable;
 }
 
@@ -769,9 +741,12 @@ void syn_http_stats_get(const syn_http_server *srv, syn_http_stats *out) {
   out->reading_head = out->waiting = out->idle = 0;
   for (const http_conn *c = srv->conns; c; c = c->next) {
     if (c->closing || c->lingering) continue;
-    if (c->queued) out->waiting++;
-    else if (c->in_head) out->reading_head++;
-    else out->idle++;
+    if (c->queued)
+      out->waiting++;
+    else if (c->in_head)
+      out->reading_head++;
+    else
+      out->idle++;
   }
 }
 

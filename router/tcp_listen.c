@@ -1,6 +1,7 @@
 /* Router TCP listeners (router/tcp_listen.h). */
 #include "router/tcp_listen.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,4 +53,41 @@ size_t syn_tcp_peer_ip(const uv_tcp_t *tcp, uint8_t ip[16]) {
   }
   memcpy(ip, a6, 16);
   return 16;
+}
+
+static int parse_ip(const char *text, size_t len, uint8_t out[16], size_t *out_len) {
+  char tmp[64];
+  while (len && (*text == ' ' || *text == '\t')) text++, len--;
+  while (len && (text[len - 1] == ' ' || text[len - 1] == '\t')) len--;
+  if (len == 0 || len >= sizeof tmp) return -1;
+  memcpy(tmp, text, len);
+  tmp[len] = 0;
+  if (inet_pton(AF_INET, tmp, out) == 1) {
+    *out_len = 4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, tmp, out) == 1) {
+    *out_len = 16;
+    return 0;
+  }
+  return -1;
+}
+
+bool syn_from_trusted_proxy(const struct syn_config *cfg, const uint8_t *ip, size_t ip_len) {
+  for (size_t i = 0; i < cfg->trusted_proxy_count; i++)
+    if (syn_cidr_contains(&cfg->trusted_proxies[i], ip, ip_len)) return true;
+  return false;
+}
+
+size_t syn_client_ip(const struct syn_config *cfg, const uint8_t *peer_ip, size_t peer_len,
+                     const char *xff, uint8_t out[16]) {
+  memcpy(out, peer_ip, peer_len);
+  if (!xff || !*xff || !syn_from_trusted_proxy(cfg, peer_ip, peer_len)) return peer_len;
+  const char *last = strrchr(xff, ',');
+  const char *start = last ? last + 1 : xff;
+  uint8_t ip[16];
+  size_t ip_len;
+  if (parse_ip(start, strlen(start), ip, &ip_len)) return peer_len;
+  memcpy(out, ip, ip_len);
+  return ip_len;
 }

@@ -36,7 +36,7 @@
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 enum conn_state { ST_HANDSHAKE, ST_OPEN, ST_FINISHING };
-enum header_kind { H_OTHER, H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION };
+enum header_kind { H_OTHER, H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_XFF };
 
 struct syn_ws_conn {
   syn_ws_server *srv;
@@ -68,6 +68,9 @@ struct syn_ws_conn {
   size_t value_len;
   bool upgrade_ws, connection_upgrade, version_13;
   char key[32];
+  char xff[256]; /* X-Forwarded-For, its last 255 bytes (the rightmost address counts) */
+  size_t xff_len;
+  bool via_proxy; /* the socket peer is a trusted proxy: the client is counted at the head */
   /* open */
   wslay_event_context_ptr ws;
   syn_buf in;
@@ -218,19 +221,37 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
   return 0;
 }
 
-static int on_header_value(llhttp_t *p, const char *at, size_t n) {
-  syn_ws_conn *c = parser_conn(p);
-  append_capped(c->value, &c->value_len, sizeof c->value, at, n);
-  return 0;
-}
-
 static enum header_kind header_kind(const char *name) {
   if (!strcasecmp(name, "upgrade")) return H_UPGRADE;
   if (!strcasecmp(name, "connection")) return H_CONNECTION;
   if (!strcasecmp(name, "sec-websocket-key")) return H_KEY;
   if (!strcasecmp(name, "sec-websocket-version")) return H_VERSION;
+  if (!strcasecmp(name, "x-forwarded-for")) return H_XFF;
   return H_OTHER;
 }
+
+/* Keeps the last cap - 1 bytes of what is appended. */
+static void append_tail(char *dst, size_t *len, size_t cap, const char *at, size_t n) {
+  if (n >= cap - 1) {
+    at += n - (cap - 1);
+    n = cap - 1;
+  }
+  size_t keep = *len + n > cap - 1 ? cap - 1 - n : *len;
+  memmove(dst, dst + *len - keep, keep);
+  memcpy(dst + keep, at, n);
+  *len = keep + n;
+  dst[*len] = '\0';
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n) {
+  syn_ws_conn *c = parser_conn(p);
+  if (header_kind(c->field) == H_XFF)
+    append_tail(c->xff, &c->xff_len, sizeof c->xff, at, n);
+  else
+    append_capped(c->value, &c->value_len, sizeof c->value, at, n);
+  return 0;
+}
+
 
 /* Whether a comma-separated header value lists `token` (case-insensitive). */
 static bool has_token(const char *value, const char *token) {
@@ -256,6 +277,9 @@ static int on_header_value_complete(llhttp_t *p) {
     if (c->value_len < sizeof c->key) memcpy(c->key, c->value, c->value_len + 1);
     break;
   case H_VERSION: c->version_13 = !strcmp(c->value, "13"); break;
+  case H_XFF:
+    append_tail(c->xff, &c->xff_len, sizeof c->xff, ",", 1); /* another header line */
+    break;
   case H_OTHER: break;
   }
   c->field_len = c->value_len = 0;
@@ -348,8 +372,23 @@ static int open_ws(syn_ws_conn *c) {
   return 0;
 }
 
+/* Behind a trusted proxy the client is the one X-Forwarded-For names, counted now. */
+static void count_forwarded_client(syn_ws_conn *c) {
+  syn_ws_server *srv = c->srv;
+  if (!c->via_proxy) return;
+  while (c->xff_len && c->xff[c->xff_len - 1] == ',') c->xff[--c->xff_len] = '\0';
+  uint8_t ip[16];
+  size_t len = syn_client_ip(srv->cfg, c->peer_ip, c->peer_ip_len, c->xff, ip);
+  memcpy(c->peer_ip, ip, len);
+  c->peer_ip_len = len;
+  c->counted = syn_conn_acquire(srv->per_client, c->peer_ip, c->peer_ip_len,
+                                srv->cfg->ws_max_connections_per_ip);
+  if (!c->counted) c->refuse_status = 429;
+}
+
 static void upgrade(syn_ws_conn *c, const uint8_t *rest, size_t rest_len) {
   syn_ws_server *srv = c->srv;
+  count_forwarded_client(c);
   if (c->refuse_status) {
     respond_status(c, 429, "Too Many Requests", "Retry-After: 60\r\n");
     return;
@@ -548,9 +587,12 @@ static void accept_on(syn_ws_server *srv, uv_stream_t *listener, bool tls) {
     return;
   }
   c->peer_ip_len = syn_tcp_peer_ip(&c->tcp, c->peer_ip);
-  c->counted = c->peer_ip_len && syn_conn_acquire(srv->per_client, c->peer_ip, c->peer_ip_len,
-                                                  srv->cfg->ws_max_connections_per_ip);
-  if (!c->counted) c->refuse_status = 429;
+  c->via_proxy = syn_from_trusted_proxy(srv->cfg, c->peer_ip, c->peer_ip_len);
+  if (!c->via_proxy) {
+    c->counted = c->peer_ip_len && syn_conn_acquire(srv->per_client, c->peer_ip, c->peer_ip_len,
+                                                    srv->cfg->ws_max_connections_per_ip);
+    if (!c->counted) c->refuse_status = 429;
+  }
   llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
   c->parser.data = c;
   uv_tcp_nodelay(&c->tcp, 1);

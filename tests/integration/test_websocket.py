@@ -577,6 +577,39 @@ class ConnectionCap(WsCase):
         self.assertEqual(status, 429, "the cap holds again")
 
 
+class ForwardedCap(WsCase):
+    """Behind a trusted proxy (here: all of loopback) the cap counts the client that
+    X-Forwarded-For names (its rightmost address), not the proxy."""
+    CAP = 2
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tracker, cls.cfg = start_tracker(config_yaml({
+            "websocket": {"max_connections_per_ip": cls.CAP},
+            "server": {"trusted_proxies": ["127.0.0.0/8"]}}))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tracker.close()
+        cls.cfg.remove()
+
+    def status(self, xff):
+        try:
+            ws = websocket.create_connection(self.tracker.ws_url(), timeout=5,
+                                             header=[f"X-Forwarded-For: {xff}"])
+        except websocket.WebSocketBadStatusException as e:
+            return e.status_code
+        self.addCleanup(ws.close)
+        return ws.getstatus()
+
+    def test_the_forwarded_client_is_counted(self):
+        for _ in range(self.CAP):
+            self.assertEqual(self.status("203.0.113.9, 198.51.100.7"), 101)
+        self.assertEqual(self.status("198.51.100.7"), 429, "the same forwarded client")
+        self.assertEqual(self.status("203.0.113.9, 198.51.100.8"), 101, "another client")
+        self.assertEqual(self.status("2001:db8::1"), 101, "an IPv6 client")
+
+
 # ---------------------------------------------------------------------------------------
 # wss://
 
