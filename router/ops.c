@@ -337,8 +337,10 @@ static void finish_stats(gather *g) {
   const Synapse__StatsReply *s = &unique;
   const syn_router_counters *c = g->ops.counters;
   respond_doc(g->slot, 200,
-              json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "status", "success", "total_shards",
-                        (json_int_t)s->shards, "total_peers", (json_int_t)s->peers, "total_seeders",
+              json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "status", "success",
+                        "total_shards", (json_int_t)s->shards, "total_peers", (json_int_t)s->peers,
+                        /* one copy each: only the node announces go to holds them */
+                        "websocket_peers", (json_int_t)g->sum.ws_peers, "total_seeders",
                         (json_int_t)s->seeders, "active_torrents", (json_int_t)s->torrents,
                         "total_announced", (json_int_t)(c->http_announces + c->udp_announces),
                         "total_scraped", (json_int_t)(c->http_scrapes + c->udp_scrapes), "partial",
