@@ -371,6 +371,7 @@ static void handle_ws_announce(syn_node *node, node_worker *w, const Synapse__Ws
     return;
   }
   wake_routers(node, &res, &w->push);
+  syn_replica_ws_announce(node->shards.replica, a); /* the peer, for a replica taking over */
   syn_scrape_result bt;
   syn_swarm_scrape(node->swarms, a->info_hash.data, now, &bt);
   out->complete = bt.complete + res.ws.complete;
@@ -725,6 +726,7 @@ syn_node *syn_node_start(const syn_config *cfg, const char *listen_url,
       syn_node_stop(node);
       return NULL;
     }
+    syn_replica_set_ws(node->shards.replica, node->ws);
   }
   size_t wanted = node->worker_count;
   node->worker_count = 0;

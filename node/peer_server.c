@@ -9,6 +9,7 @@
 #include "common/keyspace.h"
 #include "node/replica_internal.h"
 #include "node/shard_proto.h"
+#include "node/ws_peers.h"
 #include "proto/wire.h"
 
 #define MAX_KEY_BUCKETS 4096
@@ -68,6 +69,15 @@ static void swarm_updates(syn_replica *r, const Synapse__SwarmUpdates *u, served
                         .left = a->left};
     syn_announce_result res = {0};
     syn_swarm_announce(r->swarms, &req, now, &res);
+  }
+  /* WebSocket peers: the entry only (the coordinator left offers out and hands them on). */
+  for (size_t i = 0; r->ws && i < u->n_ws_announces; i++) {
+    Synapse__WsAnnounceRequest a = *u->ws_announces[i];
+    if (a.has_answer) continue;
+    a.n_offers = 0;
+    syn_ws_local local[SYN_WS_MAX_OFFERS + 1];
+    syn_ws_announce_result res;
+    syn_ws_peers_announce(r->ws, &a, now, local, &res);
   }
   (void)s;
 }

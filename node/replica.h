@@ -46,9 +46,16 @@ syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
                                size_t err_len);
 void syn_replica_stop(syn_replica *r);
 
+struct syn_ws_peers;
+/* The node's WebSocket peers, which replicas' swarm updates also carry (node/ws_peers.h);
+ * set once right after start. */
+void syn_replica_set_ws(syn_replica *r, struct syn_ws_peers *ws);
+
 /* Queues an applied announce for the other replicas of its partition (copied; never
- * blocks on the network). */
+ * blocks on the network). syn_replica_ws_announce does the same for a WebSocket peer's
+ * announce, its offers left out (an answer is not queued at all). */
 void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a);
+void syn_replica_ws_announce(syn_replica *r, const Synapse__WsAnnounceRequest *a);
 
 /* Copies a persisted shard write (with its version and embedding) to the other replicas
  * and waits for W in all. 0, or -1 with a message naming how many replicas hold it.

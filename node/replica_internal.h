@@ -44,6 +44,7 @@ struct syn_replica {
   syn_membership *m;
   syn_view_source *views;
   syn_swarm_store *swarms;
+  struct syn_ws_peers *ws; /* WebSocket peers (node/ws_peers.h); NULL until set */
   syn_index *index;
   syn_hlc *hlc;
   syn_registered *registered; /* tracker.registered_only, or NULL (node/registered.h) */

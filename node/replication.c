@@ -81,13 +81,14 @@ static void untargeted(syn_replica *r, uint64_t now) {
       REPLICA_MAX_TARGETS, (unsigned long long)r->untargeted);
 }
 
-void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a) {
-  if (!r || a->info_hash.len != 20) return;
+/* Appends one update (an encoded message as SwarmUpdates field `field`) to the queue of
+ * every other usable replica of info_hash's partition. */
+static void queue_update(syn_replica *r, const uint8_t info_hash[20], uint32_t field,
+                         const ProtobufCMessage *msg) {
   syn_view *v = replica_view(r);
   if (!v) return;
   syn_view_replica reps[SYN_RING_MAX_REPLICATION];
-  size_t n = syn_view_replicas(v, syn_view_partition(v, a->info_hash.data), reps,
-                               SYN_RING_MAX_REPLICATION);
+  size_t n = syn_view_replicas(v, syn_view_partition(v, info_hash), reps, SYN_RING_MAX_REPLICATION);
   uint64_t now = replica_mono_ms();
   pthread_mutex_lock(&r->push_mu);
   for (size_t i = 0; i < n; i++) {
@@ -98,7 +99,7 @@ void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a) {
       if (!atomic_load(&r->stopping)) untargeted(r, now);
       continue;
     }
-    if (t->queue.len > REPLICA_QUEUE_MAX || syn_wire_append_field1(&t->queue, &a->base)) {
+    if (t->queue.len > REPLICA_QUEUE_MAX || syn_wire_append_field(&t->queue, field, msg)) {
       t->dropped++;
       continue;
     }
@@ -106,6 +107,23 @@ void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a) {
   }
   pthread_mutex_unlock(&r->push_mu);
   syn_view_put(v);
+}
+
+void syn_replica_announce(syn_replica *r, const Synapse__AnnounceRequest *a) {
+  if (!r || a->info_hash.len != 20) return;
+  queue_update(r, a->info_hash.data, 1, &a->base);
+}
+
+void syn_replica_ws_announce(syn_replica *r, const Synapse__WsAnnounceRequest *a) {
+  if (!r || a->info_hash.len != 20 || a->has_answer) return;
+  Synapse__WsAnnounceRequest copy = *a; /* the peer, not its offers */
+  copy.n_offers = 0;
+  copy.offers = NULL;
+  queue_update(r, a->info_hash.data, 2, &copy.base);
+}
+
+void syn_replica_set_ws(syn_replica *r, struct syn_ws_peers *ws) {
+  if (r) r->ws = ws;
 }
 
 /* Sends one batch: 0 when the replica acknowledged it. */

@@ -25,11 +25,15 @@ static size_t put_varint(uint8_t *out, uint64_t v) {
 }
 
 int syn_wire_append_field1(syn_buf *out, const ProtobufCMessage *msg) {
+  return syn_wire_append_field(out, 1, msg);
+}
+
+int syn_wire_append_field(syn_buf *out, uint32_t field, const ProtobufCMessage *msg) {
   size_t size = protobuf_c_message_get_packed_size(msg);
   if (syn_buf_reserve(out, size + 11)) return -ENOMEM;
   uint8_t *p = out->data + out->len;
   size_t n = 0;
-  p[n++] = 0x0a; /* field 1, wire type 2 */
+  p[n++] = (uint8_t)(field << 3 | 2); /* wire type 2: length-delimited (field 1..15) */
   n += put_varint(p + n, size);
   n += protobuf_c_message_pack(msg, p + n);
   out->len += n;

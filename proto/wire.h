@@ -26,6 +26,8 @@ ProtobufCAllocator syn_wire_allocator(syn_arena *arena);
 
 /* Appends `msg` as field 1 (length-delimited) to `out`. 0 or -ENOMEM. */
 int syn_wire_append_field1(syn_buf *out, const ProtobufCMessage *msg);
+/* The same as field `field` (1..15). */
+int syn_wire_append_field(syn_buf *out, uint32_t field, const ProtobufCMessage *msg);
 
 /* Appends `len` bytes, already the encoding of a message, as length-delimited field
  * `field` (1..15) to `out`: wraps an encoded body in its envelope without decoding and

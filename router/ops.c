@@ -308,8 +308,8 @@ static void finish_metrics(gather *g) {
                  "(the slowest node).\n# TYPE synapse_swarm_snapshot_load_seconds gauge\n"
                  "synapse_swarm_snapshot_load_seconds %.6f\n",
                  (double)s->snapshot_load_us / 1e6);
-  metric(b, "synapse_ws_peers", "gauge", "WebSocket (WebTorrent) peers in the swarm stores.",
-         s->ws_peers);
+  metric(b, "synapse_ws_peers", "gauge",
+         "WebSocket (WebTorrent) peers in the swarm stores (replicas counted).", s->ws_peers);
   metric(b, "synapse_ws_signals_total", "counter",
          "Offers and answers the nodes handed on to a receiver.", s->ws_signals);
   metric(b, "synapse_ws_signals_dropped_total", "counter",
@@ -336,15 +336,15 @@ static void finish_stats(gather *g) {
   unique.torrents = (g->sum.torrents + rf / 2) / rf;
   const Synapse__StatsReply *s = &unique;
   const syn_router_counters *c = g->ops.counters;
-  respond_doc(g->slot, 200,
-              json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "status", "success",
-                        "total_shards", (json_int_t)s->shards, "total_peers", (json_int_t)s->peers,
-                        /* one copy each: only the node announces go to holds them */
-                        "websocket_peers", (json_int_t)g->sum.ws_peers, "total_seeders",
-                        (json_int_t)s->seeders, "active_torrents", (json_int_t)s->torrents,
-                        "total_announced", (json_int_t)(c->http_announces + c->udp_announces),
-                        "total_scraped", (json_int_t)(c->http_scrapes + c->udp_scrapes), "partial",
-                        g->answered < g->asked));
+  respond_doc(
+      g->slot, 200,
+      json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "status", "success", "total_shards",
+                (json_int_t)s->shards, "total_peers", (json_int_t)s->peers, "websocket_peers",
+                (json_int_t)((g->sum.ws_peers + rf / 2) / rf), "total_seeders",
+                (json_int_t)s->seeders, "active_torrents", (json_int_t)s->torrents,
+                "total_announced", (json_int_t)(c->http_announces + c->udp_announces),
+                "total_scraped", (json_int_t)(c->http_scrapes + c->udp_scrapes), "partial",
+                g->answered < g->asked));
 }
 
 static json_t *status_doc(gather *g) {
@@ -358,6 +358,8 @@ static json_t *status_doc(gather *g) {
       if (g->nodes[k].answered && id && !strcmp(g->nodes[k].id, id)) f = &g->nodes[k];
     json_object_set_new(m, "swarms", f ? json_integer((json_int_t)f->stats.torrents) : json_null());
     json_object_set_new(m, "peers", f ? json_integer((json_int_t)f->stats.peers) : json_null());
+    json_object_set_new(m, "websocket_peers",
+                        f ? json_integer((json_int_t)f->stats.ws_peers) : json_null());
     json_object_set_new(m, "shards", f ? json_integer((json_int_t)f->stats.shards) : json_null());
     json_object_set_new(m, "caught_up", f ? json_boolean(f->stats.caught_up) : json_null());
     json_t *lag = f ? json_object() : json_null();

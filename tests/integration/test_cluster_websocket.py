@@ -179,5 +179,34 @@ class ClusterWebSocketTest(unittest.TestCase):
                  what="B's socket on r2 closed: the swarm as r2 sees it")
 
 
+    def test_3_owner_killed_a_replica_serves_the_websocket_swarm(self):
+        """The node owning a swarm dies (kill -9): the next replica, which the owner had
+        sent the WebSocket peer's entry to, serves the swarm at once: a new peer's offer
+        reaches the peer already there, without it announcing again."""
+        r3 = self.cluster.add_router("r3", ws_port=free_port())  # r1 was killed above
+        wait_for(r3.ready, 20.0, interval=0.1, what="r3 ready")
+        ih = rand_hash()
+        owners = self.r2.owner(ih.hex())["replicas"]
+        self.assertGreaterEqual(len(owners), 2, owners)
+
+        def ws_peers(node_id):
+            v = self.r2.members()[node_id].get("websocket_peers")
+            return v or 0
+        before = {n: ws_peers(n) for n in owners}
+        p, q = self.ws(self.r2), self.ws(r3)
+        pid_p, pid_q = ws_peer_id(5), ws_peer_id(6)
+        self.announced(p, ih, pid_p, left=0)
+        wait_for(lambda: all(ws_peers(n) > before[n] for n in owners), 10.0, interval=0.1,
+                 what=f"p's entry on every replica of the swarm ({owners})")
+
+        self.cluster.nodes[owners[0]].kill9()
+        oid = bytes(range(0x40, 0x54))
+        r = self.announced(q, ih, pid_q, left=3, offers=[(oid, {"type": "offer", "sdp": "x"})])
+        self.assertEqual((r["complete"], r["incomplete"]), (1, 1),
+                         f"the swarm as the replica after {owners[0]} sees it: {r}")
+        o = p.expect(lambda m: "offer" in m, "q's offer (r3) reaches p (r2) via the replica")
+        self.assertEqual(s2b(o["peer_id"]), pid_q, o)
+        self.assertEqual(s2b(o["offer_id"]), oid, o)
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
