@@ -9,7 +9,9 @@
  * router's outbox until the router's standing poll (proto WsPoll) collects it. The poll
  * itself is parked here as an opaque pointer the caller (node.c) owns the meaning of.
  *
- * Entries go when their socket closes (the router announces `stopped` for each swarm of
+ * The owner replicates each entry (node/replication.c, with the swarm updates) and a
+ * replica applies it here with its offers left out, so whoever serves the swarm next
+ * knows its peers. Entries go when their socket closes (the router announces `stopped` for each swarm of
  * the socket), when they are not refreshed within the peer timeout, when their router
  * restarts (a new boot) or when the caller reports the router dead (membership).
  *

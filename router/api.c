@@ -97,8 +97,8 @@ typedef struct api_call {
   char best_node[SYN_MEMBER_ID_MAX + 1];
   json_t *best; /* the newest live shard's JSON, owned */
   /* Its swarm figures: the largest any replica reported, the first replica in routing
-   * order always among them (the read waits for it): only the replica announces go to
-   * holds the swarm's WebSocket peers, and the others' BitTorrent peers lag behind. */
+   * order always among them (the read waits for it): announces go to that one, and the
+   * others get each peer, BitTorrent or WebSocket, a replication interval later. */
   uint32_t max_seeders, max_leechers, max_downloaded;
   int first_slot;
   bool first_done;
