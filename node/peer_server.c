@@ -39,6 +39,11 @@ typedef struct served {
   Synapse__AnnounceRequest **peer_ptrs;
   uint8_t *peer_bytes;
   size_t n_peers, peers_cap;
+  /* WebSocket peers of a swarm pull's last page; their ids and routers in ws_bytes */
+  Synapse__WsAnnounceRequest *ws;
+  Synapse__WsAnnounceRequest **ws_ptrs;
+  uint8_t *ws_bytes; /* WS_ENTRY_BYTES each: info_hash, peer_id, router id */
+  size_t n_ws;
   protobuf_c_boolean *puts_ok, *puts_existed;
 } served;
 
@@ -295,6 +300,41 @@ static void pack_peers(served *s) {
   s->rep.n_peers = s->n_peers;
 }
 
+#define WS_ENTRY_BYTES (40 + SYN_WS_ROUTER_ID_MAX + 1)
+#define WS_PULL_MAX 65536 /* WebSocket peers in one pull (a few MiB) */
+
+static void ws_emit(void *ctx, const uint8_t info_hash[20], const uint8_t peer_id[20],
+                    const char *router, uint64_t boot, bool seed) {
+  served *s = ((swarm_page *)ctx)->s;
+  uint8_t *b = s->ws_bytes + s->n_ws * WS_ENTRY_BYTES;
+  memcpy(b, info_hash, 20);
+  memcpy(b + 20, peer_id, 20);
+  snprintf((char *)b + 40, SYN_WS_ROUTER_ID_MAX + 1, "%s", router);
+  Synapse__WsAnnounceRequest *a = &s->ws[s->n_ws];
+  synapse__ws_announce_request__init(a);
+  a->info_hash = (ProtobufCBinaryData){20, b};
+  a->peer_id = (ProtobufCBinaryData){20, b + 20};
+  a->router = (char *)b + 40;
+  a->boot = boot;
+  a->has_left = 1;
+  a->left = seed ? 0 : 1;
+  s->ws_ptrs[s->n_ws] = a;
+  s->n_ws++;
+}
+
+/* The pull's last page also carries the WebSocket peers of the partitions asked for. */
+static void add_ws_peers(syn_replica *r, swarm_page *pg, uint32_t now) {
+  served *s = pg->s;
+  if (!r->ws) return;
+  s->ws = calloc(WS_PULL_MAX, sizeof *s->ws);
+  s->ws_ptrs = calloc(WS_PULL_MAX, sizeof *s->ws_ptrs);
+  s->ws_bytes = malloc((size_t)WS_PULL_MAX * WS_ENTRY_BYTES);
+  if (!s->ws || !s->ws_ptrs || !s->ws_bytes) return;
+  syn_ws_peers_export(r->ws, now, WS_PULL_MAX, page_wants, ws_emit, pg);
+  s->rep.ws_peers = s->ws_ptrs;
+  s->rep.n_ws_peers = s->n_ws;
+}
+
 static void swarms(syn_replica *r, const Synapse__SwarmPull *q, served *s) {
   if (q->partitions != syn_index_partitions(r->index) || q->wanted.len < (q->partitions + 7) / 8)
     return refuse(s, "bad swarm pull");
@@ -309,6 +349,8 @@ static void swarms(syn_replica *r, const Synapse__SwarmPull *q, served *s) {
   if (stripe < SYN_SWARM_STRIPES) {
     s->rep.has_next_stripe = 1;
     s->rep.next_stripe = stripe;
+  } else {
+    add_ws_peers(r, &pg, now);
   }
 }
 
@@ -340,6 +382,9 @@ static void served_free(served *s) {
   free(s->record_ptrs);
   free(s->peers);
   free(s->peer_ptrs);
+  free(s->ws);
+  free(s->ws_ptrs);
+  free(s->ws_bytes);
   free(s->peer_bytes);
   free(s->puts_ok);
   free(s->puts_existed);

@@ -30,6 +30,7 @@
 #include "common/urlcodec.h"
 #include "node/replica_internal.h"
 #include "node/shard_proto.h"
+#include "node/ws_peers.h"
 
 #define TICK_MS 200
 #define KEYS_PER_REQUEST 1024   /* buckets asked for in one KeysRequest */
@@ -247,6 +248,15 @@ static int pull_swarms(syn_replica *r, const char *url, const bitmap *set) {
                           .left = a->left};
       syn_announce_result res = {0};
       syn_swarm_announce(r->swarms, &ann, now, &res);
+    }
+    for (size_t i = 0; r->ws && i < rep->n_ws_peers; i++) {
+      Synapse__WsAnnounceRequest a = *rep->ws_peers[i]; /* an entry: no offers, no answer */
+      a.n_offers = 0;
+      a.has_answer = 0;
+      a.event = SYNAPSE__EVENT__EVENT_NONE;
+      syn_ws_local local[SYN_WS_MAX_OFFERS + 1];
+      syn_ws_announce_result res;
+      syn_ws_peers_announce(r->ws, &a, now, local, &res);
     }
     bool more = rep->has_next_stripe && rep->next_stripe > stripe;
     stripe = rep->next_stripe;

@@ -489,6 +489,26 @@ size_t syn_ws_peers_routers(syn_ws_peers *p, char (*ids)[SYN_WS_ROUTER_ID_MAX + 
   return n;
 }
 
+size_t syn_ws_peers_export(syn_ws_peers *p, uint32_t now, size_t max, syn_ws_wants_fn wants,
+                           syn_ws_emit_fn emit, void *ctx) {
+  size_t n = 0;
+  pthread_mutex_lock(&p->mu);
+  for (size_t b = 0; b < p->bucket_count && n < max; b++) {
+    for (ws_swarm *s = p->buckets[b]; s && n < max; s = s->next) {
+      if (!wants(ctx, s->info_hash)) continue;
+      for (uint32_t i = 0; i < s->count && n < max; i++) {
+        const ws_peer *e = &s->peers[i];
+        if (e->expires < now) continue;
+        const ws_router *r = &p->routers[e->router];
+        emit(ctx, s->info_hash, e->id, r->id, r->boot, e->seed);
+        n++;
+      }
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  return n;
+}
+
 void syn_ws_peers_expire_step(syn_ws_peers *p, uint32_t now, size_t budget) {
   pthread_mutex_lock(&p->mu);
   for (size_t k = 0; k < budget && p->swarms; k++) {

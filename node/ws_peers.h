@@ -103,6 +103,15 @@ int syn_ws_peers_drop_idle(syn_ws_peers *p, uint32_t now, uint32_t idle_s);
  * how many were written (at most cap). */
 size_t syn_ws_peers_routers(syn_ws_peers *p, char (*ids)[SYN_WS_ROUTER_ID_MAX + 1], size_t cap);
 
+/* Calls emit, with the lock held (emit must not call the store), for every live entry of
+ * the swarms `wants` accepts, at most max; returns how many. For a node taking over
+ * partitions (node/sync.c's swarm pull). */
+typedef bool (*syn_ws_wants_fn)(void *ctx, const uint8_t info_hash[20]);
+typedef void (*syn_ws_emit_fn)(void *ctx, const uint8_t info_hash[20], const uint8_t peer_id[20],
+                               const char *router, uint64_t boot, bool seed);
+size_t syn_ws_peers_export(syn_ws_peers *p, uint32_t now, size_t max, syn_ws_wants_fn wants,
+                           syn_ws_emit_fn emit, void *ctx);
+
 /* Removes expired entries from up to `budget` swarms (a cursor walks the table). */
 void syn_ws_peers_expire_step(syn_ws_peers *p, uint32_t now, size_t budget);
 

@@ -28,6 +28,8 @@ typedef struct ws_client {
   syn_ws_tracker *t;
   syn_ws_conn *conn; /* NULL once the socket closed */
   uint32_t refs;
+  uint32_t announces_out; /* announces sent, not yet answered */
+  bool leave_pending;     /* closed with announces out: leave once they are answered */
   const uint8_t *ip;
   size_t ip_len;
   uint8_t ip_copy[16];
@@ -49,7 +51,8 @@ struct syn_ws_tracker {
   char router_id[72];
   syn_ws_server *srv;
   peer_entry *peers[PEER_BUCKETS];
-  syn_buf out; /* one outgoing message, reused */
+  syn_buf out;   /* one outgoing message, reused */
+  bool stopping; /* the nodes' links are closing: no more requests */
   syn_ws_tracker_stats stats;
 };
 
@@ -66,11 +69,14 @@ _Static_assert(sizeof(announce_ctx) <= SYN_REQ_DATA, "announce_ctx fits a reques
 
 /* ---- clients and the peer map ---- */
 
-static void client_unref(ws_client *c) {
-  if (--c->refs) return;
+static void client_release(ws_client *c, uint32_t refs) {
+  c->refs -= refs;
+  if (c->refs) return;
   free(c->pairs);
   free(c);
 }
+
+static void client_unref(ws_client *c) { client_release(c, 1); }
 
 static size_t peer_bucket(const uint8_t id[20]) {
   uint32_t h;
@@ -184,12 +190,25 @@ void syn_ws_tracker_push(syn_ws_tracker *t, const Synapse__WsPush *push) {
   for (size_t i = 0; i < push->n_signals; i++) deliver_signal(t, push->signals[i]);
 }
 
+static void leave_swarms(syn_ws_tracker *t, ws_client *c);
+
 /* ---- announce ---- */
 
 static const char *reply_error(const Synapse__Reply *rep) {
   if (rep->message && *rep->message) return rep->message;
   return rep->error == SYNAPSE__ERROR_CODE__UNAVAILABLE ? "no node available, retry later"
                                                         : "announce failed";
+}
+
+/* An announce of c was answered: a closed socket's peers leave now if it was the last. */
+static void announce_answered(syn_ws_tracker *t, ws_client *c) {
+  uint32_t refs = 1; /* the request's */
+  if (--c->announces_out == 0 && c->leave_pending) {
+    c->leave_pending = false;
+    leave_swarms(t, c);
+    refs++; /* and the closed socket's */
+  }
+  client_release(c, refs);
 }
 
 static void on_announce_reply(syn_req *req, const Synapse__Reply *rep) {
@@ -199,7 +218,7 @@ static void on_announce_reply(syn_req *req, const Synapse__Reply *rep) {
   syn_ws_tracker *t = c->t;
   if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_WS_ANNOUNCE) {
     if (!a->answer) send_failure(t, c, reply_error(rep), "announce", a->info_hash);
-    client_unref(c);
+    announce_answered(t, c);
     return;
   }
   const Synapse__WsAnnounceReply *r = rep->ws_announce;
@@ -211,7 +230,7 @@ static void on_announce_reply(syn_req *req, const Synapse__Reply *rep) {
     syn_buf_reset(&t->out);
   }
   for (size_t i = 0; i < r->n_signals; i++) deliver_signal(t, r->signals[i]);
-  client_unref(c);
+  announce_answered(t, c);
 }
 
 static Synapse__Event event_of(enum syn_ws_event e) {
@@ -261,7 +280,10 @@ static int send_announce(syn_ws_tracker *t, ws_client *client, const syn_ws_msg 
   memcpy(a->info_hash, m->info_hash, 20);
   memcpy(a->peer_id, m->peer_id, 20);
   int rc = syn_nodes_send(t->opts.nodes, req, m->info_hash, &msg);
-  if (rc == 0 && client) client->refs++;
+  if (rc == 0 && client) {
+    client->refs++;
+    client->announces_out++;
+  }
   return rc;
 }
 
@@ -358,14 +380,29 @@ static void on_message(void *ctx, syn_ws_conn *conn, const uint8_t *text, size_t
   syn_ws_msg_free(&m);
 }
 
-/* The socket is gone: its peers leave every swarm they announced in. */
+/* The socket is gone: its peers leave every swarm they announced in. Only once no
+ * announce of it is out: the node may serve batches out of order, and an announce
+ * applied after the `stopped` would put the peer back until it expired. */
 static void on_close(void *ctx, syn_ws_conn *conn) {
   syn_ws_tracker *t = ctx;
   ws_client *c = syn_ws_conn_data(conn);
   if (!c) return;
   c->conn = NULL;
   t->stats.sockets--;
+  if (c->announces_out) {
+    c->leave_pending = true;
+    return;
+  }
+  leave_swarms(t, c);
+  client_unref(c);
+}
+
+static void leave_swarms(syn_ws_tracker *t, ws_client *c) {
   for (size_t i = 0; i < c->n_pairs; i++) {
+    if (t->stopping) { /* nodes drop a router's peers once it has left */
+      peer_release(t, c, c->pairs[i].peer_id);
+      continue;
+    }
     syn_ws_msg m = {.action = SYN_WS_ANNOUNCE, .event = SYN_WS_EVENT_STOPPED};
     memcpy(m.info_hash, c->pairs[i].info_hash, 20);
     memcpy(m.peer_id, c->pairs[i].peer_id, 20);
@@ -373,7 +410,6 @@ static void on_close(void *ctx, syn_ws_conn *conn) {
     peer_release(t, c, c->pairs[i].peer_id);
   }
   c->n_pairs = 0;
-  client_unref(c);
 }
 
 /* ---- lifetime ---- */
@@ -416,6 +452,7 @@ void syn_ws_tracker_stop(syn_ws_tracker *t) {
   if (!t || !t->srv) return;
   syn_ws_server_close(t->srv); /* on_close runs for every socket: stopped announces go out */
   t->srv = NULL;
+  t->stopping = true;
 }
 
 void syn_ws_tracker_free(syn_ws_tracker *t) {

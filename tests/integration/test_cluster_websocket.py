@@ -179,34 +179,62 @@ class ClusterWebSocketTest(unittest.TestCase):
                  what="B's socket on r2 closed: the swarm as r2 sees it")
 
 
-    def test_3_owner_killed_a_replica_serves_the_websocket_swarm(self):
+    def test_3_owner_killed_then_restarted(self):
         """The node owning a swarm dies (kill -9): the next replica, which the owner had
-        sent the WebSocket peer's entry to, serves the swarm at once: a new peer's offer
-        reaches the peer already there, without it announcing again."""
+        sent the WebSocket peer's entry to, serves the swarm at once (a new peer's offer
+        reaches the peer already there, without it announcing again). The node is started
+        again: catching up, it pulls the swarm's WebSocket peers with the BitTorrent ones,
+        and once it owns the swarm again a third peer's offers reach the first two."""
         r3 = self.cluster.add_router("r3", ws_port=free_port())  # r1 was killed above
         wait_for(r3.ready, 20.0, interval=0.1, what="r3 ready")
         ih = rand_hash()
         owners = self.r2.owner(ih.hex())["replicas"]
         self.assertGreaterEqual(len(owners), 2, owners)
+        victim = owners[0]
 
-        def ws_peers(node_id):
-            v = self.r2.members()[node_id].get("websocket_peers")
-            return v or 0
-        before = {n: ws_peers(n) for n in owners}
+        def ws_peers():
+            return {n: m.get("websocket_peers") for n, m in self.r2.members().items()
+                    if n in owners}
+        # earlier tests' sockets are closed: their peers leave every replica
+        wait_for(lambda: all(v == 0 for v in ws_peers().values()), 10.0, interval=0.1,
+                 what=f"no WebSocket peer left on {owners}")
         p, q = self.ws(self.r2), self.ws(r3)
         pid_p, pid_q = ws_peer_id(5), ws_peer_id(6)
         self.announced(p, ih, pid_p, left=0)
-        wait_for(lambda: all(ws_peers(n) > before[n] for n in owners), 10.0, interval=0.1,
+        wait_for(lambda: all(v == 1 for v in ws_peers().values()), 10.0, interval=0.1,
                  what=f"p's entry on every replica of the swarm ({owners})")
 
-        self.cluster.nodes[owners[0]].kill9()
+        self.cluster.nodes[victim].kill9()
         oid = bytes(range(0x40, 0x54))
         r = self.announced(q, ih, pid_q, left=3, offers=[(oid, {"type": "offer", "sdp": "x"})])
         self.assertEqual((r["complete"], r["incomplete"]), (1, 1),
-                         f"the swarm as the replica after {owners[0]} sees it: {r}")
+                         f"the swarm as the replica after {victim} sees it: {r}")
         o = p.expect(lambda m: "offer" in m, "q's offer (r3) reaches p (r2) via the replica")
         self.assertEqual(s2b(o["peer_id"]), pid_q, o)
         self.assertEqual(s2b(o["offer_id"]), oid, o)
+
+        self.cluster.restart_node(victim)
+        seen = {}
+
+        def back():
+            seen.update(self.r2.members().get(victim, {}))
+            return (seen.get("state") == "alive" and seen.get("caught_up") is True
+                    and seen.get("websocket_peers") == 2)
+        try:
+            wait_for(back, 40.0, interval=0.2,
+                     what=f"{victim} back, caught up, holding p's and q's entries")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; {victim} as r2 sees it: {seen}; all: "
+                                 f"{ {n: m.get('websocket_peers') for n, m in self.r2.members().items()} }") from None
+        x = self.ws(self.r2)
+        pid_x = ws_peer_id(9)
+        offers = [(bytes([0x70 + k]) * 20, {"type": "offer", "sdp": f"z{k}"}) for k in range(2)]
+        r = self.announced(x, ih, pid_x, left=3, offers=offers)
+        self.assertEqual((r["complete"], r["incomplete"]), (1, 2), r)
+        for name, c in (("p", p), ("q", q)):
+            o = c.expect(lambda m: "offer" in m and s2b(m["peer_id"]) == pid_x,
+                         f"x's offer reaches {name} through the restarted owner")
+            self.assertIn(s2b(o["offer_id"]), [oid for oid, _ in offers], o)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
