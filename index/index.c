@@ -911,7 +911,7 @@ int syn_index_search_embedding(syn_index *idx, const float *query, uint32_t dim,
     return -EINVAL;
   char model_key[SYN_SHARD_MAX_MODEL + 1];
   char *tags_json = NULL;
-  double min_sim;
+  double min_sim = 0;
   float *unit = malloc(4 * (size_t)dim);
   int rc = unit ? filter_prepare(filter, model_key, &tags_json, &min_sim) : -ENOMEM;
   if (rc == 0 && !normalise(query, dim, unit)) rc = -EINVAL;
