@@ -560,17 +560,10 @@ static void refuse_pending(syn_ws_server *srv, uv_stream_t *listener) {
   uv_close((uv_handle_t *)t, on_refused_closed);
 }
 
-static void accept_on(syn_ws_server *srv, uv_stream_t *listener, bool tls) {
-  if (srv->conn_count >= srv->cfg->max_connections) {
-    srv->stats.refused++;
-    refuse_pending(srv, listener);
-    return;
-  }
+/* A connection in the server's list with its handle initialised, not yet accepted. */
+static syn_ws_conn *conn_new(syn_ws_server *srv) {
   syn_ws_conn *c = calloc(1, sizeof *c);
-  if (!c) {
-    refuse_pending(srv, listener);
-    return;
-  }
+  if (!c) return NULL;
   c->srv = srv;
   uv_tcp_init(srv->loop, &c->tcp);
   c->tcp.data = c;
@@ -578,6 +571,20 @@ static void accept_on(syn_ws_server *srv, uv_stream_t *listener, bool tls) {
   if (srv->conns) srv->conns->prev = c;
   srv->conns = c;
   srv->conn_count++;
+  return c;
+}
+
+static void accept_on(syn_ws_server *srv, uv_stream_t *listener, bool tls) {
+  if (srv->conn_count >= srv->cfg->max_connections) {
+    srv->stats.refused++;
+    refuse_pending(srv, listener);
+    return;
+  }
+  syn_ws_conn *c = conn_new(srv);
+  if (!c) {
+    refuse_pending(srv, listener);
+    return;
+  }
   if (uv_accept(listener, (uv_stream_t *)&c->tcp)) {
     conn_close(c);
     return;

@@ -163,15 +163,8 @@ static void setup(void) {
 
 /* As accept_on, for an already connected socket (TCP_NODELAY aside: it is no TCP). */
 static void open_conn(int fd, bool via_proxy) {
-  syn_ws_conn *c = calloc(1, sizeof *c);
+  syn_ws_conn *c = conn_new(srv);
   if (!c) abort();
-  c->srv = srv;
-  uv_tcp_init(srv->loop, &c->tcp);
-  c->tcp.data = c;
-  c->next = srv->conns;
-  if (srv->conns) srv->conns->prev = c;
-  srv->conns = c;
-  srv->conn_count++;
   if (uv_tcp_open(&c->tcp, fd)) abort();
   static const uint8_t proxy[4] = {127, 0, 0, 1}, client[4] = {192, 0, 2, 7};
   memcpy(c->peer_ip, via_proxy ? proxy : client, 4);
