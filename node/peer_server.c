@@ -43,7 +43,7 @@ typedef struct served {
   Synapse__WsAnnounceRequest *ws;
   Synapse__WsAnnounceRequest **ws_ptrs;
   uint8_t *ws_bytes; /* WS_ENTRY_BYTES each: info_hash, peer_id, router id */
-  size_t n_ws;
+  size_t n_ws, ws_cap;
   protobuf_c_boolean *puts_ok, *puts_existed;
 } served;
 
@@ -306,31 +306,44 @@ static void pack_peers(served *s) {
 static void ws_emit(void *ctx, const uint8_t info_hash[20], const uint8_t peer_id[20],
                     const char *router, uint64_t boot, bool seed) {
   served *s = ((swarm_page *)ctx)->s;
+  if (s->n_ws == s->ws_cap) {
+    size_t cap = s->ws_cap ? s->ws_cap * 2 : 64;
+    Synapse__WsAnnounceRequest *w = realloc(s->ws, cap * sizeof *w);
+    if (!w) return;
+    s->ws = w;
+    uint8_t *b = realloc(s->ws_bytes, cap * WS_ENTRY_BYTES);
+    if (!b) return;
+    s->ws_bytes = b;
+    s->ws_cap = cap;
+  }
   uint8_t *b = s->ws_bytes + s->n_ws * WS_ENTRY_BYTES;
   memcpy(b, info_hash, 20);
   memcpy(b + 20, peer_id, 20);
   snprintf((char *)b + 40, SYN_WS_ROUTER_ID_MAX + 1, "%s", router);
-  Synapse__WsAnnounceRequest *a = &s->ws[s->n_ws];
+  Synapse__WsAnnounceRequest *a = &s->ws[s->n_ws++];
   synapse__ws_announce_request__init(a);
-  a->info_hash = (ProtobufCBinaryData){20, b};
-  a->peer_id = (ProtobufCBinaryData){20, b + 20};
-  a->router = (char *)b + 40;
   a->boot = boot;
   a->has_left = 1;
   a->left = seed ? 0 : 1;
-  s->ws_ptrs[s->n_ws] = a;
-  s->n_ws++;
+  a->info_hash.len = a->peer_id.len = 20; /* pointers set once the arrays stop moving */
 }
 
 /* The pull's last page also carries the WebSocket peers of the partitions asked for. */
 static void add_ws_peers(syn_replica *r, swarm_page *pg, uint32_t now) {
   served *s = pg->s;
   if (!r->ws) return;
-  s->ws = calloc(WS_PULL_MAX, sizeof *s->ws);
-  s->ws_ptrs = calloc(WS_PULL_MAX, sizeof *s->ws_ptrs);
-  s->ws_bytes = malloc((size_t)WS_PULL_MAX * WS_ENTRY_BYTES);
-  if (!s->ws || !s->ws_ptrs || !s->ws_bytes) return;
   syn_ws_peers_export(r->ws, now, WS_PULL_MAX, page_wants, ws_emit, pg);
+  if (!s->n_ws || !(s->ws_ptrs = calloc(s->n_ws, sizeof *s->ws_ptrs))) {
+    s->n_ws = 0;
+    return;
+  }
+  for (size_t i = 0; i < s->n_ws; i++) {
+    uint8_t *b = s->ws_bytes + i * WS_ENTRY_BYTES;
+    s->ws[i].info_hash.data = b;
+    s->ws[i].peer_id.data = b + 20;
+    s->ws[i].router = (char *)b + 40;
+    s->ws_ptrs[i] = &s->ws[i];
+  }
   s->rep.ws_peers = s->ws_ptrs;
   s->rep.n_ws_peers = s->n_ws;
 }

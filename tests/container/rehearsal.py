@@ -80,6 +80,10 @@ class Load:
         self.acked = {}  # hex -> embedding, registered and acknowledged
         self.acked_at = {}
         self.deleted = set()  # acknowledged deletes
+        # deletes sent but not acknowledged: applied or not, nothing is owed either way (a
+        # coordinator that stored the tombstone but missed its quorum answers an error,
+        # and anti-entropy then carries the tombstone to the other replicas)
+        self.maybe_deleted = set()
         self.searches = []  # (time, error or None)
         self.turn = 0
 
@@ -133,13 +137,16 @@ class Load:
                     with self.lock:
                         self.acked[hexhash] = vec
                         self.acked_at[hexhash] = time.monotonic()
-                live = sorted(set(self.acked) - self.deleted)
+                live = sorted(set(self.acked) - self.deleted - self.maybe_deleted)
                 if n % 5 == 0 and live:
                     victim = self.rng.choice(live)
+                    with self.lock:
+                        self.maybe_deleted.add(victim)
                     s, doc = self._call("DELETE", "/api/shard/" + victim)
                     if s == 200 and doc.get("status") == "success":
                         with self.lock:
                             self.deleted.add(victim)
+                            self.maybe_deleted.discard(victim)
             except (OSError, ValueError):
                 pass  # not acknowledged: nothing is owed
             self.stop.wait(0.15)
@@ -150,7 +157,7 @@ class Load:
             now = time.monotonic()
             with self.lock:
                 old = [h for h, t in self.acked_at.items()
-                       if now - t > 3 and h not in self.deleted]
+                       if now - t > 3 and h not in self.deleted and h not in self.maybe_deleted]
             if not old:
                 continue
             hexhash = self.rng.choice(old)
@@ -164,7 +171,8 @@ class Load:
             except (OSError, ValueError) as e:
                 err = repr(e)
             with self.lock:
-                if hexhash not in self.deleted:  # deleted since: no longer owed
+                if hexhash not in self.deleted and hexhash not in self.maybe_deleted:
+                    # deleted since: no longer owed
                     self.searches.append((time.monotonic(), err))
 
     def start(self):
@@ -413,8 +421,10 @@ class Rehearsal(unittest.TestCase):
         missed = [(t, e) for t, e in load.searches if e and not self.within_window(t)]
         log(f"searches: {len(load.searches)}, missed {sum(1 for _, e in load.searches if e)}, "
             f"outside a detection window {len(missed)}")
-        live = sorted(set(load.acked) - load.deleted)
-        log(f"registrations acknowledged: {len(load.acked)}, deletes acknowledged: {len(load.deleted)}")
+        live = sorted(set(load.acked) - load.deleted - load.maybe_deleted)
+        log(f"registrations acknowledged: {len(load.acked)}, deletes acknowledged: "
+            f"{len(load.deleted)}, deletes unacknowledged (either outcome allowed): "
+            f"{len(load.maybe_deleted)}")
         lost, restored = [], []
         for ip in self.router_ips():
             for h in live:
