@@ -318,14 +318,15 @@ typedef struct pass_plan {
 } pass_plan;
 
 /* Whether the node at url is up to date itself (a stale node must not be trusted to
- * hold every delete). */
-static bool source_current(syn_replica *r, const char *url) {
+ * hold every delete): 0; -ESTALE when it says it is stale; -1 when it did not answer
+ * (which says nothing about its data: try again, never take it for stale). */
+static int source_current(syn_replica *r, const char *url) {
   bitmap none;
-  if (bitmap_init(&none, syn_index_partitions(r->index))) return false;
+  if (bitmap_init(&none, syn_index_partitions(r->index))) return -1;
   sync_stats probe = {0};
   int rc = sync_partitions(r, url, &none, &probe);
   bitmap_free(&none);
-  return rc == 0;
+  return rc;
 }
 
 /* Members found stale during one pass. */
@@ -345,10 +346,10 @@ static bool is_listed(const stale_list *l, const syn_member_info *m) {
 static void sync_group(syn_replica *r, const syn_member_info *src, const bitmap *set,
                        bitmap *pending, bool with_swarms, stale_list *stale, sync_stats *st) {
   if (atomic_load(&r->stale)) {
-    if (!source_current(r, src->peer_url)) {
-      if (stale->n < SYN_VIEW_GROUPS && !is_listed(stale, src)) stale->m[stale->n++] = src;
-      return;
-    }
+    int rc = source_current(r, src->peer_url);
+    if (rc == -ESTALE && stale->n < SYN_VIEW_GROUPS && !is_listed(stale, src))
+      stale->m[stale->n++] = src;
+    if (rc) return; /* a source that only timed out is asked again, not trusted stale */
     for (uint32_t p = 0; p < set->bits; p++) /* ours may hold forgotten deletes */
       if (bit_get(set, p)) forget_partition(r, p);
   }
