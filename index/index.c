@@ -34,6 +34,7 @@
 
 #include "common/log.h"
 #include "index/group_commit.h"
+#include "index/partition_map.h"
 #include "index/vector_index.h"
 
 typedef struct coll {
@@ -62,6 +63,7 @@ struct syn_index {
   atomic_uint_fast64_t reconciliations, rebuilds_failed;
   atomic_uint_fast64_t commit_groups, commit_writes;
   syn_group_commit *commits; /* every write goes through it (group commit) */
+  syn_pmap *parts_of;        /* label -> partition of every stored vector */
 };
 
 /* ---- vector source over the store --------------------------------------------------- */
@@ -327,6 +329,10 @@ static int open_collections(syn_index *idx, char *err, size_t errlen) {
 
 static int apply_group(void *ctx, syn_commit_req *const *reqs, size_t n);
 
+static int note_partition(void *ctx, int64_t id, uint32_t partition) {
+  return syn_pmap_put(ctx, id, partition);
+}
+
 static syn_index *index_alloc(const syn_index_config *cfg) {
   syn_index *idx = calloc(1, sizeof *idx);
   if (!idx) return NULL;
@@ -342,7 +348,8 @@ static syn_index *index_alloc(const syn_index_config *cfg) {
   pthread_condattr_destroy(&ca);
   atomic_init(&idx->stop, false);
   idx->commits = syn_group_commit_new(SYN_INDEX_GROUP_WRITES, apply_group, idx);
-  if (!idx->commits) {
+  idx->parts_of = syn_pmap_new();
+  if (!idx->commits || !idx->parts_of) {
     syn_index_close(idx);
     return NULL;
   }
@@ -377,6 +384,8 @@ syn_index *syn_index_open(const syn_index_config *cfg, const char *data_dir, cha
   if (rc == 0 && !(idx->store = syn_store_open(db, &so, err, errlen))) rc = -EIO;
   free(db);
   idx->src = (syn_vsource){idx->store, src_scan, src_scan_ids, src_get};
+  if (rc == 0) rc = syn_store_scan_partitions(idx->store, note_partition, idx->parts_of);
+  if (rc != 0 && err && errlen && !err[0]) snprintf(err, errlen, "index: cannot read partitions");
   if (rc == 0) rc = open_collections(idx, err, errlen);
   if (rc == 0 && pthread_create(&idx->builder, NULL, builder_main, idx) != 0) {
     if (err && errlen) snprintf(err, errlen, "index: cannot start the builder thread");
@@ -405,6 +414,7 @@ void syn_index_close(syn_index *idx) {
   free(idx->colls);
   syn_store_close(idx->store);
   syn_group_commit_free(idx->commits);
+  syn_pmap_free(idx->parts_of);
   pthread_mutex_destroy(&idx->write_mu);
   pthread_mutex_destroy(&idx->snap_mu);
   pthread_mutex_destroy(&idx->coll_mu);
@@ -431,8 +441,15 @@ static bool normalise(const float *v, uint32_t n, float *out) {
 
 /* Applies a committed registration to the vector indexes (write_mu held). A failure here
  * leaves the row safely in SQLite and the collection flagged for a rebuild from it. */
-static void apply_put(syn_index *idx, const syn_store_change *chg, uint32_t dim, const float *unit,
-                      syn_vindex **vi, syn_vindex **old_vi) {
+static void apply_put(syn_index *idx, const syn_store_change *chg, const char *info_hash,
+                      uint32_t dim, const float *unit, syn_vindex **vi, syn_vindex **old_vi) {
+  /* The partition is known before faiss holds the vector, so a partition-limited search
+   * never meets a label it cannot place. */
+  if (syn_pmap_put(idx->parts_of, chg->id, syn_store_partition_of(idx->store, info_hash)) != 0)
+    syn_warn(
+        "index: partition of row %lld not recorded (out of memory): partition-limited "
+        "searches miss it until restart",
+        (long long)chg->id);
   *vi = coll_get(idx, chg->model_key, dim, true);
   *old_vi = NULL;
   bool moved =
@@ -440,6 +457,7 @@ static void apply_put(syn_index *idx, const syn_store_change *chg, uint32_t dim,
   if (moved) *old_vi = coll_get(idx, chg->old_model_key, chg->old_dimension, false);
   int rc = *vi ? syn_vindex_upsert(*vi, chg->id, unit, moved ? 0 : chg->old_id) : -ENOMEM;
   if (rc == 0 && *old_vi) rc = syn_vindex_remove(*old_vi, chg->old_id);
+  if (chg->old_id && chg->old_id != chg->id) syn_pmap_del(idx->parts_of, chg->old_id);
   if (rc != 0)
     syn_warn("index %s/%u: vector of row %lld not applied (%s); rebuild queued", chg->model_key,
              dim, (long long)chg->id, strerror(-rc));
@@ -469,6 +487,7 @@ static void vector_gone(syn_index *idx, const syn_store_change *chg, syn_vindex 
   if (*vi && syn_vindex_remove(*vi, chg->old_id) != 0)
     syn_warn("index %s/%u: removal of row %lld failed; rebuild queued", chg->old_model_key,
              chg->old_dimension, (long long)chg->old_id);
+  syn_pmap_del(idx->parts_of, chg->old_id);
 }
 
 int syn_index_delete(syn_index *idx, const char *info_hash, const syn_version *v, int64_t now_ms,
@@ -531,7 +550,7 @@ static void apply_one_vectors(syn_index *idx, const syn_index_write *w, const sy
   }
   atomic_fetch_add(&idx->registrations, 1);
   if (unit) {
-    apply_put(idx, chg, w->shard->dimension, unit, vi, old_vi);
+    apply_put(idx, chg, w->info_hash, w->shard->dimension, unit, vi, old_vi);
     return;
   }
   vector_gone(idx, chg, old_vi); /* stored without a vector: the old one goes */
@@ -699,6 +718,7 @@ typedef struct vquery {
   const float *unit;
   uint32_t dim;
   const char *tags_json;
+  const uint8_t *parts; /* partitions to search (syn_search_filter), or NULL */
   double min_cos;
   uint32_t limit;
 } vquery;
@@ -713,10 +733,34 @@ static int exact_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out)
   if (!tmp) return -ENOMEM;
   size_t n = 0;
   int rc = syn_store_exact_search(idx->store, q->r, syn_vindex_model_key(vi), q->dim, q->tags_json,
-                                  q->unit, q->min_cos, want, tmp, &n);
+                                  q->parts, q->unit, q->min_cos, want, tmp, &n);
   for (size_t i = 0; rc == 0 && i < n; i++) rc = acc_push(out, tmp[i].id, tmp[i].score);
   free(tmp);
   atomic_fetch_add(&idx->exact_searches, 1);
+  return rc;
+}
+
+typedef struct part_sel {
+  const syn_pmap *map;
+  const uint8_t *parts;
+  size_t bytes;
+} part_sel;
+
+static bool in_parts(void *ctx, int64_t label) {
+  const part_sel *p = ctx;
+  return syn_pmap_in(p->map, label, p->parts, p->bytes);
+}
+
+/* The collection's nearest k, inside faiss's scan limited to the query's partitions when
+ * it names some. */
+static int vindex_search(syn_index *idx, syn_vindex *vi, const vquery *q, uint32_t k,
+                         int64_t *labels, float *scores, size_t *got) {
+  if (!q->parts) return syn_vindex_search(vi, q->unit, k, NULL, labels, scores, got);
+  part_sel ps = {idx->parts_of, q->parts, (syn_index_partitions(idx) + 7) / 8};
+  syn_vselect sel = {in_parts, &ps};
+  syn_pmap_read_begin(idx->parts_of);
+  int rc = syn_vindex_search(vi, q->unit, k, &sel, labels, scores, got);
+  syn_pmap_read_end(idx->parts_of);
   return rc;
 }
 
@@ -824,7 +868,7 @@ static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
     seen_cap += k;
     if ((rc = round_buf_grow(&b, k, seen_cap)) != 0) break;
     size_t got = 0;
-    rc = syn_vindex_search(vi, q->unit, (uint32_t)k, b.labels, b.scores, &got);
+    rc = vindex_search(idx, vi, q, (uint32_t)k, b.labels, b.scores, &got);
     if (rc == 0) rc = probe_round(idx, q, sq8, &b, got, out, &accepted, info);
     if (round > 0) atomic_fetch_add(&idx->deep_searches, 1);
     double slack = sq8 ? 0.05 : 1e-6;
@@ -921,7 +965,13 @@ int syn_index_search_embedding(syn_index *idx, const float *query, uint32_t dim,
   info->model_known = nv > 0;
   syn_store_reader *r = rc == 0 ? syn_store_read_begin(idx->store) : NULL;
   if (rc == 0 && !r) rc = -EIO;
-  vquery q = {r, unit, dim, tags_json, min_sim > 0 ? min_sim : -INFINITY, limit};
+  vquery q = {.r = r,
+              .unit = unit,
+              .dim = dim,
+              .tags_json = tags_json,
+              .parts = filter ? filter->partitions : NULL,
+              .min_cos = min_sim > 0 ? min_sim : -INFINITY,
+              .limit = limit};
   acc a = {0};
   for (size_t i = 0; rc == 0 && i < nv; i++) rc = search_collection(idx, vis[i], &q, &a, info);
   if (rc == 0) {
@@ -955,7 +1005,7 @@ int syn_index_search_text(syn_index *idx, const char *query, const syn_search_fi
   if (rc == 0 && !r) rc = -EIO;
   if (rc == 0 && terms > 0)
     rc = syn_store_text_search(idx->store, r, fts, model_key[0] ? model_key : NULL, tags_json,
-                               limit, a.v, &a.n);
+                               filter ? filter->partitions : NULL, limit, a.v, &a.n);
   size_t w = 0; /* results come best first; keep those above min_similarity */
   for (size_t i = 0; rc == 0 && i < a.n; i++)
     if (a.v[i].score >= min_sim) a.v[w++] = a.v[i];

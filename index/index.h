@@ -132,6 +132,11 @@ typedef struct syn_search_filter {
                               case-insensitive); tag_count 0 = no tag filter */
   size_t tag_count;
   double min_similarity; /* hits below it (on the 0..1 similarity) are dropped */
+  /* Only shards of these partitions (one bit per partition of syn_index_partitions, LSB
+   * first); NULL = all. Applied inside the scans (faiss's, and SQLite's), so a search of
+   * a third of the partitions costs about a third and still returns `limit` hits when
+   * that many of them match. */
+  const uint8_t *partitions;
 } syn_search_filter;
 
 typedef struct syn_hit {

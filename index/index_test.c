@@ -722,6 +722,111 @@ static void test_text_search(void **state) {
   assert_int_equal(syn_index_search_text(f->idx, "rust", NULL, 0, &hits, &n, NULL), -EINVAL);
 }
 
+/* ---- searches limited to partitions -------------------------------------------------------- */
+
+enum { TP = 16 }; /* partitions in these tests */
+
+/* Shard i's hash puts it in partition i % TP (its first 4 bytes are i). */
+static void part_hash(size_t i, char out[41]) { snprintf(out, 41, "%08zx%032zx", i, i + 1); }
+static size_t part_index(const syn_hit *h) {
+  return strtoull(h->shard.info_hash + 24, NULL, 16) - 1;
+}
+static bool wanted(size_t i) { return (i % TP) % 3 == 0; }
+
+static void reg_part(fx *f, size_t i, const char *tag) {
+  char h[41], name[64];
+  part_hash(i, h);
+  snprintf(name, sizeof name, "memory shard %zu", i);
+  const char *tags[] = {tag};
+  syn_shard_input in = {.info_hash = h,
+                        .display_name = name,
+                        .model = "m",
+                        .dimension = D,
+                        .embedding = f->vecs + i * D,
+                        .tags = tags,
+                        .tag_count = tag ? 1 : 0,
+                        .file_size = -1,
+                        .entry_count = -1};
+  char err[256] = "";
+  if (syn_index_register(f->idx, &in, tv(1000 + (int64_t)i), NULL, err, sizeof err))
+    fail_msg("register %zu: %s", i, err);
+  f->live[i] = 1;
+}
+
+/* Each query's hits are exactly the top K of the wanted partitions' live shards. */
+static void check_partition_search(fx *f, const uint8_t *parts, size_t n, const float *queries) {
+  unsigned char *keep = malloc(n);
+  for (size_t i = 0; i < n; i++) keep[i] = f->live[i] && wanted(i);
+  syn_search_filter flt = {.partitions = parts};
+  for (size_t q = 0; q < 20; q++) {
+    syn_hit *hits;
+    size_t m;
+    assert_int_equal(search(f, queries + q * D, &flt, K, &hits, &m, NULL), 0);
+    assert_int_equal(m, K);
+    size_t rows[K];
+    assert_int_equal(tu_topk(f->vecs, n, D, queries + q * D, keep, K, rows), K);
+    for (size_t i = 0; i < K; i++) assert_int_equal(part_index(&hits[i]), rows[i]);
+    syn_hits_free(hits, m);
+  }
+  free(keep);
+}
+
+static void test_partition_filter(void **state) {
+  fx *f = *state;
+  syn_index_close(f->idx);
+  f->cfg.partitions = TP;
+  f->cfg.type = SYN_INDEX_IVF; /* selector inside faiss's IVF scan */
+  f->cfg.ivf_nlist = 16;
+  f->cfg.min_train = 64;
+  f->idx = open_idx(f);
+  assert_non_null(f->idx);
+  assert_int_equal(syn_index_partitions(f->idx), TP);
+  const size_t n = 2000;
+  for (size_t i = 0; i < n; i++) reg_part(f, i, i % 2 ? "odd" : NULL);
+  assert_int_equal(syn_index_wait_idle(f->idx, 60000), 0);
+  uint8_t parts[TP / 8] = {0};
+  for (uint32_t p = 0; p < TP; p++)
+    if (p % 3 == 0) parts[p / 8] |= (uint8_t)(1u << (p % 8));
+  float *all = tu_clustered(11, f->nvecs + 20, D, 40, 0.7);
+  const float *queries = all + f->nvecs * D;
+  check_partition_search(f, parts, n, queries);
+  /* A delete and a replacement are followed; so is a restart (the table is rebuilt). */
+  for (size_t i = 0; i < n; i += 7)
+    if (wanted(i)) {
+      char h[41];
+      part_hash(i, h);
+      assert_int_equal(syn_index_delete(f->idx, h, tv(1 << 30), 1, NULL, NULL), 0);
+      f->live[i] = 0;
+    }
+  check_partition_search(f, parts, n, queries);
+  reopen(f);
+  check_partition_search(f, parts, n, queries);
+  /* Keyword and tag-filtered (exact, in SQLite) searches keep to the partitions too. */
+  syn_search_filter flt = {.partitions = parts};
+  syn_hit *hits;
+  size_t m;
+  assert_int_equal(syn_index_search_text(f->idx, "memory shard", &flt, 50, &hits, &m, NULL), 0);
+  assert_int_equal(m, 50);
+  for (size_t i = 0; i < m; i++) assert_true(wanted(part_index(&hits[i])));
+  syn_hits_free(hits, m);
+  const char *odd[] = {"odd"};
+  syn_search_filter ft = {.partitions = parts, .tags = odd, .tag_count = 1};
+  assert_int_equal(search(f, queries, &ft, K, &hits, &m, NULL), 0);
+  assert_int_equal(m, K);
+  for (size_t i = 0; i < m; i++) {
+    size_t idx = part_index(&hits[i]);
+    assert_true(wanted(idx) && idx % 2 == 1);
+  }
+  syn_hits_free(hits, m);
+  /* No partition at all: nothing. */
+  uint8_t none[TP / 8] = {0};
+  syn_search_filter fn = {.partitions = none};
+  assert_int_equal(search(f, queries, &fn, K, &hits, &m, NULL), 0);
+  assert_int_equal(m, 0);
+  syn_hits_free(hits, m);
+  free(all);
+}
+
 /* ---- durability ---------------------------------------------------------------------------- */
 
 static void test_kill9_then_reopen(void **state) {
@@ -999,6 +1104,7 @@ int main(void) {
       T(test_reopen_keeps_everything),
       T(test_snapshot_missing_stale_corrupt),
       T(test_text_search),
+      T(test_partition_filter),
       T(test_kill9_then_reopen),
       T(test_concurrent_searches_and_writes),
       T(test_apply_batch),

@@ -120,6 +120,11 @@ static const char *const k_migrations[] = {k_schema_v1, k_schema_v2};
 
 /* ---- statements ------------------------------------------------------------------ */
 
+/* A search limited to some partitions: `set` is a blob of one bit per partition (bit p of
+ * byte p / 8, LSB first; NULL = every partition), `nb` the buckets per partition, so a
+ * row's partition is its bucket / nb (common/keyspace.h). */
+#define PART_FILTER(set, nb) " AND (" set " IS NULL OR syn_bit(" set ", s.bucket / " nb "))"
+
 #define RECORD_COLS                                                                         \
   "id, info_hash, model_key, dimension, created_at, updated_at, display_name, model, tags," \
   " file_size, entry_count, creator_agent_id, creator_public_key, signature, description,"  \
@@ -181,6 +186,7 @@ const char *const store_sql[ST__N] = {
     [ST_SCAN_VECTORS] =
         "SELECT id, norm, embedding FROM shards"
         " WHERE model_key = ?1 AND dimension = ?2 AND embedding IS NOT NULL ORDER BY id",
+    [ST_SCAN_PARTITIONS] = "SELECT id, bucket FROM shards WHERE embedding IS NOT NULL",
     [ST_SCAN_IDS] =
         "SELECT id FROM shards WHERE model_key = ?1 AND dimension = ?2"
         " AND embedding IS NOT NULL ORDER BY id",
@@ -195,23 +201,25 @@ const char *const store_sql[ST__N] = {
     [ST_COUNT_TAGGED] =
         "SELECT count(*) FROM (SELECT DISTINCT shard_id FROM shard_tags"
         " WHERE tag IN (SELECT value FROM json_each(?1)) LIMIT ?2)",
+    /* ?4 ?5: the partitions a search is limited to (PART_FILTER). */
     [ST_EXACT_ALL] =
-        "SELECT id, norm, embedding FROM shards WHERE model_key = ?1"
-        " AND dimension = ?2 AND embedding IS NOT NULL",
+        "SELECT id, norm, embedding FROM shards s WHERE model_key = ?1"
+        " AND dimension = ?2 AND embedding IS NOT NULL" PART_FILTER("?4", "?5"),
     /* The unary + keeps the planner off shards_by_collection: the tag list is the
      * selective side, so rows are fetched by rowid from it. */
     [ST_EXACT_TAGGED] =
         "SELECT s.id, s.norm, s.embedding FROM shards s WHERE s.id IN"
         " (SELECT shard_id FROM shard_tags WHERE tag IN"
         " (SELECT value FROM json_each(?3)))"
-        " AND +s.model_key = ?1 AND +s.dimension = ?2 AND s.embedding IS NOT NULL",
+        " AND +s.model_key = ?1 AND +s.dimension = ?2 AND s.embedding IS NOT NULL" PART_FILTER(
+            "?4", "?5"),
     [ST_TEXT] =
         "SELECT s.id, syn_coverage(shards_fts) AS c, bm25(shards_fts, 4.0, 1.0, 2.0) AS r"
         " FROM shards_fts JOIN shards s ON s.id = shards_fts.rowid"
         " WHERE shards_fts MATCH ?1 AND (?2 IS NULL OR s.model_key = ?2)"
         " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM shard_tags t WHERE t.shard_id = s.id"
-        " AND t.tag IN (SELECT value FROM json_each(?3))))"
-        " ORDER BY c DESC, r LIMIT ?4",
+        " AND t.tag IN (SELECT value FROM json_each(?3))))" PART_FILTER(
+            "?5", "?6") " ORDER BY c DESC, r LIMIT ?4",
 };
 
 void store_set_err(char *err, size_t errlen, const char *fmt, const char *detail) {
@@ -315,6 +323,16 @@ static void coverage_fn(const Fts5ExtensionApi *x, Fts5Context *fc, sqlite3_cont
   sqlite3_result_double(ctx, syn_sim_from_coverage(fields, (size_t)(nphrase > 0 ? nphrase : 0)));
 }
 
+/* syn_bit(blob, n): bit n of the blob, LSB first (0 past its end or for a negative n). */
+static void bit_fn(sqlite3_context *ctx, int nval, sqlite3_value **vals) {
+  (void)nval;
+  const unsigned char *b = sqlite3_value_blob(vals[0]);
+  int len = sqlite3_value_bytes(vals[0]);
+  sqlite3_int64 n = sqlite3_value_int64(vals[1]);
+  bool set = b && n >= 0 && n / 8 < len && (b[n / 8] >> (n % 8)) & 1;
+  sqlite3_result_int(ctx, set);
+}
+
 /* Registers syn_coverage with this connection's FTS5. 0 or -EIO (no FTS5). */
 static int register_coverage(sqlite3 *db) {
   fts5_api *api = NULL;
@@ -348,6 +366,12 @@ static int conn_open(store_conn *c, const char *path, bool writer, const syn_sto
   if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
     store_set_err(err, errlen, "sqlite pragma: %s", msg);
     sqlite3_free(msg);
+    return -EIO;
+  }
+  if (sqlite3_create_function(c->db, "syn_bit", 2,
+                              SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL, bit_fn,
+                              NULL, NULL) != SQLITE_OK) {
+    store_set_err(err, errlen, "sqlite: %s", sqlite3_errmsg(c->db));
     return -EIO;
   }
   if (register_coverage(c->db)) {
@@ -1217,6 +1241,18 @@ int syn_store_scan_ids(syn_store *st, const char *model_key, uint32_t dim, syn_s
   return rc;
 }
 
+int syn_store_scan_partitions(syn_store *st, syn_store_partition_fn fn, void *ctx) {
+  store_conn *c = store_reader_acquire(st);
+  sqlite3_stmt *s = store_stmt(c, ST_SCAN_PARTITIONS);
+  int rc = s ? 0 : -EIO, step = SQLITE_DONE;
+  while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW)
+    rc = fn(ctx, sqlite3_column_int64(s, 0), (uint32_t)sqlite3_column_int64(s, 1) / st->buckets);
+  if (rc == 0 && step != SQLITE_DONE) rc = -EIO;
+  store_stmt_done(s);
+  store_reader_release(st, c);
+  return rc;
+}
+
 int syn_store_get_vector(syn_store *st, int64_t id, uint32_t dim, float *unit) {
   store_conn *c = store_reader_acquire(st);
   sqlite3_stmt *s = store_stmt(c, ST_GET_VECTOR);
@@ -1357,9 +1393,18 @@ static int scored_cmp_desc(const void *pa, const void *pb) {
   return 0;
 }
 
+/* Binds PART_FILTER's two parameters, from `first`. */
+static void bind_partitions(const syn_store *st, sqlite3_stmt *s, int first, const uint8_t *parts) {
+  if (parts)
+    sqlite3_bind_blob(s, first, parts, (int)((st->partitions + 7) / 8), SQLITE_STATIC);
+  else
+    sqlite3_bind_null(s, first);
+  sqlite3_bind_int64(s, first + 1, st->buckets);
+}
+
 int syn_store_exact_search(syn_store *st, syn_store_reader *r, const char *model_key, uint32_t dim,
-                           const char *tags_json, const float *qunit, double min_cosine,
-                           size_t limit, syn_scored *out, size_t *n) {
+                           const char *tags_json, const uint8_t *parts, const float *qunit,
+                           double min_cosine, size_t limit, syn_scored *out, size_t *n) {
   *n = 0;
   float *unit = malloc(4 * (size_t)dim);
   if (!unit) return -ENOMEM;
@@ -1371,6 +1416,7 @@ int syn_store_exact_search(syn_store *st, syn_store_reader *r, const char *model
     sqlite3_bind_text(s, 1, model_key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, dim);
     if (tags_json) sqlite3_bind_text(s, 3, tags_json, -1, SQLITE_STATIC);
+    bind_partitions(st, s, 4, parts);
   }
   while (rc == 0 && (step = sqlite3_step(s)) == SQLITE_ROW) {
     if (!row_unit(sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2),
@@ -1453,8 +1499,8 @@ int syn_fts_query(const char *text, char *out, size_t cap) {
 }
 
 int syn_store_text_search(syn_store *st, syn_store_reader *r, const char *fts_query,
-                          const char *model_key, const char *tags_json, size_t limit,
-                          syn_scored *out, size_t *n) {
+                          const char *model_key, const char *tags_json, const uint8_t *parts,
+                          size_t limit, syn_scored *out, size_t *n) {
   *n = 0;
   store_conn *c = store_conn_use(st, r);
   sqlite3_stmt *s = store_stmt(c, ST_TEXT);
@@ -1464,6 +1510,7 @@ int syn_store_text_search(syn_store *st, syn_store_reader *r, const char *fts_qu
     bind_text_or_null(s, 2, model_key);
     bind_text_or_null(s, 3, tags_json);
     sqlite3_bind_int64(s, 4, (int64_t)limit);
+    bind_partitions(st, s, 5, parts);
   }
   while (rc == 0 && *n < limit && (step = sqlite3_step(s)) == SQLITE_ROW) {
     out[*n].id = sqlite3_column_int64(s, 0);

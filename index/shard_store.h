@@ -226,6 +226,13 @@ int syn_store_scan_vectors(syn_store *st, const char *model_key, uint32_t dim,
 typedef int (*syn_store_id_fn)(void *ctx, int64_t id);
 int syn_store_scan_ids(syn_store *st, const char *model_key, uint32_t dim, syn_store_id_fn fn,
                        void *ctx);
+/* Partition of a (lower-case hex) info_hash in the store's layout. */
+uint32_t syn_store_partition_of(const syn_store *st, const char *info_hash_hex);
+
+/* Calls fn with the id and partition of every row that has an embedding (one read
+ * transaction); a nonzero return from fn stops the scan and is returned. */
+typedef int (*syn_store_partition_fn)(void *ctx, int64_t id, uint32_t partition);
+int syn_store_scan_partitions(syn_store *st, syn_store_partition_fn fn, void *ctx);
 /* Unit-normalised embedding of row id into unit (dim floats). 0, -ENOENT, -EIO. */
 int syn_store_get_vector(syn_store *st, int64_t id, uint32_t dim, float *unit);
 uint64_t syn_store_corrupt_rows(syn_store *st);
@@ -257,11 +264,12 @@ typedef struct syn_scored {
 } syn_scored;
 
 /* Exact cosine top-k over the rows of one collection (restricted to the tag filter when
- * tags_json is not NULL), keeping rows with cosine >= min_cosine. out holds limit items;
- * *n receives the count, best first. Cost: one pass over the matching embeddings. */
+ * tags_json is not NULL, and to the partitions whose bits are set in parts, one bit per
+ * partition LSB first, when parts is not NULL), keeping rows with cosine >= min_cosine. out holds
+ * limit items; *n receives the count, best first. Cost: one pass over the matching embeddings. */
 int syn_store_exact_search(syn_store *st, syn_store_reader *r, const char *model_key, uint32_t dim,
-                           const char *tags_json, const float *qunit, double min_cosine,
-                           size_t limit, syn_scored *out, size_t *n);
+                           const char *tags_json, const uint8_t *parts, const float *qunit,
+                           double min_cosine, size_t limit, syn_scored *out, size_t *n);
 
 /* Builds an FTS5 query from free text: terms are the runs of ASCII letters and digits and
  * non-ASCII bytes, each wrapped in double quotes (so no input is ever FTS syntax: AND, OR,
@@ -274,11 +282,12 @@ int syn_store_exact_search(syn_store *st, syn_store_reader *r, const char *model
 int syn_fts_query(const char *text, char *out, size_t cap);
 
 /* Full-text search over the rows matching fts_query (from syn_fts_query), optionally
- * restricted to a model key and to the tag filter. Ordered by query-term coverage
+ * restricted to a model key, to the tag filter and to the partitions in parts (as for
+ * syn_store_exact_search). Ordered by query-term coverage
  * (common/rank.h: score, 0..1, the hit's similarity), then by BM25 (weights name 4,
  * description 1, tags 2) among equal coverage; best first. */
 int syn_store_text_search(syn_store *st, syn_store_reader *r, const char *fts_query,
-                          const char *model_key, const char *tags_json, size_t limit,
-                          syn_scored *out, size_t *n);
+                          const char *model_key, const char *tags_json, const uint8_t *parts,
+                          size_t limit, syn_scored *out, size_t *n);
 
 #endif

@@ -192,7 +192,7 @@ static void test_delete(void **state) {
   syn_fts_query("shard", q, sizeof q);
   syn_scored out[4];
   size_t n = 9;
-  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 4, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, NULL, 4, out, &n), 0);
   assert_int_equal(n, 0);
 }
 
@@ -324,15 +324,15 @@ static void test_scan_probe_and_exact(void **state) {
 
   syn_scored out[3];
   size_t n = 0;
-  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, NULL, q, -2, 3, out, &n), 0);
+  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, NULL, NULL, q, -2, 3, out, &n), 0);
   assert_int_equal(n, 3);
   assert_int_equal(out[0].id, ids[0]);
   assert_int_equal(out[1].id, ids[1]);
-  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, tj, q, -2, 3, out, &n), 0);
+  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, tj, NULL, q, -2, 3, out, &n), 0);
   assert_int_equal(n, 2);
   assert_int_equal(out[0].id, ids[1]);
   assert_int_equal(out[1].id, ids[2]);
-  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, NULL, q, 0.5, 3, out, &n), 0);
+  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, NULL, NULL, q, 0.5, 3, out, &n), 0);
   assert_int_equal(n, 2); /* min cosine drops the orthogonal one */
   float unit[4];
   assert_int_equal(syn_store_get_vector(f->st, ids[2], 4, unit), 0);
@@ -359,12 +359,12 @@ static void test_read_session_snapshot(void **state) {
   const float q[4] = {1, 0, 0, 0};
   syn_scored out[4];
   size_t n = 0;
-  assert_int_equal(syn_store_exact_search(f->st, r, "m", 4, NULL, q, -2, 4, out, &n), 0);
+  assert_int_equal(syn_store_exact_search(f->st, r, "m", 4, NULL, NULL, q, -2, 4, out, &n), 0);
   assert_int_equal(n, 1);
   syn_store_read_end(f->st, r);
   assert_int_equal(syn_store_get_by_id(f->st, cb.id, false, &s), 0);
   syn_shard_free(&s);
-  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, NULL, q, -2, 4, out, &n), 0);
+  assert_int_equal(syn_store_exact_search(f->st, NULL, "m", 4, NULL, NULL, q, -2, 4, out, &n), 0);
   assert_int_equal(n, 2);
 }
 
@@ -391,7 +391,7 @@ static void test_without_embedding(void **state) {
   char q[64];
   syn_fts_query("wordy", q, sizeof q);
   syn_scored out[2];
-  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 2, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, NULL, 2, out, &n), 0);
   assert_int_equal(n, 1);
 }
 
@@ -462,7 +462,7 @@ static void test_fts_ranking_and_filters(void **state) {
   syn_scored out[8];
   size_t n;
   assert_int_equal(syn_fts_query("rust async", q, sizeof q), 2);
-  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 8, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, NULL, 8, out, &n), 0);
   assert_int_equal(n, 3);
   syn_shard s;
   assert_int_equal(syn_store_get_by_id(f->st, out[0].id, false, &s), 0);
@@ -474,19 +474,19 @@ static void test_fts_ranking_and_filters(void **state) {
   assert_float_equal(out[1].score, 0.5, 1e-9);
   assert_float_equal(out[2].score, 0.25, 1e-9);
   /* Model filter (by key) and tag filter. */
-  assert_int_equal(syn_store_text_search(f->st, NULL, q, "m2", NULL, 8, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, "m2", NULL, NULL, 8, out, &n), 0);
   assert_int_equal(n, 1);
   bool bad;
   const char *tg[] = {"GARDEN"};
   char *tj = syn_store_tags_json(tg, 1, &bad);
-  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, tj, 8, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, tj, NULL, 8, out, &n), 0);
   assert_int_equal(n, 1);
   assert_int_equal(syn_store_get_by_id(f->st, out[0].id, false, &s), 0);
   assert_string_equal(s.display_name, "Gardening diary");
   syn_shard_free(&s);
   free(tj);
   /* Limit. */
-  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 1, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, NULL, 1, out, &n), 0);
   assert_int_equal(n, 1);
   /* Hostile input never reaches FTS5 as syntax: every query runs without error. */
   static const char *const hostile[] = {
@@ -515,16 +515,16 @@ static void test_fts_ranking_and_filters(void **state) {
     assert_true(terms >= 0);
     if (terms == 0) continue;
     n = 99;
-    int rc = syn_store_text_search(f->st, NULL, q, NULL, NULL, 8, out, &n);
+    int rc = syn_store_text_search(f->st, NULL, q, NULL, NULL, NULL, 8, out, &n);
     if (rc) fprintf(stderr, "hostile query %zu (%s) -> %s failed\n", i, hostile[i], q);
     assert_int_equal(rc, 0);
     assert_true(n <= 8);
   }
   assert_int_equal(syn_fts_query("rust -async", q, sizeof q), 2);
-  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 8, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, NULL, 8, out, &n), 0);
   assert_int_equal(n, 3); /* "-" is not NOT: async still adds, never excludes */
   assert_int_equal(syn_fts_query("日本語のノート", q, sizeof q), 1);
-  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, 8, out, &n), 0);
+  assert_int_equal(syn_store_text_search(f->st, NULL, q, NULL, NULL, NULL, 8, out, &n), 0);
   assert_int_equal(n, 1);
   assert_int_equal(syn_store_count(f->st), 5); /* and the table is still there */
 }

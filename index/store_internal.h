@@ -33,6 +33,7 @@ enum stmt_id {
   ST_COLLECTIONS,
   ST_SCAN_VECTORS,
   ST_SCAN_IDS,
+  ST_SCAN_PARTITIONS,
   ST_GET_VECTOR,
   ST_PROBE,
   ST_PROBE_EMB,
@@ -60,7 +61,6 @@ enum stmt_id {
   ST_DIGEST_CLEAR,
   ST__N
 };
-
 
 extern const char *const store_sql[ST__N];
 

@@ -27,6 +27,10 @@ uint32_t store_bucket_of(const syn_store *st, const char *ih) {
   return syn_bucket_of(st->partitions, st->buckets, key);
 }
 
+uint32_t syn_store_partition_of(const syn_store *st, const char *ih) {
+  return store_bucket_of(st, ih) / st->buckets;
+}
+
 static size_t bucket_count(const syn_store *st) { return (size_t)st->partitions * st->buckets; }
 
 /* ---- digests inside write transactions ---- */

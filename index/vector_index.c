@@ -29,6 +29,7 @@
 #include "c_api/index_factory_c.h"
 #include "c_api/index_io_c.h"
 #include "common/log.h"
+#include "index/faiss_select.h"
 
 enum { L_LIVE = 1, L_DEAD = 2, L_SEEN = 4 };
 enum { ADD_BATCH = 4096, REPLAY_SWAP_MAX = 64, REPLAY_ROUNDS = 8 };
@@ -330,10 +331,24 @@ static int vinst_remove(vinst *v, int64_t label) {
   return vinst_remove_batch(v, &label, 1);
 }
 
+/* One faiss query of kk results, restricted to sel's labels when sel is given. */
+static int vinst_query(const vinst *v, const float *q, size_t kk, const syn_vselect *sel, float *d,
+                       idx_t *ids) {
+  if (!sel)
+    return faiss_Index_search(v->fi, 1, q, (idx_t)kk, d, ids) == 0 ? 0 : faiss_fail("search");
+  char err[256];
+  if (syn_faiss_search_selected(v->fi, q, (int64_t)kk, d, ids, sel->member, sel->ctx, err,
+                                sizeof err) == 0)
+    return 0;
+  syn_warn("faiss selected search failed: %s", err);
+  return -EIO;
+}
+
 /* Asks faiss for more than k when tombstones may take places, doubling until k live
- * labels are found or the whole index has been returned. */
-static int vinst_search(const vinst *v, const float *q, uint32_t k, int64_t *labels, float *scores,
-                        size_t *n) {
+ * labels are found, the whole index has been returned, or faiss has nothing more to give
+ * (a short answer: IVF's probed cells, or the selector's labels, are exhausted). */
+static int vinst_search(const vinst *v, const float *q, uint32_t k, const syn_vselect *sel,
+                        int64_t *labels, float *scores, size_t *n) {
   *n = 0;
   size_t ntotal = (size_t)faiss_Index_ntotal(v->fi);
   if (ntotal == 0 || k == 0) return 0;
@@ -346,18 +361,19 @@ static int vinst_search(const vinst *v, const float *q, uint32_t k, int64_t *lab
       free(d), free(ids);
       return -ENOMEM;
     }
-    int rc = faiss_Index_search(v->fi, 1, q, (idx_t)kk, d, ids);
-    size_t got = 0;
+    int rc = vinst_query(v, q, kk, sel, d, ids);
+    size_t got = 0, returned = 0;
     for (size_t i = 0; rc == 0 && i < kk && got < k; i++) {
+      if (ids[i] >= 0) returned++;
       if (ids[i] < 0 || !(lmap_get(&v->map, ids[i]) & L_LIVE)) continue;
       labels[got] = ids[i];
       scores[got] = d[i];
       got++;
     }
     free(d), free(ids);
-    if (rc != 0) return faiss_fail("search");
+    if (rc != 0) return rc;
     *n = got;
-    if (got == k || kk >= ntotal) return 0;
+    if (got == k || kk >= ntotal || returned < kk) return 0;
     kk = kk * 2 > ntotal ? ntotal : kk * 2;
   }
 }
@@ -487,12 +503,12 @@ int syn_vindex_remove(syn_vindex *vi, int64_t label) {
   return rc;
 }
 
-int syn_vindex_search(syn_vindex *vi, const float *unit, uint32_t k, int64_t *labels, float *scores,
-                      size_t *n) {
+int syn_vindex_search(syn_vindex *vi, const float *unit, uint32_t k, const syn_vselect *sel,
+                      int64_t *labels, float *scores, size_t *n) {
   *n = 0;
   int omp = omp_single_enter();
   pthread_rwlock_rdlock(&vi->lock);
-  int rc = vi->cur ? vinst_search(vi->cur, unit, k, labels, scores, n) : 0;
+  int rc = vi->cur ? vinst_search(vi->cur, unit, k, sel, labels, scores, n) : 0;
   pthread_rwlock_unlock(&vi->lock);
   omp_single_leave(omp);
   return rc;

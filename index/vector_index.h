@@ -118,11 +118,20 @@ int syn_vindex_upsert(syn_vindex *vi, int64_t label, const float *unit, int64_t 
 /* Removes label (tombstone for HNSW). 0 also when absent; -EIO from faiss. */
 int syn_vindex_remove(syn_vindex *vi, int64_t label);
 
+/* Restricts a search to the labels `member` accepts (asked by faiss for each candidate
+ * before its distance is computed, on the searching thread, under the collection's read
+ * lock). */
+typedef struct syn_vselect {
+  bool (*member)(void *ctx, int64_t label);
+  void *ctx;
+} syn_vselect;
+
 /* Up to k live labels nearest to the unit query, best first, with their inner products
- * (approximate for the SQ8 types). labels and scores hold k items; *n receives the count,
- * which is below k only when the collection has fewer live vectors. */
-int syn_vindex_search(syn_vindex *vi, const float *unit, uint32_t k, int64_t *labels, float *scores,
-                      size_t *n);
+ * (approximate for the SQ8 types); only labels sel accepts when sel is not NULL. labels
+ * and scores hold k items; *n receives the count, which is below k only when the
+ * collection (or sel's part of it) has fewer live vectors, or, for IVF, its probed cells. */
+int syn_vindex_search(syn_vindex *vi, const float *unit, uint32_t k, const syn_vselect *sel,
+                      int64_t *labels, float *scores, size_t *n);
 
 /* Whether the background thread should call syn_vindex_rebuild now. */
 bool syn_vindex_needs_rebuild(syn_vindex *vi);

@@ -153,7 +153,7 @@ static size_t search_topk(syn_vindex *vi, const fsrc *s, const float *q, bool re
   int64_t labels[4 * K];
   float scores[4 * K];
   size_t n = 0;
-  assert_int_equal(syn_vindex_search(vi, q, k, labels, scores, &n), 0);
+  assert_int_equal(syn_vindex_search(vi, q, k, NULL, labels, scores, &n), 0);
   if (!rerank) {
     memcpy(out, labels, n * sizeof *out);
     return n;
@@ -298,7 +298,7 @@ static void test_flat_is_exact(void **state) {
     int64_t got[K], want[K];
     float scores[K];
     size_t n;
-    assert_int_equal(syn_vindex_search(vi, q, K, got, scores, &n), 0);
+    assert_int_equal(syn_vindex_search(vi, q, K, NULL, got, scores, &n), 0);
     assert_int_equal(n, K);
     assert_int_equal(truth(&s, q, K, want), K);
     for (size_t i = 0; i < K; i++) {
@@ -309,12 +309,12 @@ static void test_flat_is_exact(void **state) {
   int64_t lab[K], *many = malloc(5000 * sizeof *many);
   float sc[K], *many_sc = malloc(5000 * sizeof *many_sc);
   size_t n = 0;
-  assert_int_equal(syn_vindex_search(vi, all, 5000, many, many_sc, &n), 0);
+  assert_int_equal(syn_vindex_search(vi, all, 5000, NULL, many, many_sc, &n), 0);
   assert_int_equal(n, 3000); /* fewer than k only when the collection is smaller */
   free(many), free(many_sc);
   syn_vindex_free(vi);
   vi = syn_vindex_new("m", D, &cfg); /* empty index answers empty */
-  assert_int_equal(syn_vindex_search(vi, all, K, lab, sc, &n), 0);
+  assert_int_equal(syn_vindex_search(vi, all, K, NULL, lab, sc, &n), 0);
   assert_int_equal(n, 0);
   syn_vindex_free(vi);
   free(all);
@@ -359,6 +359,71 @@ static void test_recall_every_type(void **state) {
       fail_msg("%s recall@10 %.3f < 0.95", syn_index_type_name(types[t]), r);
     syn_vindex_free(vi);
   }
+  free(all);
+  fsrc_free(&s);
+}
+
+/* ---- search restricted to a subset of labels ---------------------------------------- */
+
+static bool every_third(void *ctx, int64_t label) {
+  (*(size_t *)ctx)++;
+  return label % 3 == 0;
+}
+
+/* Every type: only accepted labels come back, the exact top-k of the subset is found (the
+ * subset's recall as high as the whole's), and the scan asks about each candidate. */
+static void test_selected_search_every_type(void **state) {
+  (void)state;
+  static const syn_index_type types[] = {SYN_INDEX_FLAT,    SYN_INDEX_FLAT_SQ8, SYN_INDEX_IVF,
+                                         SYN_INDEX_IVF_SQ8, SYN_INDEX_HNSW,     SYN_INDEX_HNSW_SQ8};
+  fsrc s;
+  const size_t n = 6000;
+  const uint32_t d = 128;
+  float *all = make_data_d(2, n, d, 100, 1.2, &s);
+  syn_vsource src = fsrc_source(&s);
+  unsigned char *keep = malloc(s.n);
+  for (size_t i = 0; i < s.n; i++) keep[i] = s.labels[i] && s.labels[i] % 3 == 0;
+  for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+    syn_index_config cfg = config_for(types[t]);
+    syn_vindex *vi = syn_vindex_new("m", d, &cfg);
+    assert_int_equal(syn_vindex_rebuild(vi, &src, NULL), 0);
+    size_t asked = 0;
+    syn_vselect sel = {every_third, &asked};
+    double sum = 0;
+    for (size_t q = 0; q < NQ; q++) {
+      const float *qv = all + (n + q) * d;
+      uint32_t k = is_sq8(types[t]) ? 4 * K : K;
+      int64_t labels[4 * K];
+      float scores[4 * K];
+      size_t got = 0;
+      assert_int_equal(syn_vindex_search(vi, qv, k, &sel, labels, scores, &got), 0);
+      assert_int_equal(got, k);
+      for (size_t i = 0; i < got; i++) assert_int_equal(labels[i] % 3, 0);
+      if (is_sq8(types[t])) { /* re-rank exactly, as index.c does */
+        for (size_t i = 0; i < got; i++) scores[i] = tu_dot(fsrc_vec(&s, labels[i]), qv, d);
+        for (size_t i = 1; i < got; i++)
+          for (size_t j = i; j > 0 && scores[j] > scores[j - 1]; j--) {
+            float ts = scores[j];
+            scores[j] = scores[j - 1], scores[j - 1] = ts;
+            int64_t tl = labels[j];
+            labels[j] = labels[j - 1], labels[j - 1] = tl;
+          }
+      }
+      size_t rows[K];
+      size_t m = tu_topk(s.x, s.n, d, qv, keep, K, rows);
+      int64_t want[K];
+      for (size_t i = 0; i < m; i++) want[i] = s.labels[rows[i]];
+      sum += tu_recall(labels, got < K ? got : K, want, m);
+    }
+    double r = sum / NQ;
+    printf("    %-9s selected third: recall@10 %.3f, %.0f labels asked per query\n",
+           syn_index_type_name(types[t]), r, (double)asked / NQ);
+    if (r < (types[t] == SYN_INDEX_FLAT ? 0.999 : 0.95))
+      fail_msg("%s selected recall@10 %.3f", syn_index_type_name(types[t]), r);
+    assert_true(asked > 0);
+    syn_vindex_free(vi);
+  }
+  free(keep);
   free(all);
   fsrc_free(&s);
 }
@@ -486,7 +551,7 @@ static void test_background_switch_with_writes(void **state) {
     int64_t got[K];
     float sc[K];
     size_t m;
-    assert_int_equal(syn_vindex_search(vi, extra + i * D, K, got, sc, &m), 0);
+    assert_int_equal(syn_vindex_search(vi, extra + i * D, K, NULL, got, sc, &m), 0);
     assert_int_equal(got[0], label); /* visible at once */
   }
   for (int64_t l = 1; l <= 100; l++) assert_int_equal(syn_vindex_remove(vi, l), 0);
@@ -514,14 +579,14 @@ static void test_background_switch_with_writes(void **state) {
     int64_t got[K];
     float sc[K];
     size_t m;
-    assert_int_equal(syn_vindex_search(vi, extra + i * D, K, got, sc, &m), 0);
+    assert_int_equal(syn_vindex_search(vi, extra + i * D, K, NULL, got, sc, &m), 0);
     assert_int_equal(got[0], 20000 + (int64_t)i);
   }
   for (int64_t l = 1; l <= 100; l += 7) {
     int64_t got[K];
     float sc[K];
     size_t m;
-    assert_int_equal(syn_vindex_search(vi, all + (l - 1) * D, K, got, sc, &m), 0);
+    assert_int_equal(syn_vindex_search(vi, all + (l - 1) * D, K, NULL, got, sc, &m), 0);
     for (size_t i = 0; i < m; i++) assert_true(got[i] > 100);
   }
   syn_vindex_free(vi);
@@ -597,8 +662,8 @@ static void test_snapshot_roundtrip(void **state) {
     float s1[K], s2[K];
     size_t n1, n2;
     const float *qv = f->all + (3000 + q) * D;
-    syn_vindex_search(f->vi, qv, K, l1, s1, &n1);
-    syn_vindex_search(vi, qv, K, l2, s2, &n2);
+    syn_vindex_search(f->vi, qv, K, NULL, l1, s1, &n1);
+    syn_vindex_search(vi, qv, K, NULL, l2, s2, &n2);
     assert_int_equal(n1, n2);
     assert_memory_equal(l1, l2, n1 * sizeof *l1);
   }
@@ -624,14 +689,14 @@ static void test_snapshot_stale_is_reconciled(void **state) {
     int64_t l[K];
     float sc[K];
     size_t n;
-    assert_int_equal(syn_vindex_search(vi, more + i * D, K, l, sc, &n), 0);
+    assert_int_equal(syn_vindex_search(vi, more + i * D, K, NULL, l, sc, &n), 0);
     assert_int_equal(l[0], 50000 + i);
   }
   for (int64_t l = 31; l <= 40; l++) {
     int64_t got[K];
     float sc[K];
     size_t n;
-    assert_int_equal(syn_vindex_search(vi, f->all + (l - 1) * D, K, got, sc, &n), 0);
+    assert_int_equal(syn_vindex_search(vi, f->all + (l - 1) * D, K, NULL, got, sc, &n), 0);
     for (size_t i = 0; i < n; i++) assert_true(got[i] > 40);
   }
   assert_int_equal(syn_vindex_snapshot_write(vi, f->dir, false), 1); /* reconciled = dirty */
@@ -725,6 +790,7 @@ int main(void) {
       cmocka_unit_test(test_planner_table),
       cmocka_unit_test(test_flat_is_exact),
       cmocka_unit_test(test_recall_every_type),
+      cmocka_unit_test(test_selected_search_every_type),
       cmocka_unit_test(test_update_delete_flat),
       cmocka_unit_test(test_update_delete_flat_sq8),
       cmocka_unit_test(test_update_delete_ivf),

@@ -152,6 +152,34 @@ bool syn_replica_serving(syn_replica *r) {
   return atomic_load(&r->caught_up);
 }
 
+int syn_replica_ready_partitions(syn_replica *r, uint32_t parts, uint8_t *out) {
+  size_t bytes = (parts + 7) / 8;
+  if (!r) {
+    memset(out, 0xff, bytes);
+    return 0;
+  }
+  if (!syn_replica_serving(r)) return -1;
+  pthread_mutex_lock(&r->ready_mu);
+  int rc = r->ready_parts == parts ? 0 : -1;
+  if (rc == 0) memcpy(out, r->ready, bytes);
+  pthread_mutex_unlock(&r->ready_mu);
+  return rc;
+}
+
+void replica_publish_ready(syn_replica *r, const syn_ring *ring, const char *self_id) {
+  uint32_t parts = syn_ring_partitions(ring);
+  uint8_t *b = calloc((parts + 7) / 8 + 1, 1);
+  long self = syn_ring_index_of(ring, self_id);
+  if (!b) return; /* the previous set stays: at worst partitions are named unserved */
+  for (uint32_t p = 0; self >= 0 && p < parts; p++)
+    if (syn_ring_holds(ring, p, (size_t)self, NULL)) b[p / 8] |= (uint8_t)(1u << (p % 8));
+  pthread_mutex_lock(&r->ready_mu);
+  free(r->ready);
+  r->ready = b;
+  r->ready_parts = parts;
+  pthread_mutex_unlock(&r->ready_mu);
+}
+
 void syn_replica_drain(syn_replica *r, uint32_t min_ms, uint32_t quiet_ms, uint32_t max_ms) {
   if (!r) return;
   uint64_t start = replica_mono_ms();
@@ -213,6 +241,7 @@ syn_replica *syn_replica_start(const syn_config *cfg, syn_membership *members,
   r->registered = registered;
   pthread_mutex_init(&r->push_mu, NULL);
   pthread_mutex_init(&r->figures_mu, NULL);
+  pthread_mutex_init(&r->ready_mu, NULL);
   pthread_cond_init(&r->push_cv, NULL);
   check_stale(r);
   atomic_store(&r->pauses_seen, syn_membership_pauses(members));
@@ -240,6 +269,8 @@ void syn_replica_stop(syn_replica *r) {
   syn_membership_set_app_handler(r->m, NULL, NULL);
   pthread_mutex_destroy(&r->push_mu);
   pthread_mutex_destroy(&r->figures_mu);
+  pthread_mutex_destroy(&r->ready_mu);
+  free(r->ready);
   pthread_cond_destroy(&r->push_cv);
   free(r);
 }

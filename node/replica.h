@@ -91,6 +91,14 @@ bool syn_replica_caught_up(syn_replica *r);
  * that finds the membership's clock stalled marks the node behind at once). */
 bool syn_replica_serving(syn_replica *r);
 
+/* The partitions (parts bits, one per partition, LSB first, into out) whose searches
+ * this node may answer now: those it held in the ring of its last completed hand-off
+ * pass, whose records it has therefore pulled or compared. A partition it gained in a
+ * newer ring is left out until that pass completes; so is one it lost (its writes now go
+ * to others). -1 when it serves no reads at all (syn_replica_serving) or parts is not its
+ * layout. r NULL (standalone): every partition. */
+int syn_replica_ready_partitions(syn_replica *r, uint32_t parts, uint8_t *out);
+
 /* Replication lag per replica, for StatsReply (up to cap entries; peer ids copied into
  * ids, which the entries point to). Returns how many. */
 size_t syn_replica_lag(syn_replica *r, Synapse__ReplicationLag *out,

@@ -58,6 +58,9 @@ struct syn_replica {
   atomic_uint_fast64_t last_pull_ms;   /* when another node last pulled from this one */
   uint64_t refutations_seen;           /* sync thread only */
   atomic_uint_fast64_t pauses_seen;    /* the membership's pause count last looked at */
+  pthread_mutex_t ready_mu;
+  uint8_t *ready;       /* partitions held in the ring of the last completed pass (ready_mu) */
+  uint32_t ready_parts; /* bits in ready; 0 until the first pass completed */
   char synced_path[4200];              /* <data_dir>/synced_at: when a sync last succeeded */
 
   /* swarm pushes */
@@ -80,6 +83,10 @@ void replica_sleep(syn_replica *r, uint32_t ms);
 
 /* A reference to the current view (release with syn_view_put). */
 syn_view *replica_view(syn_replica *r);
+
+/* After a completed hand-off pass under `ring`: the partitions it gives this node are
+ * the ones searches may be answered for (syn_replica_ready_partitions). */
+void replica_publish_ready(syn_replica *r, const syn_ring *ring, const char *self_id);
 
 /* Whether a member may be asked for data: usable, or left but still serving pulls. */
 bool replica_source_ok(const syn_member_info *m);

@@ -389,17 +389,63 @@ static bool model_lookup(syn_shards *sh, const char *model, uint32_t *dim) {
   return false;
 }
 
+/* The partitions of a router's search this node answers for: those asked (s->partitions)
+ * that it is ready to serve, into served; the others into unserved. All it holds when the
+ * search names none (standalone). -1 with the reply appended when it serves none. */
+static int search_partitions(syn_shards *sh, uint64_t id, const Synapse__SearchRequest *s,
+                             uint8_t **served, uint8_t **unserved, syn_buf *reply) {
+  *served = *unserved = NULL;
+  if (!s->has_partitions) {
+    if (syn_replica_serving(sh->replica)) return 0;
+    append_not_serving(reply, id);
+    return -1;
+  }
+  uint32_t parts = syn_index_partitions(sh->index);
+  size_t bytes = (parts + 7) / 8;
+  if (!s->has_partition_count || s->partition_count != parts || s->partitions.len != bytes) {
+    append_error(reply, id, SYNAPSE__ERROR_CODE__UNAVAILABLE,
+                 "search names partitions of another layout (cluster.partitions differs)");
+    return -1;
+  }
+  *served = malloc(bytes);
+  *unserved = malloc(bytes);
+  if (!*served || !*unserved) {
+    append_error(reply, id, SYNAPSE__ERROR_CODE__INTERNAL, "out of memory");
+    return -1;
+  }
+  if (syn_replica_ready_partitions(sh->replica, parts, *served) != 0) {
+    append_not_serving(reply, id);
+    return -1;
+  }
+  for (size_t i = 0; i < bytes; i++) {
+    uint8_t asked = s->partitions.data[i];
+    (*unserved)[i] = asked & (uint8_t) ~(*served)[i];
+    (*served)[i] &= asked;
+  }
+  return 0;
+}
+
+static bool bits_any(const uint8_t *b, size_t bytes) {
+  for (size_t i = 0; i < bytes; i++)
+    if (b[i]) return true;
+  return false;
+}
+
 static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequest *s,
                           uint32_t now, syn_buf *reply) {
-  if (!syn_replica_serving(sh->replica)) {
-    append_not_serving(reply, id);
+  uint8_t *served, *unserved;
+  if (search_partitions(sh, id, s, &served, &unserved, reply) != 0) {
+    free(served), free(unserved);
     return;
   }
+  size_t part_bytes = s->has_partitions ? s->partitions.len : 0;
+  bool none = served && !bits_any(served, part_bytes);
   syn_search_filter filter = {
       .model = s->model && *s->model ? s->model : NULL,
       .tags = (const char *const *)s->tags,
       .tag_count = s->n_tags,
       .min_similarity = s->has_min_similarity ? s->min_similarity : 0,
+      .partitions = served,
   };
   syn_search_filter vfilter = filter;
   if (s->vector_model && *s->vector_model) vfilter.model = s->vector_model;
@@ -407,12 +453,12 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
   size_t nv = 0, nk = 0;
   syn_search_info vinfo = {0}, kinfo = {0};
   int rc = 0;
-  /* Every node answers with its own top `limit` over all it holds; the router merges and
-   * drops the copies a shard's other replicas sent. No node has to agree with another on
-   * who leads a partition, so answers stay complete while partitions move. */
+  /* The node answers with its top `limit` over the partitions the router gave it (and it
+   * is ready for): no other node answers for those, so the router's merge is exact and
+   * holds no copies. */
   uint32_t depth = s->limit;
   float *query = NULL;
-  if (s->has_embedding && s->embedding.len >= sizeof(float)) {
+  if (!none && s->has_embedding && s->embedding.len >= sizeof(float)) {
     uint32_t dim = (uint32_t)(s->embedding.len / sizeof(float));
     query = malloc(s->embedding.len);
     if (!query)
@@ -422,7 +468,7 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
       rc = syn_index_search_embedding(sh->index, query, dim, &vfilter, depth, &vhits, &nv, &vinfo);
     }
   }
-  if (rc == 0 && s->query && *s->query)
+  if (rc == 0 && !none && s->query && *s->query)
     rc = syn_index_search_text(sh->index, s->query, &filter, depth, &khits, &nk, &kinfo);
   free(query);
 
@@ -442,6 +488,10 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
     body.n_vector_hits = nv;
     body.keyword_hits = kv.ptrs;
     body.n_keyword_hits = nk;
+    if (unserved && bits_any(unserved, part_bytes)) {
+      body.has_unserved = 1;
+      body.unserved = (ProtobufCBinaryData){part_bytes, unserved};
+    }
     /* Whether the model filter names a model this node holds, at any dimension, so the
      * router can tell "unknown model" from "wrong dimension for that model". */
     if (filter.model) {
@@ -462,6 +512,8 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
   for (size_t i = 0; i < nfull; i++) syn_shard_free(&full[i]);
   syn_hits_free(vhits, nv);
   syn_hits_free(khits, nk);
+  free(served);
+  free(unserved);
 }
 
 static void handle_embed(syn_shards *sh, uint64_t id, const Synapse__EmbedRequest *e,

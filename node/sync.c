@@ -671,6 +671,7 @@ static void tick(syn_replica *r, sync_state *s) {
         if (!s->first) note_held(s, s->before, syn_view_self(v)->id);
         syn_ring_free(s->before);
         s->before = ring_copy(syn_view_ring(v));
+        replica_publish_ready(r, syn_view_ring(v), syn_view_self(v)->id);
         s->done_version = version;
         atomic_store(&r->pulled_version, version);
         s->first = false;

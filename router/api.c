@@ -4,12 +4,13 @@
  *   single request (register, get, delete, peers, embed) is one routed syn_req whose
  *   callback answers and frees the call; a search is one call group (router/call_group.h)
  *   whose completion answers and frees it, so no part can outlive the call.
- * - A search asks every node; each answers with its own top-k over all it holds, and a
- *   hit is kept only from the replica that serves its partition (the first replica, in
- *   routing order, that answered), so copies are dropped and a replica that lags behind
- *   (a shard deleted elsewhere) is never trusted over the one that serves reads. The
- *   top-k of a subset holding a shard contains it whenever the global top-k does, so the
- *   merge is exact over the union.
+ * - A search in a cluster is answered partition by partition (router/search_plan.h): each
+ *   node is sent the partitions it answers for (each partition's first replica in
+ *   routing order) and searches only those; partitions a node names unserved, or a
+ *   failed node's, go to their next replica in another round. No shard comes from two
+ *   nodes, and the top-k of each node's part contains every global top-k hit of that
+ *   part, so the merge is exact over the union. A partition left without a replica to
+ *   ask makes the answer partial. Standalone, the one node answers for all it holds.
  * - A batch of registrations (POST /api/register/batch) is one call group with a part
  *   per valid shard, each routed by its own info_hash like a single registration, so the
  *   upstream batching puts the shards of one node into as few messages as fit and the
@@ -43,6 +44,7 @@
 #include "common/rank.h"
 #include "router/api_json.h"
 #include "router/call_group.h"
+#include "router/search_plan.h"
 #include "router/tokens.h"
 
 #define MAX_HOST_LEN 255
@@ -60,7 +62,6 @@ typedef struct hit {
   json_t *json; /* result object, owned */
   double similarity;
   char hash[65];
-  uint8_t key[20];
   int slot;         /* the node that sent it */
   uint32_t rank;    /* its place in that node's list (0 = best) */
   float *embedding; /* feedback: the shard's embedding, owned, or NULL */
@@ -85,8 +86,13 @@ typedef struct api_call {
   uint32_t feedback_docs; /* > 0: the first fan-out asked for feedback embeddings */
   bool feedback_phase;    /* the second fan-out (near the feedback vector) is out */
   bool feedback_ran;      /* it answered: vector hits come from feedback */
-  bool keywords_done;     /* keyword hits already kept per partition and sorted */
+  bool keywords_done;     /* keyword hits of the first fan-out already sorted and cut */
   bool partial;
+  /* search: the phase's request (its pointers into this call's own data) and, in a
+   * cluster, which node answers for which partitions */
+  Synapse__SearchRequest phase_req;
+  syn_search_plan *plan;
+  bool sent_any;                /* some part of this phase went out */
   bool answered[SYN_NODES_MAX]; /* search: nodes whose part succeeded */
   int error_status;             /* search: a node refused the query (4xx) */
   char error[256];
@@ -152,6 +158,8 @@ static void hit_list_free(hit_list *l) {
 }
 
 static void call_free(api_call *c) {
+  if (c->plan) syn_search_plan_free(c->plan);
+  free(c->plan);
   json_decref(c->best);
   syn_search_input_free(&c->search);
   hit_list_free(&c->vector_hits);
@@ -555,7 +563,89 @@ static void choose_trackers(const syn_http_request *req, api_call *c) {
 static bool on_search_part(void *ctx, uint32_t tag, int slot, const Synapse__Reply *rep);
 static void on_search_done(void *ctx, syn_group_end how, uint32_t parts_out);
 
-/* Asks every usable node; the group's completion answers. */
+static size_t plan_replicas(void *ctx, uint32_t partition, int *slots, size_t cap) {
+  return syn_nodes_partition_replicas(ctx, partition, slots, cap);
+}
+
+/* One round of a clustered search: each node gets the partitions the plan gives it. A
+ * part that cannot go out gives its partitions back at once. */
+static void send_round(api_call *c) {
+  syn_nodes *nodes = c->api.nodes;
+  syn_search_plan *plan = c->plan;
+  size_t n = syn_search_plan_round(plan, plan_replicas, nodes);
+  syn_group *g = n ? syn_group_new(nodes, c->api.loop, 0, on_search_part, on_search_done, c) : NULL;
+  if (!g) {
+    for (size_t i = 0; i < n; i++) syn_search_plan_failed(plan, plan->round_slots[i]);
+    on_search_done(c, SYN_GROUP_ALL_ANSWERED, 0);
+    return;
+  }
+  Synapse__SearchRequest s = c->phase_req;
+  s.has_partitions = 1;
+  s.has_partition_count = 1;
+  s.partition_count = plan->parts;
+  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
+  msg.body_case = SYNAPSE__REQUEST__BODY_SEARCH;
+  msg.search = &s;
+  for (size_t i = 0; i < n; i++) {
+    int slot = plan->round_slots[i];
+    s.partitions = (ProtobufCBinaryData){plan->bytes, plan->round[slot]};
+    if (syn_group_send_to(g, slot, 0, &msg))
+      syn_search_plan_failed(plan, slot);
+    else
+      c->sent_any = true;
+  }
+  syn_group_seal(g); /* completes at once when nothing went out */
+}
+
+/* Starts a search phase (the search, or the feedback search after it) with request s,
+ * kept for the rounds that follow; the phase's completion answers or goes on. */
+static void start_phase(api_call *c, const Synapse__SearchRequest *s) {
+  c->phase_req = *s;
+  c->sent_any = false;
+  memset(c->answered, 0, sizeof c->answered);
+  syn_nodes *nodes = c->api.nodes;
+  int slots[SYN_NODES_MAX];
+  size_t n = syn_nodes_fanout(nodes, slots, SYN_NODES_MAX);
+  if (n == 0) {
+    c->error_status = 503;
+    snprintf(c->error, sizeof c->error, "no node available, retry later");
+    on_search_done(c, SYN_GROUP_ALL_ANSWERED, 0);
+    return;
+  }
+  uint32_t parts = syn_nodes_partitions(nodes);
+  if (parts) {
+    if (c->plan) syn_search_plan_free(c->plan);
+    if (!c->plan) c->plan = malloc(sizeof *c->plan);
+    if (c->plan && syn_search_plan_init(c->plan, parts) == 0) {
+      send_round(c);
+      return;
+    }
+    if (c->plan) syn_search_plan_free(c->plan);
+    free(c->plan);
+    c->plan = NULL;
+    c->error_status = 500;
+    snprintf(c->error, sizeof c->error, "out of memory");
+    on_search_done(c, SYN_GROUP_ALL_ANSWERED, 0);
+    return;
+  }
+  /* Standalone: the one node answers for everything it holds. */
+  syn_group *g = syn_group_new(nodes, c->api.loop, 0, on_search_part, on_search_done, c);
+  if (!g) {
+    c->error_status = 500;
+    snprintf(c->error, sizeof c->error, "out of memory");
+    on_search_done(c, SYN_GROUP_ALL_ANSWERED, 0);
+    return;
+  }
+  Synapse__SearchRequest req = *s;
+  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
+  msg.body_case = SYNAPSE__REQUEST__BODY_SEARCH;
+  msg.search = &req;
+  for (size_t i = 0; i < n; i++) syn_group_send_to(g, slots[i], 0, &msg);
+  c->sent_any = syn_group_sent(g) > 0;
+  syn_group_seal(g); /* completes at once when nothing went out */
+}
+
+/* Asks the nodes; the phase's completion answers. */
 static void send_search(api_call *c, const float *embedding, uint32_t dim) {
   syn_search_input *in = &c->search;
   Synapse__SearchRequest s = SYNAPSE__SEARCH_REQUEST__INIT;
@@ -583,26 +673,8 @@ static void send_search(api_call *c, const float *embedding, uint32_t dim) {
     s.feedback_docs = c->feedback_docs;
     if (s.limit < c->feedback_docs) s.limit = c->feedback_docs;
   }
-  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
-  msg.body_case = SYNAPSE__REQUEST__BODY_SEARCH;
-  msg.search = &s;
   c->kind = CALL_SEARCH;
-  syn_nodes *nodes = c->api.nodes;
-  int slots[SYN_NODES_MAX];
-  size_t n = syn_nodes_fanout(nodes, slots, SYN_NODES_MAX);
-  syn_group *g = n ? syn_group_new(nodes, c->api.loop, 0, on_search_part, on_search_done, c) : NULL;
-  if (!g) {
-    respond_error(c->slot, 503, "no node available, retry later");
-    call_free(c);
-    return;
-  }
-  for (size_t i = 0; i < n; i++)
-    if (syn_group_send_to(g, slots[i], 0, &msg)) c->partial = true;
-  if (syn_group_sent(g) == 0) {
-    c->error_status = 503;
-    snprintf(c->error, sizeof c->error, "tracker overloaded, retry later");
-  }
-  syn_group_seal(g); /* completes at once when nothing went out */
+  start_phase(c, &s);
 }
 
 static void api_search(const syn_api *api, const syn_http_request *req, syn_http_slot *slot,
@@ -657,7 +729,6 @@ static int hit_list_push(hit_list *l, json_t *json, double similarity, const cha
   h->rank = rank;
   h->embedding = NULL;
   h->dim = 0;
-  if (syn_info_hash_parse(h->hash, strlen(h->hash), h->hash, h->key)) memset(h->key, 0, 20);
   return 0;
 }
 
@@ -699,24 +770,6 @@ static void collect_hits(api_call *c, hit_list *l, Synapse__SearchHit **hits, si
   }
 }
 
-/* Keeps each hit only from the replica that serves its partition: the first one, in
- * routing order, whose part answered. */
-static void keep_serving_copies(api_call *c, hit_list *l) {
-  size_t kept = 0;
-  for (size_t i = 0; i < l->count; i++) {
-    int slots[SYN_RING_MAX_REPLICATION];
-    size_t n = syn_nodes_replicas(c->api.nodes, l->items[i].key, slots, SYN_RING_MAX_REPLICATION);
-    int serving = -1;
-    for (size_t k = 0; k < n && serving < 0; k++)
-      if (c->answered[slots[k]]) serving = slots[k];
-    if (serving == l->items[i].slot)
-      l->items[kept++] = l->items[i];
-    else
-      hit_drop(&l->items[i]);
-  }
-  l->count = kept;
-}
-
 /* Best first; equal similarities by their rank on their node (a keyword hit's BM25
  * order there), then by hash, so the order is deterministic. */
 static int by_similarity(const void *a, const void *b) {
@@ -726,8 +779,8 @@ static int by_similarity(const void *a, const void *b) {
   return strcmp(x->hash, y->hash);
 }
 
-/* Sorts best first, drops the second copy of a shard (two nodes may both have answered
- * for it while they disagreed on who is primary), and keeps `limit`. */
+/* Sorts best first, keeps `limit`, and drops a second copy of a shard, which only a node
+ * that ignores the partitions it was given (an older version, during an upgrade) sends. */
 static void sort_and_cut(hit_list *l, uint32_t limit) {
   if (l->count > 1) qsort(l->items, l->count, sizeof *l->items, by_similarity);
   size_t kept = 0;
@@ -795,8 +848,6 @@ static void finish_search(api_call *c) {
     respond_error(c->slot, 400, msg);
     return;
   }
-  keep_serving_copies(c, &c->vector_hits);
-  if (!c->keywords_done) keep_serving_copies(c, &c->keyword_hits);
   sort_and_cut(&c->vector_hits, in->limit);
   sort_and_cut(&c->keyword_hits, in->limit);
   json_t *results = fused_results(c);
@@ -841,10 +892,14 @@ static bool on_search_part(void *ctx, uint32_t tag, int slot, const Synapse__Rep
              rep->message && *rep->message ? rep->message : "bad search");
     return false;
   }
-  if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_SEARCH)
-    return true; /* partial only if no other replica covers its partitions (done below) */
+  if (rep->error || rep->body_case != SYNAPSE__REPLY__BODY_SEARCH) {
+    if (c->plan) syn_search_plan_failed(c->plan, slot); /* its partitions: the next replica */
+    return true;
+  }
   const Synapse__SearchReply *s = rep->search;
   c->answered[slot] = true;
+  if (c->plan && s->has_unserved)
+    syn_search_plan_unserved(c->plan, slot, s->unserved.data, s->unserved.len);
   if (s->has_model_known && s->model_known) {
     c->model_known = true;
     if (s->has_model_dimension) c->model_dimension = s->model_dimension;
@@ -897,7 +952,6 @@ static float *feedback_vector(api_call *c, uint32_t *dim, const char **model, si
  * answers; `c` may be gone at return), false to answer with keywords. */
 static bool start_feedback(api_call *c) {
   syn_search_input *in = &c->search;
-  keep_serving_copies(c, &c->keyword_hits);
   sort_and_cut(&c->keyword_hits, in->limit > c->feedback_docs ? in->limit : c->feedback_docs);
   c->keywords_done = true;
   uint32_t dim;
@@ -925,26 +979,25 @@ static bool start_feedback(api_call *c) {
   s.n_tags = in->tag_count;
   s.has_min_similarity = 1;
   s.min_similarity = in->min_similarity > radius ? in->min_similarity : (float)radius;
-  Synapse__Request msg = SYNAPSE__REQUEST__INIT;
-  msg.body_case = SYNAPSE__REQUEST__BODY_SEARCH;
-  msg.search = &s;
-  syn_nodes *nodes = c->api.nodes;
-  int slots[SYN_NODES_MAX];
-  size_t n = syn_nodes_fanout(nodes, slots, SYN_NODES_MAX);
-  syn_group *g = n ? syn_group_new(nodes, c->api.loop, 0, on_search_part, on_search_done, c) : NULL;
-  if (!g) return false;
   c->feedback_phase = true;
-  memset(c->answered, 0, sizeof c->answered);
-  for (size_t i = 0; i < n; i++) syn_group_send_to(g, slots[i], 0, &msg);
-  syn_group_seal(g); /* completes at once when nothing went out */
+  start_phase(c, &s);
   return true;
 }
 
 static void on_search_done(void *ctx, syn_group_end how, uint32_t parts_out) {
   api_call *c = ctx;
-  /* Every node searches all it holds: an answer is whole while each partition was
-   * searched by one of its replicas, whichever nodes failed or ran out of time. */
-  bool whole = syn_nodes_cover_all(c->api.nodes, c->answered);
+  (void)how, (void)parts_out;
+  /* Partitions a node left unserved or failed on: their next replicas, another round. */
+  if (c->plan && !c->error_status && syn_search_plan_has_pending(c->plan)) {
+    send_round(c);
+    return;
+  }
+  if (!c->sent_any && !c->error_status) {
+    c->error_status = 503;
+    snprintf(c->error, sizeof c->error, "tracker overloaded, retry later");
+  }
+  /* Whole when every partition was answered for by one of its replicas. */
+  bool whole = c->plan ? c->plan->missed == 0 : syn_nodes_cover_all(c->api.nodes, c->answered);
   if (!c->feedback_phase) {
     c->partial = !whole;
     if (c->feedback_docs && !c->error_status && start_feedback(c)) return;

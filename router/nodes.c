@@ -425,6 +425,23 @@ size_t syn_nodes_replicas(syn_nodes *n, const uint8_t key[20], int *slots, size_
   return k;
 }
 
+uint32_t syn_nodes_partitions(syn_nodes *n) {
+  return clustered(n) && n->view ? syn_ring_partitions(syn_view_ring(n->view)) : 0;
+}
+
+size_t syn_nodes_partition_replicas(syn_nodes *n, uint32_t p, int *slots, size_t cap) {
+  if (!clustered(n) || !n->view) return 0;
+  syn_view_replica reps[SYN_RING_MAX_REPLICATION];
+  size_t count = syn_view_replicas(n->view, p, reps, SYN_RING_MAX_REPLICATION);
+  size_t k = 0;
+  for (int t = 0; t <= 3; t++)
+    for (size_t i = 0; i < count && k < cap; i++) {
+      int slot = reps[i].ring_index < SYN_NODES_MAX ? n->ring_slot[reps[i].ring_index] : -1;
+      if (slot >= 0 && tier(n, &n->links[slot]) == t) slots[k++] = slot;
+    }
+  return k;
+}
+
 size_t syn_nodes_fanout(syn_nodes *n, int *slots, size_t cap) {
   size_t k = 0;
   for (int i = 0; i < SYN_NODES_MAX && k < cap; i++) {

@@ -76,6 +76,11 @@ void syn_nodes_cancel(syn_nodes *n, syn_req *req);
 int syn_nodes_route(syn_nodes *n, const uint8_t key[20]);
 /* The usable replicas of `key`'s partition in routing order; returns how many. */
 size_t syn_nodes_replicas(syn_nodes *n, const uint8_t key[20], int *slots, size_t cap);
+/* Partitions of the current view's layout, or 0 standalone (and before a view). */
+uint32_t syn_nodes_partitions(syn_nodes *n);
+/* The replicas of partition p worth asking (not dead), best first: usable and caught up,
+ * then suspect, then catching up or failing; returns how many. */
+size_t syn_nodes_partition_replicas(syn_nodes *n, uint32_t p, int *slots, size_t cap);
 /* Every node worth asking for a fan-out (usable, caught up); returns how many. */
 size_t syn_nodes_fanout(syn_nodes *n, int *slots, size_t cap);
 /* Whether every partition has a usable replica among the slots marked in answered
