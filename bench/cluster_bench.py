@@ -56,6 +56,13 @@ def say(*a):
     print(*a, flush=True)
 
 
+def cpu_s(pid):
+    """CPU seconds (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def median(xs):
     s = sorted(xs)
     n = len(s)
@@ -191,31 +198,37 @@ def bench_search(args, out):
         lock = threading.Lock()
         errors = []
 
+        batch = args.load_batch
+
         def worker():
-            conn = http.client.HTTPConnection(r.host, r.http_port, timeout=60)
+            # batches of --load-batch shards (POST /api/register/batch); a batch whose
+            # reply is not 200, or an item not registered, counts as failed
+            conn = http.client.HTTPConnection(r.host, r.http_port, timeout=120)
             while True:
                 with lock:
-                    i = counter[0]
-                    counter[0] += 1
-                if i >= n:
+                    first = counter[0]
+                    counter[0] += batch
+                if first >= n:
                     break
-                body = json.dumps(cu.shard_body(cu.stable_hex("bench", i), vec_for(i, centres, dim),
-                                                model="bench-768"))
-                for attempt in range(3):
-                    try:
-                        conn.request("POST", "/api/register", body=body,
-                                     headers={"Content-Type": "application/json"})
-                        resp = conn.getresponse()
-                        resp.read()
-                        if resp.status == 200:
-                            break
-                        err = resp.status
-                    except (OSError, http.client.HTTPException) as e:
-                        err = e
-                        conn.close()
-                        conn = http.client.HTTPConnection(r.host, r.http_port, timeout=60)
-                else:
-                    errors.append((i, err))
+                ids = range(first, min(first + batch, n))
+                body = json.dumps({"shards": [cu.shard_body(cu.stable_hex("bench", i),
+                                                            vec_for(i, centres, dim),
+                                                            model="bench-768") for i in ids]})
+                try:
+                    conn.request("POST", "/api/register/batch", body=body,
+                                 headers={"Content-Type": "application/json"})
+                    resp = conn.getresponse()
+                    data = resp.read()
+                    if resp.status != 200:
+                        errors.extend((i, resp.status) for i in ids)
+                        continue
+                    for i, item in zip(ids, json.loads(data).get("results", [])):
+                        if item.get("status") != "success":
+                            errors.append((i, item.get("error")))
+                except (OSError, http.client.HTTPException) as e:
+                    errors.extend((i, str(e)) for i in ids)
+                    conn.close()
+                    conn = http.client.HTTPConnection(r.host, r.http_port, timeout=120)
             conn.close()
         t0 = time.monotonic()
         ts = [threading.Thread(target=worker, daemon=True) for _ in range(args.load_threads)]
@@ -234,8 +247,17 @@ def bench_search(args, out):
         figures = {k: (v["shards"], v["partitions_primary"]) for k, v in r.members().items()
                    if v["role"] == "node"}
         say("per node (shards held, partitions primary):", figures)
-        # the index switches to IVF in the background; let it settle
+        # the indexes switch to IVF in the background: wait until the nodes are idle
+        # (under 5% of a core each over 2 s), at least --settle seconds
+        pids = [m.pid() for m in c.nodes.values()] + [r.pid()]
         time.sleep(args.settle)
+        t_idle = time.monotonic()
+        while time.monotonic() - t_idle < 300:
+            a = [cpu_s(p) for p in pids[:-1]]
+            time.sleep(2)
+            if all(cpu_s(p) - x < 0.1 for p, x in zip(pids[:-1], a)):
+                break
+        say(f"nodes idle {time.monotonic() - t_idle + args.settle:.0f}s after loading")
         queries = [vec_for(10_000_000 + q, centres, dim, rng_seed=1) for q in range(args.queries)]
         conn = http.client.HTTPConnection(r.host, r.http_port, timeout=30)
 
@@ -254,19 +276,24 @@ def bench_search(args, out):
         for qv in queries[:50]:
             one(qv)
         lat, partial, docs = [], 0, []
+        cpu_before = [cpu_s(p) for p in pids]
         for qv in queries:
             dt, doc = one(qv)
             lat.append(dt * 1000)
             partial += bool(doc.get("partial"))
             if len(docs) < args.recall_queries:
                 docs.append(doc)
+        cpu_used = [cpu_s(p) - x for p, x in zip(pids, cpu_before)]
         conn.close()
         with open("/proc/loadavg") as f:
             load = f.read().split()[:3]
         p50, p99 = percentile(lat, 50), percentile(lat, 99)
+        per_search_ms = [x * 1000 / len(lat) for x in cpu_used]
         say(f"search through the router (limit 10, {len(lat)} queries, one at a time): "
             f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, mean {sum(lat) / len(lat):.2f} ms, "
             f"partial answers {partial}; load average after: {' '.join(load)}")
+        say("CPU ms per search: nodes " + ", ".join(f"{x:.2f}" for x in per_search_ms[:-1]) +
+            f"; router {per_search_ms[-1]:.2f}; all {sum(per_search_ms):.2f}")
         recalls = []
         if docs:
             # the exact answers, by a pure-Python scan of every vector (about a minute per
@@ -289,6 +316,7 @@ def bench_search(args, out):
                          "load_rate": n / load_s, "load_errors": len(errors),
                          "p50_ms": p50, "p99_ms": p99, "queries": len(lat),
                          "partial": partial, "recall_at_10": recalls, "per_node": figures,
+                         "cpu_ms_per_search": per_search_ms,
                          "loadavg_after": load}
     finally:
         c.close()
@@ -353,7 +381,8 @@ def main():
     ap.add_argument("--join-runs", type=int, default=5)
     ap.add_argument("--shards", type=int, default=100_000)
     ap.add_argument("--replication", type=int, default=3)
-    ap.add_argument("--load-threads", type=int, default=8)
+    ap.add_argument("--load-threads", type=int, default=4)
+    ap.add_argument("--load-batch", type=int, default=500, help="shards per register batch")
     ap.add_argument("--settle", type=float, default=15.0)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--recall-queries", type=int, default=3)

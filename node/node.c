@@ -283,6 +283,9 @@ static void handle_stats(syn_node *node, Synapse__Reply *rep, Synapse__StatsRepl
     out->shards = (uint64_t)is.shards;
     for (size_t i = 0; i < is.collection_count; i++) out->vectors += is.collections[i].vectors;
     out->searches = is.vector_searches + is.text_searches;
+    out->has_search_partitions = out->has_search_partitions_unserved = 1;
+    out->search_partitions = atomic_load(&node->shards.search_partitions);
+    out->search_partitions_unserved = atomic_load(&node->shards.search_unserved);
   }
   out->has_caught_up = 1;
   out->caught_up = syn_replica_serving(node->shards.replica);

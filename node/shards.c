@@ -431,6 +431,12 @@ static bool bits_any(const uint8_t *b, size_t bytes) {
   return false;
 }
 
+static uint64_t bits_count(const uint8_t *b, size_t bytes) {
+  uint64_t n = 0;
+  for (size_t i = 0; i < bytes; i++) n += (uint64_t)__builtin_popcount(b[i]);
+  return n;
+}
+
 static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequest *s,
                           uint32_t now, syn_buf *reply) {
   uint8_t *served, *unserved;
@@ -440,6 +446,10 @@ static void handle_search(syn_shards *sh, uint64_t id, const Synapse__SearchRequ
   }
   size_t part_bytes = s->has_partitions ? s->partitions.len : 0;
   bool none = served && !bits_any(served, part_bytes);
+  if (served) {
+    atomic_fetch_add(&sh->search_partitions, bits_count(served, part_bytes));
+    atomic_fetch_add(&sh->search_unserved, bits_count(unserved, part_bytes));
+  }
   syn_search_filter filter = {
       .model = s->model && *s->model ? s->model : NULL,
       .tags = (const char *const *)s->tags,

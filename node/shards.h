@@ -14,6 +14,7 @@
 #ifndef SYN_NODE_SHARDS_H
 #define SYN_NODE_SHARDS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "common/buf.h"
@@ -34,6 +35,8 @@ typedef struct syn_shards {
   syn_hlc hlc;                /* versions of the writes this node coordinates */
   syn_registered *registered; /* tracker.registered_only: keys of the shards held; NULL
                                  when the mode is off (node/registered.h) */
+  atomic_uint_fast64_t search_partitions; /* searched for routers' searches, since start */
+  atomic_uint_fast64_t search_unserved;   /* asked for and not ready here */
 } syn_shards;
 
 /* Maps the config's vector_search keys onto the index's config (0 = index default).

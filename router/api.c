@@ -781,12 +781,13 @@ static int by_similarity(const void *a, const void *b) {
 
 /* Sorts best first, keeps `limit`, and drops a second copy of a shard, which only a node
  * that ignores the partitions it was given (an older version, during an upgrade) sends. */
-static void sort_and_cut(hit_list *l, uint32_t limit) {
+static void sort_and_cut(api_call *c, hit_list *l, uint32_t limit) {
   if (l->count > 1) qsort(l->items, l->count, sizeof *l->items, by_similarity);
   size_t kept = 0;
   for (size_t i = 0; i < l->count; i++) {
     bool dup = false;
     for (size_t j = 0; j < kept && !dup; j++) dup = !strcmp(l->items[j].hash, l->items[i].hash);
+    if (dup) c->api.counters->search_copies_dropped++;
     if (dup || kept >= limit)
       hit_drop(&l->items[i]);
     else
@@ -848,8 +849,8 @@ static void finish_search(api_call *c) {
     respond_error(c->slot, 400, msg);
     return;
   }
-  sort_and_cut(&c->vector_hits, in->limit);
-  sort_and_cut(&c->keyword_hits, in->limit);
+  sort_and_cut(c, &c->vector_hits, in->limit);
+  sort_and_cut(c, &c->keyword_hits, in->limit);
   json_t *results = fused_results(c);
   json_t *doc = json_pack("{s:s,s:o,s:I,s:b}", "status", "success", "results", results, "count",
                           (json_int_t)json_array_size(results), "partial", c->partial);
@@ -952,7 +953,7 @@ static float *feedback_vector(api_call *c, uint32_t *dim, const char **model, si
  * answers; `c` may be gone at return), false to answer with keywords. */
 static bool start_feedback(api_call *c) {
   syn_search_input *in = &c->search;
-  sort_and_cut(&c->keyword_hits, in->limit > c->feedback_docs ? in->limit : c->feedback_docs);
+  sort_and_cut(c, &c->keyword_hits, in->limit > c->feedback_docs ? in->limit : c->feedback_docs);
   c->keywords_done = true;
   uint32_t dim;
   const char *model;
@@ -989,9 +990,11 @@ static void on_search_done(void *ctx, syn_group_end how, uint32_t parts_out) {
   (void)how, (void)parts_out;
   /* Partitions a node left unserved or failed on: their next replicas, another round. */
   if (c->plan && !c->error_status && syn_search_plan_has_pending(c->plan)) {
+    c->api.counters->search_partitions_rerouted += syn_search_plan_pending_count(c->plan);
     send_round(c);
     return;
   }
+  if (c->plan) c->api.counters->search_partitions_missed += c->plan->missed;
   if (!c->sent_any && !c->error_status) {
     c->error_status = 503;
     snprintf(c->error, sizeof c->error, "tracker overloaded, retry later");

@@ -19,6 +19,9 @@ typedef struct syn_router_counters {
   uint64_t rate_limited[4]; /* refused over a client's rate, by syn_limit_class */
   uint64_t registrations;
   uint64_t searches;
+  uint64_t search_partitions_rerouted; /* asked of a next replica (unserved or failed) */
+  uint64_t search_partitions_missed;   /* left without a replica to ask: partial answers */
+  uint64_t search_copies_dropped;      /* a shard sent twice (a node ignoring its partitions) */
   uint64_t search_latency_us_sum;
   uint64_t search_latency_count;
   uint64_t search_latency_buckets[SYN_LATENCY_BUCKETS]; /* cumulative, le 1 ms .. 5 s */

@@ -188,6 +188,14 @@ static void router_metrics(const syn_ops *o, syn_buf *b) {
   metric(b, "synapse_registrations_total", "counter", "Shard registrations received.",
          c->registrations);
   metric(b, "synapse_search_queries_total", "counter", "Searches received.", c->searches);
+  metric(b, "synapse_search_partitions_rerouted_total", "counter",
+         "Search partitions asked of their next replica (unserved or failed).",
+         c->search_partitions_rerouted);
+  metric(b, "synapse_search_partitions_missed_total", "counter",
+         "Search partitions no replica answered for (partial answers).",
+         c->search_partitions_missed);
+  metric(b, "synapse_search_copies_dropped_total", "counter",
+         "Search hits dropped as a second copy of a shard.", c->search_copies_dropped);
   metric(b, "synapse_router_failovers_total", "counter",
          "Requests resent to the next replica after a node failed to answer.", ns.failovers);
   metric(b, "synapse_router_node_link_losses_total", "counter", "Connections to nodes that broke.",
@@ -295,6 +303,10 @@ static void finish_metrics(gather *g) {
   metric(b, "synapse_shards_total", "gauge", "Shards registered (replicas counted).", s->shards);
   metric(b, "synapse_vector_index_size", "gauge", "Vectors in the nodes' indexes.", s->vectors);
   metric(b, "synapse_node_searches_total", "counter", "Searches served by nodes.", s->searches);
+  metric(b, "synapse_node_search_partitions_total", "counter",
+         "Partitions nodes searched for routers' searches.", s->search_partitions);
+  metric(b, "synapse_node_search_partitions_unserved_total", "counter",
+         "Partitions nodes were asked for and could not serve yet.", s->search_partitions_unserved);
   metric(b, "synapse_announces_early_total", "counter",
          "Announces sooner than min interval: answered, not applied.", s->announces_early);
   metric(b, "synapse_swarm_snapshot_peers_loaded", "gauge",
@@ -361,6 +373,11 @@ static json_t *status_doc(gather *g) {
     json_object_set_new(m, "websocket_peers",
                         f ? json_integer((json_int_t)f->stats.ws_peers) : json_null());
     json_object_set_new(m, "shards", f ? json_integer((json_int_t)f->stats.shards) : json_null());
+    json_object_set_new(m, "search_partitions",
+                        f ? json_integer((json_int_t)f->stats.search_partitions) : json_null());
+    json_object_set_new(
+        m, "search_partitions_unserved",
+        f ? json_integer((json_int_t)f->stats.search_partitions_unserved) : json_null());
     json_object_set_new(m, "caught_up", f ? json_boolean(f->stats.caught_up) : json_null());
     json_t *lag = f ? json_object() : json_null();
     uint64_t worst = 0;
@@ -419,6 +436,8 @@ static void add(Synapse__StatsReply *sum, const Synapse__StatsReply *s) {
   sum->shards += s->shards;
   sum->vectors += s->vectors;
   sum->searches += s->searches;
+  sum->search_partitions += s->search_partitions;
+  sum->search_partitions_unserved += s->search_partitions_unserved;
   sum->announces_early += s->announces_early;
   sum->snapshot_peers_loaded += s->snapshot_peers_loaded;
   sum->snapshot_peers_saved += s->snapshot_peers_saved;

@@ -77,6 +77,12 @@ void syn_search_plan_failed(syn_search_plan *p, int slot) {
   for (size_t i = 0; i < p->bytes; i++) p->pending[i] |= p->round[slot][i];
 }
 
+uint32_t syn_search_plan_pending_count(const syn_search_plan *p) {
+  uint32_t n = 0;
+  for (size_t i = 0; i < p->bytes; i++) n += (uint32_t)__builtin_popcount(p->pending[i]);
+  return n;
+}
+
 bool syn_search_plan_has_pending(const syn_search_plan *p) {
   for (size_t i = 0; i < p->bytes; i++)
     if (p->pending[i]) return true;

@@ -51,7 +51,8 @@ void syn_search_plan_unserved(syn_search_plan *p, int slot, const uint8_t *bits,
 /* A slot failed (error, timeout, refused): its whole round goes back to pending. */
 void syn_search_plan_failed(syn_search_plan *p, int slot);
 
-/* Whether any partition waits for another round. */
+/* Whether any partition waits for another round; how many do. */
 bool syn_search_plan_has_pending(const syn_search_plan *p);
+uint32_t syn_search_plan_pending_count(const syn_search_plan *p);
 
 #endif

@@ -67,6 +67,7 @@ static void test_unserved_and_failed_go_to_next_replica(void **state) {
   un[0] = 1u << 2 | 1u << 1; /* 1 was not asked of node 2: ignored */
   syn_search_plan_unserved(&p, 2, un, sizeof un);
   assert_true(syn_search_plan_has_pending(&p));
+  assert_int_equal(syn_search_plan_pending_count(&p), PARTS / NODES + 1);
   syn_search_plan_round(&p, replicas, &r);
   for (uint32_t part = 0; part < PARTS; part++) {
     bool again = part % NODES == 1 || part == 2;
