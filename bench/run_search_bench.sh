@@ -39,6 +39,8 @@ TYPES="flat flat_sq8 ivf ivf_sq8 hnsw hnsw_sq8"
 QUERIES=1000
 RESTART_QUERIES=200
 NPROBES="8 16 32"
+WRITES=0
+WRITES_SECS=60
 WARMUP=50
 CONNS=16
 SEED=1
@@ -61,6 +63,8 @@ while (($#)); do
     --queries) num "$1" "${2-}"; QUERIES=$2; shift 2 ;;
     --restart-queries) num "$1" "${2-}"; RESTART_QUERIES=$2; shift 2 ;;
     --nprobes) NPROBES=${2-}; shift 2 ;;
+    --writes) num "$1" "${2-}"; WRITES=$2; shift 2 ;;
+    --writes-secs) num "$1" "${2-}"; WRITES_SECS=$2; shift 2 ;;
     --warmup) num "$1" "${2-}"; WARMUP=$2; shift 2 ;;
     --conns) num "$1" "${2-}"; CONNS=$2; shift 2 ;;
     --seed) num "$1" "${2-}"; SEED=$2; shift 2 ;;
@@ -136,6 +140,11 @@ usage: $0 [options]
   --types "T ..."      index types for the per-type runs (default "flat flat_sq8 ivf ivf_sq8 hnsw hnsw_sq8")
   --queries Q          timed queries per run, also the recall set (default 1000)
   --restart-queries Q  queries of the restart pass (default 200; 0 = no restart pass)
+  --writes R           after each main pass, on the same tracker: queries for --writes-secs
+                       (default 60) while R shards/s more are registered (search while
+                       agents register: growth, retraining and index swaps under queries);
+                       run it with --restart-queries 0 --nprobes "" (the later passes
+                       would count the extra shards)
   --nprobes "A B"      ivf_nprobe values tried on auto's index at the largest size (default "8 16 32"; "" = none)
   --warmup W           untimed warm-up queries per pass (default 50)
   --conns C            registration connections, one request in flight each (default 16)
@@ -264,6 +273,10 @@ run_type() {
 
     start_tracker "$name" "$dir/config.yaml" "$ddir" "$dir"
     pass "$name" "$type" "$n" "$dir" "$QUERIES"
+    if [[ $WRITES != 0 ]]; then
+        pass "$name-writes" "$type, +$WRITES/s" "$n" "$dir" "$QUERIES" --no-register \
+            --bg-rate "$WRITES" --search-secs "$WRITES_SECS" --warmup 0
+    fi
     stop_pid "$TPID" 300
     R[$name.index_bytes]=$(find "$ddir/vectors" -type f -name '*.faiss' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
     R[$name.meta_bytes]=$(find "$ddir/vectors" -type f -name '*.meta' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')

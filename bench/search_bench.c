@@ -32,6 +32,9 @@
  *    one at a time on one keep-alive connection: POST /api/search/embedding
  *    {embedding, limit, filters:{model}}; latency = first byte sent to last byte received.
  *    recall@10 = |returned info_hashes ∩ exact top-10| / 10, averaged.
+ *    With --search-secs T the query set is sent again and again for T seconds; with
+ *    --bg-rate R a second thread registers R shards per second meanwhile (search while
+ *    agents register: see bg_main), which makes the index grow, retrain and swap.
  *
  * The last line is machine-readable:
  *   RESULT search_bench label=... n=... reg_rate=... p50_us=... p99_us=... recall10=... ...
@@ -46,6 +49,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,6 +82,8 @@ static struct {
   int settle_secs;
   bool no_register, no_search;
   double timeout_s;
+  double bg_rate;     /* registrations per second during the queries (0: none) */
+  double search_secs; /* run the query set again and again for this long (0: once) */
 } opt = {
     .host = "127.0.0.1",
     .port = 0,
@@ -528,9 +534,18 @@ static long http_complete(const buf *b, int *status, size_t *body_off) {
 }
 
 /* One blocking request/response on fd (keep-alive); body of the reply into out. */
+static int http_do_with(buf *reqbuf, int *fd, const char *method, const char *path,
+                        const buf *body, buf *out, double *elapsed);
+
 static int http_do(int *fd, const char *method, const char *path, const buf *body, buf *out,
                    double *elapsed) {
-  static buf req;
+  static buf req; /* the main thread's; the background registrar has its own */
+  return http_do_with(&req, fd, method, path, body, out, elapsed);
+}
+
+static int http_do_with(buf *reqbuf, int *fd, const char *method, const char *path,
+                        const buf *body, buf *out, double *elapsed) {
+#define req (*reqbuf)
   make_request(&req, method, path, body);
   for (int attempt = 0; attempt < 2; attempt++) {
     if (*fd < 0) *fd = connect_tracker(false);
@@ -575,6 +590,7 @@ static int http_do(int *fd, const char *method, const char *path, const buf *bod
     return status;
   }
   return -1;
+#undef req
 }
 
 /* ---------------------------------------------------------------- registration (epoll) */
@@ -600,6 +616,47 @@ static void reg_body(buf *body, long i, const int32_t *q7) {
              h, i, opt.model, opt.dim, i % 7);
   add_embedding(body, q7 + i * opt.dim);
   buf_add(body, "}", 1);
+}
+
+/* ---------------------------------------------------------------- background writes */
+
+/* Registrations at --bg-rate per second while the queries run (search while agents
+ * register): shards opt.n, opt.n + 1, ... on a connection of their own, each the negated
+ * vector of STREAM_SHARD point i, so it lies opposite its cluster and never enters a
+ * query's exact top-10 (computed over the first --n only) but lands in the same collection,
+ * where it makes the index grow, retrain and swap. */
+static struct {
+  pthread_t thread;
+  atomic_bool stop;
+  long sent, errors;
+  double max_lat;
+} bg;
+
+static void *bg_main(void *arg) {
+  (void)arg;
+  int fd = -1;
+  buf req = {0}, body = {0}, reply = {0};
+  int32_t *q7 = malloc(sizeof(int32_t) * (size_t)opt.dim);
+  double start = now_s();
+  for (long k = 0; q7 && !atomic_load(&bg.stop); k++) {
+    double due = start + (double)k / opt.bg_rate, wait = due - now_s();
+    if (wait > 0) {
+      struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+    long i = opt.n + k;
+    make_point(STREAM_SHARD, (uint64_t)i, NULL, q7);
+    for (long d = 0; d < opt.dim; d++) q7[d] = -q7[d];
+    reg_body(&body, i, q7);
+    double el = 0;
+    int st = http_do_with(&req, &fd, "POST", "/api/register", &body, &reply, &el);
+    if (st != 200) bg.errors++;
+    if (el > bg.max_lat) bg.max_lat = el;
+    bg.sent++;
+  }
+  if (fd >= 0) close(fd);
+  free(q7), free(req.p), free(body.p), free(reply.p);
+  return NULL;
 }
 
 static void conn_start(conn *c, long i, const int32_t *q7, buf *body) {
@@ -771,7 +828,7 @@ static void usage(void) {
           "  [--queries 1000] [--warmup 50] [--limit 10] [--threads 2] [--gt-cache FILE]\n"
           "  [--model NAME] [--label NAME] [--settle-timeout 900] [--settle-cpu 0.05]\n"
           "  [--settle-secs 3] [--timeout 60] [--no-register] [--no-search] [--gt-only]\n"
-          "  [--verify-gt Q]\n");
+          "  [--verify-gt Q] [--bg-rate R] [--search-secs T]\n");
 }
 
 int main(int argc, char **argv) {
@@ -802,6 +859,8 @@ int main(int argc, char **argv) {
     else if (ARG("--settle-cpu")) opt.settle_cpu = atof(v);
     else if (ARG("--settle-secs")) opt.settle_secs = atoi(v);
     else if (ARG("--timeout")) opt.timeout_s = atof(v);
+    else if (ARG("--bg-rate")) opt.bg_rate = atof(v);
+    else if (ARG("--search-secs")) opt.search_secs = atof(v);
     else if (!strcmp(a, "--no-register")) opt.no_register = true;
     else if (!strcmp(a, "--no-search")) opt.no_search = true;
     else if (!strcmp(a, "--gt-only")) gt_only = true;
@@ -947,16 +1006,26 @@ int main(int argc, char **argv) {
       buf_add(&body, "}", 1);
       if (http_do(&fd, "POST", "/api/search/embedding", &body, &reply, NULL) != 200) search_errors++;
     }
-    double *lat = malloc(sizeof(double) * (size_t)opt.queries);
+    long cap = opt.queries, nq = 0;
+    double *lat = malloc(sizeof(double) * (size_t)cap);
     long hits_ok = 0, hits_tol = 0;
-    for (long q = 0; q < opt.queries; q++) {
+    if (opt.bg_rate > 0 && pthread_create(&bg.thread, NULL, bg_main, NULL)) die("pthread_create");
+    double search_t0 = now_s();
+    for (long qn = 0;; qn++) {
+      if (qn >= opt.queries && (opt.search_secs <= 0 || now_s() - search_t0 >= opt.search_secs)) break;
+      long q = qn % opt.queries;
+      if (nq == cap) {
+        cap *= 2;
+        lat = realloc(lat, sizeof(double) * (size_t)cap);
+        if (!lat) die("out of memory");
+      }
       body.len = 0;
       buf_printf(&body, "{\"limit\":%ld,\"filters\":{\"model\":\"%s\"},\"embedding\":", opt.limit, opt.model);
       add_embedding(&body, qq7 + q * opt.dim);
       buf_add(&body, "}", 1);
       double el = 0;
       int st = http_do(&fd, "POST", "/api/search/embedding", &body, &reply, &el);
-      lat[q] = el;
+      lat[nq++] = el;
       if (st != 200) {
         if (search_errors++ < 5) fprintf(stderr, "search_bench: search %ld: HTTP %d %s\n", q, st, reply.p ? reply.p : "");
         continue;
@@ -979,18 +1048,26 @@ int main(int argc, char **argv) {
         }
       }
     }
-    recall = (double)hits_ok / (double)(K * opt.queries);
-    recall_tol = (double)hits_tol / (double)(K * opt.queries);
-    for (long q = 0; q < opt.queries; q++) mean += lat[q];
-    mean /= (double)opt.queries;
-    qsort(lat, (size_t)opt.queries, sizeof *lat, cmp_double);
-    p50 = pct(lat, opt.queries, 50) * 1e6;
-    p99 = pct(lat, opt.queries, 99) * 1e6;
-    maxl = lat[opt.queries - 1] * 1e6;
+    double search_span = now_s() - search_t0;
+    if (opt.bg_rate > 0) {
+      atomic_store(&bg.stop, true);
+      pthread_join(bg.thread, NULL);
+      fprintf(stderr,
+              "search_bench: background: %ld registrations in %.1f s (%.0f/s), %ld errors, slowest %.1f ms\n",
+              bg.sent, search_span, (double)bg.sent / search_span, bg.errors, bg.max_lat * 1e3);
+    }
+    recall = (double)hits_ok / (double)(K * nq);
+    recall_tol = (double)hits_tol / (double)(K * nq);
+    for (long q = 0; q < nq; q++) mean += lat[q];
+    mean /= (double)nq;
+    qsort(lat, (size_t)nq, sizeof *lat, cmp_double);
+    p50 = pct(lat, nq, 50) * 1e6;
+    p99 = pct(lat, nq, 99) * 1e6;
+    maxl = lat[nq - 1] * 1e6;
     mean *= 1e6;
     fprintf(stderr,
             "search_bench: %ld queries, one at a time: p50 %.2f ms, p99 %.2f ms, mean %.2f ms, max %.2f ms; recall@%d %.4f (with ties within 1e-6: %.4f); errors %ld, short replies %ld\n",
-            opt.queries, p50 / 1e3, p99 / 1e3, mean / 1e3, maxl / 1e3, K, recall, recall_tol, search_errors,
+            nq, p50 / 1e3, p99 / 1e3, mean / 1e3, maxl / 1e3, K, recall, recall_tol, search_errors,
             short_replies);
     free(lat);
     free(wq);
