@@ -22,10 +22,10 @@ Sections:
   member (including itself and the router) lists it alive; then it leaves (SIGTERM).
   Median of --join-runs.
 - search: 3 nodes (R = --replication, default 3) + 1 router; --shards shards of 768
-  dimensions (100 clusters, like facts.md's measurements) registered through the router;
-  then --queries searches (limit 10) one at a time through the router: p50 / p99 client
-  side, and the router's fan-out to the 3 nodes. Also a few exact recall@10 figures
-  computed in Python (--recall-queries; slow in pure Python).
+  dimensions registered through the router by bench/search_bench.c (the data and exact
+  top-10 of run_search_bench.sh), then, once the nodes are idle (background IVF training
+  done), --queries searches (limit 10) one at a time through the router: p50 / p99 client
+  side, recall@10 against the exact top-10, and the CPU of each process per search.
 - udp: bench/udp_load.c (compiled to /tmp/udp_load) against a standalone process, then
   against a router in front of 3 nodes, same duration and window; the ratio of announce
   rates.
@@ -35,7 +35,6 @@ import http.client
 import json
 import math
 import os
-import random
 import socket
 import subprocess
 import tempfile
@@ -48,6 +47,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 import cluster as cu  # noqa: E402
 from net import free_port  # noqa: E402
+from synapse_proc import binary_path  # noqa: E402
 
 DEFAULT_TIMINGS = {"probe_interval_ms": None, "probe_timeout_ms": None}  # None: not written
 
@@ -176,17 +176,97 @@ def bench_detect_join(args, out):
 # ------------------------------------------------------------------------------------------
 # search
 
-def vec_for(i, centres, dim, rng_seed=0):
-    rng = random.Random(i * 7919 + rng_seed)
-    c = centres[i % len(centres)]
-    r = rng.random
-    return [round(x + (r() - 0.5) * 0.6, 4) for x in c]
+def search_bench_cmd():
+    """bench/search_bench.c compiled to /tmp/search_bench (the C client: deterministic
+    vectors, the exact top-10 of every query, registration over keep-alive connections)."""
+    exe = "/tmp/search_bench"
+    src = os.path.join(HERE, "search_bench.c")
+    if not os.access(exe, os.X_OK) or os.path.getmtime(exe) < os.path.getmtime(src):
+        subprocess.run(["gcc", "-std=gnu11", "-O3", "-march=native", src, "-o", exe, "-lm",
+                        "-lpthread"], check=True)
+    return exe
+
+
+def run_search_bench(port, extra, timeout=3600, gt_only=False):
+    """One search_bench run against a router; its RESULT fields, its stderr echoed."""
+    cmd = [search_bench_cmd(), "--port", str(port), "--timeout", "60"] + [str(x) for x in extra]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    for line in p.stderr.splitlines():
+        say("  " + line)
+    tag = "RESULT search_bench_gt " if gt_only else "RESULT search_bench "
+    line = next((x for x in p.stdout.splitlines() if x.startswith(tag)), None)
+    if not line:
+        raise RuntimeError(f"search_bench gave no RESULT (exit {p.returncode})")
+    return dict(kv.split("=", 1) for kv in line.split()[2:])
+
+
+def wait_nodes_idle(c, settle):
+    """Waits until every node uses under 15% of a core over 2 s (gossip, polls and
+    anti-entropy stay; a background IVF build keeps a core busy), after at least `settle`
+    seconds and at most 600."""
+    pids = [m.pid for m in c.nodes.values()]
+    time.sleep(settle)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 600:
+        a = [cpu_s(p) for p in pids]
+        time.sleep(2)
+        if all(cpu_s(p) - x < 0.3 for p, x in zip(pids, a)):
+            break
+    return time.monotonic() - t0 + settle
+
+
+def measure_search(c, r, common, args, label):
+    """--queries searches through router r, once the nodes are idle: latency, recall and
+    the CPU of every process per search."""
+    idle = wait_nodes_idle(c, args.settle)
+    pids = [m.pid for m in c.nodes.values()] + [r.pid]
+    cpu_before = [cpu_s(p) for p in pids]
+    t0 = time.monotonic()
+    res = run_search_bench(r.http_port, common + ["--no-register", "--warmup", 0])
+    span = time.monotonic() - t0
+    cpu_used = [cpu_s(p) - x for p, x in zip(pids, cpu_before)]
+    queries = int(res["queries"])
+    per_search_ms = [x * 1000 / queries for x in cpu_used]
+    p50, p99 = float(res["p50_us"]) / 1000, float(res["p99_us"]) / 1000
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    say(f"[{label}] nodes idle after {idle:.0f}s; {queries} searches through the router "
+        f"(limit 10, one at a time, {span:.0f}s): p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
+        f"recall@10 {res['recall10']}; load average after {' '.join(load)}")
+    say(f"[{label}] CPU ms per search: nodes " + ", ".join(f"{x:.2f}" for x in per_search_ms[:-1])
+        + f"; router {per_search_ms[-1]:.2f}; all {sum(per_search_ms):.2f}")
+    return {"p50_ms": p50, "p99_ms": p99, "queries": queries,
+            "recall_at_10": float(res["recall10"]), "cpu_ms_per_search": per_search_ms,
+            "loadavg_after": load}
+
+
+def restart_all(c, binary):
+    """Every node and the router again with another binary, on the same data: nodes
+    kill -9 (a graceful leave would hand their partitions off) and restarted one by one;
+    a new router. Returns the router."""
+    os.environ["SYNAPSE_BIN"] = binary
+    for nid in list(c.nodes):
+        c.nodes[nid].kill9()
+        c.nodes[nid].wait_exit(10)
+    for nid in list(c.nodes):
+        c.restart_node(nid)
+    for rid in list(c.routers):
+        c.routers[rid].kill9()
+        c.routers[rid].wait_exit(10)
+        del c.routers[rid]
+    r = c.add_router()
+    c.wait_converged(120, gone=())
+    wait_for_ready = time.monotonic()
+    while time.monotonic() - wait_for_ready < 300:
+        view = r.members()
+        if all(view.get(n, {}).get("caught_up") for n in c.nodes):
+            break
+        time.sleep(1)
+    say(f"restarted every process with {binary}")
+    return r
 
 
 def bench_search(args, out):
-    dim = 768
-    rng = random.Random(5)
-    centres = [[rng.gauss(0, 1) for _ in range(dim)] for _ in range(100)]
     R = args.replication
     c = cu.start_cluster(nodes=3, routers=1, cluster=dict(DEFAULT_TIMINGS, replication=R,
                                                           write_quorum=min(2, R)),
@@ -194,130 +274,33 @@ def bench_search(args, out):
     try:
         r = c.routers["r0"]
         n = args.shards
-        counter = [0]
-        lock = threading.Lock()
-        errors = []
-
-        batch = args.load_batch
-
-        def worker():
-            # batches of --load-batch shards (POST /api/register/batch); a batch whose
-            # reply is not 200, or an item not registered, counts as failed
-            conn = http.client.HTTPConnection(r.host, r.http_port, timeout=120)
-            while True:
-                with lock:
-                    first = counter[0]
-                    counter[0] += batch
-                if first >= n:
-                    break
-                ids = range(first, min(first + batch, n))
-                body = json.dumps({"shards": [cu.shard_body(cu.stable_hex("bench", i),
-                                                            vec_for(i, centres, dim),
-                                                            model="bench-768") for i in ids]})
-                try:
-                    conn.request("POST", "/api/register/batch", body=body,
-                                 headers={"Content-Type": "application/json"})
-                    resp = conn.getresponse()
-                    data = resp.read()
-                    if resp.status != 200:
-                        errors.extend((i, resp.status) for i in ids)
-                        continue
-                    for i, item in zip(ids, json.loads(data).get("results", [])):
-                        if item.get("status") != "success":
-                            errors.append((i, item.get("error")))
-                except (OSError, http.client.HTTPException) as e:
-                    errors.extend((i, str(e)) for i in ids)
-                    conn.close()
-                    conn = http.client.HTTPConnection(r.host, r.http_port, timeout=120)
-            conn.close()
+        gt = f"/tmp/synapse-cluster-search-gt-{n}-{args.queries}.bin"
+        common = ["--n", n, "--queries", args.queries, "--gt-cache", gt]
         t0 = time.monotonic()
-        ts = [threading.Thread(target=worker, daemon=True) for _ in range(args.load_threads)]
-        for t in ts:
-            t.start()
-        last = 0
-        while any(t.is_alive() for t in ts):
-            time.sleep(5)
-            done = min(counter[0], n)
-            if done - last >= n // 20 or done == n:
-                say(f"  registered {done}/{n} ({done / (time.monotonic() - t0):.0f}/s)")
-                last = done
+        # The router's /metrics counts every replica: the index-size check does not apply,
+        # so registration and search are two runs and only their own figures are used.
+        reg = run_search_bench(r.http_port, common + ["--no-search", "--conns", args.load_conns])
         load_s = time.monotonic() - t0
-        say(f"loaded {n} shards of {dim} dims in {load_s:.0f}s ({n / load_s:.0f}/s), "
-            f"{len(errors)} failed")
+        say(f"loaded {n} shards of 768 dims through the router in {load_s:.0f}s "
+            f"({float(reg['reg_rate']):.0f}/s), {reg['reg_errors']} failed")
         figures = {k: (v["shards"], v["partitions_primary"]) for k, v in r.members().items()
                    if v["role"] == "node"}
         say("per node (shards held, partitions primary):", figures)
-        # the indexes switch to IVF in the background: wait until the nodes are idle
-        # (under 5% of a core each over 2 s), at least --settle seconds
-        pids = [m.pid() for m in c.nodes.values()] + [r.pid()]
-        time.sleep(args.settle)
-        t_idle = time.monotonic()
-        while time.monotonic() - t_idle < 300:
-            a = [cpu_s(p) for p in pids[:-1]]
-            time.sleep(2)
-            if all(cpu_s(p) - x < 0.1 for p, x in zip(pids[:-1], a)):
-                break
-        say(f"nodes idle {time.monotonic() - t_idle + args.settle:.0f}s after loading")
-        queries = [vec_for(10_000_000 + q, centres, dim, rng_seed=1) for q in range(args.queries)]
-        conn = http.client.HTTPConnection(r.host, r.http_port, timeout=30)
-
-        def one(qv):
-            body = json.dumps({"embedding": qv, "limit": 10})
-            t = time.perf_counter()
-            conn.request("POST", "/api/search/embedding", body=body,
-                         headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            data = resp.read()
-            dt = time.perf_counter() - t
-            doc = json.loads(data)
-            if resp.status != 200 or doc.get("status") != "success":
-                raise RuntimeError(f"search failed: {resp.status} {data[:200]!r}")
-            return dt, doc
-        for qv in queries[:50]:
-            one(qv)
-        lat, partial, docs = [], 0, []
-        cpu_before = [cpu_s(p) for p in pids]
-        for qv in queries:
-            dt, doc = one(qv)
-            lat.append(dt * 1000)
-            partial += bool(doc.get("partial"))
-            if len(docs) < args.recall_queries:
-                docs.append(doc)
-        cpu_used = [cpu_s(p) - x for p, x in zip(pids, cpu_before)]
-        conn.close()
-        with open("/proc/loadavg") as f:
-            load = f.read().split()[:3]
-        p50, p99 = percentile(lat, 50), percentile(lat, 99)
-        per_search_ms = [x * 1000 / len(lat) for x in cpu_used]
-        say(f"search through the router (limit 10, {len(lat)} queries, one at a time): "
-            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, mean {sum(lat) / len(lat):.2f} ms, "
-            f"partial answers {partial}; load average after: {' '.join(load)}")
-        say("CPU ms per search: nodes " + ", ".join(f"{x:.2f}" for x in per_search_ms[:-1]) +
-            f"; router {per_search_ms[-1]:.2f}; all {sum(per_search_ms):.2f}")
-        recalls = []
-        if docs:
-            # the exact answers, by a pure-Python scan of every vector (about a minute per
-            # query at 100k x 768); the router's answers were kept from the timed loop
-            say(f"exact recall@10 for {len(docs)} queries (pure Python scan)...")
-            for q, doc in enumerate(docs):
-                qv = queries[q]
-                qn = math.sqrt(sum(x * x for x in qv))
-                best = []
-                for i in range(n):
-                    v = vec_for(i, centres, dim)
-                    s = sum(a * b for a, b in zip(qv, v)) / (qn * math.sqrt(sum(x * x for x in v)))
-                    best.append((s, cu.stable_hex("bench", i)))
-                best.sort(reverse=True)
-                want = {h for _, h in best[:10]}
-                got = {x["info_hash"] for x in doc["results"]}
-                recalls.append(len(want & got) / 10)
-                say(f"  query {q}: recall@10 {recalls[-1]:.2f}")
-        out["search"] = {"shards": n, "dimension": dim, "replication": R, "load_s": load_s,
-                         "load_rate": n / load_s, "load_errors": len(errors),
-                         "p50_ms": p50, "p99_ms": p99, "queries": len(lat),
-                         "partial": partial, "recall_at_10": recalls, "per_node": figures,
-                         "cpu_ms_per_search": per_search_ms,
-                         "loadavg_after": load}
+        # the exact top-10, computed before any CPU is counted
+        run_search_bench(r.http_port, common + ["--gt-only"], gt_only=True)
+        runs = [("this build", binary_path())]
+        if args.compare_binary:
+            runs += [("compared", args.compare_binary), ("this build again", runs[0][1])]
+        results = []
+        for i, (label, binary) in enumerate(runs):
+            if i > 0:
+                r = restart_all(c, binary)
+            res = measure_search(c, r, common, args, label)
+            res.update({"binary": binary, "label": label})
+            results.append(res)
+        out["search"] = {"shards": n, "dimension": 768, "replication": R, "load_s": load_s,
+                         "load_rate": float(reg["reg_rate"]), "load_errors": int(reg["reg_errors"]),
+                         "per_node": figures, "runs": results}
     finally:
         c.close()
 
@@ -381,11 +364,11 @@ def main():
     ap.add_argument("--join-runs", type=int, default=5)
     ap.add_argument("--shards", type=int, default=100_000)
     ap.add_argument("--replication", type=int, default=3)
-    ap.add_argument("--load-threads", type=int, default=4)
-    ap.add_argument("--load-batch", type=int, default=500, help="shards per register batch")
+    ap.add_argument("--load-conns", type=int, default=16, help="registration connections")
+    ap.add_argument("--compare-binary", help="search: after this build, the same data served by "
+                    "this binary, then by this build again (A/B/A)")
     ap.add_argument("--settle", type=float, default=15.0)
     ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--recall-queries", type=int, default=3)
     ap.add_argument("--udp-duration", type=int, default=10)
     ap.add_argument("--udp-window", type=int, default=64)
     ap.add_argument("--json", help="write the figures here as JSON")

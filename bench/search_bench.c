@@ -211,25 +211,32 @@ static void generate(int stream, long count, float *vecs, int32_t *q7) {
   for (long k = 0; k < t; k++) pthread_join(th[k], NULL);
 }
 
-/* 40-hex info_hash of shard i: 24 hex from the seed, then i in 16 hex. */
-static char hash_prefix[25];
+/* 40-hex info_hash of shard i: 16 hex scrambled from (seed, i), so that shards spread
+ * over a cluster's partitions (the first 4 bytes choose one) as SHA-1 hashes do; then 8 hex
+ * from the seed; then i in 16 hex. */
+static char hash_prefix[9];
 
 static void make_prefix(void) {
   uint64_t s = mix2(opt.seed, 0x5e4c4b454e43ULL);
-  snprintf(hash_prefix, sizeof hash_prefix, "%016llx%08llx", (unsigned long long)splitmix(&s),
+  snprintf(hash_prefix, sizeof hash_prefix, "%08llx",
            (unsigned long long)(splitmix(&s) & 0xffffffffULL));
 }
 
+static uint64_t hash_spread(long i) { return mix2(opt.seed ^ 0x68617368ULL, (uint64_t)i); }
+
 static void shard_hash(long i, char out[41]) {
-  snprintf(out, 41, "%s%016llx", hash_prefix, (unsigned long long)i);
+  snprintf(out, 41, "%016llx%s%016llx", (unsigned long long)hash_spread(i), hash_prefix,
+           (unsigned long long)i);
 }
 
 static long hash_index(const char *h) { /* -1 when not one of ours */
-  if (strncasecmp(h, hash_prefix, 24) != 0) return -1;
+  if (strncasecmp(h + 16, hash_prefix, 8) != 0) return -1;
   char *end;
   unsigned long long v = strtoull(h + 24, &end, 16);
   if (end != h + 40) return -1;
-  return (long)v;
+  char want[17];
+  snprintf(want, sizeof want, "%016llx", (unsigned long long)hash_spread((long)v));
+  return strncasecmp(h, want, 16) == 0 ? (long)v : -1;
 }
 
 /* ---------------------------------------------------------------- exact top-K */

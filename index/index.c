@@ -751,6 +751,13 @@ static bool in_parts(void *ctx, int64_t label) {
   return syn_pmap_in(p->map, label, p->parts, p->bytes);
 }
 
+static size_t partitions_reach(syn_index *idx, const uint8_t *parts) {
+  syn_pmap_read_begin(idx->parts_of);
+  size_t n = syn_pmap_count_in(idx->parts_of, parts, (syn_index_partitions(idx) + 7) / 8);
+  syn_pmap_read_end(idx->parts_of);
+  return n;
+}
+
 /* The collection's nearest k, inside faiss's scan limited to the query's partitions when
  * it names some. */
 static int vindex_search(syn_index *idx, syn_vindex *vi, const vquery *q, uint32_t k,
@@ -859,8 +866,12 @@ static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
   bool sq8 = st.type == SYN_INDEX_FLAT_SQ8 || st.type == SYN_INDEX_IVF_SQ8 ||
              st.type == SYN_INDEX_HNSW_SQ8;
   size_t target = ((size_t)q->limit + SPARE) * (sq8 ? idx->cfg.sq8_refine : 1);
+  /* Vectors the search can meet: a partition-limited one, at most those of its
+   * partitions (counted over every collection). Having seen them all is the end. */
+  size_t reach = q->parts ? partitions_reach(idx, q->parts) : st.live;
+  if (reach > st.live) reach = st.live;
   size_t k = first_k(idx, q, target, st.live);
-  if (k > st.live) k = st.live;
+  if (k > reach) k = reach;
   round_buf b = {0};
   size_t accepted = 0, seen_cap = 0;
   int rc = 0;
@@ -872,7 +883,7 @@ static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
     if (rc == 0) rc = probe_round(idx, q, sq8, &b, got, out, &accepted, info);
     if (round > 0) atomic_fetch_add(&idx->deep_searches, 1);
     double slack = sq8 ? 0.05 : 1e-6;
-    if (rc || accepted >= target || got >= st.live ||
+    if (rc || accepted >= target || got >= reach ||
         (got && b.scores[got - 1] < q->min_cos - slack))
       break;
     if (got < k || k >= st.live || (q->tags_json && k >= idx->cfg.deep_search_max)) {
@@ -881,7 +892,7 @@ static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
       break;
     }
     k = next_k(k, b.nseen, accepted, target);
-    if (k > st.live) k = st.live;
+    if (k > reach) k = reach;
     if (q->tags_json && k > idx->cfg.deep_search_max) k = idx->cfg.deep_search_max;
   }
   round_buf_free(&b);

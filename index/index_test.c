@@ -761,8 +761,10 @@ static void check_partition_search(fx *f, const uint8_t *parts, size_t n, const 
   for (size_t q = 0; q < 20; q++) {
     syn_hit *hits;
     size_t m;
-    assert_int_equal(search(f, queries + q * D, &flt, K, &hits, &m, NULL), 0);
+    syn_search_info info;
+    assert_int_equal(search(f, queries + q * D, &flt, K, &hits, &m, &info), 0);
     assert_int_equal(m, K);
+    if (info.exact) fail_msg("query %zu: answered by an exact scan, not the index", q);
     size_t rows[K];
     assert_int_equal(tu_topk(f->vecs, n, D, queries + q * D, keep, K, rows), K);
     for (size_t i = 0; i < K; i++) assert_int_equal(part_index(&hits[i]), rows[i]);
@@ -821,8 +823,10 @@ static void test_partition_filter(void **state) {
   /* No partition at all: nothing. */
   uint8_t none[TP / 8] = {0};
   syn_search_filter fn = {.partitions = none};
-  assert_int_equal(search(f, queries, &fn, K, &hits, &m, NULL), 0);
+  syn_search_info info;
+  assert_int_equal(search(f, queries, &fn, K, &hits, &m, &info), 0);
   assert_int_equal(m, 0);
+  assert_false(info.exact); /* known empty: no scan at all */
   syn_hits_free(hits, m);
   free(all);
 }

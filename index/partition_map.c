@@ -11,10 +11,13 @@ typedef struct slot {
   uint32_t partition;
 } slot;
 
+enum { COUNTED = 65536 }; /* partitions with a count (SYN_RING_MAX_PARTITIONS) */
+
 struct syn_pmap {
   pthread_rwlock_t lock;
   slot *slots;
-  size_t cap, n; /* cap: a power of two, or 0 */
+  size_t cap, n;     /* cap: a power of two, or 0 */
+  uint32_t *per;     /* labels per partition, COUNTED entries */
 };
 
 static size_t home(const syn_pmap *m, int64_t label) {
@@ -30,6 +33,10 @@ syn_pmap *syn_pmap_new(void) {
   pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   pthread_rwlock_init(&m->lock, &attr);
   pthread_rwlockattr_destroy(&attr);
+  if (!(m->per = calloc(COUNTED, sizeof *m->per))) {
+    syn_pmap_free(m);
+    return NULL;
+  }
   return m;
 }
 
@@ -37,6 +44,7 @@ void syn_pmap_free(syn_pmap *m) {
   if (!m) return;
   pthread_rwlock_destroy(&m->lock);
   free(m->slots);
+  free(m->per);
   free(m);
 }
 
@@ -72,16 +80,20 @@ static int grow(syn_pmap *m) {
 }
 
 int syn_pmap_put(syn_pmap *m, int64_t label, uint32_t partition) {
-  if (label <= 0) return -EINVAL;
+  if (label <= 0 || partition >= COUNTED) return -EINVAL;
   pthread_rwlock_wrlock(&m->lock);
   int rc = 0;
   slot *s = find(m, label);
-  if (s)
+  if (s) {
+    m->per[s->partition]--;
     s->partition = partition;
-  else if ((m->n + 1) * 2 > m->cap && (rc = grow(m)) != 0)
+    m->per[partition]++;
+  } else if ((m->n + 1) * 2 > m->cap && (rc = grow(m)) != 0) {
     ;
-  else
+  } else {
     insert_fresh(m, label, partition);
+    m->per[partition]++;
+  }
   pthread_rwlock_unlock(&m->lock);
   return rc;
 }
@@ -92,6 +104,7 @@ void syn_pmap_del(syn_pmap *m, int64_t label) {
   if (s) {
     /* Backward-shift deletion: later entries of the run move into the hole when their
      * home is not between the hole and them, so lookups never need tombstones. */
+    m->per[s->partition]--;
     size_t mask = m->cap - 1, hole = (size_t)(s - m->slots);
     for (size_t j = (hole + 1) & mask; m->slots[j].label; j = (j + 1) & mask) {
       size_t h = home(m, m->slots[j].label);
@@ -116,6 +129,14 @@ bool syn_pmap_in(const syn_pmap *m, int64_t label, const uint8_t *parts, size_t 
   return byte < bytes && (parts[byte] >> (s->partition % 8)) & 1;
 }
 
+size_t syn_pmap_count_in(const syn_pmap *m, const uint8_t *parts, size_t bytes) {
+  size_t n = 0;
+  for (size_t i = 0; i < bytes && i * 8 < COUNTED; i++)
+    for (uint8_t b = parts[i]; b; b &= (uint8_t)(b - 1))
+      n += m->per[i * 8 + (size_t)__builtin_ctz(b)];
+  return n;
+}
+
 size_t syn_pmap_count(syn_pmap *m) {
   pthread_rwlock_rdlock(&m->lock);
   size_t n = m->n;
@@ -125,7 +146,7 @@ size_t syn_pmap_count(syn_pmap *m) {
 
 size_t syn_pmap_bytes(syn_pmap *m) {
   pthread_rwlock_rdlock(&m->lock);
-  size_t b = sizeof *m + m->cap * sizeof *m->slots;
+  size_t b = sizeof *m + m->cap * sizeof *m->slots + COUNTED * sizeof *m->per;
   pthread_rwlock_unlock(&m->lock);
   return b;
 }

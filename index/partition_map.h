@@ -31,6 +31,10 @@ void syn_pmap_read_end(syn_pmap *m);
  * `bytes` long); false for an unknown label. Inside a read section. */
 bool syn_pmap_in(const syn_pmap *m, int64_t label, const uint8_t *parts, size_t bytes);
 
+/* How many labels the partitions set in parts hold (inside a read section): 0 means a
+ * search of them has nothing to find, and one that found this many found them all. */
+size_t syn_pmap_count_in(const syn_pmap *m, const uint8_t *parts, size_t bytes);
+
 /* Labels held and bytes of memory, for stats and tests. */
 size_t syn_pmap_count(syn_pmap *m);
 size_t syn_pmap_bytes(syn_pmap *m);

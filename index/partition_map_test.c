@@ -52,9 +52,13 @@ static void test_against_reference(void **state) {
     assert_int_equal(syn_pmap_in(m, l, parts, sizeof parts), want);
   }
   assert_false(syn_pmap_in(m, LABELS + 7, parts, sizeof parts));
+  size_t in_set = 0;
+  for (int64_t l = 1; l <= LABELS; l++) in_set += ref[l] >= 0 && ref[l] % 3 == 0;
+  assert_int_equal(syn_pmap_count_in(m, parts, sizeof parts), in_set);
   syn_pmap_read_end(m);
   /* A partition past the set's end is outside it. */
   assert_int_equal(syn_pmap_put(m, 1, PARTS + 5), 0);
+  assert_int_equal(syn_pmap_put(m, 2, 65536), -EINVAL);
   syn_pmap_read_begin(m);
   assert_false(syn_pmap_in(m, 1, parts, sizeof parts));
   syn_pmap_read_end(m);
