@@ -254,7 +254,8 @@ def restart_all(c, binary):
         c.routers[rid].kill9()
         c.routers[rid].wait_exit(10)
         del c.routers[rid]
-    r = c.add_router()
+    restart_all.routers = getattr(restart_all, "routers", 0) + 1
+    r = c.add_router(f"rb{restart_all.routers}")  # a new id: the old one is still known dead
     c.wait_converged(120, gone=())
     wait_for_ready = time.monotonic()
     while time.monotonic() - wait_for_ready < 300:
