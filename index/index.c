@@ -883,8 +883,7 @@ static int ann_into(syn_index *idx, syn_vindex *vi, const vquery *q, acc *out,
     if (rc == 0) rc = probe_round(idx, q, sq8, &b, got, out, &accepted, info);
     if (round > 0) atomic_fetch_add(&idx->deep_searches, 1);
     double slack = sq8 ? 0.05 : 1e-6;
-    if (rc || accepted >= target || got >= reach ||
-        (got && b.scores[got - 1] < q->min_cos - slack))
+    if (rc || accepted >= target || got >= reach || (got && b.scores[got - 1] < q->min_cos - slack))
       break;
     if (got < k || k >= st.live || (q->tags_json && k >= idx->cfg.deep_search_max)) {
       rc = exact_into(idx, vi, q, out);

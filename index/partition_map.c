@@ -16,8 +16,8 @@ enum { COUNTED = 65536 }; /* partitions with a count (SYN_RING_MAX_PARTITIONS) *
 struct syn_pmap {
   pthread_rwlock_t lock;
   slot *slots;
-  size_t cap, n;     /* cap: a power of two, or 0 */
-  uint32_t *per;     /* labels per partition, COUNTED entries */
+  size_t cap, n; /* cap: a power of two, or 0 */
+  uint32_t *per; /* labels per partition, COUNTED entries */
 };
 
 static size_t home(const syn_pmap *m, int64_t label) {
