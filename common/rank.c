@@ -125,6 +125,12 @@ static int rrf_cmp(const void *pa, const void *pb) {
   if (a->score != b->score) return a->score > b->score ? -1 : 1;
   uint32_t ra = best_rank(a), rb = best_rank(b);
   if (ra != rb) return ra < rb ? -1 : 1;
+  /* Then the words the user typed: the keyword list's order (a key absent from it last).
+   * The vector list's order among equal similarities says nothing (a feedback vector is
+   * the mean of the hits it came from, equally close to each of them). */
+  uint32_t ka = a->rank_keyword ? a->rank_keyword : UINT32_MAX;
+  uint32_t kb = b->rank_keyword ? b->rank_keyword : UINT32_MAX;
+  if (ka != kb) return ka < kb ? -1 : 1;
   return strcmp(a->key, b->key);
 }
 

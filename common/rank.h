@@ -60,8 +60,8 @@ typedef struct syn_rrf_item {
 /* Reciprocal rank fusion of two ranked lists of keys (e.g. info_hash strings), best first;
  * a key repeated within one list counts at its best rank. k is the RRF constant (60 in
  * the contract; <= 0 means 60). Writes up to cap items to out, ordered by score
- * descending, then by best single rank, then by key (strcmp), so the order is
- * deterministic. Returns the number written; cap >= nv + nk always suffices. */
+ * descending, then by best single rank, then by keyword rank, then by key (strcmp), so
+ * the order is deterministic. Returns the number written; cap >= nv + nk always suffices. */
 size_t syn_rrf_fuse(const char *const *vector_keys, size_t nv, const char *const *keyword_keys,
                     size_t nk, double k, syn_rrf_item *out, size_t cap);
 

@@ -101,14 +101,19 @@ static void test_rrf_order(void **state) {
   syn_rrf_item out[6];
   size_t n = syn_rrf_fuse(vec, 3, kw, 3, 60, out, 6);
   assert_int_equal(n, 4);
-  /* a and c both have 1/61 + 1/63 and a best rank of 1: the key breaks the tie. */
-  const char *want[] = {"a", "c", "b", "d"};
+  /* a and c both have 1/61 + 1/63 and a best rank of 1: c, first for the words typed,
+   * goes first. */
+  const char *want[] = {"c", "a", "d", "b"}; /* d and b likewise: d is in the keyword list */
   for (size_t i = 0; i < 4; i++) assert_string_equal(out[i].key, want[i]);
   assert_float_equal(out[0].score, 1.0 / 61 + 1.0 / 63, 1e-12);
-  assert_int_equal(out[0].rank_vector, 1);
-  assert_int_equal(out[0].rank_keyword, 3);
-  assert_int_equal(out[3].rank_vector, 0);
-  assert_int_equal(out[3].rank_keyword, 2);
+  assert_int_equal(out[1].rank_vector, 1);
+  assert_int_equal(out[1].rank_keyword, 3);
+  /* Mirror images: equal in score and best rank; the keyword list decides. */
+  const char *v2[] = {"q", "p"}, *k2[] = {"p", "q"};
+  n = syn_rrf_fuse(v2, 2, k2, 2, 60, out, 6);
+  assert_string_equal(out[0].key, "p");
+  assert_int_equal(out[2].rank_vector, 0);
+  assert_int_equal(out[2].rank_keyword, 2);
 }
 
 static void test_rrf_both_lists_beat_one(void **state) {

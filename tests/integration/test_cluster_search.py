@@ -19,7 +19,6 @@ import random
 import re
 import sys
 import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -58,14 +57,19 @@ def check_answer(tc, doc, qv, items, k, what):
 
 
 class PartitionedSearchTest(unittest.TestCase):
-    def test_each_partition_searched_once_and_exact(self):
-        c = cu.start_cluster(nodes=3, routers=1, cluster={"replication": 3, "write_quorum": 2})
+    def cluster_with_shards(self, seed, count, cluster, server=None):
+        """3 nodes and a router holding `count` shards: (cluster, router, {hash: vector})."""
+        c = cu.start_cluster(nodes=3, routers=1, cluster=cluster, server=server)
         self.addCleanup(c.close)
         router = c.routers["r0"]
-        rng = random.Random(11)
-        items = {rand_hash(rng).hex(): v for v in cu.make_vectors(rng, 200, DIM)}
+        rng = random.Random(seed)
+        items = {rand_hash(rng).hex(): v for v in cu.make_vectors(rng, count, DIM)}
         for h, v in items.items():
             cu.register(router, h, v)
+        return c, router, items
+
+    def test_each_partition_searched_once_and_exact(self):
+        c, router, items = self.cluster_with_shards(11, 200, {"replication": 3, "write_quorum": 2})
         sa = cu.Standalone().start()
         self.addCleanup(sa.close)
         for h, v in items.items():
@@ -94,15 +98,8 @@ class PartitionedSearchTest(unittest.TestCase):
         self.assertEqual(metric(router, "synapse_search_partitions_missed_total"), 0)
 
     def test_whole_and_exact_while_nodes_die_and_join(self):
-        c = cu.start_cluster(nodes=3, routers=1,
-                             cluster={"replication": 2, "write_quorum": 1},
-                             server={"request_timeout_ms": 1000})
-        self.addCleanup(c.close)
-        router = c.routers["r0"]
-        rng = random.Random(21)
-        items = {rand_hash(rng).hex(): v for v in cu.make_vectors(rng, 300, DIM)}
-        for h, v in items.items():
-            cu.register(router, h, v)
+        c, router, items = self.cluster_with_shards(21, 300, {"replication": 2, "write_quorum": 1},
+                                                    {"request_timeout_ms": 1000})
         queries = cu.make_vectors(random.Random(22), 8, DIM)
 
         answers, failures, phase = [0], [], ["before the kill"]
