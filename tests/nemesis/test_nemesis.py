@@ -250,10 +250,13 @@ class NemesisTest(unittest.TestCase):
             path = os.path.join(self.tmp, name + ".err")
             if os.path.exists(path):
                 with open(path, errors="replace") as f:
-                    for line in f:
-                        if CRASH_SIGNS.search(line):
-                            out.append((name, line.strip()[:300]))
-                            break
+                    lines = f.readlines()
+                for i, line in enumerate(lines):
+                    if CRASH_SIGNS.search(line):
+                        out.append((name, line.strip()[:300]))
+                        # the report itself (a sanitizer's stacks), for the one who reads it
+                        print("".join(lines[i:i + 60]), file=sys.stderr, flush=True)
+                        break
         return out
 
 
