@@ -472,6 +472,17 @@ def free_port(kind=socket.SOCK_STREAM):
         return s.getsockname()[1]
 
 
+def distinct_tcp_ports(n, taken=()):
+    """n free TCP ports, different from each other and from `taken`."""
+    out, seen = [], set(taken)
+    while len(out) < n:
+        p = free_port()
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
+
+
 def free_port_pair():
     """Two consecutive free TCP ports: a node's peer address is its cluster port + 1."""
     for _ in range(200):
@@ -720,7 +731,9 @@ class ManifestsTest(unittest.TestCase):
         for name, objects in self.each():
             with self.subTest(overlay=name), tempfile.TemporaryDirectory(prefix="synapse-k8s-") as root:
                 cluster = free_port_pair()
-                admin, http, udp, gossip = free_port(), free_port(), free_port(socket.SOCK_DGRAM), free_port()
+                # distinct: the kernel may hand back a port just closed by the call before
+                admin, http, gossip = distinct_tcp_ports(3, taken={cluster, cluster + 1})
+                udp = free_port(socket.SOCK_DGRAM)
                 node = PodOnLoopback(root, objects, "StatefulSet", "synapse-node", "node", "synapse-node-0", {
                     "cluster-addr": f"tcp://127.0.0.1:{cluster}", "peer-addr": f"tcp://127.0.0.1:{cluster + 1}",
                     "seeds": f"tcp://127.0.0.1:{cluster}", "port": admin})
